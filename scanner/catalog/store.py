@@ -1,0 +1,250 @@
+"""Reading and writing the catalog. Every call opens the DuckDB file briefly and closes it, so
+other processes (a second scan, the CLI while a worker runs) can take their turn."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from scanner.catalog.migrations import LATEST, migrate
+from scanner.errors import CatalogError, DatasetNotFound
+from scanner.model import ColumnFinding, DatasetRef, Sample
+
+LOCK_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class DatasetRecord:
+    """A dataset as the catalog holds it, with its columns' findings."""
+
+    id: str
+    name: str
+    kind: str
+    format: str
+    location: str
+    row_count: int | None
+    status: str
+    error: str | None
+    scanned_at: Any
+    fingerprint: str | None
+    settings_key: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+    columns: list[ColumnFinding] = field(default_factory=list)
+
+    def as_export(self) -> dict[str, Any]:
+        """The stable export shape (see README: `catalog export`)."""
+        return {"id": self.id, "name": self.name, "kind": self.kind, "format": self.format,
+                "location": self.location, "row_count": self.row_count, "status": self.status,
+                "error": self.error,
+                "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
+                "columns": [c.as_export() for c in self.columns]}
+
+
+class Catalog:
+    """The DuckDB catalog file at `path` (created, with mode 0600, on first write)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits for another process's write lock to go away."""
+        if read_only and not os.path.exists(self.path):
+            raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
+        created = not os.path.exists(self.path)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only, config={
+                    "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+                break
+            except duckdb.IOException as exc:
+                if "lock" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise CatalogError(f"{self.path}: cannot open the catalog: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+            except duckdb.Error as exc:
+                raise CatalogError(f"{self.path}: not a catalog: {str(exc).splitlines()[0]}") from exc
+        try:
+            if created:
+                os.chmod(self.path, 0o600)
+            if not read_only:
+                migrate(con)
+            elif _version(con) != LATEST:
+                raise CatalogError(f"{self.path}: catalog schema is at version {_version(con)}, "
+                                   f"expected {LATEST}; run any writing command to migrate")
+            yield con
+        finally:
+            con.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, sources: list[str], settings: dict[str, Any]) -> None:
+        """Record the start of a scan run."""
+        with self.connect() as con:
+            con.execute("INSERT INTO scan_runs (id, started_at, sources, settings, status) "
+                        "VALUES (?, now(), ?, ?, 'running')",
+                        [run_id, json.dumps(sources), json.dumps(settings)])
+
+    def finish_run(self, run_id: str, stats: dict[str, Any], status: str) -> None:
+        """Record a scan run's statistics and outcome."""
+        with self.connect() as con:
+            con.execute(
+                "UPDATE scan_runs SET finished_at = now(), status = ?, datasets_scanned = ?, "
+                "datasets_skipped = ?, datasets_failed = ?, pii_columns = ?, rows_sampled = ?, "
+                "seconds = ? WHERE id = ?",
+                [status, stats["scanned"], stats["skipped"], stats["failed"], stats["pii_columns"],
+                 stats["rows_sampled"], stats["seconds"], run_id])
+
+    def record_source(self, source_id: str, location: str, kind: str) -> None:
+        """Remember a source (first seen, last scanned)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            updated = con.execute("UPDATE sources SET last_scanned = now() WHERE id = ? "
+                                  "RETURNING id", [source_id]).fetchall()
+            if not updated:
+                con.execute("INSERT INTO sources VALUES (?, ?, ?, now(), now())",
+                            [source_id, location, kind])
+            con.execute("COMMIT")
+
+    def record_dataset(self, run_id: str, source_id: str, ref: DatasetRef, sample: Sample,
+                       fingerprint: str | None, settings_key: str,
+                       findings: list[ColumnFinding]) -> None:
+        """Replace what the catalog knows of a dataset with a fresh scan, in one transaction."""
+        types = sample.column_types()
+        schema = [{"name": n, "type": types[n]} for n in sample.table.column_names]
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in ("datasets", "columns", "findings"):
+                    key = "id" if table == "datasets" else "dataset_id"
+                    con.execute(f"DELETE FROM {table} WHERE {key} = ?", [ref.id])
+                con.execute(
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, "
+                    "'ok', NULL)",
+                    [ref.id, source_id, ref.name, ref.kind, ref.format, ref.location,
+                     json.dumps(dict(ref.options), default=str), sample.row_count,
+                     sample.row_count_exact, json.dumps(schema), fingerprint, settings_key,
+                     run_id])
+                con.executemany("INSERT INTO columns VALUES (?, ?, ?, ?)",
+                                [[ref.id, i, c["name"], c["type"]] for i, c in enumerate(schema)])
+                if findings:
+                    con.executemany(
+                        "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[ref.id, f.name, f.pii, f.entity, f.score, f.identifier, f.free_text,
+                          json.dumps(f.entities), json.dumps(f.signals), f.sample_size,
+                          f.non_null, f.distinct, json.dumps(f.examples)] for f in findings])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def record_failure(self, run_id: str, source_id: str, ref: DatasetRef | None, location: str,
+                       error: str) -> None:
+        """Record that a dataset (or a whole source, when `ref` is None) could not be scanned.
+
+        A dataset scanned before keeps its findings, marked failed with the error.
+        """
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("INSERT INTO scan_errors VALUES (?, ?, ?, ?, ?, now())",
+                        [run_id, ref.id if ref else None, ref.name if ref else None, location,
+                         error])
+            if ref is not None:
+                known = con.execute("UPDATE datasets SET status = 'failed', error = ?, "
+                                    "scan_run_id = ? WHERE id = ? RETURNING id",
+                                    [error, run_id, ref.id]).fetchall()
+                if not known:
+                    con.execute(
+                        "INSERT INTO datasets (id, source_id, name, kind, format, location, "
+                        "options, scan_run_id, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                        "'failed', ?)",
+                        [ref.id, source_id, ref.name, ref.kind, ref.format, ref.location,
+                         json.dumps(dict(ref.options), default=str), run_id, error])
+            con.execute("COMMIT")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def is_current(self, ref: DatasetRef, fingerprint: str | None, settings_key: str) -> bool:
+        """True when the dataset was scanned with these settings and has not changed since."""
+        if fingerprint is None or not os.path.exists(self.path):
+            return False
+        with self.connect() as con:
+            rows = con.execute("SELECT fingerprint, settings_key, status FROM datasets "
+                               "WHERE id = ?", [ref.id]).fetchall()
+        return rows == [(fingerprint, settings_key, "ok")]
+
+    def datasets(self, pii_only: bool = False) -> list[DatasetRecord]:
+        """Every dataset in the catalog with its findings, ordered by location and name."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT id, name, kind, format, location, row_count, status, error, scanned_at, "
+                "fingerprint, settings_key, options FROM datasets ORDER BY location, name"
+            ).fetchall()
+            cols = con.execute(
+                "SELECT c.dataset_id, c.name, c.type, f.pii, f.entity, f.score, f.identifier, "
+                "f.free_text, f.entities, f.signals, f.sample_size, f.non_null, f.distinct_count, "
+                "f.examples FROM columns c LEFT JOIN findings f ON f.dataset_id = c.dataset_id "
+                "AND f.column_name = c.name ORDER BY c.dataset_id, c.position").fetchall()
+        by_ds: dict[str, list[ColumnFinding]] = {}
+        for r in cols:
+            by_ds.setdefault(r[0], []).append(ColumnFinding(
+                name=r[1], type=r[2], pii=bool(r[3]), entity=r[4], score=r[5] or 0.0,
+                identifier=bool(r[6]), free_text=bool(r[7]), entities=_json(r[8], {}),
+                signals=_json(r[9], {}), sample_size=r[10] or 0, non_null=r[11] or 0,
+                distinct=r[12] or 0, examples=_json(r[13], [])))
+        records = [DatasetRecord(*r[:11], options=_json(r[11], {}), columns=by_ds.get(r[0], []))
+                   for r in rows]
+        if pii_only:
+            records = [d for d in records if any(c.pii for c in d.columns)]
+        return records
+
+    def find(self, key: str) -> DatasetRecord:
+        """The dataset whose id, name or `location#name` is `key`; ambiguous names are errors."""
+        records = self.datasets()
+        for match in ([d for d in records if d.id == key],
+                      [d for d in records if f"{d.location}#{d.name}" == key],
+                      [d for d in records if d.name == key]):
+            if len(match) == 1:
+                return match[0]
+            if len(match) > 1:
+                ids = ", ".join(f"{d.id} ({d.location})" for d in match)
+                raise DatasetNotFound(f"'{key}' names {len(match)} datasets: {ids}; use an id")
+        raise DatasetNotFound(f"no dataset '{key}' in {self.path}")
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest scan runs, newest first."""
+        with self.connect(read_only=True) as con:
+            cur = con.execute("SELECT * FROM scan_runs ORDER BY started_at DESC LIMIT ?", [limit])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def errors(self, run_id: str) -> list[dict[str, Any]]:
+        """The failures recorded by one scan run."""
+        with self.connect(read_only=True) as con:
+            cur = con.execute("SELECT name, location, error FROM scan_errors WHERE run_id = ?",
+                              [run_id])
+            return [{"name": n, "location": loc, "error": e} for n, loc, e in cur.fetchall()]
+
+    def export(self) -> dict[str, Any]:
+        """The catalog as the stable JSON export: datasets with columns, and lineage edges."""
+        return {"datasets": [d.as_export() for d in self.datasets()], "lineage": []}
+
+
+def _version(con: duckdb.DuckDBPyConnection) -> int:
+    try:
+        return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    except duckdb.CatalogException:
+        return 0
+
+
+def _json(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default

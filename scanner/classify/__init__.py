@@ -1,0 +1,1 @@
+"""Column classification: name hints, value profiles and Presidio, combined into findings."""

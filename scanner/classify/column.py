@@ -1,0 +1,243 @@
+"""Combining the three signals (name, value shapes, Presidio) into one finding per column."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from scanner.classify.detect import Hits, ner_hits, pattern_hits
+from scanner.classify.masking import mask
+from scanner.classify.names import NameHint, NameHints
+from scanner.classify.presidio_engine import DEFAULT_MODEL, presidio_setup
+from scanner.classify.profile import ValueProfile, profile
+from scanner.model import ColumnFinding, Sample
+
+#: entities Presidio reports that do not make a column personal on their own
+NOT_PERSONAL = frozenset({"URL", "DATE_TIME", "UUID", "ORGANIZATION", "NRP"})
+#: validated or unambiguous patterns: one hit in free text is enough to flag it
+STRONG = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
+                    "IP_ADDRESS", "CRYPTO", "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE",
+                    "IT_FISCAL_CODE", "PL_PESEL", "MAC_ADDRESS"})
+#: entities that locate one person: the keys erasure looks people up by
+LOCATORS = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "IBAN_CODE", "CREDIT_CARD",
+                      "US_PASSPORT", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "PERSON_ID",
+                      "CRYPTO"})
+#: Presidio's national-id entities carry a country prefix (ES_NIF, UK_NHS, IT_FISCAL_CODE)
+_NATIONAL_ID = re.compile(r"^(US|UK|ES|IT|PL|SG|AU|IN|FI|KR|TH|NG|PH|ZA|SE|TR|DE|CA)_")
+#: entities a number column can hold (amounts are not phone numbers)
+NUMERIC_ENTITIES = frozenset({"CREDIT_CARD", "PHONE_NUMBER"})
+NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP"})
+
+MIN_SCORE = 0.4  # a recognizer result below this counts only when the column name agrees
+DOMINANT = 0.5  # share of values that makes an entity the column's entity
+AGREES = 0.2  # share that, with a matching name, confirms the name
+NAME_WEIGHT = 0.5  # how much a matching column name alone is worth
+PROSE_NER_SHARE = 0.03  # share of prose values naming a person that makes the column PII
+EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """What the classifier runs with; part of every dataset's scan fingerprint."""
+
+    model: str | None = DEFAULT_MODEL
+    recognizers: tuple[str, ...] = ()
+    entities: frozenset[str] | None = None
+    column_hints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ner_values: int = 200
+    seed: int = 0
+
+    def key(self) -> str:
+        """A stable text of the settings, hashed into fingerprints."""
+        return json.dumps([self.model, sorted(self.recognizers),
+                           sorted(self.entities) if self.entities else None,
+                           self.column_hints, self.ner_values, self.seed])
+
+
+class Classifier:
+    """Classifies every column of a sample."""
+
+    def __init__(self, settings: ClassifierSettings | None = None) -> None:
+        self.settings = settings or ClassifierSettings()
+        self.setup = presidio_setup(self.settings.model, self.settings.recognizers)
+        self.hints = NameHints({k: list(v) for k, v in self.settings.column_hints})
+        known = self.setup.entities | {"PERSON_ID"}
+        self.entities = set(self.settings.entities or known) & known
+
+    def classify(self, dataset: str, sample: Sample) -> list[ColumnFinding]:
+        """One finding per column of the sample, in column order."""
+        types = sample.column_types()
+        return [self.classify_column(dataset, name, types[name], sample.table.column(name))
+                for name in sample.table.column_names]
+
+    def classify_column(self, dataset: str, name: str, type_: str,
+                        column: pa.ChunkedArray) -> ColumnFinding:
+        """The finding for one column."""
+        values = distinct_values(column)
+        finding = ColumnFinding(name=name, type=type_, sample_size=len(column),
+                                non_null=int(values["n"].sum()), distinct=values.height)
+        hint = self.hints.hint(name, dataset)
+        if hint.entity and hint.entity not in self.entities:
+            hint = NameHint(None, None, hint.refutes)
+        if finding.non_null == 0:
+            return self._decide_without_values(finding, hint)
+        prof = profile(values)
+        texts = values["value"].to_list()
+        counts = values["n"].to_list()
+        arrow_type = column.type
+        candidates = self._candidate_entities(arrow_type, prof)
+        accept = {e: (0.01 if e == hint.entity else MIN_SCORE) for e in candidates}
+        hits = pattern_hits(self.setup, texts, candidates, accept)
+        ner_share: dict[str, float] = {}
+        if self._wants_ner(arrow_type, prof, hits, finding.non_null):
+            ner, chosen = ner_hits(self.setup, texts, candidates & NER_ENTITIES,
+                                   self.settings.ner_values, self.settings.seed)
+            chosen_total = sum(counts[i] for i in chosen) or 1
+            for entity, idx in ner.values.items():
+                ner_share[entity] = sum(counts[i] for i in idx) / chosen_total
+            for i, spans in ner.spans.items():
+                hits.spans[i].extend(spans)
+            for entity, idx in ner.values.items():
+                hits.values[entity] |= idx
+        rates = {e: sum(counts[i] for i in idx) / finding.non_null
+                 for e, idx in hits.values.items()}
+        rates.update(ner_share)
+        rates = {e: r for e, r in rates.items() if r > 0 and not hint.refuted(e)}
+        self._shape_evidence(rates, hint, prof, arrow_type)
+        finding.entities = rates
+        finding.signals = {"name": hint.matched, "patterns": sorted(hits.best),
+                           "ner": sorted(ner_share), "profile": _profile_signals(prof)}
+        self._decide(finding, hint, prof, rates)
+        if finding.pii:
+            finding.examples = _examples(texts, hits, finding.entity, finding.free_text)
+        return finding
+
+    def _candidate_entities(self, arrow_type: pa.DataType, prof: ValueProfile) -> set[str]:
+        if pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
+            return set()
+        if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+            return set()
+        if pa.types.is_integer(arrow_type):
+            return self.entities & NUMERIC_ENTITIES
+        if prof.opaque_id >= DOMINANT:
+            return set()
+        return set(self.entities)
+
+    def _wants_ner(self, arrow_type: pa.DataType, prof: ValueProfile, hits: Hits,
+                   non_null: int) -> bool:
+        if not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+                or pa.types.is_string_view(arrow_type)):
+            return False
+        if prof.has_letters < 0.5 or prof.opaque_id >= DOMINANT or prof.numeric >= DOMINANT:
+            return False
+        structured = max((len(v) for e, v in hits.values.items() if e in STRONG), default=0)
+        return prof.prose or structured < 0.5 * non_null
+
+    def _shape_evidence(self, rates: dict[str, float], hint: NameHint, prof: ValueProfile,
+                        arrow_type: pa.DataType) -> None:
+        """Evidence from value shapes, for what Presidio cannot judge alone."""
+        if "IP_ADDRESS" in rates and prof.version_like >= 0.8 * prof.dotted_quad:
+            rates.pop("IP_ADDRESS")  # 1.2.3.4 style version strings, not addresses
+        rates.pop("DATE_TIME", None)  # a date is personal only as a birth date, below
+        if "DATE_TIME" in self.entities and not hint.refuted("DATE_TIME"):
+            temporal = pa.types.is_date(arrow_type) or prof.date_only >= 0.9
+            if temporal and (prof.birth_like or hint.entity == "DATE_TIME"):
+                rates["DATE_TIME"] = prof.date_only
+        if hint.entity == "PERSON_ID" and prof.opaque_id < DOMINANT:
+            rates["PERSON_ID"] = max(prof.key, prof.uuid)
+        if hint.entity == "PERSON" and prof.name_shaped >= DOMINANT:
+            rates["PERSON"] = max(rates.get("PERSON", 0.0), prof.name_shaped)
+
+    def _decide(self, finding: ColumnFinding, hint: NameHint, prof: ValueProfile,
+                rates: dict[str, float]) -> None:
+        personal = {e: r for e, r in rates.items() if e not in NOT_PERSONAL or e == "DATE_TIME"}
+        if prof.prose:
+            flagged = {e: r for e, r in personal.items()
+                       if (e in STRONG) or (e == "PERSON" and r >= PROSE_NER_SHARE)}
+            if flagged:
+                finding.pii = finding.free_text = True
+                finding.entity = max(flagged, key=lambda e: (flagged[e], e in STRONG, e))
+                finding.score = flagged[finding.entity]
+            return
+        if hint.entity and not hint.weak and personal.get(hint.entity, 0.0) >= AGREES:
+            entity = hint.entity
+        elif personal and max(personal.values()) >= DOMINANT:
+            entity = max(personal, key=lambda e: (personal[e], e))
+        elif hint.entity and not hint.weak and _no_contradiction(prof, personal, hint.entity):
+            entity = hint.entity
+        elif hint.weak and personal.get("PERSON", 0.0) >= AGREES:
+            entity = "PERSON"
+        else:
+            return
+        rate = personal.get(entity, 0.0)
+        named = NAME_WEIGHT if hint.entity == entity else 0.0
+        finding.pii = True
+        finding.entity = entity
+        finding.score = 1 - (1 - rate) * (1 - named)
+        finding.identifier = entity in LOCATORS or bool(_NATIONAL_ID.match(entity))
+
+    def _decide_without_values(self, finding: ColumnFinding, hint: NameHint) -> ColumnFinding:
+        # An empty sample cannot refute a name; the column is flagged on its name alone.
+        if hint.entity and not hint.weak:
+            finding.pii = True
+            finding.entity = hint.entity
+            finding.score = NAME_WEIGHT
+            finding.identifier = hint.entity in LOCATORS
+        finding.signals = {"name": hint.matched, "patterns": [], "ner": [], "profile": {}}
+        return finding
+
+
+def _no_contradiction(prof: ValueProfile, personal: dict[str, float], entity: str) -> bool:
+    """A column name is believed unless the values say otherwise (hashes, other PII, prose)."""
+    if prof.opaque_id >= DOMINANT or prof.version_like >= DOMINANT:
+        return False
+    if entity == "DATE_TIME":
+        return False  # a birth-date name over values that are not dates
+    other = max((r for e, r in personal.items() if e != entity), default=0.0)
+    return other < DOMINANT
+
+
+def _profile_signals(prof: ValueProfile) -> dict[str, float | bool]:
+    shown = ("uuid", "hex_hash", "version_like", "numeric", "amount", "key", "name_shaped",
+             "date_only", "datetime", "mean_words")
+    out: dict[str, float | bool] = {k: round(getattr(prof, k), 3) for k in shown
+                                    if getattr(prof, k)}
+    if prof.birth_like:
+        out["birth_like"] = True
+    return out
+
+
+def _examples(texts: list[str], hits: Hits, entity: str | None, free_text: bool) -> list[str]:
+    out: list[str] = []
+    for i, text in enumerate(texts):
+        if len(out) >= EXAMPLES:
+            break
+        if free_text:
+            spans = [s for s in hits.spans.get(i, []) if s[0] == entity]
+            if spans:
+                _, a, b = spans[0]
+                out.append("…" + mask(text[a:b], entity) + "…")
+        else:
+            out.append(mask(text, entity))
+    return out
+
+
+def distinct_values(column: pa.ChunkedArray) -> pl.DataFrame:
+    """Distinct non-empty values as text (`value`) with their repeats (`n`), most common first."""
+    t = column.type
+    if (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+            or pa.types.is_dictionary(t) or pa.types.is_null(t)):
+        items = [None if v is None else (json.dumps(v, default=str) if not isinstance(v, str)
+                                         else v) for v in column.to_pylist()]
+        series = pl.Series("value", items, dtype=pl.String)
+    else:
+        series = pl.Series("value", pl.from_arrow(column)).cast(pl.String, strict=False)
+    frame = (series.drop_nulls().str.strip_chars().to_frame("value")
+             .filter(pl.col("value").str.len_chars() > 0)
+             .group_by("value").len("n")
+             .sort(["n", "value"], descending=[True, False]))
+    return frame.with_columns(pl.col("n").cast(pl.Int64))

@@ -1,0 +1,88 @@
+"""The project config file (`optout.yaml`), validated when loaded.
+
+A bad file is a hard error naming the file, the key and what was expected; it never falls back
+to defaults silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scanner.classify.column import ClassifierSettings
+from scanner.classify.presidio_engine import DEFAULT_MODEL
+from scanner.errors import ConfigError
+
+DEFAULT_FILE = "optout.yaml"
+
+
+class ScanConfig(BaseModel):
+    """The `scan:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rows: int = Field(1000, ge=1, le=1_000_000)
+    seed: int = 42
+    nlp_model: str | None = DEFAULT_MODEL
+    entities: list[str] | None = None
+    recognizers: list[str] = Field(default_factory=list,
+                                   description="Presidio YAML recognizer files")
+    column_hints: dict[str, list[str]] = Field(default_factory=dict,
+                                               description="entity → extra column-name hints")
+    ner_values: int = Field(200, ge=0, le=100_000)
+
+
+class Config(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scan: ScanConfig = Field(default_factory=ScanConfig)
+
+    def classifier_settings(self, entities: list[str] | None = None,
+                            seed: int | None = None) -> ClassifierSettings:
+        """Classifier settings from the file, with command-line overrides."""
+        chosen = entities if entities else self.scan.entities
+        return ClassifierSettings(
+            model=self.scan.nlp_model,
+            recognizers=tuple(self.scan.recognizers),
+            entities=frozenset(e.upper() for e in chosen) if chosen else None,
+            column_hints=tuple(sorted((k.upper(), tuple(v))
+                                      for k, v in self.scan.column_hints.items())),
+            ner_values=self.scan.ner_values,
+            seed=self.scan.seed if seed is None else seed,
+        )
+
+
+def load_config(path: str | None) -> Config:
+    """The config at `path`; `optout.yaml` in the working directory if present; else defaults."""
+    if path is None:
+        if not Path(DEFAULT_FILE).exists():
+            return Config()
+        path = DEFAULT_FILE
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: {key}: {err['msg']}") from exc
+    base = file.parent
+    config.scan.recognizers = [str((base / r)) if not Path(r).is_absolute() else r
+                               for r in config.scan.recognizers]
+    for r in config.scan.recognizers:
+        if not Path(r).is_file():
+            raise ConfigError(f"{path}: scan.recognizers: no such file {r}")
+    return config

@@ -1,0 +1,138 @@
+"""A scan: open each source, sample each dataset, classify its columns, record the catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scanner.catalog import Catalog
+from scanner.classify.column import Classifier, ClassifierSettings
+from scanner.errors import ScannerError
+from scanner.model import ColumnFinding, DatasetRef
+from scanner.sources import open_source
+from scanner.sources.base import Source, one_line
+from scanner.sources.postgres import redact_uri
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How a scan samples and classifies."""
+
+    sample_rows: int = 1000
+    seed: int = 42
+    full: bool = False  # re-scan datasets that have not changed
+    classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+
+    def key(self) -> str:
+        """What a dataset's stored findings depend on besides its content."""
+        text = f"{self.sample_rows}\x00{self.seed}\x00{self.classifier.key()}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class DatasetResult:
+    """The outcome for one dataset of a scan."""
+
+    ref: DatasetRef
+    status: str  # scanned | skipped | failed
+    row_count: int | None = None
+    findings: list[ColumnFinding] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def pii_columns(self) -> list[ColumnFinding]:
+        """The columns found to hold PII."""
+        return [f for f in self.findings if f.pii]
+
+
+@dataclass
+class ScanReport:
+    """What a scan did: per dataset, and failures of whole sources."""
+
+    run_id: str
+    results: list[DatasetResult] = field(default_factory=list)
+    source_errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    rows_sampled: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """True when any source or dataset could not be scanned."""
+        return bool(self.source_errors) or any(r.status == "failed" for r in self.results)
+
+    def count(self, status: str) -> int:
+        """How many datasets ended with `status`."""
+        return sum(r.status == status for r in self.results)
+
+    def stats(self) -> dict[str, float | int]:
+        """The run's statistics as the catalog stores them."""
+        return {"scanned": self.count("scanned"), "skipped": self.count("skipped"),
+                "failed": self.count("failed") + len(self.source_errors),
+                "pii_columns": sum(len(r.pii_columns) for r in self.results),
+                "rows_sampled": self.rows_sampled, "seconds": round(self.seconds, 3)}
+
+
+#: progress callback: (event, dataset or None, detail) — events: `listed`, `done`
+Progress = Callable[[str, DatasetRef | None, object], None]
+
+
+def scan(specs: list[str], catalog: Catalog, options: ScanOptions | None = None,
+         progress: Progress | None = None, classifier: Classifier | None = None) -> ScanReport:
+    """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
+    a catalog that cannot be written."""
+    options = options or ScanOptions()
+    notify = progress or (lambda *_: None)
+    report = ScanReport(run_id=uuid.uuid4().hex[:12])
+    started = time.perf_counter()
+    safe_specs = [redact_uri(s) for s in specs]
+    catalog.start_run(report.run_id, safe_specs, {"sample_rows": options.sample_rows,
+                                                  "seed": options.seed, "full": options.full})
+    opened: list[tuple[str, Source, list[DatasetRef]]] = []
+    for spec, safe in zip(specs, safe_specs, strict=True):
+        source_id = hashlib.sha256(safe.encode()).hexdigest()[:12]
+        try:
+            source = open_source(spec)
+            refs = list(source.datasets())
+        except ScannerError as exc:
+            report.source_errors.append((safe, one_line(exc)))
+            catalog.record_failure(report.run_id, source_id, None, safe, one_line(exc))
+            continue
+        catalog.record_source(source_id, source.location, source.kind)
+        opened.append((source_id, source, refs))
+    notify("listed", None, sum(len(refs) for _, _, refs in opened))
+    classifier = classifier or Classifier(options.classifier)
+    key = options.key()
+    try:
+        for source_id, source, refs in opened:
+            for ref in refs:
+                result = _scan_one(catalog, report, source_id, source, ref, options, key,
+                                   classifier)
+                report.results.append(result)
+                notify("done", ref, result)
+    finally:
+        for _, source, _ in opened:
+            source.close()
+        report.seconds = time.perf_counter() - started
+        catalog.finish_run(report.run_id, report.stats(), "failed" if report.failed else "ok")
+    return report
+
+
+def _scan_one(catalog: Catalog, report: ScanReport, source_id: str, source: Source,
+              ref: DatasetRef, options: ScanOptions, key: str,
+              classifier: Classifier) -> DatasetResult:
+    try:
+        fingerprint = source.fingerprint(ref)
+        if not options.full and catalog.is_current(ref, fingerprint, key):
+            return DatasetResult(ref, "skipped")
+        sample = source.sample(ref, options.sample_rows, options.seed)
+        report.rows_sampled += sample.table.num_rows
+        findings = classifier.classify(ref.name, sample)
+    except (ScannerError, OSError) as exc:
+        error = one_line(exc)
+        catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
+        return DatasetResult(ref, "failed", error=error)
+    catalog.record_dataset(report.run_id, source_id, ref, sample, fingerprint, key, findings)
+    return DatasetResult(ref, "scanned", sample.row_count, findings)

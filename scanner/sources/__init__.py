@@ -1,0 +1,68 @@
+"""The registry of sources: turns what a user types (a path or a URI) into a `Source`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from urllib.parse import urlsplit
+
+from scanner.errors import SourceUnavailable, UnknownSource
+from scanner.sources.base import Source
+from scanner.sources.csv import CsvSource
+from scanner.sources.directory import DirectorySource
+from scanner.sources.duckdb_file import DuckDBFileSource
+from scanner.sources.json import JsonSource
+from scanner.sources.log import LogSource
+from scanner.sources.parquet import ParquetSource
+from scanner.sources.postgres import SCHEMES, PostgresSource, redact_uri
+from scanner.sources.sqlite import SQLiteSource
+
+#: file suffix → source class; a directory walk reads exactly these
+FILE_SOURCES: dict[str, type[Source]] = {
+    ".parquet": ParquetSource,
+    ".csv": CsvSource,
+    ".tsv": CsvSource,
+    ".json": JsonSource,
+    ".jsonl": JsonSource,
+    ".ndjson": JsonSource,
+    ".log": LogSource,
+    ".duckdb": DuckDBFileSource,
+    ".sqlite": SQLiteSource,
+    ".sqlite3": SQLiteSource,
+    ".db": SQLiteSource,
+}
+URI_SOURCES: dict[str, type[Source]] = dict.fromkeys(SCHEMES, PostgresSource)
+
+
+def open_source(spec: str) -> Source:
+    """The source a path or URI names; raises `UnknownSource` or `SourceUnavailable`."""
+    scheme = urlsplit(spec).scheme
+    if "://" in spec:
+        if scheme in URI_SOURCES:
+            return URI_SOURCES[scheme](spec)
+        hint = difflib.get_close_matches(scheme, list(URI_SOURCES), n=1)
+        did_you_mean = f" Did you mean {hint[0]}://?" if hint else ""
+        raise UnknownSource(f"Unknown source scheme '{scheme}://' in {redact_uri(spec)}.{did_you_mean}")
+    if not os.path.exists(spec):
+        raise SourceUnavailable(f"{spec}: no such file or directory")
+    if os.path.isdir(spec):
+        return DirectorySource(spec, open_file)
+    source = open_file(spec)
+    if source is None:
+        suffix = os.path.splitext(spec)[1] or "(none)"
+        known = " ".join(sorted(FILE_SOURCES))
+        raise UnknownSource(f"{spec}: no reader for '{suffix}' files (known: {known})")
+    return source
+
+
+def open_file(path: str) -> Source | None:
+    """The source for one file by its suffix, or None when the suffix is not one we read."""
+    cls = FILE_SOURCES.get(os.path.splitext(path)[1].lower())
+    if cls is None:
+        return None
+    if not os.access(path, os.R_OK):
+        raise SourceUnavailable(f"{path}: permission denied")
+    return cls(path)
+
+
+__all__ = ["FILE_SOURCES", "Source", "open_file", "open_source"]

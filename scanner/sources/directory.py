@@ -1,0 +1,97 @@
+"""A directory, walked recursively: each readable file (or Parquet folder) is a dataset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scanner.errors import ScannerError
+from scanner.model import DatasetRef, Sample
+from scanner.sources.base import Source
+from scanner.sources.parquet import ParquetSource, hive_partitioned, part_files
+
+
+class DirectorySource(Source):
+    """Every dataset below a folder. A folder of Parquet part files with one schema, or with
+    hive partitions, is one dataset; anything else is read file by file.
+
+    A file that cannot be opened becomes a failed dataset of the scan, never the end of it.
+    """
+
+    kind = "directory"
+
+    def __init__(self, location: str, opener: Callable[[str], Source | None]) -> None:
+        super().__init__(location)
+        self._opener = opener
+        self._owners: dict[str, Source] = {}
+        self._broken: dict[str, ScannerError] = {}
+        self._children: list[Source] = []
+
+    def datasets(self) -> Iterator[DatasetRef]:
+        for path in self._walk(Path(self.location)):
+            try:
+                child = (ParquetSource(str(path)) if path.is_dir() else self._opener(str(path)))
+            except ScannerError as exc:
+                ref = DatasetRef("file", str(path), path.name, "file", path.suffix.lstrip("."))
+                self._broken[ref.id] = exc
+                yield ref
+                continue
+            if child is None:
+                continue
+            self._children.append(child)
+            try:
+                refs = list(child.datasets())
+            except ScannerError as exc:
+                ref = DatasetRef(child.kind, str(path), path.name, "file", child.kind)
+                self._broken[ref.id] = exc
+                yield ref
+                continue
+            for ref in refs:
+                self._owners[ref.id] = child
+                yield ref
+
+    def _walk(self, root: Path) -> Iterator[Path]:
+        for dirpath, dirs, files in os.walk(root):
+            here = Path(dirpath)
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+            if here != root and is_parquet_folder(here, files):
+                dirs[:] = []
+                yield here
+                continue
+            for name in sorted(files):
+                if not name.startswith((".", "_")):
+                    yield here / name
+
+    def _owner(self, ref: DatasetRef) -> Source:
+        if ref.id in self._broken:
+            raise self._broken[ref.id]
+        return self._owners[ref.id]
+
+    def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        return self._owner(ref).sample(ref, rows, seed)
+
+    def fingerprint(self, ref: DatasetRef) -> str | None:
+        return None if ref.id in self._broken else self._owners[ref.id].fingerprint(ref)
+
+    def close(self) -> None:
+        for child in self._children:
+            child.close()
+
+
+def is_parquet_folder(folder: Path, files: list[str]) -> bool:
+    """A folder that is one Parquet dataset: hive partitions, or only Parquet part files
+    (at least two) that share one schema."""
+    if hive_partitioned(folder):
+        return True
+    visible = [f for f in files if not f.startswith((".", "_"))]
+    if len(visible) < 2 or not all(f.endswith(".parquet") for f in visible):
+        return False
+    try:
+        schemas = {pq.read_schema(p).remove_metadata().to_string() for p in part_files(folder)}
+    except (OSError, pa.ArrowException):
+        return False  # a corrupt part: read the files one by one so the bad one is reported
+    return len(schemas) == 1
