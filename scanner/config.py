@@ -27,10 +27,12 @@ class ScanConfig(BaseModel):
     seed: int = 42
     nlp_model: str | None = DEFAULT_MODEL
     entities: list[str] | None = None
-    recognizers: list[str] = Field(default_factory=list,
-                                   description="Presidio YAML recognizer files")
-    column_hints: dict[str, list[str]] = Field(default_factory=dict,
-                                               description="entity → extra column-name hints")
+    recognizers: list[str] = Field(
+        default_factory=list, description="Presidio YAML recognizer files"
+    )
+    column_hints: dict[str, list[str]] = Field(
+        default_factory=dict, description="entity → extra column-name hints"
+    )
     ner_values: int = Field(200, ge=0, le=100_000)
 
 
@@ -41,16 +43,18 @@ class Config(BaseModel):
 
     scan: ScanConfig = Field(default_factory=ScanConfig)
 
-    def classifier_settings(self, entities: list[str] | None = None,
-                            seed: int | None = None) -> ClassifierSettings:
+    def classifier_settings(
+        self, entities: list[str] | None = None, seed: int | None = None
+    ) -> ClassifierSettings:
         """Classifier settings from the file, with command-line overrides."""
         chosen = entities if entities else self.scan.entities
         return ClassifierSettings(
             model=self.scan.nlp_model,
             recognizers=tuple(self.scan.recognizers),
             entities=frozenset(e.upper() for e in chosen) if chosen else None,
-            column_hints=tuple(sorted((k.upper(), tuple(v))
-                                      for k, v in self.scan.column_hints.items())),
+            column_hints=tuple(
+                sorted((k.upper(), tuple(v)) for k, v in self.scan.column_hints.items())
+            ),
             ner_values=self.scan.ner_values,
             seed=self.scan.seed if seed is None else seed,
         )
@@ -80,8 +84,9 @@ def load_config(path: str | None) -> Config:
         key = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{path}: {key}: {err['msg']}") from exc
     base = file.parent
-    config.scan.recognizers = [str((base / r)) if not Path(r).is_absolute() else r
-                               for r in config.scan.recognizers]
+    config.scan.recognizers = [
+        str(base / r) if not Path(r).is_absolute() else r for r in config.scan.recognizers
+    ]
     for r in config.scan.recognizers:
         if not Path(r).is_file():
             raise ConfigError(f"{path}: scan.recognizers: no such file {r}")

@@ -39,6 +39,8 @@ class Sample:
     row_count: int
     row_count_exact: bool = True
     declared_types: dict[str, str] = field(default_factory=dict)
+    #: columns the source knows to be free text whatever their values look like (log lines)
+    free_text: frozenset[str] = frozenset()
 
     def column_types(self) -> dict[str, str]:
         """Column name → type, as declared by the source when it says, else the Arrow type."""

@@ -69,18 +69,27 @@ class ScanReport:
 
     def stats(self) -> dict[str, float | int]:
         """The run's statistics as the catalog stores them."""
-        return {"scanned": self.count("scanned"), "skipped": self.count("skipped"),
-                "failed": self.count("failed") + len(self.source_errors),
-                "pii_columns": sum(len(r.pii_columns) for r in self.results),
-                "rows_sampled": self.rows_sampled, "seconds": round(self.seconds, 3)}
+        return {
+            "scanned": self.count("scanned"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed") + len(self.source_errors),
+            "pii_columns": sum(len(r.pii_columns) for r in self.results),
+            "rows_sampled": self.rows_sampled,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 #: progress callback: (event, dataset or None, detail) — events: `listed`, `done`
 Progress = Callable[[str, DatasetRef | None, object], None]
 
 
-def scan(specs: list[str], catalog: Catalog, options: ScanOptions | None = None,
-         progress: Progress | None = None, classifier: Classifier | None = None) -> ScanReport:
+def scan(
+    specs: list[str],
+    catalog: Catalog,
+    options: ScanOptions | None = None,
+    progress: Progress | None = None,
+    classifier: Classifier | None = None,
+) -> ScanReport:
     """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
     a catalog that cannot be written."""
     options = options or ScanOptions()
@@ -88,8 +97,11 @@ def scan(specs: list[str], catalog: Catalog, options: ScanOptions | None = None,
     report = ScanReport(run_id=uuid.uuid4().hex[:12])
     started = time.perf_counter()
     safe_specs = [redact_uri(s) for s in specs]
-    catalog.start_run(report.run_id, safe_specs, {"sample_rows": options.sample_rows,
-                                                  "seed": options.seed, "full": options.full})
+    catalog.start_run(
+        report.run_id,
+        safe_specs,
+        {"sample_rows": options.sample_rows, "seed": options.seed, "full": options.full},
+    )
     opened: list[tuple[str, Source, list[DatasetRef]]] = []
     for spec, safe in zip(specs, safe_specs, strict=True):
         source_id = hashlib.sha256(safe.encode()).hexdigest()[:12]
@@ -108,8 +120,9 @@ def scan(specs: list[str], catalog: Catalog, options: ScanOptions | None = None,
     try:
         for source_id, source, refs in opened:
             for ref in refs:
-                result = _scan_one(catalog, report, source_id, source, ref, options, key,
-                                   classifier)
+                result = _scan_one(
+                    catalog, report, source_id, source, ref, options, key, classifier
+                )
                 report.results.append(result)
                 notify("done", ref, result)
     finally:
@@ -120,9 +133,16 @@ def scan(specs: list[str], catalog: Catalog, options: ScanOptions | None = None,
     return report
 
 
-def _scan_one(catalog: Catalog, report: ScanReport, source_id: str, source: Source,
-              ref: DatasetRef, options: ScanOptions, key: str,
-              classifier: Classifier) -> DatasetResult:
+def _scan_one(
+    catalog: Catalog,
+    report: ScanReport,
+    source_id: str,
+    source: Source,
+    ref: DatasetRef,
+    options: ScanOptions,
+    key: str,
+    classifier: Classifier,
+) -> DatasetResult:
     try:
         fingerprint = source.fingerprint(ref)
         if not options.full and catalog.is_current(ref, fingerprint, key):

@@ -10,12 +10,15 @@ from __future__ import annotations
 import duckdb
 
 MIGRATIONS: list[tuple[int, str, str]] = [
-    (1, "sources, datasets, columns, findings, scan runs and errors", """
+    (
+        1,
+        "sources, datasets, columns, findings, scan runs and errors",
+        """
     CREATE TABLE sources (
         id VARCHAR NOT NULL, location VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        first_seen TIMESTAMPTZ NOT NULL, last_scanned TIMESTAMPTZ NOT NULL);
+        first_seen TIMESTAMP NOT NULL, last_scanned TIMESTAMP NOT NULL);
     CREATE TABLE scan_runs (
-        id VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+        id VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
         sources JSON NOT NULL, settings JSON NOT NULL, status VARCHAR NOT NULL,
         datasets_scanned INTEGER DEFAULT 0, datasets_skipped INTEGER DEFAULT 0,
         datasets_failed INTEGER DEFAULT 0, pii_columns INTEGER DEFAULT 0,
@@ -24,7 +27,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, name VARCHAR NOT NULL,
         kind VARCHAR NOT NULL, format VARCHAR NOT NULL, location VARCHAR NOT NULL,
         options JSON, row_count BIGINT, row_count_exact BOOLEAN, schema JSON,
-        fingerprint VARCHAR, settings_key VARCHAR, scanned_at TIMESTAMPTZ,
+        fingerprint VARCHAR, settings_key VARCHAR, scanned_at TIMESTAMP,
         scan_run_id VARCHAR, status VARCHAR NOT NULL, error VARCHAR);
     CREATE TABLE columns (
         dataset_id VARCHAR NOT NULL, position INTEGER NOT NULL, name VARCHAR NOT NULL,
@@ -36,8 +39,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         non_null INTEGER, distinct_count INTEGER, examples JSON);
     CREATE TABLE scan_errors (
         run_id VARCHAR NOT NULL, dataset_id VARCHAR, name VARCHAR, location VARCHAR NOT NULL,
-        error VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL);
-    """),
+        error VARCHAR NOT NULL, failed_at TIMESTAMP NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -45,8 +49,10 @@ LATEST = MIGRATIONS[-1][0]
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the catalog to the latest schema; returns the version it is at."""
-    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
-                "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+        "description VARCHAR, applied_at TIMESTAMP NOT NULL)"
+    )
     current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     for version, description, ddl in MIGRATIONS:
         if version <= current:
@@ -54,7 +60,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(ddl)
-            con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [version, description])
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, (now() AT TIME ZONE 'UTC'))",
+                [version, description],
+            )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -40,11 +40,18 @@ class DatasetRecord:
 
     def as_export(self) -> dict[str, Any]:
         """The stable export shape (see README: `catalog export`)."""
-        return {"id": self.id, "name": self.name, "kind": self.kind, "format": self.format,
-                "location": self.location, "row_count": self.row_count, "status": self.status,
-                "error": self.error,
-                "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
-                "columns": [c.as_export() for c in self.columns]}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "format": self.format,
+            "location": self.location,
+            "row_count": self.row_count,
+            "status": self.status,
+            "error": self.error,
+            "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
+            "columns": [c.as_export() for c in self.columns],
+        }
 
 
 class Catalog:
@@ -62,25 +69,36 @@ class Catalog:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=read_only, config={
-                    "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+                con = duckdb.connect(
+                    self.path,
+                    read_only=read_only,
+                    config={
+                        "autoinstall_known_extensions": False,
+                        "autoload_known_extensions": False,
+                    },
+                )
                 break
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower() and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
-                raise CatalogError(f"{self.path}: cannot open the catalog: "
-                                   f"{str(exc).splitlines()[0]}") from exc
+                raise CatalogError(
+                    f"{self.path}: cannot open the catalog: {str(exc).splitlines()[0]}"
+                ) from exc
             except duckdb.Error as exc:
-                raise CatalogError(f"{self.path}: not a catalog: {str(exc).splitlines()[0]}") from exc
+                raise CatalogError(
+                    f"{self.path}: not a catalog: {str(exc).splitlines()[0]}"
+                ) from exc
         try:
             if created:
                 os.chmod(self.path, 0o600)
             if not read_only:
                 migrate(con)
             elif _version(con) != LATEST:
-                raise CatalogError(f"{self.path}: catalog schema is at version {_version(con)}, "
-                                   f"expected {LATEST}; run any writing command to migrate")
+                raise CatalogError(
+                    f"{self.path}: catalog schema is at version {_version(con)}, "
+                    f"expected {LATEST}; run any writing command to migrate"
+                )
             yield con
         finally:
             con.close()
@@ -90,34 +108,57 @@ class Catalog:
     def start_run(self, run_id: str, sources: list[str], settings: dict[str, Any]) -> None:
         """Record the start of a scan run."""
         with self.connect() as con:
-            con.execute("INSERT INTO scan_runs (id, started_at, sources, settings, status) "
-                        "VALUES (?, now(), ?, ?, 'running')",
-                        [run_id, json.dumps(sources), json.dumps(settings)])
+            con.execute(
+                "INSERT INTO scan_runs (id, started_at, sources, settings, status) "
+                "VALUES (?, (now() AT TIME ZONE 'UTC'), ?, ?, 'running')",
+                [run_id, json.dumps(sources), json.dumps(settings)],
+            )
 
     def finish_run(self, run_id: str, stats: dict[str, Any], status: str) -> None:
         """Record a scan run's statistics and outcome."""
         with self.connect() as con:
             con.execute(
-                "UPDATE scan_runs SET finished_at = now(), status = ?, datasets_scanned = ?, "
+                "UPDATE scan_runs SET finished_at = (now() AT TIME ZONE 'UTC'), status = ?, datasets_scanned = ?, "
                 "datasets_skipped = ?, datasets_failed = ?, pii_columns = ?, rows_sampled = ?, "
                 "seconds = ? WHERE id = ?",
-                [status, stats["scanned"], stats["skipped"], stats["failed"], stats["pii_columns"],
-                 stats["rows_sampled"], stats["seconds"], run_id])
+                [
+                    status,
+                    stats["scanned"],
+                    stats["skipped"],
+                    stats["failed"],
+                    stats["pii_columns"],
+                    stats["rows_sampled"],
+                    stats["seconds"],
+                    run_id,
+                ],
+            )
 
     def record_source(self, source_id: str, location: str, kind: str) -> None:
         """Remember a source (first seen, last scanned)."""
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
-            updated = con.execute("UPDATE sources SET last_scanned = now() WHERE id = ? "
-                                  "RETURNING id", [source_id]).fetchall()
+            updated = con.execute(
+                "UPDATE sources SET last_scanned = (now() AT TIME ZONE 'UTC') WHERE id = ? "
+                "RETURNING id",
+                [source_id],
+            ).fetchall()
             if not updated:
-                con.execute("INSERT INTO sources VALUES (?, ?, ?, now(), now())",
-                            [source_id, location, kind])
+                con.execute(
+                    "INSERT INTO sources VALUES (?, ?, ?, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
+                    [source_id, location, kind],
+                )
             con.execute("COMMIT")
 
-    def record_dataset(self, run_id: str, source_id: str, ref: DatasetRef, sample: Sample,
-                       fingerprint: str | None, settings_key: str,
-                       findings: list[ColumnFinding]) -> None:
+    def record_dataset(
+        self,
+        run_id: str,
+        source_id: str,
+        ref: DatasetRef,
+        sample: Sample,
+        fingerprint: str | None,
+        settings_key: str,
+        findings: list[ColumnFinding],
+    ) -> None:
         """Replace what the catalog knows of a dataset with a fresh scan, in one transaction."""
         types = sample.column_types()
         schema = [{"name": n, "type": types[n]} for n in sample.table.column_names]
@@ -128,47 +169,91 @@ class Catalog:
                     key = "id" if table == "datasets" else "dataset_id"
                     con.execute(f"DELETE FROM {table} WHERE {key} = ?", [ref.id])
                 con.execute(
-                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, "
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (now() AT TIME ZONE 'UTC'), ?, "
                     "'ok', NULL)",
-                    [ref.id, source_id, ref.name, ref.kind, ref.format, ref.location,
-                     json.dumps(dict(ref.options), default=str), sample.row_count,
-                     sample.row_count_exact, json.dumps(schema), fingerprint, settings_key,
-                     run_id])
-                con.executemany("INSERT INTO columns VALUES (?, ?, ?, ?)",
-                                [[ref.id, i, c["name"], c["type"]] for i, c in enumerate(schema)])
+                    [
+                        ref.id,
+                        source_id,
+                        ref.name,
+                        ref.kind,
+                        ref.format,
+                        ref.location,
+                        json.dumps(dict(ref.options), default=str),
+                        sample.row_count,
+                        sample.row_count_exact,
+                        json.dumps(schema),
+                        fingerprint,
+                        settings_key,
+                        run_id,
+                    ],
+                )
+                con.executemany(
+                    "INSERT INTO columns VALUES (?, ?, ?, ?)",
+                    [[ref.id, i, c["name"], c["type"]] for i, c in enumerate(schema)],
+                )
                 if findings:
                     con.executemany(
                         "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[ref.id, f.name, f.pii, f.entity, f.score, f.identifier, f.free_text,
-                          json.dumps(f.entities), json.dumps(f.signals), f.sample_size,
-                          f.non_null, f.distinct, json.dumps(f.examples)] for f in findings])
+                        [
+                            [
+                                ref.id,
+                                f.name,
+                                f.pii,
+                                f.entity,
+                                f.score,
+                                f.identifier,
+                                f.free_text,
+                                json.dumps(f.entities),
+                                json.dumps(f.signals),
+                                f.sample_size,
+                                f.non_null,
+                                f.distinct,
+                                json.dumps(f.examples),
+                            ]
+                            for f in findings
+                        ],
+                    )
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
                 raise
 
-    def record_failure(self, run_id: str, source_id: str, ref: DatasetRef | None, location: str,
-                       error: str) -> None:
+    def record_failure(
+        self, run_id: str, source_id: str, ref: DatasetRef | None, location: str, error: str
+    ) -> None:
         """Record that a dataset (or a whole source, when `ref` is None) could not be scanned.
 
         A dataset scanned before keeps its findings, marked failed with the error.
         """
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
-            con.execute("INSERT INTO scan_errors VALUES (?, ?, ?, ?, ?, now())",
-                        [run_id, ref.id if ref else None, ref.name if ref else None, location,
-                         error])
+            con.execute(
+                "INSERT INTO scan_errors VALUES (?, ?, ?, ?, ?, (now() AT TIME ZONE 'UTC'))",
+                [run_id, ref.id if ref else None, ref.name if ref else None, location, error],
+            )
             if ref is not None:
-                known = con.execute("UPDATE datasets SET status = 'failed', error = ?, "
-                                    "scan_run_id = ? WHERE id = ? RETURNING id",
-                                    [error, run_id, ref.id]).fetchall()
+                known = con.execute(
+                    "UPDATE datasets SET status = 'failed', error = ?, "
+                    "scan_run_id = ? WHERE id = ? RETURNING id",
+                    [error, run_id, ref.id],
+                ).fetchall()
                 if not known:
                     con.execute(
                         "INSERT INTO datasets (id, source_id, name, kind, format, location, "
                         "options, scan_run_id, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                         "'failed', ?)",
-                        [ref.id, source_id, ref.name, ref.kind, ref.format, ref.location,
-                         json.dumps(dict(ref.options), default=str), run_id, error])
+                        [
+                            ref.id,
+                            source_id,
+                            ref.name,
+                            ref.kind,
+                            ref.format,
+                            ref.location,
+                            json.dumps(dict(ref.options), default=str),
+                            run_id,
+                            error,
+                        ],
+                    )
             con.execute("COMMIT")
 
     # -- reading --------------------------------------------------------------------------
@@ -178,8 +263,9 @@ class Catalog:
         if fingerprint is None or not os.path.exists(self.path):
             return False
         with self.connect() as con:
-            rows = con.execute("SELECT fingerprint, settings_key, status FROM datasets "
-                               "WHERE id = ?", [ref.id]).fetchall()
+            rows = con.execute(
+                "SELECT fingerprint, settings_key, status FROM datasets WHERE id = ?", [ref.id]
+            ).fetchall()
         return rows == [(fingerprint, settings_key, "ok")]
 
     def datasets(self, pii_only: bool = False) -> list[DatasetRecord]:
@@ -193,16 +279,31 @@ class Catalog:
                 "SELECT c.dataset_id, c.name, c.type, f.pii, f.entity, f.score, f.identifier, "
                 "f.free_text, f.entities, f.signals, f.sample_size, f.non_null, f.distinct_count, "
                 "f.examples FROM columns c LEFT JOIN findings f ON f.dataset_id = c.dataset_id "
-                "AND f.column_name = c.name ORDER BY c.dataset_id, c.position").fetchall()
+                "AND f.column_name = c.name ORDER BY c.dataset_id, c.position"
+            ).fetchall()
         by_ds: dict[str, list[ColumnFinding]] = {}
         for r in cols:
-            by_ds.setdefault(r[0], []).append(ColumnFinding(
-                name=r[1], type=r[2], pii=bool(r[3]), entity=r[4], score=r[5] or 0.0,
-                identifier=bool(r[6]), free_text=bool(r[7]), entities=_json(r[8], {}),
-                signals=_json(r[9], {}), sample_size=r[10] or 0, non_null=r[11] or 0,
-                distinct=r[12] or 0, examples=_json(r[13], [])))
-        records = [DatasetRecord(*r[:11], options=_json(r[11], {}), columns=by_ds.get(r[0], []))
-                   for r in rows]
+            by_ds.setdefault(r[0], []).append(
+                ColumnFinding(
+                    name=r[1],
+                    type=r[2],
+                    pii=bool(r[3]),
+                    entity=r[4],
+                    score=r[5] or 0.0,
+                    identifier=bool(r[6]),
+                    free_text=bool(r[7]),
+                    entities=_json(r[8], {}),
+                    signals=_json(r[9], {}),
+                    sample_size=r[10] or 0,
+                    non_null=r[11] or 0,
+                    distinct=r[12] or 0,
+                    examples=_json(r[13], []),
+                )
+            )
+        records = [
+            DatasetRecord(*r[:11], options=_json(r[11], {}), columns=by_ds.get(r[0], []))
+            for r in rows
+        ]
         if pii_only:
             records = [d for d in records if any(c.pii for c in d.columns)]
         return records
@@ -210,9 +311,11 @@ class Catalog:
     def find(self, key: str) -> DatasetRecord:
         """The dataset whose id, name or `location#name` is `key`; ambiguous names are errors."""
         records = self.datasets()
-        for match in ([d for d in records if d.id == key],
-                      [d for d in records if f"{d.location}#{d.name}" == key],
-                      [d for d in records if d.name == key]):
+        for match in (
+            [d for d in records if d.id == key],
+            [d for d in records if f"{d.location}#{d.name}" == key],
+            [d for d in records if d.name == key],
+        ):
             if len(match) == 1:
                 return match[0]
             if len(match) > 1:
@@ -230,8 +333,9 @@ class Catalog:
     def errors(self, run_id: str) -> list[dict[str, Any]]:
         """The failures recorded by one scan run."""
         with self.connect(read_only=True) as con:
-            cur = con.execute("SELECT name, location, error FROM scan_errors WHERE run_id = ?",
-                              [run_id])
+            cur = con.execute(
+                "SELECT name, location, error FROM scan_errors WHERE run_id = ?", [run_id]
+            )
             return [{"name": n, "location": loc, "error": e} for n, loc, e in cur.fetchall()]
 
     def export(self) -> dict[str, Any]:

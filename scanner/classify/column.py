@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 import pyarrow as pa
@@ -19,13 +19,39 @@ from scanner.model import ColumnFinding, Sample
 #: entities Presidio reports that do not make a column personal on their own
 NOT_PERSONAL = frozenset({"URL", "DATE_TIME", "UUID", "ORGANIZATION", "NRP"})
 #: validated or unambiguous patterns: one hit in free text is enough to flag it
-STRONG = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
-                    "IP_ADDRESS", "CRYPTO", "UK_NHS", "UK_NINO", "ES_NIF", "ES_NIE",
-                    "IT_FISCAL_CODE", "PL_PESEL", "MAC_ADDRESS"})
+STRONG = frozenset(
+    {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "US_SSN",
+        "IP_ADDRESS",
+        "CRYPTO",
+        "UK_NHS",
+        "UK_NINO",
+        "ES_NIF",
+        "ES_NIE",
+        "IT_FISCAL_CODE",
+        "PL_PESEL",
+        "MAC_ADDRESS",
+    }
+)
 #: entities that locate one person: the keys erasure looks people up by
-LOCATORS = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "IBAN_CODE", "CREDIT_CARD",
-                      "US_PASSPORT", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "PERSON_ID",
-                      "CRYPTO"})
+LOCATORS = frozenset(
+    {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "US_SSN",
+        "IBAN_CODE",
+        "CREDIT_CARD",
+        "US_PASSPORT",
+        "US_DRIVER_LICENSE",
+        "US_BANK_NUMBER",
+        "PERSON_ID",
+        "CRYPTO",
+    }
+)
 #: Presidio's national-id entities carry a country prefix (ES_NIF, UK_NHS, IT_FISCAL_CODE)
 _NATIONAL_ID = re.compile(r"^(US|UK|ES|IT|PL|SG|AU|IN|FI|KR|TH|NG|PH|ZA|SE|TR|DE|CA)_")
 #: entities a number column can hold (amounts are not phone numbers)
@@ -53,9 +79,16 @@ class ClassifierSettings:
 
     def key(self) -> str:
         """A stable text of the settings, hashed into fingerprints."""
-        return json.dumps([self.model, sorted(self.recognizers),
-                           sorted(self.entities) if self.entities else None,
-                           self.column_hints, self.ner_values, self.seed])
+        return json.dumps(
+            [
+                self.model,
+                sorted(self.recognizers),
+                sorted(self.entities) if self.entities else None,
+                self.column_hints,
+                self.ner_values,
+                self.seed,
+            ]
+        )
 
 
 class Classifier:
@@ -71,31 +104,48 @@ class Classifier:
     def classify(self, dataset: str, sample: Sample) -> list[ColumnFinding]:
         """One finding per column of the sample, in column order."""
         types = sample.column_types()
-        return [self.classify_column(dataset, name, types[name], sample.table.column(name))
-                for name in sample.table.column_names]
+        return [
+            self.classify_column(
+                dataset, name, types[name], sample.table.column(name), name in sample.free_text
+            )
+            for name in sample.table.column_names
+        ]
 
-    def classify_column(self, dataset: str, name: str, type_: str,
-                        column: pa.ChunkedArray) -> ColumnFinding:
+    def classify_column(
+        self, dataset: str, name: str, type_: str, column: pa.ChunkedArray, free_text: bool = False
+    ) -> ColumnFinding:
         """The finding for one column."""
         values = distinct_values(column)
-        finding = ColumnFinding(name=name, type=type_, sample_size=len(column),
-                                non_null=int(values["n"].sum()), distinct=values.height)
+        finding = ColumnFinding(
+            name=name,
+            type=type_,
+            sample_size=len(column),
+            non_null=int(values["n"].sum()),
+            distinct=values.height,
+        )
         hint = self.hints.hint(name, dataset)
         if hint.entity and hint.entity not in self.entities:
             hint = NameHint(None, None, hint.refutes)
         if finding.non_null == 0:
             return self._decide_without_values(finding, hint)
         prof = profile(values)
+        if free_text:
+            prof = replace(prof, forced_prose=True)
         texts = values["value"].to_list()
         counts = values["n"].to_list()
         arrow_type = column.type
         candidates = self._candidate_entities(arrow_type, prof)
         accept = {e: (0.01 if e == hint.entity else MIN_SCORE) for e in candidates}
-        hits = pattern_hits(self.setup, texts, candidates, accept)
+        hits = pattern_hits(self.setup, texts, counts, candidates, accept, self.settings.seed)
         ner_share: dict[str, float] = {}
         if self._wants_ner(arrow_type, prof, hits, finding.non_null):
-            ner, chosen = ner_hits(self.setup, texts, candidates & NER_ENTITIES,
-                                   self.settings.ner_values, self.settings.seed)
+            ner, chosen = ner_hits(
+                self.setup,
+                texts,
+                candidates & NER_ENTITIES,
+                self.settings.ner_values,
+                self.settings.seed,
+            )
             chosen_total = sum(counts[i] for i in chosen) or 1
             for entity, idx in ner.values.items():
                 ner_share[entity] = sum(counts[i] for i in idx) / chosen_total
@@ -103,14 +153,20 @@ class Classifier:
                 hits.spans[i].extend(spans)
             for entity, idx in ner.values.items():
                 hits.values[entity] |= idx
-        rates = {e: sum(counts[i] for i in idx) / finding.non_null
-                 for e, idx in hits.values.items()}
+        rates = {
+            e: min(1.0, hits.scale.get(e, 1.0) * sum(counts[i] for i in idx) / finding.non_null)
+            for e, idx in hits.values.items()
+        }
         rates.update(ner_share)
         rates = {e: r for e, r in rates.items() if r > 0 and not hint.refuted(e)}
         self._shape_evidence(rates, hint, prof, arrow_type)
         finding.entities = rates
-        finding.signals = {"name": hint.matched, "patterns": sorted(hits.best),
-                           "ner": sorted(ner_share), "profile": _profile_signals(prof)}
+        finding.signals = {
+            "name": hint.matched,
+            "patterns": sorted(hits.best),
+            "ner": sorted(ner_share),
+            "profile": _profile_signals(prof),
+        }
         self._decide(finding, hint, prof, rates)
         if finding.pii:
             finding.examples = _examples(texts, hits, finding.entity, finding.free_text)
@@ -127,18 +183,25 @@ class Classifier:
             return set()
         return set(self.entities)
 
-    def _wants_ner(self, arrow_type: pa.DataType, prof: ValueProfile, hits: Hits,
-                   non_null: int) -> bool:
-        if not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
-                or pa.types.is_string_view(arrow_type)):
+    def _wants_ner(
+        self, arrow_type: pa.DataType, prof: ValueProfile, hits: Hits, non_null: int
+    ) -> bool:
+        if not (
+            pa.types.is_string(arrow_type)
+            or pa.types.is_large_string(arrow_type)
+            or pa.types.is_string_view(arrow_type)
+        ):
             return False
-        if prof.has_letters < 0.5 or prof.opaque_id >= DOMINANT or prof.numeric >= DOMINANT:
+        if prof.opaque_id >= DOMINANT or prof.numeric >= DOMINANT:
             return False
+        if not prof.prose and prof.natural < DOMINANT:
+            return False  # codes, user agents, paths: NER reads them as names
         structured = max((len(v) for e, v in hits.values.items() if e in STRONG), default=0)
         return prof.prose or structured < 0.5 * non_null
 
-    def _shape_evidence(self, rates: dict[str, float], hint: NameHint, prof: ValueProfile,
-                        arrow_type: pa.DataType) -> None:
+    def _shape_evidence(
+        self, rates: dict[str, float], hint: NameHint, prof: ValueProfile, arrow_type: pa.DataType
+    ) -> None:
         """Evidence from value shapes, for what Presidio cannot judge alone."""
         if "IP_ADDRESS" in rates and prof.version_like >= 0.8 * prof.dotted_quad:
             rates.pop("IP_ADDRESS")  # 1.2.3.4 style version strings, not addresses
@@ -152,23 +215,29 @@ class Classifier:
         if hint.entity == "PERSON" and prof.name_shaped >= DOMINANT:
             rates["PERSON"] = max(rates.get("PERSON", 0.0), prof.name_shaped)
 
-    def _decide(self, finding: ColumnFinding, hint: NameHint, prof: ValueProfile,
-                rates: dict[str, float]) -> None:
+    def _decide(
+        self, finding: ColumnFinding, hint: NameHint, prof: ValueProfile, rates: dict[str, float]
+    ) -> None:
         personal = {e: r for e, r in rates.items() if e not in NOT_PERSONAL or e == "DATE_TIME"}
-        if prof.prose:
-            flagged = {e: r for e, r in personal.items()
-                       if (e in STRONG) or (e == "PERSON" and r >= PROSE_NER_SHARE)}
+        strong_name = hint.entity is not None and not hint.weak
+        if prof.prose and not (strong_name and _no_contradiction(prof, personal, hint.entity)):
+            flagged = {
+                e: r
+                for e, r in personal.items()
+                if (e in STRONG) or (e == "PERSON" and r >= PROSE_NER_SHARE)
+            }
             if flagged:
                 finding.pii = finding.free_text = True
                 finding.entity = max(flagged, key=lambda e: (flagged[e], e in STRONG, e))
                 finding.score = flagged[finding.entity]
             return
-        if hint.entity and not hint.weak and personal.get(hint.entity, 0.0) >= AGREES:
+        if strong_name and (
+            personal.get(hint.entity, 0.0) >= AGREES
+            or _no_contradiction(prof, personal, hint.entity)
+        ):
             entity = hint.entity
         elif personal and max(personal.values()) >= DOMINANT:
             entity = max(personal, key=lambda e: (personal[e], e))
-        elif hint.entity and not hint.weak and _no_contradiction(prof, personal, hint.entity):
-            entity = hint.entity
         elif hint.weak and personal.get("PERSON", 0.0) >= AGREES:
             entity = "PERSON"
         else:
@@ -192,20 +261,33 @@ class Classifier:
 
 
 def _no_contradiction(prof: ValueProfile, personal: dict[str, float], entity: str) -> bool:
-    """A column name is believed unless the values say otherwise (hashes, other PII, prose)."""
+    """A column name is believed unless the values say otherwise: machine ids, version
+    strings, or another validated entity in most values. NER's PERSON/LOCATION guesses do not
+    overrule a name (`9725 Barry Park` is an address whatever NER says)."""
     if prof.opaque_id >= DOMINANT or prof.version_like >= DOMINANT:
         return False
     if entity == "DATE_TIME":
         return False  # a birth-date name over values that are not dates
-    other = max((r for e, r in personal.items() if e != entity), default=0.0)
+    other = max((r for e, r in personal.items() if e != entity and e in STRONG), default=0.0)
     return other < DOMINANT
 
 
 def _profile_signals(prof: ValueProfile) -> dict[str, float | bool]:
-    shown = ("uuid", "hex_hash", "version_like", "numeric", "amount", "key", "name_shaped",
-             "date_only", "datetime", "mean_words")
-    out: dict[str, float | bool] = {k: round(getattr(prof, k), 3) for k in shown
-                                    if getattr(prof, k)}
+    shown = (
+        "uuid",
+        "hex_hash",
+        "version_like",
+        "numeric",
+        "amount",
+        "key",
+        "name_shaped",
+        "date_only",
+        "datetime",
+        "mean_words",
+    )
+    out: dict[str, float | bool] = {
+        k: round(getattr(prof, k), 3) for k in shown if getattr(prof, k)
+    }
     if prof.birth_like:
         out["birth_like"] = True
     return out
@@ -229,15 +311,27 @@ def _examples(texts: list[str], hits: Hits, entity: str | None, free_text: bool)
 def distinct_values(column: pa.ChunkedArray) -> pl.DataFrame:
     """Distinct non-empty values as text (`value`) with their repeats (`n`), most common first."""
     t = column.type
-    if (pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
-            or pa.types.is_dictionary(t) or pa.types.is_null(t)):
-        items = [None if v is None else (json.dumps(v, default=str) if not isinstance(v, str)
-                                         else v) for v in column.to_pylist()]
+    if (
+        pa.types.is_nested(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_dictionary(t)
+        or pa.types.is_null(t)
+    ):
+        items = [
+            None if v is None else (json.dumps(v, default=str) if not isinstance(v, str) else v)
+            for v in column.to_pylist()
+        ]
         series = pl.Series("value", items, dtype=pl.String)
     else:
         series = pl.Series("value", pl.from_arrow(column)).cast(pl.String, strict=False)
-    frame = (series.drop_nulls().str.strip_chars().to_frame("value")
-             .filter(pl.col("value").str.len_chars() > 0)
-             .group_by("value").len("n")
-             .sort(["n", "value"], descending=[True, False]))
+    frame = (
+        series.drop_nulls()
+        .str.strip_chars()
+        .to_frame("value")
+        .filter(pl.col("value").str.len_chars() > 0)
+        .group_by("value")
+        .len("n")
+        .sort(["n", "value"], descending=[True, False])
+    )
     return frame.with_columns(pl.col("n").cast(pl.Int64))

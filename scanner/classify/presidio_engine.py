@@ -68,15 +68,30 @@ def build_nlp_engine(model: str | None) -> NlpEngine | None:
     """A spaCy NLP engine for `model`, or None when no model is installed (patterns only)."""
     if not model or not model_installed(model):
         return None
-    provider = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy",
-        "models": [{"lang_code": LANGUAGE, "model_name": model}],
-        "ner_model_configuration": {
-            "labels_to_ignore": ["ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW",
-                                 "MONEY", "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY",
-                                 "WORK_OF_ART", "DATE", "TIME"],
-        },
-    })
+    provider = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": LANGUAGE, "model_name": model}],
+            "ner_model_configuration": {
+                "labels_to_ignore": [
+                    "ORG",
+                    "ORGANIZATION",
+                    "CARDINAL",
+                    "EVENT",
+                    "LANGUAGE",
+                    "LAW",
+                    "MONEY",
+                    "ORDINAL",
+                    "PERCENT",
+                    "PRODUCT",
+                    "QUANTITY",
+                    "WORK_OF_ART",
+                    "DATE",
+                    "TIME",
+                ],
+            },
+        }
+    )
     return provider.create_engine()
 
 
@@ -95,13 +110,17 @@ def _load_yaml_recognizers(registry: RecognizerRegistry, path: Path) -> None:
 
 
 @lru_cache(maxsize=4)
-def presidio_setup(model: str | None = DEFAULT_MODEL,
-                   extra_recognizers: tuple[str, ...] = ()) -> PresidioSetup:
+def presidio_setup(
+    model: str | None = DEFAULT_MODEL, extra_recognizers: tuple[str, ...] = ()
+) -> PresidioSetup:
     """The shared Presidio setup for a model and a set of user recognizer files."""
     nlp_engine = build_nlp_engine(model)
     if model and nlp_engine is None:
-        log.warning("spaCy model %r is not installed: classifying with pattern recognizers "
-                    "only (no names or places from NER)", model)
+        log.warning(
+            "spaCy model %r is not installed: classifying with pattern recognizers "
+            "only (no names or places from NER)",
+            model,
+        )
     registry = RecognizerRegistry(supported_languages=[LANGUAGE])
     registry.load_predefined_recognizers(languages=[LANGUAGE], nlp_engine=nlp_engine)
     registry.remove_recognizer("EmailRecognizer")
@@ -111,20 +130,29 @@ def presidio_setup(model: str | None = DEFAULT_MODEL,
     _load_yaml_recognizers(registry, BUILTIN_RECOGNIZERS)
     for path in extra_recognizers:
         _load_yaml_recognizers(registry, Path(path))
-    patterns = tuple(r for r in registry.recognizers
-                     if not _needs_nlp(r) and LANGUAGE in _languages(r))
+    patterns = tuple(
+        r for r in registry.recognizers if not _needs_nlp(r) and LANGUAGE in _languages(r)
+    )
     ner = tuple(r for r in registry.recognizers if _needs_nlp(r)) if nlp_engine else ()
     return PresidioSetup(nlp_engine, model if nlp_engine else None, patterns, ner)
 
 
 def _needs_nlp(recognizer: EntityRecognizer) -> bool:
-    return type(recognizer).__name__ in {"SpacyRecognizer", "StanzaRecognizer",
-                                         "TransformersRecognizer"}
+    return type(recognizer).__name__ in {
+        "SpacyRecognizer",
+        "StanzaRecognizer",
+        "TransformersRecognizer",
+    }
 
 
 def _languages(recognizer: EntityRecognizer) -> set[str]:
     return {recognizer.supported_language}
 
 
-__all__ = ["DEFAULT_MODEL", "PatternRecognizer", "PresidioSetup", "model_installed",
-           "presidio_setup"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "PatternRecognizer",
+    "PresidioSetup",
+    "model_installed",
+    "presidio_setup",
+]

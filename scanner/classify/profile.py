@@ -23,6 +23,8 @@ _NAME = r"^\p{Lu}[\p{L}'’-]+(?:\.?[ ]\p{Lu}[\p{L}'’.-]*){0,3}$"
 _DATE_ONLY = r"^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})$"
 _DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 _LETTER = r"\p{L}"
+_ALPHA_WORD = r"^[\p{L}'’-]+[,.!?;:]?$"
+_NATURAL = r"^[\p{L}\p{M}][\p{L}\p{M}\d\s'’.,&-]*$"
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,12 @@ class ValueProfile:
     date_only: float = 0.0
     datetime: float = 0.0
     has_letters: float = 0.0
+    natural: float = 0.0  # words, not codes: letters, digits, spaces and little punctuation
     mean_words: float = 0.0
+    alpha_words: float = 0.0  # share of whitespace-separated tokens that are plain words
     mean_length: float = 0.0
     birth_like: bool = False
+    forced_prose: bool = False  # the source says so (a log line)
 
     @property
     def opaque_id(self) -> float:
@@ -52,7 +57,7 @@ class ValueProfile:
     @property
     def prose(self) -> bool:
         """True when values are sentences rather than single facts."""
-        return self.mean_words >= 5 or (self.mean_words >= 3 and self.mean_length >= 40)
+        return self.forced_prose or (self.mean_words >= 5 and self.alpha_words >= 0.6)
 
 
 def profile(values: pl.DataFrame, today: dt.date | None = None) -> ValueProfile:
@@ -62,26 +67,40 @@ def profile(values: pl.DataFrame, today: dt.date | None = None) -> ValueProfile:
         return ValueProfile()
     v = pl.col("value")
     shares = values.select(
-        *[(pl.when(expr).then(pl.col("n")).otherwise(0).sum() / total).alias(name)
-          for name, expr in {
-              "uuid": v.str.contains(_UUID),
-              "hex_hash": v.str.contains(_HEX) & v.str.contains(r"[0-9]") & v.str.contains(
-                  r"[a-fA-F]") & ~v.str.contains(_UUID),
-              "version_like": v.str.contains(_SMALL_PARTS),
-              "dotted_quad": v.str.contains(_VERSION_OR_IP),
-              "numeric": v.str.contains(_NUMERIC),
-              "amount": v.str.contains(_AMOUNT),
-              "key": v.str.contains(_KEY),
-              "name_shaped": v.str.contains(_NAME),
-              "date_only": v.str.contains(_DATE_ONLY),
-              "datetime": v.str.contains(_DATETIME),
-              "has_letters": v.str.contains(_LETTER),
-          }.items()],
+        *[
+            (pl.when(expr).then(pl.col("n")).otherwise(0).sum() / total).alias(name)
+            for name, expr in {
+                "uuid": v.str.contains(_UUID),
+                "hex_hash": v.str.contains(_HEX)
+                & v.str.contains(r"[0-9]")
+                & v.str.contains(r"[a-fA-F]")
+                & ~v.str.contains(_UUID),
+                "version_like": v.str.contains(_SMALL_PARTS),
+                "dotted_quad": v.str.contains(_VERSION_OR_IP),
+                "numeric": v.str.contains(_NUMERIC),
+                "amount": v.str.contains(_AMOUNT),
+                "key": v.str.contains(_KEY),
+                "name_shaped": v.str.contains(_NAME),
+                "date_only": v.str.contains(_DATE_ONLY),
+                "datetime": v.str.contains(_DATETIME),
+                "has_letters": v.str.contains(_LETTER),
+                "natural": v.str.contains(_NATURAL),
+            }.items()
+        ],
         ((v.str.count_matches(r"\S+") * pl.col("n")).sum() / total).alias("mean_words"),
         ((v.str.len_chars() * pl.col("n")).sum() / total).alias("mean_length"),
+        (
+            (
+                v.str.split(" ").list.eval(pl.element().str.contains(_ALPHA_WORD)).list.sum()
+                * pl.col("n")
+            ).sum()
+            / pl.max_horizontal((v.str.count_matches(r"\S+") * pl.col("n")).sum(), 1)
+        ).alias("alpha_words"),
     ).row(0, named=True)
-    return ValueProfile(**{k: float(x or 0.0) for k, x in shares.items()},
-                        birth_like=_birth_like(values, shares["date_only"], today))
+    return ValueProfile(
+        **{k: float(x or 0.0) for k, x in shares.items()},
+        birth_like=_birth_like(values, shares["date_only"], today),
+    )
 
 
 def _birth_like(values: pl.DataFrame, date_only: float, today: dt.date | None) -> bool:
@@ -92,7 +111,8 @@ def _birth_like(values: pl.DataFrame, date_only: float, today: dt.date | None) -
     today = today or dt.date.today()
     years = values.select(
         pl.col("value").str.extract(r"(\d{4})", 1).cast(pl.Int32, strict=False).alias("y"),
-        pl.col("n")).drop_nulls()
+        pl.col("n"),
+    ).drop_nulls()
     if years.is_empty():
         return False
     ages = years.select((today.year - pl.col("y")).alias("age"), pl.col("n"))

@@ -42,7 +42,9 @@ def open_source(spec: str) -> Source:
             return URI_SOURCES[scheme](spec)
         hint = difflib.get_close_matches(scheme, list(URI_SOURCES), n=1)
         did_you_mean = f" Did you mean {hint[0]}://?" if hint else ""
-        raise UnknownSource(f"Unknown source scheme '{scheme}://' in {redact_uri(spec)}.{did_you_mean}")
+        raise UnknownSource(
+            f"Unknown source scheme '{scheme}://' in {redact_uri(spec)}.{did_you_mean}"
+        )
     if not os.path.exists(spec):
         raise SourceUnavailable(f"{spec}: no such file or directory")
     if os.path.isdir(spec):

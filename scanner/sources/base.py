@@ -9,7 +9,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import ClassVar
 
-
 import duckdb
 import pyarrow as pa
 
@@ -49,7 +48,7 @@ class Source(ABC):
         None when the source cannot tell (the dataset is then re-read on every scan).
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most sources hold a connection; some hold nothing
         """Release connections; the source is not used afterwards."""
 
     def __enter__(self) -> Source:
@@ -92,8 +91,14 @@ def quote_literal(text: str) -> str:
 
 def memory_duckdb() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that reads files; one thread so seeded samples repeat exactly."""
-    return duckdb.connect(":memory:", config={"threads": 1, "autoinstall_known_extensions": False,
-                                              "autoload_known_extensions": False})
+    return duckdb.connect(
+        ":memory:",
+        config={
+            "threads": 1,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        },
+    )
 
 
 class StreamedFileSource(Source):
@@ -126,7 +131,8 @@ class StreamedFileSource(Source):
             total = self._con.execute(f"SELECT count(*) FROM {self.reader()}").fetchall()[0][0]
             table = self._con.sql(
                 f"SELECT * FROM {self.reader()} USING SAMPLE reservoir({int(rows)} ROWS) "
-                f"REPEATABLE ({int(seed)})").to_arrow_table()
+                f"REPEATABLE ({int(seed)})"
+            ).to_arrow_table()
         except duckdb.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return Sample(flatten(table), int(total))

@@ -26,11 +26,16 @@ class CsvSource(StreamedFileSource):
             try:
                 row = self._con.execute(
                     f"SELECT Delimiter, Quote, Escape, HasHeader FROM "
-                    f"sniff_csv({quote_literal(self.location)}{args})").fetchall()[0]
+                    f"sniff_csv({quote_literal(self.location)}{args})"
+                ).fetchall()[0]
             except duckdb.Error as exc:
                 raise DatasetUnreadable(one_line(exc)) from exc
-            self._dialect = {"delimiter": row[0], "quote": row[1], "escape": row[2],
-                             "header": bool(row[3])}
+            self._dialect = {
+                "delimiter": row[0],
+                "quote": row[1],
+                "escape": row[2],
+                "header": bool(row[3]),
+            }
         return self._dialect
 
     def dialect(self) -> tuple[tuple[str, object], ...]:
@@ -38,5 +43,7 @@ class CsvSource(StreamedFileSource):
 
     def reader(self) -> str:
         d = self.sniffed()
-        return (f"read_csv({quote_literal(self.location)}, delim={quote_literal(str(d['delimiter']))}, "
-                f"header={'true' if d['header'] else 'false'}, strict_mode=true)")
+        return (
+            f"read_csv({quote_literal(self.location)}, delim={quote_literal(str(d['delimiter']))}, "
+            f"header={'true' if d['header'] else 'false'}, strict_mode=true)"
+        )

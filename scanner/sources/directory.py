@@ -34,7 +34,7 @@ class DirectorySource(Source):
     def datasets(self) -> Iterator[DatasetRef]:
         for path in self._walk(Path(self.location)):
             try:
-                child = (ParquetSource(str(path)) if path.is_dir() else self._opener(str(path)))
+                child = ParquetSource(str(path)) if path.is_dir() else self._opener(str(path))
             except ScannerError as exc:
                 ref = DatasetRef("file", str(path), path.name, "file", path.suffix.lstrip("."))
                 self._broken[ref.id] = exc

@@ -22,22 +22,37 @@ class DuckDBFileSource(Source):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         try:
-            self._con = duckdb.connect(location, read_only=True, config={
-                "threads": 1, "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False})
+            self._con = duckdb.connect(
+                location,
+                read_only=True,
+                config={
+                    "threads": 1,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                },
+            )
         except duckdb.Error as exc:
-            raise SourceUnavailable(f"{location}: not a readable DuckDB file: {one_line(exc)}") from exc
+            raise SourceUnavailable(
+                f"{location}: not a readable DuckDB file: {one_line(exc)}"
+            ) from exc
 
     def datasets(self) -> Iterator[DatasetRef]:
         rows = self._con.execute(
             "SELECT schema_name, table_name, 'table' FROM duckdb_tables() WHERE NOT internal "
             "UNION ALL SELECT schema_name, view_name, 'view' FROM duckdb_views() "
             "WHERE NOT internal AND schema_name NOT IN ('information_schema', 'pg_catalog') "
-            "ORDER BY 1, 2").fetchall()
+            "ORDER BY 1, 2"
+        ).fetchall()
         for schema, table, kind in rows:
             name = table if schema == "main" else f"{schema}.{table}"
-            yield DatasetRef(self.kind, self.location, name, kind, "duckdb",
-                             (("schema", schema), ("table", table)))
+            yield DatasetRef(
+                self.kind,
+                self.location,
+                name,
+                kind,
+                "duckdb",
+                (("schema", schema), ("table", table)),
+            )
 
     def _relation(self, ref: DatasetRef) -> str:
         return f"{quote_ident(ref.option('schema'))}.{quote_ident(ref.option('table'))}"
@@ -52,12 +67,17 @@ class DuckDBFileSource(Source):
                 # rowid follows insertion order with gaps after deletes; windows stay bounded.
                 table = self._con.sql(f"SELECT * FROM {rel} WHERE {where}").to_arrow_table()
             else:
-                table = self._con.sql(f"SELECT * FROM {rel} USING SAMPLE reservoir({int(rows)} ROWS) "
-                                      f"REPEATABLE ({int(seed)})").to_arrow_table()
-            types = dict(self._con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ?",
-                [ref.option("schema"), ref.option("table")]).fetchall())
+                table = self._con.sql(
+                    f"SELECT * FROM {rel} USING SAMPLE reservoir({int(rows)} ROWS) "
+                    f"REPEATABLE ({int(seed)})"
+                ).to_arrow_table()
+            types = dict(
+                self._con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = ? AND table_name = ?",
+                    [ref.option("schema"), ref.option("table")],
+                ).fetchall()
+            )
         except duckdb.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return Sample(table, int(total), declared_types=types)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scanner.model import DatasetRef, Sample
 from scanner.sources.base import StreamedFileSource, quote_literal
 
 
@@ -11,8 +12,15 @@ class LogSource(StreamedFileSource):
     kind = "log"
     format = "log"
 
+    def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        sample = super().sample(ref, rows, seed)
+        sample.free_text = frozenset({"line"})
+        return sample
+
     def reader(self) -> str:
         # A delimiter that never occurs in text and no quoting: every line is one value as is.
-        return (f"read_csv({quote_literal(self.location)}, columns={{'line': 'VARCHAR'}}, "
-                "delim='\x1f', header=false, quote='', escape='', auto_detect=false, "
-                "strict_mode=false)")
+        return (
+            f"read_csv({quote_literal(self.location)}, columns={{'line': 'VARCHAR'}}, "
+            "delim='\x1f', header=false, quote='', escape='', auto_detect=false, "
+            "strict_mode=false)"
+        )

@@ -44,9 +44,14 @@ class ParquetSource(Source):
         return sorted(part_files(self.path))
 
     def datasets(self) -> Iterator[DatasetRef]:
-        yield DatasetRef(self.kind, str(self.path), self.name,
-                         "file" if self.path.is_file() else "folder", "parquet",
-                         (("hive", hive_partitioned(self.path)),))
+        yield DatasetRef(
+            self.kind,
+            str(self.path),
+            self.name,
+            "file" if self.path.is_file() else "folder",
+            "parquet",
+            (("hive", hive_partitioned(self.path)),),
+        )
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
         files = self.files()
@@ -68,12 +73,15 @@ class ParquetSource(Source):
                 if lo < hi:
                     conditions.append(
                         f"(filename = {quote_literal(f)} AND file_row_number BETWEEN "
-                        f"{lo - offsets[i]} AND {hi - offsets[i] - 1})")
+                        f"{lo - offsets[i]} AND {hi - offsets[i] - 1})"
+                    )
         where = " OR ".join(conditions) or "false"
         hive = "true" if ref.option("hive") else "false"
-        query = (f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
-                 f"{_lit_list(files)}, filename=true, file_row_number=true, "
-                 f"hive_partitioning={hive}, union_by_name=true) WHERE {where}")
+        query = (
+            f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
+            f"{_lit_list(files)}, filename=true, file_row_number=true, "
+            f"hive_partitioning={hive}, union_by_name=true) WHERE {where}"
+        )
         try:
             table = self._con.sql(query).to_arrow_table()
         except Exception as exc:

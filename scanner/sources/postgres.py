@@ -47,7 +47,7 @@ class PostgresSource(Source):
 
     def __init__(self, uri: str) -> None:
         parts = urlsplit(uri)
-        if parts.scheme not in SCHEMES or not parts.hostname and not parts.path.strip("/"):
+        if parts.scheme not in SCHEMES or (not parts.hostname and not parts.path.strip("/")):
             raise UnknownSource(f"not a PostgreSQL URI: {redact_uri(uri)}")
         super().__init__(redact_uri(uri))
         try:
@@ -61,32 +61,46 @@ class PostgresSource(Source):
         for schema, table, relkind, estimate in self._con.execute(_LIST).fetchall():
             name = table if schema == "public" else f"{schema}.{table}"
             self._estimates[name] = estimate
-            yield DatasetRef(self.kind, self.location, name, _KINDS[relkind], "postgresql",
-                             (("schema", schema), ("table", table), ("relkind", relkind)))
+            yield DatasetRef(
+                self.kind,
+                self.location,
+                name,
+                _KINDS[relkind],
+                "postgresql",
+                (("schema", schema), ("table", table), ("relkind", relkind)),
+            )
 
     def _rel(self, ref: DatasetRef) -> sql.Composed:
-        return sql.SQL("{}.{}").format(sql.Identifier(ref.option("schema")),
-                                       sql.Identifier(ref.option("table")))
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(ref.option("schema")), sql.Identifier(ref.option("table"))
+        )
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
         rel = self._rel(ref)
         try:
             estimate = self._estimates.get(ref.name, 0)
             exact = estimate <= EXACT_COUNT_LIMIT
-            total = (self._con.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0]
-                     if exact else estimate)
+            total = (
+                self._con.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0]
+                if exact
+                else estimate
+            )
             pct = bernoulli_percent(total, rows)
             if total <= rows:
                 query = sql.SQL("SELECT * FROM {}").format(rel)
             elif ref.option("relkind") in ("r", "p", "m"):
-                query = sql.SQL("SELECT * FROM {} TABLESAMPLE BERNOULLI ({}) REPEATABLE ({}) LIMIT {}"
-                                ).format(rel, sql.Literal(pct), sql.Literal(seed), sql.Literal(rows))
+                query = sql.SQL(
+                    "SELECT * FROM {} TABLESAMPLE BERNOULLI ({}) REPEATABLE ({}) LIMIT {}"
+                ).format(rel, sql.Literal(pct), sql.Literal(seed), sql.Literal(rows))
             else:
                 # Views cannot TABLESAMPLE; a seeded random() filter is repeatable for one plan.
                 with self._con.transaction():
                     self._con.execute("SELECT setseed(%s)", ((seed % 1000) / 1000.0,))
-                    cur = self._con.execute(sql.SQL("SELECT * FROM {} WHERE random() < {} LIMIT {}")
-                                            .format(rel, sql.Literal(pct / 100), sql.Literal(rows)))
+                    cur = self._con.execute(
+                        sql.SQL("SELECT * FROM {} WHERE random() < {} LIMIT {}").format(
+                            rel, sql.Literal(pct / 100), sql.Literal(rows)
+                        )
+                    )
                     return self._sample(cur, total, exact, ref)
             cur = self._con.execute(query)
             return self._sample(cur, total, exact, ref)
@@ -99,10 +113,13 @@ class PostgresSource(Source):
         return Sample(table, int(total), exact, declared_types=self._types(ref))
 
     def _types(self, ref: DatasetRef) -> dict[str, str]:
-        return dict(self._con.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-            (self._rel(ref).as_string(self._con),)).fetchall())
+        return dict(
+            self._con.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                (self._rel(ref).as_string(self._con),),
+            ).fetchall()
+        )
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         if ref.kind != "table":
@@ -111,13 +128,15 @@ class PostgresSource(Source):
         h = hashlib.sha256(repr(sorted(self._types(ref).items())).encode())
         if self._estimates.get(ref.name, 0) <= EXACT_COUNT_LIMIT:
             # xmin changes on every insert and update; with the count it catches deletes too.
-            state = self._con.execute(sql.SQL(
-                "SELECT count(*), sum(xmin::text::bigint) FROM {}").format(rel)).fetchone()
+            state = self._con.execute(
+                sql.SQL("SELECT count(*), sum(xmin::text::bigint) FROM {}").format(rel)
+            ).fetchone()
         else:
             state = self._con.execute(
                 "SELECT c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del FROM pg_class c "
                 "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = %s::regclass",
-                (rel.as_string(self._con),)).fetchone()
+                (rel.as_string(self._con),),
+            ).fetchone()
         h.update(repr(state).encode())
         return h.hexdigest()[:32]
 

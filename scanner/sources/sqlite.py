@@ -37,7 +37,8 @@ class SQLiteSource(Source):
         try:
             rows = self._con.execute(
                 "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise SourceUnavailable(f"{self.location}: {one_line(exc)}") from exc
         for name, kind in rows:
@@ -55,8 +56,10 @@ class SQLiteSource(Source):
                 picked: list[tuple] = []
                 cur = self._con.execute(f"SELECT * FROM {rel} LIMIT 0")
                 for start, end in windows(0 if lo is None else hi - lo + 1, rows, seed):
-                    cur = self._con.execute(f"SELECT * FROM {rel} WHERE rowid BETWEEN ? AND ?",
-                                            (lo + start, lo + end - 1))
+                    cur = self._con.execute(
+                        f"SELECT * FROM {rel} WHERE rowid BETWEEN ? AND ?",
+                        (lo + start, lo + end - 1),
+                    )
                     picked.extend(cur.fetchall())
             else:
                 cur = self._con.execute(f"SELECT * FROM {rel}")

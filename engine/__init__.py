@@ -1,0 +1,1 @@
+"""optout engine: policies, planning, executing, reports, and the `optout` command line."""

@@ -1,0 +1,233 @@
+"""The `optout` command line: thin adapters over the scanner and engine libraries."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine import render
+from scanner.catalog import Catalog
+from scanner.config import load_config
+from scanner.errors import ScannerError
+from scanner.scan import ScanOptions, scan
+
+DEFAULT_CATALOG = "optout.duckdb"
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Context:
+    """What every command receives: the catalog and the config."""
+
+    def __init__(self, catalog: str, config: str | None, debug: bool) -> None:
+        self.catalog = Catalog(catalog)
+        self.config_path = config
+        self.debug = debug
+
+
+def errors_to_exit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the libraries' errors into `Error: ...` and exit status 1 (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ScannerError as exc:
+            ctx = click.get_current_context()
+            if ctx.find_object(Context) and ctx.find_object(Context).debug:
+                raise
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--catalog",
+    envvar="OPTOUT_CATALOG",
+    default=DEFAULT_CATALOG,
+    show_default=True,
+    help="Catalog file (DuckDB). Env: OPTOUT_CATALOG.",
+)
+@click.option(
+    "--config",
+    "config",
+    envvar="OPTOUT_CONFIG",
+    default=None,
+    help="Config file (default: ./optout.yaml if present). Env: OPTOUT_CONFIG.",
+)
+@click.option("--debug", is_flag=True, envvar="OPTOUT_DEBUG", help="Show tracebacks.")
+@click.version_option(package_name="optout")
+@click.pass_context
+def cli(ctx: click.Context, catalog: str, config: str | None, debug: bool) -> None:
+    """optout: find personal data across tables and files, and erase a person from all of it."""
+    ctx.obj = Context(catalog, config, debug)
+
+
+@cli.command("scan")
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--sample-rows",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Rows sampled per dataset (default 1000, or scan.sample_rows).",
+)
+@click.option("--seed", type=int, default=None, help="Sampling seed: same seed, same sample.")
+@click.option(
+    "--entities", default=None, help="Comma-separated Presidio entities to look for (default: all)."
+)
+@click.option("--full", is_flag=True, help="Re-scan datasets that have not changed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@errors_to_exit
+def scan_cmd(
+    obj: Context,
+    sources: tuple[str, ...],
+    sample_rows: int | None,
+    seed: int | None,
+    entities: str | None,
+    full: bool,
+    quiet: bool,
+) -> None:
+    """Scan files, folders and databases (paths or postgresql:// URIs) into the catalog."""
+    config = load_config(obj.config_path)
+    wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
+    options = ScanOptions(
+        sample_rows=sample_rows or config.scan.sample_rows,
+        seed=config.scan.seed if seed is None else seed,
+        full=full,
+        classifier=config.classifier_settings(wanted, seed),
+    )
+    show = not quiet and sys.stderr.isatty()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("scanning", total=None)
+
+        def progress(event: str, ref: Any, detail: Any) -> None:
+            if event == "listed":
+                bar.update(task, total=detail)
+            else:
+                bar.update(task, advance=1, description=f"scanning {ref.name}")
+
+        report = scan(list(sources), obj.catalog, options, progress)
+    for _, error in report.source_errors:
+        err_console.print(f"Error: {error}", highlight=False, soft_wrap=True)
+    for r in report.results:
+        if r.status == "failed":
+            err_console.print(
+                f"Error: {r.ref.name} ({r.ref.location}): {r.error}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    render.scan_summary(console, report)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.group("catalog")
+def catalog_group() -> None:
+    """Read the catalog: datasets, columns, findings."""
+
+
+@catalog_group.command("list")
+@click.option("--pii", is_flag=True, help="Only datasets with PII columns.")
+@click.pass_obj
+@errors_to_exit
+def catalog_list(obj: Context, pii: bool) -> None:
+    """List datasets with their PII columns."""
+    render.dataset_list(console, obj.catalog.datasets(pii_only=pii))
+
+
+@catalog_group.command("show")
+@click.argument("dataset")
+@click.pass_obj
+@errors_to_exit
+def catalog_show(obj: Context, dataset: str) -> None:
+    """Show one dataset (id, name or LOCATION#NAME): columns, findings, evidence."""
+    render.dataset_detail(console, obj.catalog.find(dataset))
+
+
+@catalog_group.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to a file instead of standard output.",
+)
+@click.pass_obj
+@errors_to_exit
+def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
+    """Export the catalog as JSON (the stable interface) or CSV (one row per column)."""
+    data = obj.catalog.export()
+    out = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        if fmt == "json":
+            json.dump(data, out, indent=2, default=str)
+            out.write("\n")
+        else:
+            writer = csv.writer(out)
+            writer.writerow(
+                [
+                    "dataset_id",
+                    "dataset",
+                    "kind",
+                    "location",
+                    "row_count",
+                    "column",
+                    "type",
+                    "pii",
+                    "entity",
+                    "score",
+                    "identifier",
+                    "free_text",
+                    "entities",
+                ]
+            )
+            for d in data["datasets"]:
+                for c in d["columns"]:
+                    writer.writerow(
+                        [
+                            d["id"],
+                            d["name"],
+                            d["kind"],
+                            d["location"],
+                            d["row_count"],
+                            c["name"],
+                            c["type"],
+                            c["pii"],
+                            c["entity"],
+                            c["score"],
+                            c["identifier"],
+                            c["free_text"],
+                            json.dumps(c["entities"]),
+                        ]
+                    )
+    finally:
+        if output:
+            out.close()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cli(prog_name="optout")

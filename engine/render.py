@@ -1,0 +1,85 @@
+"""Terminal rendering of scan results and catalog entries (rich tables); no logic lives here."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from scanner.catalog import DatasetRecord
+from scanner.scan import ScanReport
+
+
+def scan_summary(console: Console, report: ScanReport) -> None:
+    """The table printed at the end of `optout scan`."""
+    table = Table(title=f"scan {report.run_id}", title_justify="left")
+    for col in ("dataset", "kind", "rows", "status", "PII columns"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        pii = ", ".join(
+            f"{f.name} ({f.entity}{', free text' if f.free_text else ''})" for f in r.pii_columns
+        )
+        status = r.status if r.status != "failed" else f"[red]failed[/red]: {r.error}"
+        rows = "" if r.row_count is None else f"{r.row_count:,}"
+        table.add_row(r.ref.name, f"{r.ref.format} {r.ref.kind}", rows, status, pii or "-")
+    console.print(table)
+    s = report.stats()
+    console.print(
+        f"{s['scanned']} scanned, {s['skipped']} unchanged (skipped), "
+        f"{s['failed']} failed; {s['pii_columns']} PII columns; "
+        f"{s['rows_sampled']:,} rows sampled in {report.seconds:.1f}s"
+    )
+
+
+def dataset_list(console: Console, records: list[DatasetRecord]) -> None:
+    """`optout catalog list`."""
+    table = Table()
+    for col in ("id", "dataset", "format", "rows", "PII columns", "location"):
+        table.add_column(col, overflow="fold")
+    for d in records:
+        pii = ", ".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
+        rows = "" if d.row_count is None else f"{d.row_count:,}"
+        name = d.name if d.status == "ok" else f"{d.name} [red](failed)[/red]"
+        table.add_row(d.id, name, f"{d.format} {d.kind}", rows, pii or "-", d.location)
+    console.print(table)
+
+
+def dataset_detail(console: Console, d: DatasetRecord) -> None:
+    """`optout catalog show DATASET`: columns, findings and their evidence."""
+    console.print(f"[bold]{d.name}[/bold]  id {d.id}  {d.format} {d.kind}  {d.location}")
+    rows = "unknown" if d.row_count is None else f"{d.row_count:,}"
+    console.print(
+        f"rows {rows}; scanned {d.scanned_at}; status {d.status}"
+        + (f" ({d.error})" if d.error else "")
+    )
+    table = Table()
+    for col in (
+        "column",
+        "type",
+        "PII",
+        "entity",
+        "score",
+        "identifier",
+        "free text",
+        "entities (hit rate)",
+        "signals",
+        "examples (masked)",
+    ):
+        table.add_column(col, overflow="fold")
+    for c in d.columns:
+        entities = ", ".join(
+            f"{e} {r:.2f}" for e, r in sorted(c.entities.items(), key=lambda kv: -kv[1])
+        )
+        fired = [k for k in ("name", "patterns", "ner") if c.signals.get(k)]
+        table.add_row(
+            c.name,
+            c.type,
+            "yes" if c.pii else "",
+            c.entity or "",
+            f"{c.score:.2f}" if c.pii else "",
+            "yes" if c.identifier else "",
+            "yes" if c.free_text else "",
+            entities,
+            ", ".join(fired),
+            "; ".join(c.examples),
+        )
+    console.print(table)
