@@ -8,7 +8,7 @@ engines that cannot seek: CSV, JSON, logs, views). Both are bounded by the sampl
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,12 +23,17 @@ def windows(total: int, rows: int, seed: int) -> list[tuple[int, int]]:
     """
     if total <= rows:
         return [(0, total)] if total > 0 else []
-    count = min(WINDOWS, rows)
-    width = max(1, rows // count)
+    width = -(-rows // min(WINDOWS, rows))  # ceil: `count` windows of `width` cover `rows`
+    count = -(-rows // width)
     slots = total // width
     rng = random.Random(seed)
     starts = sorted(rng.sample(range(slots), min(count, slots)))
-    return [(s * width, min(total, s * width + width)) for s in starts]
+    spans = [(s * width, min(total, s * width + width)) for s in starts]
+    excess = sum(b - a for a, b in spans) - rows
+    if excess > 0:  # trim the last window so the sample is exactly `rows`
+        a, b = spans[-1]
+        spans[-1] = (a, b - excess)
+    return spans
 
 
 def reservoir(items: Iterable[T], rows: int, seed: int) -> tuple[list[T], int]:
@@ -52,15 +57,3 @@ def bernoulli_percent(total: int, rows: int) -> float:
     if total <= 0:
         return 100.0
     return min(100.0, 100.0 * rows * 1.25 / total + 0.01)
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of at most `size` items."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

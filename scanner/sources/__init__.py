@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from scanner.errors import SourceUnavailable, UnknownSource
 from scanner.sources.base import Source
 from scanner.sources.csv import CsvSource
-from scanner.sources.directory import DirectorySource
+from scanner.sources.directory import DirectorySource, is_parquet_folder
 from scanner.sources.duckdb_file import DuckDBFileSource
 from scanner.sources.json import JsonSource
 from scanner.sources.log import LogSource
@@ -48,6 +49,8 @@ def open_source(spec: str) -> Source:
     if not os.path.exists(spec):
         raise SourceUnavailable(f"{spec}: no such file or directory")
     if os.path.isdir(spec):
+        if is_parquet_folder(Path(spec), os.listdir(spec)):
+            return ParquetSource(spec)
         return DirectorySource(spec, open_file)
     source = open_file(spec)
     if source is None:
