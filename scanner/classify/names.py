@@ -1,6 +1,6 @@
 """Column-name hints, in several languages: what a column's name says it holds.
 
-Hints are data. A name is split into lowercase ASCII tokens (`customerEMail` → `customer e mail`,
+Hints are data. A name is split into lowercase ASCII tokens (`customerEMail` → `customer email`, `E-Mail` → `e mail`,
 `Geburtsdatum` → `geburtsdatum`); a hint matches a run of whole tokens, and hints of five letters
 or more also match inside a token (German and Dutch compounds: `kundenemail`, `telefonnummer`).
 """
