@@ -4,9 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-CATALOG ?= fixtures/data/demo.duckdb
-
-.PHONY: demo test lint fixtures bench clean services
+.PHONY: demo test fixtures bench clean services
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Error: $(PYTHON) not found"; exit 1; }
@@ -17,20 +15,25 @@ $(VENV)/.installed: $(PY) pyproject.toml requirements/model.txt
 	$(PIP) install -e .
 	@touch $@
 
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PIP) install -e '.[demo]'
+	@touch $@
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
-fixtures/data/.generated: $(VENV)/.installed-dev fixtures/generate.py
+fixtures/data/.generated: $(VENV)/.installed-demo fixtures/generate.py
 	$(PY) fixtures/generate.py --out fixtures/data
 	@touch $@
 
 fixtures: fixtures/data/.generated
 
+# The main job on the bundled fixtures, into the default catalog ./optout.duckdb; a second run
+# skips what has not changed.
 demo: fixtures/data/.generated
-	rm -f $(CATALOG)
-	$(VENV)/bin/optout --catalog $(CATALOG) scan fixtures/data/company
-	$(VENV)/bin/optout --catalog $(CATALOG) catalog list --pii
+	$(VENV)/bin/optout scan fixtures/data/company
+	$(VENV)/bin/optout catalog list --pii
 
 services:
 	@bash .ci/services
@@ -39,7 +42,7 @@ test: $(VENV)/.installed-dev services
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-bench: fixtures/data/.generated
+bench: $(VENV)/.installed-dev fixtures/data/.generated
 	$(PY) bench/classify_quality.py
 	$(PY) bench/scan_speed.py
 

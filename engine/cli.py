@@ -22,8 +22,12 @@ from scanner.scan import ScanOptions, scan
 
 DEFAULT_CATALOG = "optout.duckdb"
 
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for this call; piped output gets wide lines instead of folded cells."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, stderr=stderr, width=None if stream.isatty() else 200)
 
 
 class Context:
@@ -109,6 +113,7 @@ def scan_cmd(
         classifier=config.classifier_settings(wanted, seed),
     )
     show = not quiet and sys.stderr.isatty()
+    console, err_console = _console(), _console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -151,7 +156,7 @@ def catalog_group() -> None:
 @errors_to_exit
 def catalog_list(obj: Context, pii: bool) -> None:
     """List datasets with their PII columns."""
-    render.dataset_list(console, obj.catalog.datasets(pii_only=pii))
+    render.dataset_list(_console(), obj.catalog.datasets(pii_only=pii))
 
 
 @catalog_group.command("show")
@@ -160,7 +165,7 @@ def catalog_list(obj: Context, pii: bool) -> None:
 @errors_to_exit
 def catalog_show(obj: Context, dataset: str) -> None:
     """Show one dataset (id, name or LOCATION#NAME): columns, findings, evidence."""
-    render.dataset_detail(console, obj.catalog.find(dataset))
+    render.dataset_detail(_console(), obj.catalog.find(dataset))
 
 
 @catalog_group.command("export")

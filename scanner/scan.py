@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -96,6 +97,8 @@ def scan(
     notify = progress or (lambda *_: None)
     report = ScanReport(run_id=uuid.uuid4().hex[:12])
     started = time.perf_counter()
+    # Paths are made absolute so a dataset keeps its id whatever directory the scan ran from.
+    specs = [s if "://" in s else os.path.abspath(s) for s in specs]
     safe_specs = [redact_uri(s) for s in specs]
     catalog.start_run(
         report.run_id,
@@ -103,14 +106,17 @@ def scan(
         {"sample_rows": options.sample_rows, "seed": options.seed, "full": options.full},
     )
     opened: list[tuple[str, Source, list[DatasetRef]]] = []
+    own = os.path.realpath(catalog.path)
+    exclude = frozenset({own, own + ".wal"})
     for spec, safe in zip(specs, safe_specs, strict=True):
         source_id = hashlib.sha256(safe.encode()).hexdigest()[:12]
         try:
-            source = open_source(spec)
+            source = open_source(spec, exclude)
             refs = list(source.datasets())
         except ScannerError as exc:
-            report.source_errors.append((safe, one_line(exc)))
-            catalog.record_failure(report.run_id, source_id, None, safe, one_line(exc))
+            # Our own messages: sources already masked what they quote from an engine.
+            report.source_errors.append((safe, str(exc)))
+            catalog.record_failure(report.run_id, source_id, None, safe, str(exc))
             continue
         catalog.record_source(source_id, source.location, source.kind)
         opened.append((source_id, source, refs))
@@ -150,7 +156,11 @@ def _scan_one(
         sample = source.sample(ref, options.sample_rows, options.seed)
         report.rows_sampled += sample.table.num_rows
         findings = classifier.classify(ref.name, sample)
-    except (ScannerError, OSError) as exc:
+    except ScannerError as exc:
+        error = str(exc)
+        catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
+        return DatasetResult(ref, "failed", error=error)
+    except OSError as exc:
         error = one_line(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
         return DatasetResult(ref, "failed", error=error)

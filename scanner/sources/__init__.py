@@ -35,8 +35,11 @@ FILE_SOURCES: dict[str, type[Source]] = {
 URI_SOURCES: dict[str, type[Source]] = dict.fromkeys(SCHEMES, PostgresSource)
 
 
-def open_source(spec: str) -> Source:
-    """The source a path or URI names; raises `UnknownSource` or `SourceUnavailable`."""
+def open_source(spec: str, exclude: frozenset[str] = frozenset()) -> Source:
+    """The source a path or URI names; raises `UnknownSource` or `SourceUnavailable`.
+
+    `exclude` holds absolute paths a directory walk passes over (the catalog itself).
+    """
     scheme = urlsplit(spec).scheme
     if "://" in spec:
         if scheme in URI_SOURCES:
@@ -51,7 +54,7 @@ def open_source(spec: str) -> Source:
     if os.path.isdir(spec):
         if is_parquet_folder(Path(spec), os.listdir(spec)):
             return ParquetSource(spec)
-        return DirectorySource(spec, open_file)
+        return DirectorySource(spec, open_file, exclude)
     source = open_file(spec)
     if source is None:
         suffix = os.path.splitext(spec)[1] or "(none)"

@@ -15,7 +15,7 @@ import pyarrow as pa
 from scanner.errors import DatasetUnreadable
 from scanner.model import DatasetRef, Sample
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b")
 _DIGITS = re.compile(r"\d{6,}")
 
 

@@ -24,9 +24,11 @@ class DirectorySource(Source):
 
     kind = "directory"
 
-    def __init__(self, location: str, opener: Callable[[str], Source | None]) -> None:
+    def __init__(self, location: str, opener: Callable[[str], Source | None],
+                 exclude: frozenset[str] = frozenset()) -> None:
         super().__init__(location)
         self._opener = opener
+        self._exclude = exclude
         self._owners: dict[str, Source] = {}
         self._broken: dict[str, ScannerError] = {}
         self._children: list[Source] = []
@@ -63,8 +65,9 @@ class DirectorySource(Source):
                 yield here
                 continue
             for name in sorted(files):
-                if not name.startswith((".", "_")):
-                    yield here / name
+                path = here / name
+                if not name.startswith((".", "_")) and str(path.resolve()) not in self._exclude:
+                    yield path
 
     def _owner(self, ref: DatasetRef) -> Source:
         if ref.id in self._broken:

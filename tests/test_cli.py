@@ -1,0 +1,118 @@
+"""The `optout` command line, driven through click's CliRunner: messages and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli
+
+
+@pytest.fixture()
+def run(tmp_path: Path):
+    catalog = str(tmp_path / "cli.duckdb")
+
+    def invoke(*args: str, config: str | None = None):
+        extra = ["--config", config] if config else []
+        return CliRunner().invoke(cli, ["--catalog", catalog, *extra, *args])
+
+    return invoke
+
+
+@pytest.fixture()
+def small_source(tmp_path: Path) -> Path:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "people.csv").write_text(
+        "id,email,notes\n" + "".join(f"{i},user{i}@example.com,fine\n" for i in range(50)))
+    return folder
+
+
+def test_scan_then_list_show_export(run, small_source: Path) -> None:
+    result = run("scan", str(small_source))
+    assert result.exit_code == 0, result.output
+    assert "1 scanned, 0 unchanged (skipped), 0 failed; 2 PII columns" in result.output
+    assert "user1@example.com" not in result.output
+    listing = run("catalog", "list", "--pii")
+    assert listing.exit_code == 0
+    assert "id:PERSON_ID" in listing.output and "email:EMAIL_ADDRESS" in listing.output
+    shown = run("catalog", "show", "people")
+    assert shown.exit_code == 0 and "u***@e***.com" in shown.output
+    exported = json.loads(run("catalog", "export", "--format", "json").output)
+    email = next(c for c in exported["datasets"][0]["columns"] if c["name"] == "email")
+    assert (email["pii"], email["entity"], email["identifier"]) == (True, "EMAIL_ADDRESS", True)
+    rows = list(csv.DictReader(io.StringIO(run("catalog", "export", "--format", "csv").output)))
+    assert [r["column"] for r in rows] == ["id", "email", "notes"]
+    assert run("scan", str(small_source)).output.count("unchanged (skipped)") == 1
+
+
+def test_scan_failure_is_one_line_and_exit_1(run, tmp_path: Path) -> None:
+    result = run("scan", str(tmp_path / "missing.csv"))
+    assert result.exit_code == 1
+    assert f"Error: {tmp_path / 'missing.csv'}: no such file or directory" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_database_exit_1(run) -> None:
+    result = run("scan", "postgresql://postgres@127.0.0.1:1/nothing")
+    assert result.exit_code == 1
+    assert "Error: cannot connect to postgresql://postgres@127.0.0.1:1/nothing" in result.output
+
+
+def test_show_unknown_dataset(run, small_source: Path) -> None:
+    run("scan", str(small_source))
+    result = run("catalog", "show", "nope")
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("no dataset 'nope' in " + str(Path(result.output.split(" in ")[-1].strip())))
+    assert result.output.startswith("Error: no dataset 'nope'")
+
+
+def test_list_without_catalog(run) -> None:
+    result = run("catalog", "list")
+    assert result.exit_code == 1 and "no catalog here yet" in result.output
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("scan:\n  sample_rowz: 10\n", "scan.sample_rowz: Extra inputs are not permitted"),
+    ("scan:\n  sample_rows: -1\n", "scan.sample_rows: Input should be greater than or equal to 1"),
+    ("scan: [1, 2\n", "not valid YAML"),
+    ("scan:\n  recognizers: [nope.yaml]\n", "scan.recognizers: no such file"),
+])
+def test_bad_config_is_a_hard_error(run, tmp_path: Path, small_source: Path, text: str,
+                                    message: str) -> None:
+    config = tmp_path / "optout.yaml"
+    config.write_text(text)
+    result = run("scan", str(small_source), config=str(config))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {config}")
+    assert message in result.output
+
+
+def test_user_recognizers_from_presidio_yaml(run, tmp_path: Path) -> None:
+    (tmp_path / "rec.yaml").write_text(
+        "recognizers:\n"
+        "  - name: MembershipRecognizer\n"
+        "    supported_language: en\n"
+        "    supported_entity: MEMBERSHIP_NO\n"
+        "    patterns:\n"
+        "      - name: membership\n"
+        "        regex: \"\\\\bMBR-\\\\d{6}\\\\b\"\n"
+        "        score: 0.9\n")
+    (tmp_path / "optout.yaml").write_text("scan:\n  recognizers: [rec.yaml]\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "m.csv").write_text("c\n" + "".join(f"MBR-{100000 + i}\n" for i in range(30)))
+    result = run("scan", str(data), config=str(tmp_path / "optout.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "c (MEMBERSHIP_NO)" in result.output
+
+
+def test_entities_option_restricts(run, small_source: Path) -> None:
+    result = run("scan", str(small_source), "--entities", "PHONE_NUMBER")
+    assert result.exit_code == 0
+    assert "0 PII columns" in result.output
