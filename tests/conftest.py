@@ -33,8 +33,9 @@ def classifier() -> Classifier:
 
 
 @pytest.fixture(scope="session")
-def company_scan(company_dir: Path, classifier: Classifier,
-                 tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, Catalog]:
+def company_scan(
+    company_dir: Path, classifier: Classifier, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ScanReport, Catalog]:
     """The fixture company scanned once into a catalog of its own."""
     catalog = Catalog(str(tmp_path_factory.mktemp("catalog") / "company.duckdb"))
     report = scan([str(company_dir / "company")], catalog, classifier=classifier)

@@ -25,11 +25,17 @@ def raw_pii_values(company_dir: Path) -> set[str]:
     values: set[str] = set()
     customers = pq.read_table(company / "crm" / "customers.parquet").to_pylist()
     for row in customers:
-        values |= {row["email"], row["phone"], row["first_name"] + " " + row["last_name"],
-                   row["street_address"]}
+        values |= {
+            row["email"],
+            row["phone"],
+            row["first_name"] + " " + row["last_name"],
+            row["street_address"],
+        }
     con = duckdb.connect()
-    leads = con.execute(f"SELECT \"E-Mail\", Telefon, Vorname || ' ' || Nachname "
-                        f"FROM read_csv('{company}/marketing/leads_de.csv')").fetchall()
+    leads = con.execute(
+        f"SELECT \"E-Mail\", Telefon, Vorname || ' ' || Nachname "
+        f"FROM read_csv('{company}/marketing/leads_de.csv')"
+    ).fetchall()
     values |= {v for row in leads for v in row}
     export = pq.read_table(company / "partners" / "export_0417.parquet").to_pylist()
     values |= {v for row in export for v in (row["c1"], row["c2"], row["c3"], row["attr_7"])}
@@ -46,10 +52,17 @@ def test_catalog_holds_no_raw_pii(company_scan, company_dir: Path) -> None:
     con = duckdb.connect(catalog.path, read_only=True)
     text = []
     for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
-        cols = [c for c, t in con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
-            [table]).fetchall() if t in ("VARCHAR", "JSON")]
-        for row in con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall() if cols else []:
+        cols = [
+            c
+            for c, t in con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                [table],
+            ).fetchall()
+            if t in ("VARCHAR", "JSON")
+        ]
+        for row in (
+            con.execute(f'SELECT {", ".join(cols)} FROM "{table}"').fetchall() if cols else []
+        ):
             text.extend(str(v) for v in row if v is not None)
     con.close()
     everything = "\n".join(text)
@@ -61,9 +74,24 @@ def test_catalog_records_every_fixture_dataset(company_scan) -> None:
     report, catalog = company_scan
     assert not report.failed
     names = {d.name for d in catalog.datasets()}
-    assert {"customers", "orders", "payments", "tickets", "events", "leads_de", "employees",
-            "payroll", "it_staff", "customer_ltv", "daily_revenue", "vip_customers",
-            "export_0417", "app", "products", "builds"} == names
+    assert {
+        "customers",
+        "orders",
+        "payments",
+        "tickets",
+        "events",
+        "leads_de",
+        "employees",
+        "payroll",
+        "it_staff",
+        "customer_ltv",
+        "daily_revenue",
+        "vip_customers",
+        "export_0417",
+        "app",
+        "products",
+        "builds",
+    } == names
     customers = catalog.find("customers")
     assert customers.row_count == 400 and customers.format == "parquet"
     email = next(c for c in customers.columns if c.name == "email")
@@ -89,14 +117,23 @@ def test_export_shape(company_scan) -> None:
         assert {"id", "name", "kind", "location", "row_count", "columns"} <= set(d)
         assert isinstance(d["row_count"], int)
         for c in d["columns"]:
-            assert {"name", "type", "pii", "entity", "score", "identifier", "free_text",
-                    "entities"} <= set(c)
+            assert {
+                "name",
+                "type",
+                "pii",
+                "entity",
+                "score",
+                "identifier",
+                "free_text",
+                "entities",
+            } <= set(c)
             assert 0.0 <= c["score"] <= 1.0
             assert c["entity"] is None or c["pii"]
 
 
-def test_rescan_skips_unchanged_and_reads_changed(tmp_path: Path, company_dir: Path,
-                                                  classifier: Classifier) -> None:
+def test_rescan_skips_unchanged_and_reads_changed(
+    tmp_path: Path, company_dir: Path, classifier: Classifier
+) -> None:
     data = tmp_path / "data"
     shutil.copytree(company_dir / "company" / "marketing", data)
     shutil.copy(company_dir / "company" / "crm" / "customers.parquet", data)
@@ -107,8 +144,10 @@ def test_rescan_skips_unchanged_and_reads_changed(tmp_path: Path, company_dir: P
     assert again.count("skipped") == 2 and again.count("scanned") == 0
     (data / "leads_de.csv").write_text("email\nsomeone@example.com\n")
     changed = scan([str(data)], catalog, classifier=classifier)
-    assert {r.ref.name: r.status for r in changed.results} == {"leads_de": "scanned",
-                                                               "customers": "skipped"}
+    assert {r.ref.name: r.status for r in changed.results} == {
+        "leads_de": "scanned",
+        "customers": "skipped",
+    }
     assert catalog.find("leads_de").row_count == 1
     forced = scan([str(data)], catalog, ScanOptions(full=True), classifier=classifier)
     assert forced.count("scanned") == 2
@@ -120,8 +159,11 @@ def test_failures_are_recorded_and_others_complete(tmp_path: Path, classifier: C
     (tmp_path / "good.csv").write_text("email\na@example.com\nb@example.org\n")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 nope")
     catalog = Catalog(str(tmp_path / "c.duckdb"))
-    report = scan([str(tmp_path), "postgresql://postgres@127.0.0.1:1/x", str(tmp_path / "gone")],
-                  catalog, classifier=classifier)
+    report = scan(
+        [str(tmp_path), "postgresql://postgres@127.0.0.1:1/x", str(tmp_path / "gone")],
+        catalog,
+        classifier=classifier,
+    )
     assert report.failed
     assert {r.ref.name: r.status for r in report.results} == {"good": "scanned", "bad": "failed"}
     assert len(report.source_errors) == 2
@@ -140,5 +182,5 @@ def test_find_errors(company_scan, tmp_path: Path) -> None:
         Catalog(str(tmp_path / "missing.duckdb")).datasets()
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(b"not a database" * 100)
-    with pytest.raises(CatalogError, match="junk.duckdb"):
+    with pytest.raises(CatalogError, match=r"junk\.duckdb"):
         Catalog(str(junk)).datasets()

@@ -15,8 +15,18 @@ from scanner.quality import score
 
 EMAILS = [f"person{i}@example{i % 7}.com" for i in range(60)]
 PHONES = [f"+1 415-{200 + i:03d}-{1000 + 7 * i:04d}" for i in range(60)]
-NAMES = ["Maria Garcia", "John Smith", "Emily Johnson", "Michael Brown", "Sarah Davis",
-         "David Wilson", "Laura Martinez", "James Anderson", "Anna Taylor", "Robert Thomas"] * 6
+NAMES = [
+    "Maria Garcia",
+    "John Smith",
+    "Emily Johnson",
+    "Michael Brown",
+    "Sarah Davis",
+    "David Wilson",
+    "Laura Martinez",
+    "James Anderson",
+    "Anna Taylor",
+    "Robert Thomas",
+] * 6
 
 
 def classify_one(classifier: Classifier, name: str, values: list, dataset: str = "data"):
@@ -24,45 +34,76 @@ def classify_one(classifier: Classifier, name: str, values: list, dataset: str =
     return classifier.classify(dataset, sample)[0]
 
 
-@pytest.mark.parametrize(("column", "values", "pii", "entity"), [
-    # the three signals, alone and together
-    ("email", EMAILS, True, "EMAIL_ADDRESS"),
-    ("c1", EMAILS, True, "EMAIL_ADDRESS"),
-    ("attr_7", PHONES, True, "PHONE_NUMBER"),
-    ("c2", NAMES, True, "PERSON"),
-    ("correo", EMAILS, True, "EMAIL_ADDRESS"),
-    ("Telefonnummer", PHONES, True, "PHONE_NUMBER"),
-    ("vorname", ["Jürgen", "Anna", "Lukas", "Sophie", "Leon", "Marie"] * 10, True, "PERSON"),
-    ("iban", ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606"] * 20, True, "IBAN_CODE"),
-    ("x", ["4111111111111111", "5500005555555559", "340000000000009"] * 20, True, "CREDIT_CARD"),
-    ("geburtsdatum", ["1980-05-01", "1975-12-31", "2001-01-09", "1962-07-14"] * 15, True, "DATE_TIME"),
-    ("customer_id", list(range(60)), True, "PERSON_ID"),
-    # known traps
-    ("contact", ["support@example.com"] + ["n/a"] * 999, False, None),  # one email in 1,000
-    ("homepage", [f"https://site{i}.example.com/about" for i in range(60)], False, None),
-    ("app_version", ["1.2.3.4", "2.10.0.1", "3.1.4.1", "1.0.0.12"] * 15, False, None),
-    ("v", ["1.2.3.4", "2.10.0.1", "3.1.4.1", "1.0.0.12"] * 15, False, None),
-    ("event_ts", ["2025-05-01T10:00:00", "2025-06-30T23:59:59", "2024-01-09T08:15:00"] * 20, False, None),
-    ("created", ["2025-05-01", "2025-06-30", "2024-01-09"] * 20, False, None),
-    ("event_id", ["550e8400-e29b-41d4-a716-446655440000", "6fa459ea-ee8a-3ca4-894e-db77e160355e"] * 30, False, None),
-    ("c11", [f"{i:064x}" for i in range(10**20, 10**20 + 60)], False, None),
-    ("amount", [129.99, 4155550134.0, 3.5, 42.0] * 15, False, None),
-    ("amount_text", ["129.99", "4155550134", "3.50", "42.00"] * 15, False, None),
-    ("sku", ["A12345678", "B87654321", "K11223344"] * 20, False, None),
-    ("c7", ["SKU-AB123456", "SKU-CD654321", "SKU-EF111111"] * 20, False, None),
-    ("product_name", ["Classic Kettle", "Eco Chair", "Ultra Desk Lamp"] * 20, False, None),
-    ("country_code", ["US", "DE", "FR"] * 20, False, None),
-    ("email_sha256", [f"{i:064x}" for i in range(10**30, 10**30 + 60)], False, None),
-])
-def test_column_classification(classifier: Classifier, column: str, values: list, pii: bool,
-                               entity: str | None) -> None:
+@pytest.mark.parametrize(
+    ("column", "values", "pii", "entity"),
+    [
+        # the three signals, alone and together
+        ("email", EMAILS, True, "EMAIL_ADDRESS"),
+        ("c1", EMAILS, True, "EMAIL_ADDRESS"),
+        ("attr_7", PHONES, True, "PHONE_NUMBER"),
+        ("c2", NAMES, True, "PERSON"),
+        ("correo", EMAILS, True, "EMAIL_ADDRESS"),
+        ("Telefonnummer", PHONES, True, "PHONE_NUMBER"),
+        ("vorname", ["Jürgen", "Anna", "Lukas", "Sophie", "Leon", "Marie"] * 10, True, "PERSON"),
+        (
+            "iban",
+            ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606"]
+            * 20,
+            True,
+            "IBAN_CODE",
+        ),
+        (
+            "x",
+            ["4111111111111111", "5500005555555559", "340000000000009"] * 20,
+            True,
+            "CREDIT_CARD",
+        ),
+        (
+            "geburtsdatum",
+            ["1980-05-01", "1975-12-31", "2001-01-09", "1962-07-14"] * 15,
+            True,
+            "DATE_TIME",
+        ),
+        ("customer_id", list(range(60)), True, "PERSON_ID"),
+        # known traps
+        ("contact", ["support@example.com"] + ["n/a"] * 999, False, None),  # one email in 1,000
+        ("homepage", [f"https://site{i}.example.com/about" for i in range(60)], False, None),
+        ("app_version", ["1.2.3.4", "2.10.0.1", "3.1.4.1", "1.0.0.12"] * 15, False, None),
+        ("v", ["1.2.3.4", "2.10.0.1", "3.1.4.1", "1.0.0.12"] * 15, False, None),
+        (
+            "event_ts",
+            ["2025-05-01T10:00:00", "2025-06-30T23:59:59", "2024-01-09T08:15:00"] * 20,
+            False,
+            None,
+        ),
+        ("created", ["2025-05-01", "2025-06-30", "2024-01-09"] * 20, False, None),
+        (
+            "event_id",
+            ["550e8400-e29b-41d4-a716-446655440000", "6fa459ea-ee8a-3ca4-894e-db77e160355e"] * 30,
+            False,
+            None,
+        ),
+        ("c11", [f"{i:064x}" for i in range(10**20, 10**20 + 60)], False, None),
+        ("amount", [129.99, 4155550134.0, 3.5, 42.0] * 15, False, None),
+        ("amount_text", ["129.99", "4155550134", "3.50", "42.00"] * 15, False, None),
+        ("sku", ["A12345678", "B87654321", "K11223344"] * 20, False, None),
+        ("c7", ["SKU-AB123456", "SKU-CD654321", "SKU-EF111111"] * 20, False, None),
+        ("product_name", ["Classic Kettle", "Eco Chair", "Ultra Desk Lamp"] * 20, False, None),
+        ("country_code", ["US", "DE", "FR"] * 20, False, None),
+        ("email_sha256", [f"{i:064x}" for i in range(10**30, 10**30 + 60)], False, None),
+    ],
+)
+def test_column_classification(
+    classifier: Classifier, column: str, values: list, pii: bool, entity: str | None
+) -> None:
     finding = classify_one(classifier, column, values)
     assert (finding.pii, finding.entity) == (pii, entity), finding.entities
 
 
 def test_free_text_is_flagged_with_its_entities(classifier: Classifier) -> None:
-    bodies = (["Hi, this is Maria Garcia, my email is maria.garcia@example.com please help me."] * 3
-              + ["The app crashes every time I open the settings page on my tablet."] * 17)
+    bodies = [
+        "Hi, this is Maria Garcia, my email is maria.garcia@example.com please help me."
+    ] * 3 + ["The app crashes every time I open the settings page on my tablet."] * 17
     finding = classify_one(classifier, "body", bodies)
     assert finding.pii and finding.free_text
     assert finding.entities["EMAIL_ADDRESS"] == pytest.approx(0.15)
@@ -71,10 +112,16 @@ def test_free_text_is_flagged_with_its_entities(classifier: Classifier) -> None:
 
 
 def test_prose_without_people_is_not_pii(classifier: Classifier) -> None:
-    finding = classify_one(classifier, "description", [
-        "A compact kettle made from recycled materials, with a two year warranty.",
-        "An ergonomic chair that supports your back during long working days at home.",
-        "A water bottle that keeps drinks cold for twenty four hours or more."] * 20)
+    finding = classify_one(
+        classifier,
+        "description",
+        [
+            "A compact kettle made from recycled materials, with a two year warranty.",
+            "An ergonomic chair that supports your back during long working days at home.",
+            "A water bottle that keeps drinks cold for twenty four hours or more.",
+        ]
+        * 20,
+    )
     assert not finding.pii
 
 
@@ -102,6 +149,7 @@ def test_examples_are_masked(classifier: Classifier) -> None:
 
 def test_entities_can_be_restricted() -> None:
     from scanner.classify.column import ClassifierSettings
+
     only_email = Classifier(ClassifierSettings(entities=frozenset({"EMAIL_ADDRESS"})))
     assert not classify_one(only_email, "phone", PHONES).pii
     assert classify_one(only_email, "c1", EMAILS).entity == "EMAIL_ADDRESS"
@@ -109,27 +157,34 @@ def test_entities_can_be_restricted() -> None:
 
 def test_user_column_hints() -> None:
     from scanner.classify.column import ClassifierSettings
+
     hinted = Classifier(ClassifierSettings(column_hints=(("PERSON_ID", ("kdnr",)),)))
     assert classify_one(hinted, "kdnr", list(range(60))).entity == "PERSON_ID"
 
 
-@pytest.mark.parametrize(("value", "entity", "masked"), [
-    ("john.doe@example.com", "EMAIL_ADDRESS", "j***@e***.com"),
-    ("+1 415-555-0134", "PHONE_NUMBER", "+* ***-***-**34"),
-    ("Maria García", "PERSON", "M*** G***"),
-    ("DE89370400440532013000", "IBAN_CODE", "DE******************00"),
-])
+@pytest.mark.parametrize(
+    ("value", "entity", "masked"),
+    [
+        ("john.doe@example.com", "EMAIL_ADDRESS", "j***@e***.com"),
+        ("+1 415-555-0134", "PHONE_NUMBER", "+* ***-***-**34"),
+        ("Maria García", "PERSON", "M*** G***"),
+        ("DE89370400440532013000", "IBAN_CODE", "DE******************00"),
+    ],
+)
 def test_mask(value: str, entity: str, masked: str) -> None:
     assert mask(value, entity) == masked
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("customerEMail", ["customer", "email"]),
-    ("E-Mail", ["e", "mail"]),
-    ("Straße", ["strasse"]),
-    ("Teléfono", ["telefono"]),
-    ("customer.email", ["customer", "email"]),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("customerEMail", ["customer", "email"]),
+        ("E-Mail", ["e", "mail"]),
+        ("Straße", ["strasse"]),
+        ("Teléfono", ["telefono"]),
+        ("customer.email", ["customer", "email"]),
+    ],
+)
 def test_tokens(name: str, expected: list[str]) -> None:
     assert tokens(name) == expected
 

@@ -29,7 +29,8 @@ def small_source(tmp_path: Path) -> Path:
     folder = tmp_path / "src"
     folder.mkdir()
     (folder / "people.csv").write_text(
-        "id,email,notes\n" + "".join(f"{i},user{i}@example.com,fine\n" for i in range(50)))
+        "id,email,notes\n" + "".join(f"{i},user{i}@example.com,fine\n" for i in range(50))
+    )
     return folder
 
 
@@ -68,7 +69,9 @@ def test_show_unknown_dataset(run, small_source: Path) -> None:
     run("scan", str(small_source))
     result = run("catalog", "show", "nope")
     assert result.exit_code == 1
-    assert result.output.strip().endswith("no dataset 'nope' in " + str(Path(result.output.split(" in ")[-1].strip())))
+    assert result.output.strip().endswith(
+        "no dataset 'nope' in " + str(Path(result.output.split(" in ")[-1].strip()))
+    )
     assert result.output.startswith("Error: no dataset 'nope'")
 
 
@@ -77,14 +80,21 @@ def test_list_without_catalog(run) -> None:
     assert result.exit_code == 1 and "no catalog here yet" in result.output
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("scan:\n  sample_rowz: 10\n", "scan.sample_rowz: Extra inputs are not permitted"),
-    ("scan:\n  sample_rows: -1\n", "scan.sample_rows: Input should be greater than or equal to 1"),
-    ("scan: [1, 2\n", "not valid YAML"),
-    ("scan:\n  recognizers: [nope.yaml]\n", "scan.recognizers: no such file"),
-])
-def test_bad_config_is_a_hard_error(run, tmp_path: Path, small_source: Path, text: str,
-                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("scan:\n  sample_rowz: 10\n", "scan.sample_rowz: Extra inputs are not permitted"),
+        (
+            "scan:\n  sample_rows: -1\n",
+            "scan.sample_rows: Input should be greater than or equal to 1",
+        ),
+        ("scan: [1, 2\n", "not valid YAML"),
+        ("scan:\n  recognizers: [nope.yaml]\n", "scan.recognizers: no such file"),
+    ],
+)
+def test_bad_config_is_a_hard_error(
+    run, tmp_path: Path, small_source: Path, text: str, message: str
+) -> None:
     config = tmp_path / "optout.yaml"
     config.write_text(text)
     result = run("scan", str(small_source), config=str(config))
@@ -101,8 +111,9 @@ def test_user_recognizers_from_presidio_yaml(run, tmp_path: Path) -> None:
         "    supported_entity: MEMBERSHIP_NO\n"
         "    patterns:\n"
         "      - name: membership\n"
-        "        regex: \"\\\\bMBR-\\\\d{6}\\\\b\"\n"
-        "        score: 0.9\n")
+        '        regex: "\\\\bMBR-\\\\d{6}\\\\b"\n'
+        "        score: 0.9\n"
+    )
     (tmp_path / "optout.yaml").write_text("scan:\n  recognizers: [rec.yaml]\n")
     data = tmp_path / "data"
     data.mkdir()

@@ -25,8 +25,9 @@ def test_quick_start_is_two_commands() -> None:
     assert block.split("\n")[:-1] == ["make demo", "make test"]
 
 
-def test_tour_runs_as_written(tmp_path: Path, company_dir: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tour_runs_as_written(
+    tmp_path: Path, company_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "fixtures" / "data").mkdir(parents=True)
     (tmp_path / "fixtures" / "data" / "company").symlink_to(company_dir / "company")
     monkeypatch.chdir(tmp_path)

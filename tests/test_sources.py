@@ -25,7 +25,11 @@ def sample_of(spec: str, rows: int = 1000, seed: int = 42, name: str | None = No
 
 def test_parquet_file(tmp_path: Path) -> None:
     path = tmp_path / "people.parquet"
-    pq.write_table(pa.table({"id": list(range(5000)), "email": [f"u{i}@example.com" for i in range(5000)]}), path, row_group_size=1000)
+    pq.write_table(
+        pa.table({"id": list(range(5000)), "email": [f"u{i}@example.com" for i in range(5000)]}),
+        path,
+        row_group_size=1000,
+    )
     ref, sample = sample_of(str(path), rows=200)
     assert (ref.name, ref.kind, ref.format) == ("people", "file", "parquet")
     assert sample.row_count == 5000
@@ -91,7 +95,9 @@ def test_duckdb_file_lists_tables_and_views_in_every_schema(tmp_path: Path) -> N
     path = tmp_path / "wh.duckdb"
     con = duckdb.connect(str(path))
     con.execute("CREATE SCHEMA mart")
-    con.execute("CREATE TABLE mart.users AS SELECT range AS id, 'u' || range || '@x.org' AS email FROM range(3000)")
+    con.execute(
+        "CREATE TABLE mart.users AS SELECT range AS id, 'u' || range || '@x.org' AS email FROM range(3000)"
+    )
     con.execute("CREATE TABLE facts AS SELECT range AS n FROM range(10)")
     con.execute("CREATE VIEW mart.emails AS SELECT email FROM mart.users")
     con.close()
@@ -120,11 +126,17 @@ def test_sqlite_tables_and_views(company_dir: Path) -> None:
 def test_postgres_tables_and_views_in_non_system_schemas(pg_uri: str) -> None:
     with psycopg.connect(pg_uri, autocommit=True) as con:
         con.execute("CREATE SCHEMA crm")
-        con.execute("CREATE TABLE crm.customers (id int PRIMARY KEY, email text, phone text, created timestamptz DEFAULT now())")
-        con.execute("INSERT INTO crm.customers (id, email, phone) SELECT i, 'user' || i || '@example.com', '+1 415-555-' || lpad(i::text, 4, '0') FROM generate_series(1, 5000) i")
+        con.execute(
+            "CREATE TABLE crm.customers (id int PRIMARY KEY, email text, phone text, created timestamptz DEFAULT now())"
+        )
+        con.execute(
+            "INSERT INTO crm.customers (id, email, phone) SELECT i, 'user' || i || '@example.com', '+1 415-555-' || lpad(i::text, 4, '0') FROM generate_series(1, 5000) i"
+        )
         con.execute("CREATE TABLE public.notes (body text)")
         con.execute("CREATE VIEW crm.recent AS SELECT id, email FROM crm.customers WHERE id > 4000")
-        con.execute("CREATE MATERIALIZED VIEW crm.counts AS SELECT count(*) AS n FROM crm.customers")
+        con.execute(
+            "CREATE MATERIALIZED VIEW crm.counts AS SELECT count(*) AS n FROM crm.customers"
+        )
     with open_source(pg_uri) as source:
         refs = {r.name: r for r in source.datasets()}
         assert set(refs) == {"crm.customers", "crm.recent", "crm.counts", "notes"}
@@ -140,8 +152,10 @@ def test_postgres_tables_and_views_in_non_system_schemas(pg_uri: str) -> None:
     assert empty.row_count == 0 and empty.table.num_rows == 0
 
 
-@pytest.mark.parametrize("spec", ["postgresql://postgres@127.0.0.1:1/test",
-                                  "postgresql://nobody@127.0.0.1:5432/no_such_db"])
+@pytest.mark.parametrize(
+    "spec",
+    ["postgresql://postgres@127.0.0.1:1/test", "postgresql://nobody@127.0.0.1:5432/no_such_db"],
+)
 def test_unreachable_database_is_one_line(spec: str) -> None:
     with pytest.raises(SourceUnavailable) as err:
         open_source(spec)
@@ -169,22 +183,25 @@ def test_missing_path_and_unknown_suffix(tmp_path: Path) -> None:
         open_source(str(tmp_path / "sheet.xlsx"))
 
 
-@pytest.mark.parametrize(("name", "content", "error"), [
-    ("broken.parquet", b"PAR1 this is not parquet", DatasetUnreadable),
-    ("broken.jsonl", b'{"a": 1}\n{"a": \n', DatasetUnreadable),
-    ("broken.json", b'[{"a": 1}, {"a": ', DatasetUnreadable),
-    ("binary.csv", bytes(range(256)) * 40, DatasetUnreadable),
-    ("broken.sqlite", b"definitely not sqlite", SourceUnavailable),
-    ("broken.duckdb", b"definitely not duckdb" * 100, SourceUnavailable),
-])
-def test_corrupt_files_raise_one_line_errors(tmp_path: Path, name: str, content: bytes,
-                                            error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("broken.parquet", b"PAR1 this is not parquet", DatasetUnreadable),
+        ("broken.jsonl", b'{"a": 1}\n{"a": \n', DatasetUnreadable),
+        ("broken.json", b'[{"a": 1}, {"a": ', DatasetUnreadable),
+        ("binary.csv", bytes(range(256)) * 40, DatasetUnreadable),
+        ("broken.sqlite", b"definitely not sqlite", SourceUnavailable),
+        ("broken.duckdb", b"definitely not duckdb" * 100, SourceUnavailable),
+    ],
+)
+def test_corrupt_files_raise_one_line_errors(
+    tmp_path: Path, name: str, content: bytes, error: type[Exception]
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(error) as err:
-        with open_source(str(path)) as source:
-            for ref in source.datasets():
-                source.sample(ref, 100, 1)
+    with pytest.raises(error) as err, open_source(str(path)) as source:
+        for ref in source.datasets():
+            source.sample(ref, 100, 1)
     assert "\n" not in str(err.value) and str(err.value)
 
 
@@ -212,9 +229,11 @@ def test_streamed_and_sqlite_sampling_repeat(tmp_path: Path, kind: str) -> None:
         con.close()
     else:
         path = tmp_path / f"t.{kind}"
-        lines = {"csv": ["n"] + [str(i) for i in range(20_000)],
-                 "jsonl": [json.dumps({"n": i}) for i in range(20_000)],
-                 "log": [f"line {i}" for i in range(20_000)]}[kind]
+        lines = {
+            "csv": ["n"] + [str(i) for i in range(20_000)],
+            "jsonl": [json.dumps({"n": i}) for i in range(20_000)],
+            "log": [f"line {i}" for i in range(20_000)],
+        }[kind]
         path.write_text("\n".join(lines) + "\n")
     _, a = sample_of(str(path), rows=300, seed=5)
     _, b = sample_of(str(path), rows=300, seed=5)
