@@ -149,7 +149,11 @@ def structured_comparison(path: Path, classifier: Classifier, rows: int) -> None
         nlp_engine=setup.nlp_engine, registry=registry, supported_languages=["en"]
     )
     builder = PandasAnalysisBuilder(analyzer=analyzer, batch_size=64)
+    # presidio-structured takes only primitive cell types: dates and timestamps as text.
     frame = table.to_pandas()
+    for name, field in zip(table.column_names, table.schema, strict=True):
+        if pa.types.is_temporal(field.type):
+            frame[name] = frame[name].astype(str)
 
     start = time.perf_counter()
     ours = classifier.classify("wide", Sample(table, table.num_rows))

@@ -207,3 +207,15 @@ def test_quality_floors_on_the_fixture_truth(company_scan, company_dir: Path) ->
     opaque = {col: got for ds, col, _, _, _, got in q.rows if ds == "export_0417"}
     assert opaque["c1"] == "EMAIL_ADDRESS" and opaque["c2"] == "PERSON"
     assert opaque["attr_7"] == "IBAN_CODE" and opaque["attr_8"] == "IP_ADDRESS"
+
+
+def test_without_a_spacy_model_patterns_still_work(caplog: pytest.LogCaptureFixture) -> None:
+    from scanner.classify.column import ClassifierSettings
+    with caplog.at_level("WARNING", logger="optout.scanner"):
+        patterns_only = Classifier(ClassifierSettings(model="no_such_model_installed"))
+        Classifier(ClassifierSettings(model="no_such_model_installed"))
+    warnings = [r for r in caplog.records if "is not installed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert patterns_only.setup.model is None and not patterns_only.setup.ner_recognizers
+    assert classify_one(patterns_only, "c1", EMAILS).entity == "EMAIL_ADDRESS"
+    assert classify_one(patterns_only, "full_name", NAMES).entity == "PERSON"  # by name

@@ -98,7 +98,8 @@ class Classifier:
         self.settings = settings or ClassifierSettings()
         self.setup = presidio_setup(self.settings.model, self.settings.recognizers)
         self.hints = NameHints({k: list(v) for k, v in self.settings.column_hints})
-        known = self.setup.entities | {"PERSON_ID"}
+        # Entities a column name alone can establish count even when no recognizer reports them.
+        known = self.setup.entities | self.hints.entities
         self.entities = set(self.settings.entities or known) & known
 
     def classify(self, dataset: str, sample: Sample) -> list[ColumnFinding]:

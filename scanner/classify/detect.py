@@ -162,7 +162,7 @@ def ner_hits(
     """NER hits on at most `limit` distinct values (a seeded choice when there are more), and
     the indexes of the values that were analyzed."""
     hits = Hits()
-    if setup.nlp_engine is None or not setup.ner_recognizers:
+    if not setup.ner_recognizers:
         return hits, []
     chosen = list(range(len(values)))
     if len(chosen) > limit:

@@ -392,6 +392,11 @@ class NameHints:
             key=lambda p: -len(" ".join(p[0])),
         )
 
+    @property
+    def entities(self) -> frozenset[str]:
+        """Every entity some hint names."""
+        return frozenset(e for _, e in self._hints)
+
     def hint(self, column: str, dataset: str = "") -> NameHint:
         """The hint for a column of a dataset."""
         toks = tokens(column)

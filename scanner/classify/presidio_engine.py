@@ -12,7 +12,7 @@ from pathlib import Path
 import tldextract
 import yaml
 from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider
+from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 
 from scanner.errors import ConfigError
@@ -45,8 +45,8 @@ class OfflineEmailRecognizer(EmailRecognizer):
 class PresidioSetup:
     """The NLP engine and the recognizers, split by whether they need the NLP engine."""
 
-    nlp_engine: NlpEngine | None
-    model: str | None
+    nlp_engine: NlpEngine
+    model: str | None  # None: no spaCy model, the no-op engine
     pattern_recognizers: tuple[EntityRecognizer, ...]
     ner_recognizers: tuple[EntityRecognizer, ...]
 
@@ -64,10 +64,12 @@ def model_installed(model: str) -> bool:
     return importlib.util.find_spec(model) is not None
 
 
-def build_nlp_engine(model: str | None) -> NlpEngine | None:
-    """A spaCy NLP engine for `model`, or None when no model is installed (patterns only)."""
+def build_nlp_engine(model: str | None) -> NlpEngine:
+    """A spaCy NLP engine for `model`; Presidio's no-op engine (patterns only) without one."""
     if not model or not model_installed(model):
-        return None
+        return NlpEngineProvider(nlp_configuration={
+            "nlp_engine_name": "no_op", "models": [{"lang_code": LANGUAGE, "model_name": "no_op"}],
+        }).create_engine()
     provider = NlpEngineProvider(
         nlp_configuration={
             "nlp_engine_name": "spacy",
@@ -115,7 +117,8 @@ def presidio_setup(
 ) -> PresidioSetup:
     """The shared Presidio setup for a model and a set of user recognizer files."""
     nlp_engine = build_nlp_engine(model)
-    if model and nlp_engine is None:
+    has_ner = isinstance(nlp_engine, SpacyNlpEngine)
+    if model and not has_ner:
         log.warning(
             "spaCy model %r is not installed: classifying with pattern recognizers "
             "only (no names or places from NER)",
@@ -133,8 +136,8 @@ def presidio_setup(
     patterns = tuple(
         r for r in registry.recognizers if not _needs_nlp(r) and LANGUAGE in _languages(r)
     )
-    ner = tuple(r for r in registry.recognizers if _needs_nlp(r)) if nlp_engine else ()
-    return PresidioSetup(nlp_engine, model if nlp_engine else None, patterns, ner)
+    ner = tuple(r for r in registry.recognizers if _needs_nlp(r)) if has_ner else ()
+    return PresidioSetup(nlp_engine, model if has_ner else None, patterns, ner)
 
 
 def _needs_nlp(recognizer: EntityRecognizer) -> bool:
