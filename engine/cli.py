@@ -23,7 +23,6 @@ from scanner.scan import ScanOptions, scan
 DEFAULT_CATALOG = "optout.duckdb"
 
 
-
 def _console(stderr: bool = False) -> Console:
     """A console for this call; piped output gets wide lines instead of folded cells."""
     stream = sys.stderr if stderr else sys.stdout

@@ -172,13 +172,7 @@ class Catalog:
                     "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (now() AT TIME ZONE 'UTC'), ?, "
                     "'ok', NULL)",
                     [
-                        ref.id,
-                        source_id,
-                        ref.name,
-                        ref.kind,
-                        ref.format,
-                        ref.location,
-                        json.dumps(dict(ref.options), default=str),
+                        *_identity(ref, source_id),
                         sample.row_count,
                         sample.row_count_exact,
                         json.dumps(schema),
@@ -242,17 +236,7 @@ class Catalog:
                         "INSERT INTO datasets (id, source_id, name, kind, format, location, "
                         "options, scan_run_id, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
                         "'failed', ?)",
-                        [
-                            ref.id,
-                            source_id,
-                            ref.name,
-                            ref.kind,
-                            ref.format,
-                            ref.location,
-                            json.dumps(dict(ref.options), default=str),
-                            run_id,
-                            error,
-                        ],
+                        [*_identity(ref, source_id), run_id, error],
                     )
             con.execute("COMMIT")
 
@@ -341,6 +325,19 @@ class Catalog:
     def export(self) -> dict[str, Any]:
         """The catalog as the stable JSON export: datasets with columns, and lineage edges."""
         return {"datasets": [d.as_export() for d in self.datasets()], "lineage": []}
+
+
+def _identity(ref: DatasetRef, source_id: str) -> list[Any]:
+    """The leading columns of a `datasets` row: what the dataset is and where it lives."""
+    return [
+        ref.id,
+        source_id,
+        ref.name,
+        ref.kind,
+        ref.format,
+        ref.location,
+        json.dumps(dict(ref.options), default=str),
+    ]
 
 
 def _version(con: duckdb.DuckDBPyConnection) -> int:

@@ -67,9 +67,12 @@ def model_installed(model: str) -> bool:
 def build_nlp_engine(model: str | None) -> NlpEngine:
     """A spaCy NLP engine for `model`; Presidio's no-op engine (patterns only) without one."""
     if not model or not model_installed(model):
-        return NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "no_op", "models": [{"lang_code": LANGUAGE, "model_name": "no_op"}],
-        }).create_engine()
+        return NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "no_op",
+                "models": [{"lang_code": LANGUAGE, "model_name": "no_op"}],
+            }
+        ).create_engine()
     provider = NlpEngineProvider(
         nlp_configuration={
             "nlp_engine_name": "spacy",

@@ -70,9 +70,12 @@ def one_line(error: BaseException | str) -> str:
     return text[:300]
 
 
-def file_fingerprint(*paths: str) -> str:
-    """Size and modification time of each file: changes when a file is rewritten or replaced."""
-    h = hashlib.sha256()
+def file_fingerprint(*paths: str, salt: str = "") -> str:
+    """Size and modification time of each file: changes when a file is rewritten or replaced.
+
+    `salt` tells apart the datasets that live in one file (the tables of a database file).
+    """
+    h = hashlib.sha256(salt.encode())
     for path in sorted(paths):
         st = os.stat(path)
         h.update(f"{path}\x00{st.st_size}\x00{st.st_mtime_ns}\x00{st.st_ino}\n".encode())

@@ -24,8 +24,12 @@ class DirectorySource(Source):
 
     kind = "directory"
 
-    def __init__(self, location: str, opener: Callable[[str], Source | None],
-                 exclude: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        location: str,
+        opener: Callable[[str], Source | None],
+        exclude: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(location)
         self._opener = opener
         self._exclude = exclude

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import duckdb
@@ -84,9 +83,7 @@ class DuckDBFileSource(Source):
 
     def fingerprint(self, ref: DatasetRef) -> str:
         # The file changes whenever any table in it does; cheap and never misses a change.
-        h = hashlib.sha256(file_fingerprint(self.location).encode())
-        h.update(ref.name.encode())
-        return h.hexdigest()[:32]
+        return file_fingerprint(self.location, salt=ref.name)
 
     def close(self) -> None:
         self._con.close()

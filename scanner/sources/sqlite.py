@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,9 +76,7 @@ class SQLiteSource(Source):
             return False
 
     def fingerprint(self, ref: DatasetRef) -> str:
-        h = hashlib.sha256(file_fingerprint(self.location).encode())
-        h.update(ref.name.encode())
-        return h.hexdigest()[:32]
+        return file_fingerprint(self.location, salt=ref.name)
 
     def close(self) -> None:
         self._con.close()
