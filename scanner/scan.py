@@ -94,6 +94,7 @@ def scan(
     """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
     a catalog that cannot be written."""
     options = options or ScanOptions()
+    classifier = classifier or Classifier(options.classifier)  # bad settings fail before any write
     notify = progress or (lambda *_: None)
     report = ScanReport(run_id=uuid.uuid4().hex[:12])
     started = time.perf_counter()
@@ -121,7 +122,6 @@ def scan(
         catalog.record_source(source_id, source.location, source.kind)
         opened.append((source_id, source, refs))
     notify("listed", None, sum(len(refs) for _, _, refs in opened))
-    classifier = classifier or Classifier(options.classifier)
     key = options.key()
     try:
         for source_id, source, refs in opened:

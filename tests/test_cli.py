@@ -127,3 +127,10 @@ def test_entities_option_restricts(run, small_source: Path) -> None:
     result = run("scan", str(small_source), "--entities", "PHONE_NUMBER")
     assert result.exit_code == 0
     assert "0 PII columns" in result.output
+
+
+def test_unknown_entity_is_an_error(run, small_source: Path) -> None:
+    result = run("scan", str(small_source), "--entities", "EMAIL_ADRESS")
+    assert result.exit_code == 1
+    assert result.output == "Error: Unknown entity 'EMAIL_ADRESS'. Did you mean EMAIL_ADDRESS?\n"
+    assert not (small_source.parent / "cli.duckdb").exists()  # nothing was written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from scanner.classify.masking import mask
 from scanner.classify.names import NameHint, NameHints
 from scanner.classify.presidio_engine import DEFAULT_MODEL, presidio_setup
 from scanner.classify.profile import ValueProfile, profile
+from scanner.errors import ConfigError
 from scanner.model import ColumnFinding, Sample
 
 #: entities Presidio reports that do not make a column personal on their own
@@ -100,7 +102,11 @@ class Classifier:
         self.hints = NameHints({k: list(v) for k, v in self.settings.column_hints})
         # Entities a column name alone can establish count even when no recognizer reports them.
         known = self.setup.entities | self.hints.entities
-        self.entities = set(self.settings.entities or known) & known
+        for entity in sorted(set(self.settings.entities or ()) - known):
+            close = difflib.get_close_matches(entity, sorted(known), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"Unknown entity '{entity}'.{hint}")
+        self.entities = set(self.settings.entities or known)
 
     def classify(self, dataset: str, sample: Sample) -> list[ColumnFinding]:
         """One finding per column of the sample, in column order."""
