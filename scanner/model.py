@@ -31,6 +31,16 @@ class DatasetRef:
         return dict(self.options).get(key, default)
 
 
+@dataclass(frozen=True)
+class ForeignKey:
+    """A declared foreign key: `columns` of a dataset reference `ref_columns` of `ref_table`
+    (a dataset name in the same source)."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
 @dataclass
 class Sample:
     """A bounded, seeded sample of one dataset, as Arrow, plus what the source knows of it."""

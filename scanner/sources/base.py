@@ -12,8 +12,10 @@ from typing import ClassVar
 import duckdb
 import pyarrow as pa
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
-from scanner.model import DatasetRef, Sample
+from scanner.matching import MatchQuery, MatchResult
+from scanner.model import DatasetRef, ForeignKey, Sample
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b")
 _DIGITS = re.compile(r"\d{6,}")
@@ -47,6 +49,18 @@ class Source(ABC):
 
         None when the source cannot tell (the dataset is then re-read on every scan).
         """
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        """Foreign keys the engine declares for the dataset (none for files)."""
+        return []
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        """The SQL that defines a view, when the dataset is one."""
+        return None
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        """Count the dataset's rows that match `query`, inside the engine holding them."""
+        raise DatasetUnreadable(f"{self.kind} sources cannot be searched for a subject")
 
     def close(self) -> None:  # noqa: B027 - most sources hold a connection; some hold nothing
         """Release connections; the source is not used afterwards."""
@@ -82,14 +96,6 @@ def file_fingerprint(*paths: str, salt: str = "") -> str:
     return h.hexdigest()[:32]
 
 
-def quote_ident(name: str) -> str:
-    """A SQL identifier quoted for DuckDB, PostgreSQL and SQLite alike."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def memory_duckdb() -> duckdb.DuckDBPyConnection:

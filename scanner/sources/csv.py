@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 
 from scanner.errors import DatasetUnreadable
-from scanner.sources.base import StreamedFileSource, one_line, quote_literal
+from scanner.sources.base import StreamedFileSource, one_line
+from scanner.sql import quote_literal
 
 
 class CsvSource(StreamedFileSource):

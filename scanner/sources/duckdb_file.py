@@ -6,10 +6,13 @@ from collections.abc import Iterator
 
 import duckdb
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable
-from scanner.model import DatasetRef, Sample
+from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
+from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import windows
-from scanner.sources.base import Source, file_fingerprint, one_line, quote_ident
+from scanner.sources.base import Source, file_fingerprint, one_line
+from scanner.sql import quote_ident
 
 
 class DuckDBFileSource(Source):
@@ -80,6 +83,30 @@ class DuckDBFileSource(Source):
         except duckdb.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return Sample(table, int(total), declared_types=types)
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        rows = self._con.execute(
+            "SELECT constraint_column_names, referenced_table, referenced_column_names "
+            "FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' "
+            "AND schema_name = ? AND table_name = ?",
+            [ref.option("schema"), ref.option("table")]).fetchall()
+        schema = ref.option("schema")
+        return [ForeignKey(tuple(cols), table if schema == "main" else f"{schema}.{table}",
+                           tuple(ref_cols)) for cols, table, ref_cols in rows]
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        if ref.kind != "view":
+            return None
+        rows = self._con.execute("SELECT sql FROM duckdb_views() WHERE schema_name = ? "
+                                 "AND view_name = ?",
+                                 [ref.option("schema"), ref.option("table")]).fetchall()
+        return rows[0][0] if rows else None
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        try:
+            return DuckDBMatcher(self._con, hasher).match(self._relation(ref), query)
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
 
     def fingerprint(self, ref: DatasetRef) -> str:
         # The file changes whenever any table in it does; cheap and never misses a change.

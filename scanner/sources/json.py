@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from scanner.sources.base import StreamedFileSource, quote_literal
+from scanner.sources.base import StreamedFileSource
+from scanner.sql import quote_literal
 
 LINES_SUFFIXES = (".jsonl", ".ndjson")
 

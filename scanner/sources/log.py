@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from scanner.model import DatasetRef, Sample
-from scanner.sources.base import StreamedFileSource, quote_literal
+from scanner.sources.base import StreamedFileSource
+from scanner.sql import quote_literal
 
 
 class LogSource(StreamedFileSource):

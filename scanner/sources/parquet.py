@@ -6,9 +6,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
+from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
 from scanner.model import DatasetRef, Sample
 from scanner.sampling import windows
 from scanner.sources.base import (
@@ -17,8 +20,8 @@ from scanner.sources.base import (
     flatten,
     memory_duckdb,
     one_line,
-    quote_literal,
 )
+from scanner.sql import quote_literal
 
 
 class ParquetSource(Source):
@@ -79,7 +82,7 @@ class ParquetSource(Source):
         hive = "true" if ref.option("hive") else "false"
         query = (
             f"SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
-            f"{_lit_list(files)}, filename=true, file_row_number=true, "
+            f"{_literal_list(files)}, filename=true, file_row_number=true, "
             f"hive_partitioning={hive}, union_by_name=true) WHERE {where}"
         )
         try:
@@ -90,6 +93,18 @@ class ParquetSource(Source):
 
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(*self.files())
+
+    def reader(self, ref: DatasetRef) -> str:
+        """The DuckDB call that reads every part of the dataset."""
+        hive = "true" if ref.option("hive") else "false"
+        return (f"read_parquet({_literal_list(self.files())}, hive_partitioning={hive}, "
+                "union_by_name=true)")
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        try:
+            return DuckDBMatcher(self._con, hasher).match(self.reader(ref), query)
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
 
     def close(self) -> None:
         self._con.close()
@@ -109,5 +124,5 @@ def hive_partitioned(path: Path) -> bool:
     return path.is_dir() and any("=" in d.name for d in path.iterdir() if d.is_dir())
 
 
-def _lit_list(items: list[str]) -> str:
+def _literal_list(items: list[str]) -> str:
     return "[" + ", ".join(quote_literal(i) for i in items) + "]"

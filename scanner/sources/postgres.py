@@ -9,8 +9,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
-from scanner.model import DatasetRef, Sample
+from scanner.identifiers import sql_normalize
+from scanner.matching import TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
+from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
 from scanner.sources.base import Source, one_line, rows_to_arrow
 
@@ -120,6 +123,80 @@ class PostgresSource(Source):
                 (self._rel(ref).as_string(self._con),),
             ).fetchall()
         )
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        rows = self._con.execute(
+            "SELECT (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(c.conkey) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.conrelid "
+            "AND a.attnum = k.attnum), rn.nspname, rc.relname, "
+            "(SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(c.confkey) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = c.confrelid "
+            "AND a.attnum = k.attnum) "
+            "FROM pg_constraint c JOIN pg_class rc ON rc.oid = c.confrelid "
+            "JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
+            "WHERE c.contype = 'f' AND c.conrelid = %s::regclass",
+            (self._rel(ref).as_string(self._con),)).fetchall()
+        return [ForeignKey(tuple(cols), table if schema == "public" else f"{schema}.{table}",
+                           tuple(ref_cols)) for cols, schema, table, ref_cols in rows]
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        if ref.kind != "view":
+            return None
+        row = self._con.execute("SELECT pg_get_viewdef(%s::regclass)",
+                                (self._rel(ref).as_string(self._con),)).fetchone()
+        view = self._rel(ref).as_string(self._con)
+        kind = "MATERIALIZED VIEW" if ref.option("relkind") == "m" else "VIEW"
+        return f"CREATE {kind} {view} AS {row[0]}" if row else None
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        if not query.keys and not query.texts:
+            return MatchResult()
+        inner, outer = hasher.pads
+
+        def hmac(expr: str) -> str:
+            return (f"encode(sha256('\\x{outer.hex()}'::bytea || sha256('\\x{inner.hex()}'::bytea "
+                    f"|| convert_to({expr}, 'UTF8'))), 'hex')")
+
+        params: list[object] = []
+        conditions = []
+        for k in query.keys:
+            col = sql.Identifier(k.column).as_string(self._con)
+            conditions.append(f"{hmac(sql_normalize(k.kind, col, 'postgres'))} = ANY(%s)")
+            params.append(sorted(k.hashes))
+        for column in query.texts:
+            col = f"lower(({sql.Identifier(column).as_string(self._con)})::text)"
+            phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
+            pair = hmac("a.w[i] || ' ' || a.w[i + 1]")
+            conditions.append(
+                f"(EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') m "
+                f"WHERE {hmac('m[1]')} = ANY(%s)) "
+                f"OR EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') p "
+                f"WHERE {phone} = ANY(%s)) "
+                f"OR EXISTS (SELECT 1 FROM (SELECT regexp_split_to_array({col}, "
+                "'[^[:alpha:]]+') w) a, generate_series(1, coalesce(array_length(a.w, 1), 0) - 1) i "
+                f"WHERE {pair} = ANY(%s)))")
+            hashes = sorted(query.text_hashes)
+            params += [f"({TEXT_EMAIL})", hashes, f"({TEXT_PHONE})", hashes, hashes]
+        where = " OR ".join(conditions)
+        rel = self._rel(ref).as_string(self._con)
+        selects = ["count(*)"]
+        for column, kind in query.collect:
+            col = sql.Identifier(column).as_string(self._con)
+            selects.append(f"array_agg(DISTINCT {hmac(sql_normalize(kind, col, 'postgres'))})")
+        for column in query.names:
+            col = sql.Identifier(column).as_string(self._con)
+            selects.append(f"array_agg(DISTINCT {sql_normalize('name', col, 'postgres')})")
+        try:
+            row = self._con.execute(f"SELECT {', '.join(selects)} FROM {rel} WHERE {where}",
+                                    params).fetchone()
+        except psycopg.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+        result = MatchResult(rows=int(row[0]))
+        for (column, _), values in zip(query.collect, row[1:1 + len(query.collect)], strict=True):
+            result.collected[column] = {v for v in values or () if v is not None}
+        for values in row[1 + len(query.collect):]:
+            result.names |= {v for v in values or () if v}
+        return result
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         if ref.kind != "table":

@@ -6,10 +6,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable
-from scanner.model import DatasetRef, Sample
+from scanner.matching import MatchQuery, MatchResult, PythonMatcher, collect_names
+from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import reservoir, windows
-from scanner.sources.base import Source, file_fingerprint, one_line, quote_ident, rows_to_arrow
+from scanner.sources.base import Source, file_fingerprint, one_line, rows_to_arrow
+from scanner.sql import quote_ident
 
 MAGIC = b"SQLite format 3\x00"
 
@@ -74,6 +77,51 @@ class SQLiteSource(Source):
             return True
         except sqlite3.OperationalError:
             return False
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        if ref.kind != "table":
+            return []
+        rows = self._con.execute(
+            f"PRAGMA foreign_key_list({quote_ident(ref.option('table'))})").fetchall()
+        grouped: dict[int, list[tuple]] = {}
+        for row in rows:  # id, seq, table, from, to, ...
+            grouped.setdefault(row[0], []).append(row)
+        return [ForeignKey(tuple(r[3] for r in fk), fk[0][2],
+                           tuple(r[4] or r[3] for r in fk)) for fk in grouped.values()]
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        if ref.kind != "view":
+            return None
+        row = self._con.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
+                                (ref.option("table"),)).fetchone()
+        return row[0] if row else None
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        if not query.keys and not query.texts:
+            return MatchResult()
+        m = PythonMatcher(query, hasher)
+        self._con.create_function("optout_member", 3, m.member, deterministic=True)
+        self._con.create_function("optout_key", 2, m.key, deterministic=True)
+        self._con.create_function("optout_text_hit", 1, m.text_hit, deterministic=True)
+        conditions = [f"optout_member('k{i}', '{k.kind}', {quote_ident(k.column)})"
+                      for i, k in enumerate(query.keys)]
+        conditions += [f"optout_text_hit({quote_ident(c)})" for c in query.texts]
+        where = " OR ".join(conditions)
+        rel = quote_ident(ref.option("table"))
+        try:
+            rows = self._con.execute(f"SELECT count(*) FROM {rel} WHERE {where}").fetchone()[0]
+            result = MatchResult(rows=rows)
+            for column, kind in query.collect:
+                result.collected[column] = {h for (h,) in self._con.execute(
+                    f"SELECT DISTINCT optout_key('{kind}', {quote_ident(column)}) FROM {rel} "
+                    f"WHERE {where}") if h is not None}
+            for column in query.names:
+                values = [v for (v,) in self._con.execute(
+                    f"SELECT DISTINCT {quote_ident(column)} FROM {rel} WHERE {where}")]
+                result.names |= collect_names(values)
+        except sqlite3.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+        return result
 
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(self.location, salt=ref.name)

@@ -1,0 +1,151 @@
+"""Finding a subject's rows inside the engine that holds them, by keyed hash.
+
+A `MatchQuery` says which columns to compare (each with its normalization kind and the keyed
+hashes to look for), which free-text columns to search, and what to bring back from matching
+rows. Sources answer it with one query per dataset, however many subjects the hash sets hold;
+raw identifiers never enter the query, only their keyed hashes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from scanner.catalog.secret import KeyedHash
+from scanner.identifiers import normalize, sql_normalize
+from scanner.sql import quote_ident
+
+#: what free text is searched for: emails, phone-number-like runs, and word pairs (names)
+TEXT_EMAIL = r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
+TEXT_PHONE = r"\+?[0-9][0-9 ().-]{5,}[0-9]"
+TEXT_WORD = r"\p{L}+"
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    """One column compared by keyed hash."""
+
+    column: str
+    kind: str  # normalization kind: email, phone, name, code
+    hashes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MatchQuery:
+    """Which rows of a dataset belong to the subjects, and what to learn from them."""
+
+    keys: tuple[KeyMatch, ...] = ()
+    #: free-text columns, searched for emails, phone numbers and names among these hashes
+    texts: tuple[str, ...] = ()
+    text_hashes: frozenset[str] = frozenset()
+    #: columns whose keyed hashes are returned from matching rows (column, kind)
+    collect: tuple[tuple[str, str], ...] = ()
+    #: person-name columns whose values are returned (held in memory, never stored)
+    names: tuple[str, ...] = ()
+
+
+@dataclass
+class MatchResult:
+    """How many rows matched, and the keyed hashes (and names) found in them."""
+
+    rows: int = 0
+    collected: dict[str, set[str]] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+
+
+class DuckDBMatcher:
+    """Runs a `MatchQuery` over a relation DuckDB can read (a file reader or a table)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, hasher: KeyedHash) -> None:
+        self.con = con
+        inner, outer = hasher.pads
+        con.execute(
+            "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
+            f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(x))))")
+
+    def match(self, relation: str, query: MatchQuery) -> MatchResult:
+        """Run `query` against `relation` (SQL: a table name or a table function call)."""
+        if not query.keys and not query.texts:
+            return MatchResult()
+        hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
+        hashes += [("text", h) for h in query.text_hashes]
+        self.con.register("optout_subject_hashes", pa.table({
+            "slot": [s for s, _ in hashes], "h": [h for _, h in hashes]}))
+        try:
+            conditions = [
+                f"optout_hmac({sql_normalize(k.kind, quote_ident(k.column), 'duckdb')}) IN "
+                f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')"
+                for i, k in enumerate(query.keys)]
+            conditions += [_text_condition(quote_ident(c)) for c in query.texts]
+            selects = ["count(*)"]
+            selects += [f"list(DISTINCT optout_hmac({sql_normalize(kind, quote_ident(c), 'duckdb')}))"
+                        for c, kind in query.collect]
+            selects += [f"list(DISTINCT {sql_normalize('name', quote_ident(c), 'duckdb')})"
+                        for c in query.names]
+            row = self.con.execute(
+                f"SELECT {', '.join(selects)} FROM {relation} WHERE {' OR '.join(conditions)}"
+            ).fetchall()[0]
+        finally:
+            self.con.unregister("optout_subject_hashes")
+        result = MatchResult(rows=int(row[0]))
+        for (column, _), values in zip(query.collect, row[1:1 + len(query.collect)], strict=True):
+            result.collected[column] = {v for v in values or () if v is not None}
+        for values in row[1 + len(query.collect):]:
+            result.names |= {v for v in values or () if v}
+        return result
+
+
+def _text_condition(col: str) -> str:
+    """True when a free-text value mentions a hashed email, phone number or name."""
+    text = f"lower(CAST({col} AS VARCHAR))"
+    words = f"regexp_extract_all({text}, '{TEXT_WORD}')"
+    return (
+        "len(list_intersect(list_concat("
+        f"list_transform(regexp_extract_all({text}, '{TEXT_EMAIL}'), lambda e: optout_hmac(e)), "
+        f"list_transform(regexp_extract_all({text}, '{TEXT_PHONE}'), "
+        "lambda p: optout_hmac(regexp_replace(p, '[^0-9]', '', 'g'))), "
+        f"list_transform(range(1, len({words})), "
+        f"lambda i: optout_hmac({words}[i] || ' ' || {words}[i + 1]))), "
+        "(SELECT list(h) FROM optout_subject_hashes WHERE slot = 'text'))) > 0")
+
+
+class PythonMatcher:
+    """The same matching as SQL functions an engine calls back into (SQLite): normalization,
+    keyed hash and set membership run in the engine's process, row by row as it scans."""
+
+    _EMAIL = re.compile(TEXT_EMAIL)
+    _PHONE = re.compile(r"\+?[0-9][0-9 ().-]{5,}[0-9]")
+    _WORD = re.compile(r"[^\W\d_]+")
+
+    def __init__(self, query: MatchQuery, hasher: KeyedHash) -> None:
+        self.query = query
+        self.hasher = hasher
+        self.sets = {f"k{i}": k.hashes for i, k in enumerate(query.keys)}
+
+    def key(self, kind: str, value: object) -> str | None:
+        """Keyed hash of a stored value, or None for NULL."""
+        return None if value is None else self.hasher(normalize(kind, value))
+
+    def member(self, slot: str, kind: str, value: object) -> int:
+        """1 when the value's keyed hash is among the slot's hashes."""
+        return int(value is not None and self.hasher(normalize(kind, value)) in self.sets[slot])
+
+    def text_hit(self, value: object) -> int:
+        """1 when free text mentions a hashed email, phone number or name."""
+        if value is None:
+            return 0
+        text = str(value).lower()
+        words = self._WORD.findall(text)
+        candidates = [*self._EMAIL.findall(text),
+                      *(re.sub(r"\D", "", p) for p in self._PHONE.findall(text)),
+                      *(f"{a} {b}" for a, b in itertools.pairwise(words))]
+        return int(any(self.hasher(c) in self.query.text_hashes for c in candidates))
+
+
+def collect_names(values: list[object]) -> set[str]:
+    """Normalized person names from a column's values (kept in memory only)."""
+    return {normalize("name", v) for v in values if v is not None and str(v).strip()}
