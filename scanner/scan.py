@@ -10,9 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scanner.catalog import Catalog
+from scanner.catalog.store import DatasetExtras
 from scanner.classify.column import Classifier, ClassifierSettings
 from scanner.errors import ScannerError
+from scanner.lineage import register_found_lineage, register_view_lineage
 from scanner.model import ColumnFinding, DatasetRef
+from scanner.sketches import key_sketches
 from scanner.sources import open_source
 from scanner.sources.base import Source, one_line
 from scanner.sources.postgres import redact_uri
@@ -56,6 +59,8 @@ class ScanReport:
     run_id: str
     results: list[DatasetResult] = field(default_factory=list)
     source_errors: list[tuple[str, str]] = field(default_factory=list)
+    #: lineage files or view definitions that could not be read (they do not fail the scan)
+    lineage_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rows_sampled: int = 0
 
@@ -131,6 +136,10 @@ def scan(
                 )
                 report.results.append(result)
                 notify("done", ref, result)
+        for spec in specs:
+            if os.path.isdir(spec):
+                report.lineage_errors += register_found_lineage(catalog, spec)
+        report.lineage_errors += register_view_lineage(catalog, report.run_id)
     finally:
         for _, source, _ in opened:
             source.close()
@@ -164,5 +173,15 @@ def _scan_one(
         error = one_line(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
         return DatasetResult(ref, "failed", error=error)
-    catalog.record_dataset(report.run_id, source_id, ref, sample, fingerprint, key, findings)
+    try:
+        extras = DatasetExtras(
+            foreign_keys=source.foreign_keys(ref),
+            definition=source.definition(ref),
+            sketches=key_sketches(sample, findings, catalog.hasher()),
+        )
+    except ScannerError as exc:
+        catalog.record_failure(report.run_id, source_id, ref, ref.location, str(exc))
+        return DatasetResult(ref, "failed", error=str(exc))
+    catalog.record_dataset(report.run_id, source_id, ref, sample, fingerprint, key, findings,
+                           extras)
     return DatasetResult(ref, "scanned", sample.row_count, findings)

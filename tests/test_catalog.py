@@ -91,6 +91,7 @@ def test_catalog_records_every_fixture_dataset(company_scan) -> None:
         "app",
         "products",
         "builds",
+        "customer_segments",
     } == names
     customers = catalog.find("customers")
     assert customers.row_count == 400 and customers.format == "parquet"
@@ -106,13 +107,22 @@ def test_catalog_file_is_private_and_versioned(company_scan) -> None:
     assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == LATEST
     runs = con.execute("SELECT status, datasets_scanned, pii_columns FROM scan_runs").fetchall()
     con.close()
-    assert runs[0][0] == "ok" and runs[0][1] == 16 and runs[0][2] >= 40
+    assert runs[0][0] == "ok" and runs[0][1] == 17 and runs[0][2] >= 40
 
 
 def test_export_shape(company_scan) -> None:
     _, catalog = company_scan
     data = json.loads(json.dumps(catalog.export(), default=str))
-    assert set(data) == {"datasets", "lineage"} and data["lineage"] == []
+    assert set(data) == {"datasets", "lineage"}
+    edges = {(e["upstream"], e["downstream"], e["kind"], e["origin"]) for e in data["lineage"]}
+    assert edges == {
+        ("customers", "customer_ltv", "copied", "sql"),
+        ("orders", "customer_ltv", "aggregated", "sql"),
+        ("orders", "daily_revenue", "transformed", "sql"),
+        ("customers", "customer_segments", "copied", "declared"),
+        ("employees", "it_staff", "copied", "view"),
+        ("customer_ltv", "vip_customers", "copied", "view"),
+    }
     for d in data["datasets"]:
         assert {"id", "name", "kind", "location", "row_count", "columns"} <= set(d)
         assert isinstance(d["row_count"], int)

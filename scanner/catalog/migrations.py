@@ -42,6 +42,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         error VARCHAR NOT NULL, failed_at TIMESTAMP NOT NULL);
     """,
     ),
+    (
+        2,
+        "foreign keys, view and SQL definitions, key sketches, lineage edges",
+        """
+    CREATE TABLE foreign_keys (
+        dataset_id VARCHAR NOT NULL, columns JSON NOT NULL, ref_table VARCHAR NOT NULL,
+        ref_columns JSON NOT NULL);
+    CREATE TABLE definitions (
+        dataset_id VARCHAR NOT NULL, sql VARCHAR NOT NULL, dialect VARCHAR NOT NULL,
+        origin VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL);
+    CREATE TABLE key_sketches (
+        dataset_id VARCHAR NOT NULL, column_name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        hashes JSON NOT NULL);
+    CREATE TABLE lineage_edges (
+        upstream_id VARCHAR NOT NULL, downstream_id VARCHAR NOT NULL, column_map JSON NOT NULL,
+        kind VARCHAR NOT NULL, origin VARCHAR NOT NULL, origin_ref VARCHAR,
+        recorded_at TIMESTAMP NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -14,10 +14,23 @@ from typing import Any
 import duckdb
 
 from scanner.catalog.migrations import LATEST, migrate
+from scanner.catalog.secret import KeyedHash, load_secret
 from scanner.errors import CatalogError, DatasetNotFound
-from scanner.model import ColumnFinding, DatasetRef, Sample
+from scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
 
 LOCK_WAIT_SECONDS = 30.0
+NOW = "(now() AT TIME ZONE 'UTC')"
+#: the sqlglot dialect of each dataset format's SQL
+_DIALECTS = {"duckdb": "duckdb", "sqlite": "sqlite", "postgresql": "postgres"}
+
+
+@dataclass
+class DatasetExtras:
+    """What a scan learns of a dataset besides its findings."""
+
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    definition: str | None = None  # a view's SQL
+    sketches: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +72,13 @@ class Catalog:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._hasher: KeyedHash | None = None
+
+    def hasher(self) -> KeyedHash:
+        """The keyed hash under this catalog's secret (the key file is created on first use)."""
+        if self._hasher is None:
+            self._hasher = KeyedHash(load_secret(self.path))
+        return self._hasher
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -158,6 +178,7 @@ class Catalog:
         fingerprint: str | None,
         settings_key: str,
         findings: list[ColumnFinding],
+        extras: DatasetExtras | None = None,
     ) -> None:
         """Replace what the catalog knows of a dataset with a fresh scan, in one transaction."""
         types = sample.column_types()
@@ -165,7 +186,8 @@ class Catalog:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                for table in ("datasets", "columns", "findings"):
+                extras = extras or DatasetExtras()
+                for table in ("datasets", "columns", "findings", "foreign_keys", "key_sketches"):
                     key = "id" if table == "datasets" else "dataset_id"
                     con.execute(f"DELETE FROM {table} WHERE {key} = ?", [ref.id])
                 con.execute(
@@ -207,6 +229,18 @@ class Catalog:
                             for f in findings
                         ],
                     )
+                for fk in extras.foreign_keys:
+                    con.execute("INSERT INTO foreign_keys VALUES (?, ?, ?, ?)",
+                                [ref.id, json.dumps(fk.columns), fk.ref_table,
+                                 json.dumps(fk.ref_columns)])
+                for column, (kind, hashes) in extras.sketches.items():
+                    con.execute("INSERT INTO key_sketches VALUES (?, ?, ?, ?)",
+                                [ref.id, column, kind, json.dumps(hashes)])
+                con.execute("DELETE FROM definitions WHERE dataset_id = ? AND origin = 'view'",
+                            [ref.id])
+                if extras.definition:
+                    con.execute(f"INSERT INTO definitions VALUES (?, ?, ?, 'view', {NOW})",
+                                [ref.id, extras.definition, _DIALECTS.get(ref.format, "duckdb")])
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
@@ -322,9 +356,90 @@ class Catalog:
             )
             return [{"name": n, "location": loc, "error": e} for n, loc, e in cur.fetchall()]
 
+    def schemas(self) -> dict[str, dict[str, str]]:
+        """Dataset name → column → type, for SQL parsing (names that are unique only)."""
+        with self.connect() as con:
+            rows = con.execute("SELECT d.name, c.name, c.type FROM datasets d JOIN columns c "
+                               "ON c.dataset_id = d.id ORDER BY d.name, c.position").fetchall()
+            dup = {n for (n,) in con.execute(
+                "SELECT name FROM datasets GROUP BY name HAVING count(*) > 1").fetchall()}
+        out: dict[str, dict[str, str]] = {}
+        for name, column, type_ in rows:
+            if name not in dup and "." not in name:
+                out.setdefault(name, {})[column] = type_
+        return out
+
+    def view_definitions(self, run_id: str) -> list[tuple[str, str, str, str, str]]:
+        """(dataset id, name, location, sql, dialect) of the views a scan run read."""
+        with self.connect() as con:
+            return con.execute(
+                "SELECT d.id, d.name, d.location, f.sql, f.dialect FROM definitions f "
+                "JOIN datasets d ON d.id = f.dataset_id WHERE f.origin = 'view' "
+                "AND d.scan_run_id = ? ORDER BY d.name", [run_id]).fetchall()
+
+    def resolve(self, name: str, prefer_location: str | None = None) -> str | None:
+        """The id of the dataset called `name` (in `prefer_location` first); None if unknown or
+        ambiguous."""
+        with self.connect() as con:
+            rows = con.execute("SELECT id, location FROM datasets WHERE name = ? OR "
+                               "location || '#' || name = ?", [name, name]).fetchall()
+        local = [i for i, loc in rows if loc == prefer_location]
+        if len(local) == 1:
+            return local[0]
+        return rows[0][0] if len(rows) == 1 else None
+
+    def replace_lineage(self, origin_ref: str, edges: list[Any],
+                        prefer_location: str | None = None) -> int:
+        """Store the edges one origin (a SQL file, a lineage file, a view) describes, replacing
+        what it said before. Upstream names the catalog does not know are left out; an unknown
+        downstream is an error."""
+        rows = []
+        for edge in edges:
+            down = self.resolve(edge.downstream, prefer_location)
+            if down is None:
+                raise CatalogError(f"{origin_ref}: no dataset '{edge.downstream}' in the catalog "
+                                   "(scan it first)")
+            up = self.resolve(edge.upstream, prefer_location)
+            if up is not None and up != down:
+                rows.append([up, down, json.dumps(edge.columns, sort_keys=True), edge.kind,
+                             edge.origin, origin_ref])
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM lineage_edges WHERE origin_ref = ?", [origin_ref])
+            if rows:
+                con.executemany(f"INSERT INTO lineage_edges VALUES (?, ?, ?, ?, ?, ?, {NOW})", rows)
+            con.execute("COMMIT")
+        return len(rows)
+
+    def lineage(self) -> list[dict[str, Any]]:
+        """Every lineage edge, with dataset names."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT e.upstream_id, u.name, e.downstream_id, d.name, e.column_map, e.kind, "
+                "e.origin, e.origin_ref FROM lineage_edges e JOIN datasets u ON u.id = "
+                "e.upstream_id JOIN datasets d ON d.id = e.downstream_id "
+                "ORDER BY d.name, u.name").fetchall()
+        return [{"upstream_id": r[0], "upstream": r[1], "downstream_id": r[2], "downstream": r[3],
+                 "columns": _json(r[4], {}), "kind": r[5], "origin": r[6], "origin_ref": r[7]}
+                for r in rows]
+
+    def foreign_keys(self) -> list[tuple[str, list[str], str, list[str]]]:
+        """(dataset id, columns, referenced table name, referenced columns) of every FK."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT dataset_id, columns, ref_table, ref_columns "
+                               "FROM foreign_keys ORDER BY 1").fetchall()
+        return [(d, _json(c, []), t, _json(rc, [])) for d, c, t, rc in rows]
+
+    def sketches(self) -> dict[tuple[str, str], tuple[str, set[str]]]:
+        """(dataset id, column) → (normalization kind, keyed-hash sketch)."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT dataset_id, column_name, kind, hashes "
+                               "FROM key_sketches").fetchall()
+        return {(d, c): (k, set(_json(h, []))) for d, c, k, h in rows}
+
     def export(self) -> dict[str, Any]:
         """The catalog as the stable JSON export: datasets with columns, and lineage edges."""
-        return {"datasets": [d.as_export() for d in self.datasets()], "lineage": []}
+        return {"datasets": [d.as_export() for d in self.datasets()], "lineage": self.lineage()}
 
 
 def _identity(ref: DatasetRef, source_id: str) -> list[Any]:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import ScannerError
-from scanner.model import DatasetRef, Sample
+from scanner.matching import MatchQuery, MatchResult
+from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sources.base import Source
 from scanner.sources.parquet import ParquetSource, hive_partitioned, part_files
 
@@ -80,6 +82,15 @@ class DirectorySource(Source):
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
         return self._owner(ref).sample(ref, rows, seed)
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        return self._owner(ref).foreign_keys(ref)
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        return self._owner(ref).definition(ref)
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        return self._owner(ref).match(ref, query, hasher)
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         return None if ref.id in self._broken else self._owners[ref.id].fingerprint(ref)
