@@ -1,1 +1,5 @@
-"""optout engine: policies, planning, executing, reports, and the `optout` command line."""
+"""optout engine: identity graph, policies, plans, reports, and the `optout` command line."""
+
+
+class EngineError(Exception):
+    """Root of every error the engine raises on purpose (messages are one line)."""

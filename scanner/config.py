@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scanner.classify.column import ClassifierSettings
 from scanner.classify.presidio_engine import DEFAULT_MODEL
@@ -36,12 +36,47 @@ class ScanConfig(BaseModel):
     ner_values: int = Field(200, ge=0, le=100_000)
 
 
+class LinkConfig(BaseModel):
+    """A link between two identifier columns, each written `dataset:column`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: tuple[str, str] = Field(description="the two columns the link joins")
+
+    @field_validator("columns")
+    @classmethod
+    def _dataset_column(cls, value: tuple[str, str]) -> tuple[str, str]:
+        for ref in value:
+            if ":" not in ref or not all(ref.rsplit(":", 1)):
+                raise ValueError(f"'{ref}' is not dataset:column")
+        return value
+
+
+class IdentityConfig(BaseModel):
+    """The `identity:` section: links to add, inferred links to accept or reject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    links: list[LinkConfig] = Field(default_factory=list)
+    reject: list[LinkConfig] = Field(default_factory=list)
+
+
+class DatasetConfig(BaseModel):
+    """What the project says about one dataset (by name): its tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = Field(default_factory=list)
+
+
 class Config(BaseModel):
     """The whole file."""
 
     model_config = ConfigDict(extra="forbid")
 
     scan: ScanConfig = Field(default_factory=ScanConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
 
     def classifier_settings(
         self, entities: list[str] | None = None, seed: int | None = None

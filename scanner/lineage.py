@@ -37,8 +37,11 @@ class LineageEdge:
 
     @property
     def kind(self) -> str:
-        """The edge's kind: the one that keeps most of the value among its columns."""
+        """The edge's kind: `aggregated` when any column aggregates (rows are collapsed), else
+        the kind that keeps most of the value among its columns."""
         kinds = [str(c["kind"]) for c in self.columns.values()] or ["filter"]
+        if "aggregated" in kinds:
+            return "aggregated"
         return min(kinds, key=RANK.__getitem__)
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from scanner.catalog.secret import KeyedHash
 from scanner.identifiers import normalize, sql_normalize
-from scanner.sql import quote_ident
+from scanner.sql import quote_ident, quote_literal
 
 #: what free text is searched for: emails, phone-number-like runs, and word pairs (names)
 TEXT_EMAIL = r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
@@ -44,8 +44,9 @@ class MatchQuery:
     text_hashes: frozenset[str] = frozenset()
     #: columns whose keyed hashes are returned from matching rows (column, kind)
     collect: tuple[tuple[str, str], ...] = ()
-    #: person-name columns whose values are returned (held in memory, never stored)
-    names: tuple[str, ...] = ()
+    #: person-name column groups (first + last name, or a full name) whose values, joined by a
+    #: space, are returned from matching rows (held in memory, never stored)
+    names: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass
@@ -71,21 +72,26 @@ class DuckDBMatcher:
         """Run `query` against `relation` (SQL: a table name or a table function call)."""
         if not query.keys and not query.texts:
             return MatchResult()
+        top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+        def col(name: str) -> str:
+            return column_sql(name, top)
+
         hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
         hashes += [("text", h) for h in query.text_hashes]
         self.con.register("optout_subject_hashes", pa.table({
             "slot": [s for s, _ in hashes], "h": [h for _, h in hashes]}))
         try:
             conditions = [
-                f"optout_hmac({sql_normalize(k.kind, quote_ident(k.column), 'duckdb')}) IN "
+                f"optout_hmac({sql_normalize(k.kind, col(k.column), 'duckdb')}) IN "
                 f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')"
                 for i, k in enumerate(query.keys)]
-            conditions += [_text_condition(quote_ident(c)) for c in query.texts]
+            conditions += [_text_condition(col(c)) for c in query.texts]
             selects = ["count(*)"]
-            selects += [f"list(DISTINCT optout_hmac({sql_normalize(kind, quote_ident(c), 'duckdb')}))"
+            selects += [f"list(DISTINCT optout_hmac({sql_normalize(kind, col(c), 'duckdb')}))"
                         for c, kind in query.collect]
-            selects += [f"list(DISTINCT {sql_normalize('name', quote_ident(c), 'duckdb')})"
-                        for c in query.names]
+            selects += [f"list(DISTINCT {sql_normalize('name', _joined(group, top), 'duckdb')})"
+                        for group in query.names]
             row = self.con.execute(
                 f"SELECT {', '.join(selects)} FROM {relation} WHERE {' OR '.join(conditions)}"
             ).fetchall()[0]
@@ -97,6 +103,20 @@ class DuckDBMatcher:
         for values in row[1 + len(query.collect):]:
             result.names |= {v for v in values or () if v}
         return result
+
+
+def column_sql(name: str, top_level: set[str]) -> str:
+    """A column by its catalog name: `customer.id` is the field `id` of the struct `customer`
+    when the relation has no top-level column of that name (sources flatten nested fields)."""
+    if name in top_level or "." not in name:
+        return quote_ident(name)
+    head, *fields = name.split(".")
+    return quote_ident(head) + "".join(f"[{quote_literal(f)}]" for f in fields)
+
+
+def _joined(columns: tuple[str, ...], top_level: set[str]) -> str:
+    """SQL joining a row's name columns with spaces."""
+    return "concat_ws(' ', " + ", ".join(column_sql(c, top_level) for c in columns) + ")"
 
 
 def _text_condition(col: str) -> str:

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
-from scanner.matching import MatchQuery, MatchResult
+from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b")
@@ -145,6 +145,12 @@ class StreamedFileSource(Source):
         except duckdb.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return Sample(flatten(table), int(total))
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        try:
+            return DuckDBMatcher(self._con, hasher).match(self.reader(), query)
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
 
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(self.location)

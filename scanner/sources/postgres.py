@@ -183,9 +183,10 @@ class PostgresSource(Source):
         for column, kind in query.collect:
             col = sql.Identifier(column).as_string(self._con)
             selects.append(f"array_agg(DISTINCT {hmac(sql_normalize(kind, col, 'postgres'))})")
-        for column in query.names:
-            col = sql.Identifier(column).as_string(self._con)
-            selects.append(f"array_agg(DISTINCT {sql_normalize('name', col, 'postgres')})")
+        for group in query.names:
+            cols = ", ".join(sql.Identifier(c).as_string(self._con) for c in group)
+            joined = f"concat_ws(' ', {cols})"
+            selects.append(f"array_agg(DISTINCT {sql_normalize('name', joined, 'postgres')})")
         try:
             row = self._con.execute(f"SELECT {', '.join(selects)} FROM {rel} WHERE {where}",
                                     params).fetchone()

@@ -115,9 +115,10 @@ class SQLiteSource(Source):
                 result.collected[column] = {h for (h,) in self._con.execute(
                     f"SELECT DISTINCT optout_key('{kind}', {quote_ident(column)}) FROM {rel} "
                     f"WHERE {where}") if h is not None}
-            for column in query.names:
+            for group in query.names:
+                joined = " || ' ' || ".join(f"coalesce({quote_ident(c)}, '')" for c in group)
                 values = [v for (v,) in self._con.execute(
-                    f"SELECT DISTINCT {quote_ident(column)} FROM {rel} WHERE {where}")]
+                    f"SELECT DISTINCT {joined} FROM {rel} WHERE {where}")]
                 result.names |= collect_names(values)
         except sqlite3.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc

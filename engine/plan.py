@@ -1,0 +1,129 @@
+"""The erasure plan: frozen, ordered, serializable data with a content hash.
+
+Building a plan writes nothing to the data. It holds no raw identifiers: subjects appear as
+keyed hashes, examples are masked, rows are counted, not copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import EngineError
+
+PLAN_VERSION = 1
+
+
+class PlanError(EngineError):
+    """A plan file is unreadable, altered, or not a plan."""
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """What happens to one dataset that holds the subject, and why."""
+
+    dataset_id: str
+    dataset: str
+    location: str
+    format: str
+    kind: str
+    action: str
+    rule: str
+    rows: int | None  # matching rows; None for a derived dataset rebuilt from its sources
+    match: tuple[str, ...] = ()  # how rows are matched (columns, domains)
+    columns: tuple[tuple[str, str], ...] = ()  # column → action, for column-level changes
+    via: tuple[str, ...] = ()  # how the subject was reached: links and lineage
+    legal_basis: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetNote:
+    """A dataset the plan looked at without a step: searched with no match, or needing review."""
+
+    dataset_id: str
+    dataset: str
+    location: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ErasurePlan:
+    """A whole plan."""
+
+    request_id: str
+    created_at: str
+    created_by: str
+    policy: dict[str, str]
+    subjects: tuple[dict[str, str], ...]
+    catalog_state: str
+    steps: tuple[PlanStep, ...]
+    searched: tuple[DatasetNote, ...] = ()
+    review: tuple[DatasetNote, ...] = ()
+    exempt: tuple[DatasetNote, ...] = ()
+    version: int = PLAN_VERSION
+    content_hash: str = field(default="", compare=False)
+
+    def body(self) -> dict[str, Any]:
+        """Everything but the content hash, as plain data in a stable order."""
+        data = asdict(self)
+        data.pop("content_hash")
+        return data
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the body."""
+        text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def sealed(self) -> ErasurePlan:
+        """The same plan with its content hash filled in."""
+        from dataclasses import replace
+
+        return replace(self, content_hash=self.digest())
+
+    def to_json(self) -> str:
+        """The plan file's text."""
+        return json.dumps({**self.body(), "content_hash": self.content_hash or self.digest()},
+                          indent=2, sort_keys=True, default=str) + "\n"
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts per action, and of the notes."""
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.action] = out.get(s.action, 0) + 1
+        out["rows"] = sum(s.rows or 0 for s in self.steps if s.action == "delete_rows")
+        out["needs_review"] = len(self.review)
+        out["searched_no_match"] = len(self.searched)
+        out["exempt"] = len(self.exempt)
+        return out
+
+
+def load_plan(path: str | Path) -> ErasurePlan:
+    """Read a plan file and check its content hash."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PlanError(f"{path}: not a readable plan file: {exc}") from exc
+    try:
+        plan = ErasurePlan(
+            request_id=data["request_id"], created_at=data["created_at"],
+            created_by=data["created_by"], policy=data["policy"],
+            subjects=tuple(data["subjects"]), catalog_state=data["catalog_state"],
+            steps=tuple(PlanStep(**{**s, "match": tuple(s["match"]),
+                                    "columns": tuple(tuple(c) for c in s["columns"]),
+                                    "via": tuple(s["via"]),
+                                    "params": tuple(tuple(p) for p in s["params"])})
+                        for s in data["steps"]),
+            searched=tuple(DatasetNote(**n) for n in data["searched"]),
+            review=tuple(DatasetNote(**n) for n in data["review"]),
+            exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
+            version=data["version"], content_hash=data["content_hash"])
+    except (KeyError, TypeError) as exc:
+        raise PlanError(f"{path}: not a plan file (missing or bad field {exc})") from exc
+    if plan.digest() != plan.content_hash:
+        raise PlanError(f"{path}: content hash does not match: the plan was altered")
+    return plan

@@ -1,0 +1,335 @@
+"""Planning: from a request's subjects to one step per dataset that holds them.
+
+The walk runs in rounds. Each round asks every dataset with an identifier column in a domain
+that has values (or a free-text column) for its matching rows — one query per dataset for all
+subjects at once — and learns the identifier values of those rows (keyed hashes), which open
+more domains: an email finds `customers.id = 42`, which finds `orders.customer_id = 42`. It
+stops when a round learns nothing new. Nothing is written to the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+
+from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
+from engine.plan import DatasetNote, ErasurePlan, PlanStep
+from engine.policy import COLUMN_ACTIONS, Policy, Rule
+from engine.subjects import Subject, SubjectError
+from scanner.catalog import Catalog, DatasetRecord
+from scanner.catalog.secret import KeyedHash
+from scanner.config import Config
+from scanner.errors import ScannerError
+from scanner.matching import KeyMatch, MatchQuery, MatchResult
+from scanner.model import DatasetRef
+from scanner.sources import open_source
+from scanner.sources.base import Source
+
+MAX_ROUNDS = 6
+#: what makes a dataset derived (most to least of the row kept), for `derivation` rules
+DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
+TEXT_KEYS = ("email", "phone")  # identifiers also searched for in free text
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: subjects, the policy, and who asks."""
+
+    subjects: list[Subject]
+    policy: Policy
+    policy_path: str
+    request_id: str | None = None
+    created_by: str = field(default_factory=getpass.getuser)
+
+
+class SourcePool:
+    """Sources opened once per location while planning."""
+
+    def __init__(self, exclude: frozenset[str]) -> None:
+        self._open: dict[str, Source] = {}
+        self._exclude = exclude
+
+    def match(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        """Run a match against the dataset a catalog record describes."""
+        source = self._open.get(record.location)
+        if source is None:
+            source = self._open[record.location] = open_source(record.location, self._exclude)
+        return source.match(ref_of(record), query, hasher)
+
+    def close(self) -> None:
+        """Close every source."""
+        for source in self._open.values():
+            source.close()
+
+
+def ref_of(record: DatasetRecord) -> DatasetRef:
+    """The source-level reference of a catalog record."""
+    options = tuple(sorted((k, v) for k, v in record.options.items()))
+    return DatasetRef(record.format, record.location, record.name, record.kind, record.format,
+                      options)
+
+
+@dataclass
+class _Walk:
+    graph: IdentityGraph
+    hasher: KeyedHash
+    known: dict[str, set[str]] = field(default_factory=dict)
+    text_hashes: set[str] = field(default_factory=set)
+    learned_from: dict[str, set[str]] = field(default_factory=dict)  # domain → dataset names
+    results: dict[str, MatchResult] = field(default_factory=dict)
+    queries: dict[str, MatchQuery] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def query_for(self, record: DatasetRecord) -> MatchQuery:
+        keys, collect = [], []
+        for c in record.columns:
+            col = (record.id, c.name)
+            if col in self.graph.domains:
+                kind = kind_of_column(self.graph, col)
+                collect.append((c.name, kind))
+                values = self.known.get(self.graph.domains[col])
+                if values:
+                    keys.append(KeyMatch(c.name, kind, frozenset(values)))
+        texts = tuple(c.name for c in record.columns if c.free_text) if self.text_hashes else ()
+        person = tuple(c.name for c in record.columns
+                       if c.pii and c.entity == "PERSON" and not c.free_text)
+        names = (person,) if len(person) == 2 else tuple((p,) for p in person)
+        return MatchQuery(tuple(keys), texts, frozenset(self.text_hashes), tuple(collect), names)
+
+    def learn(self, record: DatasetRecord, result: MatchResult) -> bool:
+        grew = False
+        for column, hashes in result.collected.items():
+            domain = self.graph.domains[(record.id, column)]
+            new = hashes - self.known.setdefault(domain, set())
+            if new:
+                self.known[domain] |= new
+                self.learned_from.setdefault(domain, set()).add(record.name)
+                grew = True
+        for name in result.names:
+            words = name.split()
+            if len(words) >= 2:
+                h = self.hasher(f"{words[0]} {words[-1]}")
+                if h not in self.text_hashes:
+                    self.text_hashes.add(h)
+                    grew = True
+        return grew
+
+
+def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
+               now: dt.datetime | None = None) -> ErasurePlan:
+    """Plan the request against everything the catalog knows. Reads data, writes none."""
+    hasher = catalog.hasher()
+    graph = build_graph(catalog, config)
+    config = config or Config()
+    walk = _Walk(graph, hasher)
+    held = {e.subject_hash: e.reason for e in request.policy.exemptions if e.subject_hash}
+    exempt_notes = []
+    for subject in request.subjects:
+        if subject.digest(hasher) in held:
+            exempt_notes.append(DatasetNote("", "(subject)", subject.digest(hasher),
+                                            f"legal hold: {held[subject.digest(hasher)]}"))
+            continue
+        _seed(walk, graph, subject, hasher)
+    records = sorted(graph.datasets.values(), key=lambda d: (d.name, d.location))
+    pool = SourcePool(frozenset({catalog.path}))
+    signatures: dict[str, tuple] = {}
+    try:
+        for _ in range(MAX_ROUNDS):
+            grew = False
+            for record in records:
+                if record.id in walk.failures:
+                    continue
+                query = walk.query_for(record)
+                if not query.keys and not query.texts:
+                    continue
+                signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
+                             len(query.text_hashes) if query.texts else 0)
+                if signatures.get(record.id) == signature:
+                    continue
+                signatures[record.id] = signature
+                try:
+                    result = pool.match(record, query, hasher)
+                except ScannerError as exc:
+                    walk.failures[record.id] = str(exc)
+                    continue
+                walk.queries[record.id] = query
+                walk.results[record.id] = result
+                grew |= result.rows > 0 and walk.learn(record, result)
+            if not grew:
+                break
+    finally:
+        pool.close()
+    return _assemble(catalog, request, config, walk, records, exempt_notes, now)
+
+
+def _seed(walk: _Walk, graph: IdentityGraph, subject: Subject, hasher: KeyedHash) -> None:
+    hashes = subject.hashes(hasher)
+    entity = SUBJECT_ENTITIES.get(subject.key)
+    if entity:
+        walk.known.setdefault(entity, set()).update(hashes)
+        if subject.key in TEXT_KEYS:
+            walk.text_hashes |= hashes
+        return
+    domains = graph.domains_for_key(subject.key)
+    if not domains:
+        raise SubjectError(f"no person-key column named '{subject.key}' in the catalog "
+                           "(see `optout graph`)")
+    for domain in domains:
+        walk.known.setdefault(domain, set()).update(hashes)
+        walk.learned_from.setdefault(domain, set()).add("the request")
+
+
+def _derivation(graph: IdentityGraph, record: DatasetRecord, holders: set[str]) -> str | None:
+    kinds = {e["kind"] for e in graph.upstream(record.id) if e["upstream_id"] in holders}
+    return next((k for k in DERIVATION_ORDER if k in kinds), None)
+
+
+def _has_sql(graph: IdentityGraph, record: DatasetRecord) -> bool:
+    return any(e["origin"] in ("sql", "view") for e in graph.upstream(record.id))
+
+
+def _columns(record: DatasetRecord, rule: Rule | None, action: str) -> tuple[tuple[str, str], ...]:
+    """Column → action for column-level actions (and for what `retain` anonymizes)."""
+    if rule is not None and action == "retain" and rule.anonymize:
+        spec, act, per = rule.anonymize, rule.anonymize.action, {}
+    elif action in COLUMN_ACTIONS:
+        spec, act, per = rule, action, (rule.per_entity if rule else {})
+    else:
+        return ()
+    out = []
+    for c in record.columns:
+        if not c.pii:
+            continue
+        if action == "redact" or act == "redact":
+            if c.free_text:
+                out.append((c.name, "redact"))
+            continue
+        if c.free_text:
+            out.append((c.name, "redact"))
+            continue
+        if spec is not None and spec.entities and c.entity not in spec.entities:
+            continue
+        if spec is not None and spec.columns and c.name not in spec.columns:
+            continue
+        out.append((c.name, per.get(c.entity or "", act)))
+    return tuple(out)
+
+
+def _params(rule: Rule | None, action: str) -> tuple[tuple[str, object], ...]:
+    if rule is None:
+        return ()
+    if action == "mask":
+        return (("keep_last", rule.keep_last),)
+    if action == "generalize":
+        return (("band_width", rule.band_width), ("generalize_to", rule.generalize_to),
+                ("prefix_length", rule.prefix_length))
+    if action == "retain" and rule.anonymize and rule.anonymize.action == "mask":
+        return (("keep_last", rule.anonymize.keep_last),)
+    return ()
+
+
+def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Walk,
+              records: list[DatasetRecord], exempt_notes: list[DatasetNote],
+              now: dt.datetime | None) -> ErasurePlan:
+    graph, policy = walk.graph, request.policy
+    holders = {r.id for r in records if walk.results.get(r.id, MatchResult()).rows > 0}
+    # Derived datasets downstream of a holder hold the subject through their sources too.
+    affected = set(holders)
+    changed = True
+    while changed:
+        changed = False
+        for r in records:
+            if r.id not in affected and any(e["upstream_id"] in affected
+                                            for e in graph.upstream(r.id)):
+                affected.add(r.id)
+                changed = True
+    steps, searched, review, exempt = [], [], [], list(exempt_notes)
+    for r in records:
+        tags = set(config.datasets[r.name].tags) if r.name in config.datasets else set()
+        pii = [c for c in r.columns if c.pii]
+        if r.id in walk.failures:
+            review.append(DatasetNote(r.id, r.name, r.location,
+                                      f"could not be searched: {walk.failures[r.id]}"))
+            continue
+        if r.id not in affected:
+            if r.id in walk.results:
+                searched.append(DatasetNote(r.id, r.name, r.location,
+                                            "searched: no rows of the subject"))
+            elif pii:
+                entities = ", ".join(sorted({c.entity or "?" for c in pii}))
+                review.append(DatasetNote(
+                    r.id, r.name, r.location,
+                    f"not reachable: holds PII ({entities}) but no identifier or lineage links "
+                    "it to the subject; needs review"))
+            continue
+        hold = policy.exemption_for(r.name)
+        if hold is not None:
+            exempt.append(DatasetNote(r.id, r.name, r.location, f"legal hold: {hold.reason}"))
+            continue
+        steps.append(_step(graph, walk, policy, r, tags, holders))
+    return ErasurePlan(
+        request_id=request.request_id or uuid.uuid4().hex[:16],
+        created_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        created_by=request.created_by,
+        policy={"name": policy.name, "digest": policy.digest, "path": request.policy_path},
+        subjects=tuple(sorted(({"key": s.key, "hash": s.digest(walk.hasher)}
+                               for s in request.subjects), key=lambda s: (s["key"], s["hash"]))),
+        catalog_state=catalog_state(records),
+        steps=tuple(steps), searched=tuple(searched), review=tuple(review),
+        exempt=tuple(exempt)).sealed()
+
+
+def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, tags: set[str],
+          holders: set[str]) -> PlanStep:
+    result = walk.results.get(r.id)
+    query = walk.queries.get(r.id)
+    rows = result.rows if result and result.rows else None
+    derivation = _derivation(graph, r, holders)
+    free_text_only = bool(query) and not query.keys
+    entities = {c.entity for c in r.columns if c.pii and c.entity}
+    via = []
+    if query:
+        for k in query.keys:
+            domain = graph.domains[(r.id, k.column)]
+            sources = sorted(walk.learned_from.get(domain, {"the request"}))
+            via.append(f"{k.column} in {domain} (values from {', '.join(sources)})")
+        via += [f"{t} searched for the subject's email, phone and name" for t in query.texts]
+    for e in graph.upstream(r.id):
+        via.append(f"derived from {e['upstream']} ({e['kind']}, {e['origin']} lineage)")
+    if r.kind == "view":
+        return PlanStep(r.id, r.name, r.location, r.format, r.kind, "recompute",
+                        "view: follows its base tables", rows, _match(query, graph, r),
+                        (), tuple(via))
+    rule = policy.rule_for(r.name, tags, entities, [c.name for c in r.columns], derivation,
+                           free_text_only)
+    action = rule.action if rule else policy.default_action
+    rule_name = rule.name if rule else "default"
+    if action == "recompute" and not _has_sql(graph, r):
+        action = "delete_rows" if rows else "recompute"
+        rule_name += " (no SQL to rebuild from: rows deleted)" if rows else ""
+    if rows is None and action not in ("recompute", "retain"):
+        action, rule_name = "recompute", f"{rule_name} (derived: rebuilt from its sources)"
+    return PlanStep(
+        r.id, r.name, r.location, r.format, r.kind, action, rule_name, rows,
+        _match(query, graph, r), _columns(r, rule, action), tuple(via),
+        rule.legal_basis if rule and action == "retain" else None, _params(rule, action))
+
+
+def _match(query: MatchQuery | None, graph: IdentityGraph, r: DatasetRecord) -> tuple[str, ...]:
+    if query is None:
+        return ()
+    out = [f"{k.column} ({graph.columns[(r.id, k.column)].entity}): keyed hash in "
+           f"{graph.domains[(r.id, k.column)]}" for k in query.keys]
+    out += [f"{t} (free text): mentions of the subject" for t in query.texts]
+    return tuple(out)
+
+
+def catalog_state(records: list[DatasetRecord]) -> str:
+    """A hash of what the plan was made from: each dataset's id, fingerprint and scan time."""
+    h = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r.id):
+        h.update(f"{r.id}\x00{r.fingerprint}\x00{r.scanned_at}\x00{r.status}\n".encode())
+    return h.hexdigest()

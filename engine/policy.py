@@ -1,0 +1,175 @@
+"""Policies: which identifiers a request may name, and what happens to a subject's data where.
+
+A policy is YAML (see policies/README.md), validated when loaded: an unknown key, a wrong type
+or a `retain` without `legal_basis` is an error naming the file, the key and the line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine import EngineError
+
+ROW_ACTIONS = ("delete_rows", "retain", "recompute")
+COLUMN_ACTIONS = ("null", "hash", "mask", "generalize", "redact")
+Action = Literal["delete_rows", "null", "hash", "mask", "generalize", "redact", "recompute",
+                 "retain"]
+Derivation = Literal["copied", "transformed", "aggregated", "filter"]
+
+
+class PolicyError(EngineError):
+    """A policy file is missing or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """What a rule applies to; every field given must hold (none given: every dataset)."""
+
+    datasets: list[str] = Field(default_factory=list, description="dataset name globs")
+    tags: list[str] = Field(default_factory=list, description="any of these dataset tags")
+    entities: list[str] = Field(default_factory=list, description="holds any of these entities")
+    columns: list[str] = Field(default_factory=list, description="has a column matching a glob")
+    derivation: list[Derivation] = Field(default_factory=list,
+                                         description="derived from its sources this way")
+    free_text: bool | None = Field(None, description="the subject appears only in free text")
+
+
+class Anonymize(_Strict):
+    """Column changes made to rows that are kept (`retain`)."""
+
+    action: Literal["null", "hash", "mask", "generalize"]
+    entities: list[str] = Field(default_factory=list)
+    columns: list[str] = Field(default_factory=list)
+    keep_last: int = Field(4, ge=0, le=32)
+
+
+class Rule(_Strict):
+    """One rule: where it applies, the action, and its parameters."""
+
+    name: str
+    match: Match = Field(default_factory=Match)
+    action: Action
+    entities: list[str] = Field(default_factory=list, description="columns a column action changes")
+    columns: list[str] = Field(default_factory=list, description="column globs it changes")
+    keep_last: int = Field(4, ge=0, le=32, description="mask: characters kept")
+    generalize_to: Literal["year", "prefix", "band"] = "year"
+    prefix_length: int = Field(3, ge=1, le=10)
+    band_width: int = Field(10, ge=1, le=100)
+    per_entity: dict[str, Literal["null", "hash", "mask", "generalize", "redact"]] = Field(
+        default_factory=dict, description="column action per entity, overriding `action`")
+    legal_basis: str | None = None
+    anonymize: Anonymize | None = None
+
+    @model_validator(mode="after")
+    def _legal_basis(self) -> Rule:
+        if self.action == "retain" and not (self.legal_basis or "").strip():
+            raise ValueError("a retain rule needs a legal_basis")
+        if self.anonymize and self.action != "retain":
+            raise ValueError("anonymize goes with action retain")
+        return self
+
+
+class Exemption(_Strict):
+    """A legal hold: a dataset (name glob) or a subject (keyed hash) that is not touched."""
+
+    dataset: str | None = None
+    subject_hash: str | None = None
+    reason: str
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Exemption:
+        if (self.dataset is None) == (self.subject_hash is None):
+            raise ValueError("an exemption names exactly one of dataset or subject_hash")
+        return self
+
+
+class Policy(_Strict):
+    """A whole policy file."""
+
+    name: str
+    description: str = ""
+    identifiers: list[str] = Field(min_length=1)
+    default_action: Action = "delete_rows"
+    approvals: int = Field(1, ge=1, le=5)
+    rules: list[Rule] = Field(default_factory=list)
+    exemptions: list[Exemption] = Field(default_factory=list)
+    digest: str = ""
+
+    def rule_for(self, dataset: str, tags: set[str], entities: set[str], columns: list[str],
+                 derivation: str | None, free_text_only: bool) -> Rule | None:
+        """The first rule that applies to a dataset, or None (the default action applies)."""
+        for rule in self.rules:
+            m = rule.match
+            if m.datasets and not any(fnmatch.fnmatchcase(dataset, g) for g in m.datasets):
+                continue
+            if m.tags and not tags.intersection(m.tags):
+                continue
+            if m.entities and not entities.intersection(m.entities):
+                continue
+            if m.columns and not any(fnmatch.fnmatchcase(c, g) for c in columns
+                                     for g in m.columns):
+                continue
+            if m.derivation and derivation not in m.derivation:
+                continue
+            if m.free_text is not None and m.free_text != free_text_only:
+                continue
+            return rule
+        return None
+
+    def exemption_for(self, dataset: str) -> Exemption | None:
+        """The legal hold on a dataset, if any."""
+        return next((e for e in self.exemptions
+                     if e.dataset and fnmatch.fnmatchcase(dataset, e.dataset)), None)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        raise PolicyError(f"{path}:{where} not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: line 1: expected a mapping (name, identifiers, rules, ...)")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    try:
+        return Policy.model_validate({**data, "digest": digest})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        raise PolicyError(f"{path}: line {_line(node, loc)}: {key}: {message}") from exc
+
+
+def _line(node: Any, loc: list[Any]) -> int:
+    """The line of the YAML node at a pydantic error location (the deepest one that exists)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
