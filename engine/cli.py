@@ -8,16 +8,24 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from engine import render
+from engine import EngineError, render
+from engine.graph import build_graph
+from engine.plan import ErasurePlan
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.report import summary_line, to_html, to_markdown
+from engine.subjects import parse_subject, read_subjects
 from scanner.catalog import Catalog
 from scanner.config import load_config
 from scanner.errors import ScannerError
+from scanner.lineage import register_lineage_file
 from scanner.scan import ScanOptions, scan
 
 DEFAULT_CATALOG = "optout.duckdb"
@@ -45,7 +53,7 @@ def errors_to_exit(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ScannerError as exc:
+        except (ScannerError, EngineError) as exc:
             ctx = click.get_current_context()
             if ctx.find_object(Context) and ctx.find_object(Context).debug:
                 raise
@@ -229,6 +237,93 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
     finally:
         if output:
             out.close()
+
+
+@cli.command("plan")
+@click.option("--subject", "subjects", multiple=True, metavar="KEY=VALUE",
+              help="A subject identifier (email=..., phone=..., customer_id=...); repeatable.")
+@click.option("--subjects-file", type=click.Path(dir_okay=False), default=None,
+              help="A file with one KEY=VALUE per line (many subjects, one pass per dataset).")
+@click.option("--policy", "policy_path", required=True, type=click.Path(dir_okay=False),
+              help="Policy file, e.g. policies/gdpr-erasure.yaml.")
+@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the plan here instead of standard output.")
+@click.option("--request-id", default=None, help="Request id (default: a new random one).")
+@click.pass_obj
+@errors_to_exit
+def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
+             policy_path: str, fmt: str, output: str | None, request_id: str | None) -> None:
+    """Plan an erasure or opt-out: what would change where, and why. Changes nothing."""
+    policy = load_policy(policy_path)
+    parsed = [parse_subject(s, policy.identifiers) for s in subjects]
+    if subjects_file:
+        parsed += read_subjects(subjects_file, policy.identifiers)
+    if not parsed:
+        raise click.UsageError("give at least one --subject or a --subjects-file")
+    config = load_config(obj.config_path)
+    plan = build_plan(obj.catalog, PlanRequest(parsed, policy, policy_path, request_id), config)
+    text = render_plan(plan, fmt)
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+    click.echo(summary_line(plan), err=True)
+
+
+def render_plan(plan: ErasurePlan, fmt: str) -> str:
+    """The plan in one of the formats `plan` writes."""
+    return {"json": plan.to_json, "md": lambda: to_markdown(plan),
+            "html": lambda: to_html(plan)}[fmt]()
+
+
+@cli.command("graph")
+@click.option("--all", "show_all", is_flag=True, help="Also show rejected links.")
+@click.pass_obj
+@errors_to_exit
+def graph_cmd(obj: Context, show_all: bool) -> None:
+    """Show the identity graph: identifier columns by domain, and the links with evidence."""
+    graph = build_graph(obj.catalog, load_config(obj.config_path))
+    render.identity_graph(_console(), graph, show_all)
+
+
+@cli.group("lineage")
+def lineage_group() -> None:
+    """Register and show the lineage of derived datasets."""
+
+
+@lineage_group.command("add-sql")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+@errors_to_exit
+def lineage_add_sql(obj: Context, files: tuple[str, ...]) -> None:
+    """Register SQL files that build datasets (CREATE ... AS SELECT, INSERT ... SELECT, views,
+    dbt-style SELECT files named after their table)."""
+    for f in files:
+        n = register_lineage_file(obj.catalog, Path(f))
+        click.echo(f"{f}: {n} lineage edges")
+
+
+@lineage_group.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+@errors_to_exit
+def lineage_add(obj: Context, files: tuple[str, ...]) -> None:
+    """Register declared lineage files (YAML) or SQL files."""
+    for f in files:
+        n = register_lineage_file(obj.catalog, Path(f))
+        click.echo(f"{f}: {n} lineage edges")
+
+
+@lineage_group.command("show")
+@click.argument("dataset")
+@click.pass_obj
+@errors_to_exit
+def lineage_show(obj: Context, dataset: str) -> None:
+    """Show what a dataset is derived from (upstream) and what derives from it (downstream)."""
+    record = obj.catalog.find(dataset)
+    render.lineage(_console(), record, obj.catalog.lineage())
 
 
 def main() -> None:

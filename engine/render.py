@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from engine.graph import IdentityGraph
 from scanner.catalog import DatasetRecord
 from scanner.scan import ScanReport
 
@@ -83,3 +84,44 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
             "; ".join(c.examples),
         )
     console.print(table)
+
+
+def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = False) -> None:
+    """`optout graph`: domains with their columns, then links with their evidence."""
+    domains: dict[str, list[str]] = {}
+    for column, domain in sorted(graph.domains.items()):
+        domains.setdefault(domain, []).append(graph.name(column))
+    table = Table(title="identifier domains", title_justify="left")
+    table.add_column("domain")
+    table.add_column("columns", overflow="fold")
+    for domain, columns in sorted(domains.items()):
+        table.add_row(domain, ", ".join(columns))
+    console.print(table)
+    links = Table(title="links", title_justify="left")
+    for col in ("from", "to", "kind", "status", "evidence"):
+        links.add_column(col, overflow="fold")
+    for link in graph.links:
+        if link.status == "rejected" and not show_all:
+            continue
+        links.add_row(graph.name(link.a), graph.name(link.b), link.kind, link.status,
+                      link.evidence)
+    console.print(links)
+    console.print("Accept a candidate or add a link in optout.yaml under identity.links; "
+                  "reject one under identity.reject.")
+
+
+def lineage(console: Console, record: DatasetRecord, edges: list[dict]) -> None:
+    """`optout lineage show DATASET`."""
+    console.print(f"[bold]{record.name}[/bold]  id {record.id}  {record.location}")
+    for title, mine, other in (("upstream", "downstream_id", "upstream"),
+                               ("downstream", "upstream_id", "downstream")):
+        table = Table(title=title, title_justify="left")
+        for col in ("dataset", "kind", "origin", "columns"):
+            table.add_column(col, overflow="fold")
+        for e in edges:
+            if e[mine] == record.id:
+                cols = "; ".join(f"{out} <- {', '.join(spec['from']) or '*'} ({spec['kind']})"
+                                 for out, spec in sorted(e["columns"].items()))
+                table.add_row(e[other], e["kind"], f"{e['origin']} {e['origin_ref'] or ''}",
+                              cols)
+        console.print(table)

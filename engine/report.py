@@ -1,0 +1,125 @@
+"""Renderings of a plan for people: Markdown, and a self-contained HTML page (the dry-run
+report auditors read). Both are readers of the same plan object; neither computes anything."""
+
+from __future__ import annotations
+
+import html
+
+from engine.plan import DatasetNote, ErasurePlan, PlanStep
+
+ACTION_WORDS = {
+    "delete_rows": "delete rows", "retain": "retain", "recompute": "recompute",
+    "null": "set to null", "hash": "replace with keyed hash", "mask": "mask",
+    "generalize": "generalize", "redact": "redact mentions",
+}
+
+
+def summary_line(plan: ErasurePlan) -> str:
+    """One sentence: what the plan would do."""
+    s = plan.summary
+    changed = [f"{n} {ACTION_WORDS.get(a, a)}" for a, n in sorted(s.items())
+               if a in ACTION_WORDS]
+    rows = s["rows"]
+    return (f"{len(plan.steps)} datasets hold the subject ({', '.join(changed) or 'none'}); "
+            f"{rows} rows would be deleted; {s['needs_review']} need review; "
+            f"{s['searched_no_match']} searched without a match; {s['exempt']} exempt.")
+
+
+def _rows(step: PlanStep) -> str:
+    return "derived" if step.rows is None else str(step.rows)
+
+
+def _columns(step: PlanStep) -> str:
+    return ", ".join(f"{c}: {ACTION_WORDS.get(a, a)}" for c, a in step.columns) or "—"
+
+
+def to_markdown(plan: ErasurePlan) -> str:
+    """The plan as Markdown."""
+    out = [f"# Erasure plan {plan.request_id}", "",
+           f"- policy: **{plan.policy['name']}** (`{plan.policy['digest'][:12]}`)",
+           f"- created: {plan.created_at} by {plan.created_by}",
+           f"- subjects: {len(plan.subjects)} (" + ", ".join(
+               f"{s['key']} `{s['hash'][:12]}…`" for s in plan.subjects[:5])
+           + (", …" if len(plan.subjects) > 5 else "") + ")",
+           f"- catalog state: `{plan.catalog_state[:16]}`",
+           f"- content hash: `{plan.content_hash}`", "", "## Summary", "",
+           summary_line(plan), "", "## Steps", "",
+           "| dataset | location | action | rows | columns | rule |",
+           "|---|---|---|---|---|---|"]
+    for s in plan.steps:
+        out.append(f"| {s.dataset} | `{s.location}` | {ACTION_WORDS.get(s.action, s.action)} | "
+                   f"{_rows(s)} | {_columns(s)} | {s.rule} |")
+    for s in plan.steps:
+        out += ["", f"### {s.dataset}", ""]
+        out += [f"- matched by: {m}" for m in s.match]
+        out += [f"- reached: {v}" for v in s.via]
+        if s.legal_basis:
+            out.append(f"- legal basis: {s.legal_basis}")
+    for title, notes in (("Needs review", plan.review), ("Exempt", plan.exempt),
+                         ("Searched, no match", plan.searched)):
+        out += ["", f"## {title}", ""]
+        out += [f"- **{n.dataset}** (`{n.location}`): {n.reason}" for n in notes] or ["- none"]
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:2rem auto;
+max-width:72rem;padding:0 1rem}h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2rem;
+border-bottom:1px solid #d0d7de;padding-bottom:.3rem}table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #d0d7de;vertical-align:top}
+th{background:#f6f8fa}code{font:13px ui-monospace,monospace;background:#f6f8fa;padding:0 .2rem}
+.meta{color:#59636e}.summary{background:#ddf4ff;border:1px solid #54aeff;padding:.8rem 1rem;
+border-radius:6px}.action{font-weight:600}.delete_rows{color:#cf222e}.retain{color:#1a7f37}
+.review{background:#fff8c5}ul.details{margin:.2rem 0;padding-left:1.1rem;color:#59636e}
+"""
+
+
+def to_html(plan: ErasurePlan) -> str:
+    """The plan as one self-contained HTML page (inline CSS, no scripts, no external assets)."""
+    e = html.escape
+    rows = []
+    for s in plan.steps:
+        details = "".join(f"<li>matched by {e(m)}</li>" for m in s.match)
+        details += "".join(f"<li>reached: {e(v)}</li>" for v in s.via)
+        if s.legal_basis:
+            details += f"<li>legal basis: {e(s.legal_basis)}</li>"
+        rows.append(
+            f"<tr><td><strong>{e(s.dataset)}</strong><br><code>{e(s.location)}</code>"
+            f"<ul class=details>{details}</ul></td><td class='action {e(s.action)}'>"
+            f"{e(ACTION_WORDS.get(s.action, s.action))}</td><td>{e(_rows(s))}</td>"
+            f"<td>{e(_columns(s))}</td><td>{e(s.rule)}</td></tr>")
+
+    def notes(items: tuple[DatasetNote, ...], cls: str = "") -> str:
+        if not items:
+            return "<p>None.</p>"
+        body = "".join(f"<tr class='{cls}'><td><strong>{e(n.dataset)}</strong></td>"
+                       f"<td><code>{e(n.location)}</code></td><td>{e(n.reason)}</td></tr>"
+                       for n in items)
+        return f"<table><tr><th>dataset</th><th>location</th><th>why</th></tr>{body}</table>"
+
+    subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
+                         for s in plan.subjects[:5]) + (" …" if len(plan.subjects) > 5 else "")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Erasure plan {e(plan.request_id)}</title><style>{_CSS}</style></head>
+<body>
+<h1>Erasure plan {e(plan.request_id)}</h1>
+<p class="meta">Dry run: nothing has been changed. Policy <strong>{e(plan.policy['name'])}</strong>
+(<code>{e(plan.policy['digest'][:12])}</code>), created {e(plan.created_at)} by
+{e(plan.created_by)}; {len(plan.subjects)} subject(s): {subjects}.
+Catalog state <code>{e(plan.catalog_state[:16])}</code>; content hash
+<code>{e(plan.content_hash)}</code>.</p>
+<h2>Summary</h2>
+<p class="summary" id="summary">{e(summary_line(plan))}</p>
+<h2>Steps</h2>
+<table id="steps"><tr><th>dataset</th><th>action</th><th>rows</th><th>columns</th><th>rule</th></tr>
+{''.join(rows)}</table>
+<h2>Needs review</h2>
+{notes(plan.review, 'review')}
+<h2>Exempt</h2>
+{notes(plan.exempt)}
+<h2>Searched, no match</h2>
+{notes(plan.searched)}
+</body></html>
+"""
