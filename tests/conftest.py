@@ -42,18 +42,59 @@ def company_scan(
     return report, catalog
 
 
-@pytest.fixture(scope="session")
-def pg_uri() -> Iterator[str]:
-    """A throwaway database on the machine's real PostgreSQL; dropped at the end."""
+def throwaway_database() -> Iterator[str]:
+    """Create a database on the real PostgreSQL, yield its URI, drop it."""
     name = f"optout_test_{uuid.uuid4().hex[:8]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (start it: see README): {exc}")
     admin.execute(f'CREATE DATABASE "{name}"')
-    uri = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     try:
-        yield uri
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
+
+
+COMPANY_CONFIG = """
+identity:
+  links:
+    - columns: ["events:user_id", "customers:id"]
+datasets:
+  leads_de: {tags: [marketing]}
+  marketing.newsletter_subscribers: {tags: [marketing]}
+  marketing.newsletter_sends: {tags: [marketing]}
+  events: {tags: [analytics]}
+"""
+
+
+@pytest.fixture(scope="session")
+def company_pg() -> Iterator[str]:
+    """The fixture company's PostgreSQL part, loaded into a throwaway database."""
+    from fixtures.generate import load_postgres
+
+    for uri in throwaway_database():
+        load_postgres(uri)
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def company_everywhere(company_dir: Path, company_pg: str, classifier: Classifier,
+                       tmp_path_factory: pytest.TempPathFactory):
+    """Files, DuckDB, SQLite and PostgreSQL of the fixture company in one catalog, with the
+    project config that declares the link no data shows (events.user_id → customers.id)."""
+    from scanner.config import load_config
+
+    root = tmp_path_factory.mktemp("everywhere")
+    (root / "optout.yaml").write_text(COMPANY_CONFIG)
+    catalog = Catalog(str(root / "catalog.duckdb"))
+    report = scan([str(company_dir / "company"), company_pg], catalog, classifier=classifier)
+    assert not report.failed, [r.error for r in report.results if r.error]
+    return catalog, load_config(str(root / "optout.yaml"))
+
+
+@pytest.fixture(scope="session")
+def pg_uri() -> Iterator[str]:
+    """A throwaway database on the machine's real PostgreSQL; dropped at the end."""
+    yield from throwaway_database()
