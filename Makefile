@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-.PHONY: demo test fixtures bench clean services
+.PHONY: demo test fixtures bench clean services chromium
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Error: $(PYTHON) not found"; exit 1; }
@@ -38,7 +38,12 @@ demo: fixtures/data/.generated
 services:
 	@bash .ci/services
 
-test: $(VENV)/.installed-dev services
+# The HTML report test renders in Debian's headless Chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-dev services chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -116,9 +116,9 @@ def test_export_shape(company_scan) -> None:
     assert set(data) == {"datasets", "lineage"}
     edges = {(e["upstream"], e["downstream"], e["kind"], e["origin"]) for e in data["lineage"]}
     assert edges == {
-        ("customers", "customer_ltv", "copied", "sql"),
+        ("customers", "customer_ltv", "aggregated", "sql"),
         ("orders", "customer_ltv", "aggregated", "sql"),
-        ("orders", "daily_revenue", "transformed", "sql"),
+        ("orders", "daily_revenue", "aggregated", "sql"),
         ("customers", "customer_segments", "copied", "declared"),
         ("employees", "it_staff", "copied", "view"),
         ("customer_ltv", "vip_customers", "copied", "view"),
