@@ -21,6 +21,7 @@ from scanner.model import ColumnFinding
 
 CONTAINMENT = 0.9  # share of a key's sampled values found in another key to infer a link
 MIN_SKETCH = 5  # fewer distinct sampled values than this prove nothing
+COVERAGE = 0.5  # below this share of a key's values in its sketch, values cannot be compared
 _KEY_WORDS = {"id", "key", "no", "nr", "fk", "number", "num", "uuid"}
 #: entities copied through lineage (a derived column holds what its source holds)
 FLOWING = ("copied", "transformed")
@@ -176,24 +177,38 @@ def _lineage_links(graph: IdentityGraph) -> None:
 
 
 def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
+    """Links between person keys whose sampled values are contained in one another.
+
+    A sketch covers only the sampled share of a large table's keys, so the containment
+    expected when A ⊆ B is that share of B; the observed overlap is judged against it. When
+    B's sketch covers too little of B to judge, keys with compatible names are linked on
+    their names alone, and the evidence says so.
+    """
     sketches = catalog.sketches()
     keys = [c for c, f in graph.columns.items()
             if f.entity == "PERSON_ID" and c in sketches and len(sketches[c][1]) >= MIN_SKETCH]
     for a in keys:
         for b in keys:
-            if a[0] == b[0]:
+            if a[0] == b[0] or (a > b and sketches[a][1] == sketches[b][1]):
                 continue
             ha, hb = sketches[a][1], sketches[b][1]
-            ratio = len(ha & hb) / len(ha)
+            rows_b = graph.datasets[b[0]].row_count or len(hb)
+            covered = min(1.0, len(hb) / max(rows_b, 1))
+            compatible = names_compatible(graph, a, b)
+            if covered < COVERAGE:
+                if compatible and len(ha) <= rows_b:
+                    graph.links.append(Link(a, b, "name", (
+                        f"names agree; sampled keys cover {covered:.1%} of {graph.name(b)}, "
+                        "too few to compare values")))
+                continue
+            ratio = len(ha & hb) / len(ha) / covered
             if ratio < CONTAINMENT or (len(ha) > len(hb) and ratio < 1.0):
                 continue
-            if ratio == 1.0 and len(ha) == len(hb) and a > b:
-                continue  # equal sketches: one link, not two
-            compatible = names_compatible(graph, a, b)
-            evidence = (f"{ratio:.0%} of {len(ha)} sampled values of {graph.name(a)} are in "
-                        f"{graph.name(b)}")
+            evidence = (f"{min(ratio, 1.0):.0%} of {len(ha)} sampled values of {graph.name(a)} "
+                        f"are in {graph.name(b)}")
             graph.links.append(Link(a, b, "containment", evidence,
-                                    "accepted" if compatible else "candidate", round(ratio, 4)))
+                                    "accepted" if compatible else "candidate",
+                                    round(min(ratio, 1.0), 4)))
 
 
 def _column_ref(ref: str, by_name: dict[str, list[DatasetRecord]]) -> Column:

@@ -80,8 +80,12 @@ def company_pg() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def company_everywhere(company_dir: Path, company_pg: str, classifier: Classifier,
-                       tmp_path_factory: pytest.TempPathFactory):
+def company_everywhere(
+    company_dir: Path,
+    company_pg: str,
+    classifier: Classifier,
+    tmp_path_factory: pytest.TempPathFactory,
+):
     """Files, DuckDB, SQLite and PostgreSQL of the fixture company in one catalog, with the
     project config that declares the link no data shows (events.user_id → customers.id)."""
     from scanner.config import load_config

@@ -211,6 +211,7 @@ def test_quality_floors_on_the_fixture_truth(company_scan, company_dir: Path) ->
 
 def test_without_a_spacy_model_patterns_still_work(caplog: pytest.LogCaptureFixture) -> None:
     from scanner.classify.column import ClassifierSettings
+
     with caplog.at_level("WARNING", logger="optout.scanner"):
         patterns_only = Classifier(ClassifierSettings(model="no_such_model_installed"))
         Classifier(ClassifierSettings(model="no_such_model_installed"))

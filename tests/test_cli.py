@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from engine.cli import cli
 
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
 
 @pytest.fixture()
 def run(tmp_path: Path):
@@ -134,3 +136,58 @@ def test_unknown_entity_is_an_error(run, small_source: Path) -> None:
     assert result.exit_code == 1
     assert result.output == "Error: Unknown entity 'EMAIL_ADRESS'. Did you mean EMAIL_ADDRESS?\n"
     assert not (small_source.parent / "cli.duckdb").exists()  # nothing was written
+
+
+def test_plan_graph_and_lineage_commands(tmp_path: Path, company_dir: Path) -> None:
+    import pyarrow.parquet as pq
+
+    catalog = str(tmp_path / "c.duckdb")
+    runner = CliRunner()
+
+    def optout(*args: str):
+        return runner.invoke(cli, ["--catalog", catalog, *args])
+
+    company = company_dir / "company"
+    assert optout("scan", "-q", str(company / "crm"), str(company / "sales")).exit_code == 0
+    graph = optout("graph")
+    assert graph.exit_code == 0
+    assert "key customers:id" in graph.output and "orders:customer_id" in graph.output
+    sql = tmp_path / "top_customers.sql"
+    sql.write_text("SELECT customer_id, sum(amount) AS total FROM orders GROUP BY customer_id")
+    result = optout("lineage", "add-sql", str(sql))
+    assert result.exit_code == 1 and "no dataset 'top_customers'" in result.output
+    shown = optout("lineage", "show", "customer_segments")
+    assert shown.exit_code == 0
+    assert optout("lineage", "add", str(company / "lineage.yaml")).output.endswith(
+        "1 lineage edges\n"
+    )
+    assert "customers" in optout("lineage", "show", "customer_segments").output
+    row = pq.read_table(company / "crm" / "customers.parquet").to_pylist()[0]
+    out = tmp_path / "plan.json"
+    planned = optout(
+        "plan",
+        "--subject",
+        f"email={row['email']}",
+        "--policy",
+        str(POLICIES / "gdpr-erasure.yaml"),
+        "-o",
+        str(out),
+    )
+    assert planned.exit_code == 0, planned.output
+    assert "datasets hold the subject" in planned.output
+    assert row["email"] not in out.read_text() and row["email"] not in planned.output
+    md = optout(
+        "plan",
+        "--subject",
+        f"customer_id={row['id']}",
+        "--policy",
+        str(POLICIES / "gdpr-erasure.yaml"),
+        "--format",
+        "md",
+    )
+    assert md.exit_code == 0 and md.output.startswith("# Erasure plan")
+    bad = optout("plan", "--subject", "ssn=1", "--policy", str(POLICIES / "ccpa-opt-out.yaml"))
+    assert bad.exit_code == 1
+    assert "Error: the policy does not accept 'ssn' identifiers" in bad.output
+    none = optout("plan", "--policy", str(POLICIES / "gdpr-erasure.yaml"))
+    assert none.exit_code == 2 and "give at least one --subject" in none.output

@@ -22,7 +22,8 @@ SUBJECT_INDEX = 6  # the seventh customer of the fixture company (customer_id 7)
 
 def subject_row(company_dir: Path) -> dict:
     return pq.read_table(company_dir / "company" / "crm" / "customers.parquet").to_pylist()[
-        SUBJECT_INDEX]
+        SUBJECT_INDEX
+    ]
 
 
 def outline(plan) -> dict:
@@ -39,8 +40,12 @@ def gdpr_plan(company_everywhere, company_dir: Path):
     catalog, config = company_everywhere
     row = subject_row(company_dir)
     policy = load_policy(POLICIES / "gdpr-erasure.yaml")
-    request = PlanRequest([parse_subject(f"email={row['email'].upper()} ", policy.identifiers)],
-                          policy, "policies/gdpr-erasure.yaml", request_id="golden")
+    request = PlanRequest(
+        [parse_subject(f"email={row['email'].upper()} ", policy.identifiers)],
+        policy,
+        "policies/gdpr-erasure.yaml",
+        request_id="golden",
+    )
     return build_plan(catalog, request, config)
 
 
@@ -77,27 +82,39 @@ def test_postgres_rows_are_found_through_a_foreign_key(gdpr_plan) -> None:
     assert any("newsletter_subscribers" in v for v in sends.via)
 
 
-def test_other_identifiers_reach_the_same_rows(company_everywhere, company_dir: Path,
-                                               gdpr_plan) -> None:
+def test_other_identifiers_reach_the_same_rows(
+    company_everywhere, company_dir: Path, gdpr_plan
+) -> None:
     catalog, config = company_everywhere
     row = subject_row(company_dir)
     policy = load_policy(POLICIES / "gdpr-erasure.yaml")
-    by_id = build_plan(catalog, PlanRequest([parse_subject(f"customer_id={row['id']}")], policy,
-                                            "p"), config)
-    by_phone = build_plan(catalog, PlanRequest([parse_subject(f"phone={row['phone']}")],
-                                               policy, "p"), config)
+    by_id = build_plan(
+        catalog, PlanRequest([parse_subject(f"customer_id={row['id']}")], policy, "p"), config
+    )
+    by_phone = build_plan(
+        catalog, PlanRequest([parse_subject(f"phone={row['phone']}")], policy, "p"), config
+    )
     assert outline(by_id)["steps"] == outline(gdpr_plan)["steps"]
     assert outline(by_phone)["steps"] == outline(gdpr_plan)["steps"]
 
 
-def test_no_raw_identifier_in_plan_or_reports(gdpr_plan, company_dir: Path,
-                                              tmp_path: Path) -> None:
+def test_no_raw_identifier_in_plan_or_reports(gdpr_plan, company_dir: Path, tmp_path: Path) -> None:
     row = subject_row(company_dir)
-    texts = {"plan.json": gdpr_plan.to_json(), "plan.md": to_markdown(gdpr_plan),
-             "plan.html": to_html(gdpr_plan)}
+    texts = {
+        "plan.json": gdpr_plan.to_json(),
+        "plan.md": to_markdown(gdpr_plan),
+        "plan.html": to_html(gdpr_plan),
+    }
     digits = re.sub(r"\D", "", row["phone"])
-    secrets = [row["email"], row["email"].upper(), row["phone"], digits, digits[1:],
-               f"{row['first_name']} {row['last_name']}", row["street_address"]]
+    secrets = [
+        row["email"],
+        row["email"].upper(),
+        row["phone"],
+        digits,
+        digits[1:],
+        f"{row['first_name']} {row['last_name']}",
+        row["street_address"],
+    ]
     for name, text in texts.items():
         (tmp_path / name).write_text(text)
         blob = (tmp_path / name).read_text().lower()
@@ -131,10 +148,15 @@ def test_subject_legal_hold(company_everywhere, company_dir: Path, tmp_path: Pat
     row = subject_row(company_dir)
     subject = parse_subject(f"email={row['email']}")
     held = tmp_path / "held.yaml"
-    held.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
-        "exemptions: []",
-        f"exemptions:\n  - subject_hash: {subject.digest(catalog.hasher())}\n"
-        "    reason: litigation hold 2026-14"))
+    held.write_text(
+        (POLICIES / "gdpr-erasure.yaml")
+        .read_text()
+        .replace(
+            "exemptions: []",
+            f"exemptions:\n  - subject_hash: {subject.digest(catalog.hasher())}\n"
+            "    reason: litigation hold 2026-14",
+        )
+    )
     plan = build_plan(catalog, PlanRequest([subject], load_policy(held), str(held)), config)
     assert not plan.steps
     assert plan.exempt[0].reason == "legal hold: litigation hold 2026-14"
@@ -143,22 +165,31 @@ def test_subject_legal_hold(company_everywhere, company_dir: Path, tmp_path: Pat
 def test_dataset_legal_hold(company_everywhere, company_dir: Path, tmp_path: Path) -> None:
     catalog, config = company_everywhere
     held = tmp_path / "held.yaml"
-    held.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
-        "exemptions: []", "exemptions:\n  - dataset: orders\n    reason: audit 2026"))
+    held.write_text(
+        (POLICIES / "gdpr-erasure.yaml")
+        .read_text()
+        .replace("exemptions: []", "exemptions:\n  - dataset: orders\n    reason: audit 2026")
+    )
     row = subject_row(company_dir)
-    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={row['email']}")],
-                                           load_policy(held), str(held)), config)
+    plan = build_plan(
+        catalog,
+        PlanRequest([parse_subject(f"email={row['email']}")], load_policy(held), str(held)),
+        config,
+    )
     assert "orders" not in {s.dataset for s in plan.steps}
     assert [(n.dataset, n.reason) for n in plan.exempt] == [("orders", "legal hold: audit 2026")]
 
 
-@pytest.mark.parametrize(("text", "accepted", "message"), [
-    ("email", None, "expected KEY=VALUE"),
-    ("email=not-an-email", None, "bad email 'n***-a***-e***'"),
-    ("phone=12", None, "bad phone number"),
-    ("ssn=123-45-6789", ["email"], "the policy does not accept 'ssn' identifiers"),
-    ("Bad Key=1", None, "bad subject key"),
-])
+@pytest.mark.parametrize(
+    ("text", "accepted", "message"),
+    [
+        ("email", None, "expected KEY=VALUE"),
+        ("email=not-an-email", None, "bad email 'n***-a***-e***'"),
+        ("phone=12", None, "bad phone number"),
+        ("ssn=123-45-6789", ["email"], "the policy does not accept 'ssn' identifiers"),
+        ("Bad Key=1", None, "bad subject key"),
+    ],
+)
 def test_bad_subjects(text: str, accepted, message: str) -> None:
     with pytest.raises(SubjectError) as err:
         parse_subject(text, accepted)
@@ -183,10 +214,24 @@ def test_html_report_renders_in_headless_chromium(gdpr_plan, tmp_path: Path) -> 
     browser = shutil.which("chromium")
     assert browser, "chromium is missing: `make test` installs Debian's chromium package"
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
     assert "11 datasets hold the subject" in text
     assert "Dry run: nothing has been changed" in text

@@ -39,19 +39,31 @@ def test_anonymize_only() -> None:
     assert policy.default_action != "delete_rows"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: p\nidentifiers: [email]\nrulez: []\n", "line 3: rulez: Extra inputs are not permitted"),
-    ("name: p\nidentifiers: email\n", "line 2: identifiers: Input should be a valid list"),
-    ("name: p\nidentifiers: [email]\nrules:\n  - name: keep\n    action: retain\n",
-     "line 4: rules.0: a retain rule needs a legal_basis"),
-    ("name: p\nidentifiers: [email]\nrules:\n  - name: x\n    action: shred\n",
-     "line 5: rules.0.action: Input should be"),
-    ("name: p\nidentifiers: [email]\nrules:\n  - name: x\n    action: null\n    match: {tag: [a]}\n",
-     "line 6: rules.0.match.tag: Extra inputs are not permitted"),
-    ("name: p\nidentifiers: []\n", "line 2: identifiers: List should have at least 1 item"),
-    ("name: p\nidentifiers: [email\n", "not valid YAML"),
-    ("- just\n- a list\n", "line 1: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: p\nidentifiers: [email]\nrulez: []\n",
+            "line 3: rulez: Extra inputs are not permitted",
+        ),
+        ("name: p\nidentifiers: email\n", "line 2: identifiers: Input should be a valid list"),
+        (
+            "name: p\nidentifiers: [email]\nrules:\n  - name: keep\n    action: retain\n",
+            "line 4: rules.0: a retain rule needs a legal_basis",
+        ),
+        (
+            "name: p\nidentifiers: [email]\nrules:\n  - name: x\n    action: shred\n",
+            "line 5: rules.0.action: Input should be",
+        ),
+        (
+            "name: p\nidentifiers: [email]\nrules:\n  - name: x\n    action: null\n    match: {tag: [a]}\n",
+            "line 6: rules.0.match.tag: Extra inputs are not permitted",
+        ),
+        ("name: p\nidentifiers: []\n", "line 2: identifiers: List should have at least 1 item"),
+        ("name: p\nidentifiers: [email\n", "not valid YAML"),
+        ("- just\n- a list\n", "line 1: expected a mapping"),
+    ],
+)
 def test_bad_policy_names_file_key_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -30,6 +30,7 @@ def test_tour_runs_as_written(
 ) -> None:
     (tmp_path / "fixtures" / "data").mkdir(parents=True)
     (tmp_path / "fixtures" / "data" / "company").symlink_to(company_dir / "company")
+    (tmp_path / "policies").symlink_to(README.parent / "policies")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPTOUT_CATALOG", raising=False)
     commands = tour_commands()
@@ -40,3 +41,4 @@ def test_tour_runs_as_written(
         result = CliRunner().invoke(cli, argv[1:])
         assert result.exit_code == 0, f"{command}\n{result.output}"
     assert (tmp_path / "optout.duckdb").exists() and (tmp_path / "catalog.json").exists()
+    assert "datasets hold the subject" in (tmp_path / "plan.html").read_text()
