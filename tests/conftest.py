@@ -98,7 +98,7 @@ def company_everywhere(
     return catalog, load_config(str(root / "optout.yaml"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def pg_uri() -> Iterator[str]:
-    """A throwaway database on the machine's real PostgreSQL; dropped at the end."""
+    """A throwaway database on the machine's real PostgreSQL, one per test; dropped after it."""
     yield from throwaway_database()
