@@ -57,6 +57,17 @@ class MatchResult:
     collected: dict[str, set[str]] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)
 
+    @classmethod
+    def from_row(cls, row: tuple, query: MatchQuery) -> MatchResult:
+        """From one result row: the count, a list per collected column, a list per name group."""
+        result = cls(rows=int(row[0]))
+        collected = row[1:1 + len(query.collect)]
+        for (column, _), values in zip(query.collect, collected, strict=True):
+            result.collected[column] = {v for v in values or () if v is not None}
+        for values in row[1 + len(query.collect):]:
+            result.names |= {v for v in values or () if v}
+        return result
+
 
 class DuckDBMatcher:
     """Runs a `MatchQuery` over a relation DuckDB can read (a file reader or a table)."""
@@ -97,12 +108,7 @@ class DuckDBMatcher:
             ).fetchall()[0]
         finally:
             self.con.unregister("optout_subject_hashes")
-        result = MatchResult(rows=int(row[0]))
-        for (column, _), values in zip(query.collect, row[1:1 + len(query.collect)], strict=True):
-            result.collected[column] = {v for v in values or () if v is not None}
-        for values in row[1 + len(query.collect):]:
-            result.names |= {v for v in values or () if v}
-        return result
+        return MatchResult.from_row(row, query)
 
 
 def column_sql(name: str, top_level: set[str]) -> str:

@@ -192,12 +192,7 @@ class PostgresSource(Source):
                                     params).fetchone()
         except psycopg.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
-        result = MatchResult(rows=int(row[0]))
-        for (column, _), values in zip(query.collect, row[1:1 + len(query.collect)], strict=True):
-            result.collected[column] = {v for v in values or () if v is not None}
-        for values in row[1 + len(query.collect):]:
-            result.names |= {v for v in values or () if v}
-        return result
+        return MatchResult.from_row(row, query)
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         if ref.kind != "table":
