@@ -14,7 +14,7 @@ from typing import Any
 
 from engine import EngineError
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 class PlanError(EngineError):
@@ -38,6 +38,17 @@ class PlanStep:
     via: tuple[str, ...] = ()  # how the subject was reached: links and lineage
     legal_basis: str | None = None
     params: tuple[tuple[str, Any], ...] = ()
+    #: what apply matches rows by: (column, normalization kind, keyed hashes), free-text
+    #: columns and the keyed hashes of the subject's mentions; keyed hashes only
+    keys: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    texts: tuple[str, ...] = ()
+    text_hashes: tuple[str, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()  # how the source reads the dataset
+    fingerprint: str | None = None  # the dataset's fingerprint when planned
+
+    def param(self, key: str, default: Any = None) -> Any:
+        """One action parameter."""
+        return dict(self.params).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -113,17 +124,30 @@ def load_plan(path: str | Path) -> ErasurePlan:
             request_id=data["request_id"], created_at=data["created_at"],
             created_by=data["created_by"], policy=data["policy"],
             subjects=tuple(data["subjects"]), catalog_state=data["catalog_state"],
-            steps=tuple(PlanStep(**{**s, "match": tuple(s["match"]),
-                                    "columns": tuple(tuple(c) for c in s["columns"]),
-                                    "via": tuple(s["via"]),
-                                    "params": tuple(tuple(p) for p in s["params"])})
-                        for s in data["steps"]),
+            steps=tuple(_step(s) for s in data["steps"]),
             searched=tuple(DatasetNote(**n) for n in data["searched"]),
             review=tuple(DatasetNote(**n) for n in data["review"]),
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
             version=data["version"], content_hash=data["content_hash"])
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{path}: not a plan file (missing or bad field {exc})") from exc
+    if plan.version != PLAN_VERSION:
+        raise PlanError(f"{path}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
     if plan.digest() != plan.content_hash:
         raise PlanError(f"{path}: content hash does not match: the plan was altered")
     return plan
+
+
+def _step(s: dict[str, Any]) -> PlanStep:
+    """A step from its JSON form (lists back to tuples, so the content hash is reproduced)."""
+    return PlanStep(**{
+        **s, "match": tuple(s["match"]), "columns": tuple(tuple(c) for c in s["columns"]),
+        "via": tuple(s["via"]), "params": tuple((k, _freeze(v)) for k, v in s["params"]),
+        "keys": tuple((c, k, tuple(h)) for c, k, h in s["keys"]), "texts": tuple(s["texts"]),
+        "text_hashes": tuple(s["text_hashes"]),
+        "options": tuple((k, _freeze(v)) for k, v in s["options"])})
+
+
+def _freeze(value: Any) -> Any:
+    """JSON lists back to the tuples a plan holds."""
+    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value

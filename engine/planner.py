@@ -299,10 +299,11 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         via += [f"{t} searched for the subject's email, phone and name" for t in query.texts]
     for e in graph.upstream(r.id):
         via.append(f"derived from {e['upstream']} ({e['kind']}, {e['origin']} lineage)")
+    matching = _matching(query, r)
     if r.kind == "view":
         return PlanStep(r.id, r.name, r.location, r.format, r.kind, "recompute",
                         "view: follows its base tables", rows, _match(query, graph, r),
-                        (), tuple(via))
+                        (), tuple(via), **matching)
     rule = policy.rule_for(r.name, tags, entities, [c.name for c in r.columns], derivation,
                            free_text_only)
     action = rule.action if rule else policy.default_action
@@ -312,10 +313,32 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         rule_name += " (no SQL to rebuild from: rows deleted)" if rows else ""
     if rows is None and action not in ("recompute", "retain"):
         action, rule_name = "recompute", f"{rule_name} (derived: rebuilt from its sources)"
+    params = _params(rule, action)
+    if action == "recompute":
+        params += _recompute_params(graph, r)
     return PlanStep(
         r.id, r.name, r.location, r.format, r.kind, action, rule_name, rows,
         _match(query, graph, r), _columns(r, rule, action), tuple(via),
-        rule.legal_basis if rule and action == "retain" else None, _params(rule, action))
+        rule.legal_basis if rule and action == "retain" else None, params, **matching)
+
+
+def _matching(query: MatchQuery | None, r: DatasetRecord) -> dict:
+    """The step fields apply matches rows by (keyed hashes only), and how to read the data."""
+    out = {"options": tuple(sorted(r.options.items())), "fingerprint": r.fingerprint}
+    if query is not None:
+        out |= {"keys": tuple((k.column, k.kind, tuple(sorted(k.hashes))) for k in query.keys),
+                "texts": query.texts,
+                "text_hashes": tuple(sorted(query.text_hashes)) if query.texts else ()}
+    return out
+
+
+def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str, object], ...]:
+    """Where the SQL that rebuilds a derived dataset lives, and the datasets it reads."""
+    edges = [e for e in graph.upstream(r.id) if e["origin"] == "sql"]
+    if not edges:
+        return ()
+    upstream = tuple(sorted({e["upstream_id"] for e in edges}))
+    return (("sql_file", edges[0]["origin_ref"]), ("upstream", upstream))
 
 
 def _match(query: MatchQuery | None, graph: IdentityGraph, r: DatasetRecord) -> tuple[str, ...]:
