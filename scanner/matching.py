@@ -79,33 +79,45 @@ class DuckDBMatcher:
             "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
             f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(x))))")
 
+    def select(self, relation: str, query: MatchQuery, column: str) -> list:
+        """Values of `column` (a row number, a rowid) of the rows that match `query`."""
+        top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        where = self._register(query, top)
+        try:
+            return [r[0] for r in self.con.execute(
+                f"SELECT {quote_ident(column)} FROM {relation} WHERE {where}").fetchall()]
+        finally:
+            self.con.unregister("optout_subject_hashes")
+
+    def _register(self, query: MatchQuery, top: set[str]) -> str:
+        """Register the subject hashes; return the WHERE condition matching the query."""
+        hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
+        hashes += [("text", h) for h in query.text_hashes]
+        self.con.register("optout_subject_hashes", pa.table({
+            "slot": pa.array([s for s, _ in hashes], pa.string()),
+            "h": pa.array([h for _, h in hashes], pa.string())}))
+        conditions = [
+            f"optout_hmac({sql_normalize(k.kind, column_sql(k.column, top), 'duckdb')}) IN "
+            f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')"
+            for i, k in enumerate(query.keys)]
+        conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
+        return " OR ".join(conditions) or "false"
+
     def match(self, relation: str, query: MatchQuery) -> MatchResult:
         """Run `query` against `relation` (SQL: a table name or a table function call)."""
         if not query.keys and not query.texts:
             return MatchResult()
         top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-
-        def col(name: str) -> str:
-            return column_sql(name, top)
-
-        hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
-        hashes += [("text", h) for h in query.text_hashes]
-        self.con.register("optout_subject_hashes", pa.table({
-            "slot": [s for s, _ in hashes], "h": [h for _, h in hashes]}))
+        where = self._register(query, top)
         try:
-            conditions = [
-                f"optout_hmac({sql_normalize(k.kind, col(k.column), 'duckdb')}) IN "
-                f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')"
-                for i, k in enumerate(query.keys)]
-            conditions += [_text_condition(col(c)) for c in query.texts]
             selects = ["count(*)"]
-            selects += [f"list(DISTINCT optout_hmac({sql_normalize(kind, col(c), 'duckdb')}))"
+            selects += [f"list(DISTINCT optout_hmac("
+                        f"{sql_normalize(kind, column_sql(c, top), 'duckdb')}))"
                         for c, kind in query.collect]
             selects += [f"list(DISTINCT {sql_normalize('name', _joined(group, top), 'duckdb')})"
                         for group in query.names]
             row = self.con.execute(
-                f"SELECT {', '.join(selects)} FROM {relation} WHERE {' OR '.join(conditions)}"
-            ).fetchall()[0]
+                f"SELECT {', '.join(selects)} FROM {relation} WHERE {where}").fetchall()[0]
         finally:
             self.con.unregister("optout_subject_hashes")
         return MatchResult.from_row(row, query)
@@ -175,3 +187,33 @@ class PythonMatcher:
 def collect_names(values: list[object]) -> set[str]:
     """Normalized person names from a column's values (kept in memory only)."""
     return {normalize("name", v) for v in values if v is not None and str(v).strip()}
+
+
+REDACTED = "[REDACTED]"
+
+
+def mentions(text: str) -> list[tuple[int, int, str]]:
+    """Spans of possible mentions of a person in free text, with the normalized form that is
+    hashed: emails, phone-number-like runs (digits only) and pairs of adjacent words."""
+    lower = text.lower()
+    spans = [(m.start(), m.end(), m.group()) for m in PythonMatcher._EMAIL.finditer(lower)]
+    spans += [(m.start(), m.end(), re.sub(r"\D", "", m.group()))
+              for m in PythonMatcher._PHONE.finditer(lower)]
+    words = list(PythonMatcher._WORD.finditer(lower))
+    spans += [(a.start(), b.end(), f"{a.group()} {b.group()}")
+              for a, b in itertools.pairwise(words)]
+    return spans
+
+
+def redact(text: str, hashes: frozenset[str], hasher: KeyedHash) -> tuple[str, int]:
+    """The text with every mention whose keyed hash is in `hashes` replaced; and how many."""
+    hits = sorted((a, b) for a, b, c in mentions(text) if hasher(c) in hashes)
+    merged: list[list[int]] = []
+    for a, b in hits:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in reversed(merged):
+        text = text[:a] + REDACTED + text[b:]
+    return text, len(merged)

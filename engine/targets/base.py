@@ -1,0 +1,188 @@
+"""The interface every erasure target implements, and what targets share.
+
+A target changes one dataset for one plan step in three moves that apply drives:
+`prepare` stages the change without making it visible (a new file version beside the old one,
+fsynced; or an open database transaction), `check` re-reads the staged version, `commit`
+makes it visible (an atomic rename, a transaction commit). `rollback` undoes a staged change;
+`residue` re-reads the committed data for the subject. Every move is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from engine import EngineError
+from engine.plan import PlanStep
+from engine.targets.rows import RowEditor
+from scanner.catalog.secret import KeyedHash
+from scanner.matching import KeyMatch, MatchQuery
+
+STAGED_SUFFIX = ".optout-staged"
+
+
+class ApplyError(EngineError):
+    """A step could not be prepared, checked, committed or verified."""
+
+
+@dataclass
+class Staged:
+    """A prepared, not yet visible change of one dataset."""
+
+    files: list[tuple[str, str]] = field(default_factory=list)  # (final path, staged path)
+    rows_before: int = 0
+    rows_after: int = 0
+    rows_changed: int = 0
+    checksum_before: str | None = None
+    checksum_after: str | None = None
+    handle: Any = None  # an open transaction, for database targets
+
+    def as_journal(self) -> dict[str, Any]:
+        """What the journal keeps of it (enough to commit or roll back after a crash)."""
+        return {"files": self.files, "rows_before": self.rows_before,
+                "rows_after": self.rows_after, "rows_changed": self.rows_changed,
+                "checksum_before": self.checksum_before, "checksum_after": self.checksum_after}
+
+
+class Target(ABC):
+    """Changes one dataset as one plan step says."""
+
+    formats: ClassVar[tuple[str, ...]]
+    #: staged changes survive the process (files); else they live in an open transaction
+    durable_staging: ClassVar[bool] = True
+
+    def __init__(self, step: PlanStep, hasher: KeyedHash) -> None:
+        self.step = step
+        self.hasher = hasher
+        self.options = dict(step.options)
+
+    @abstractmethod
+    def prepare(self) -> Staged:
+        """Stage the change; nothing visible changes."""
+
+    def check(self, staged: Staged) -> None:
+        """Re-read the staged version: no residue, and the expected row count."""
+        expected = staged.rows_before - (staged.rows_changed if self.deletes else 0)
+        if staged.rows_after != expected:
+            raise ApplyError(f"{self.step.dataset}: staged version has {staged.rows_after} rows, "
+                             f"expected {expected}")
+
+    @abstractmethod
+    def commit(self, staged: Staged) -> None:
+        """Make the staged change visible (idempotent)."""
+
+    @abstractmethod
+    def rollback(self, staged: Staged) -> None:
+        """Discard a staged change (idempotent)."""
+
+    @abstractmethod
+    def residue(self) -> int:
+        """Rows of the committed data that still carry what the step removes."""
+
+    # -- what the step asks ------------------------------------------------------------------
+
+    @property
+    def deletes(self) -> bool:
+        """True when matching rows are removed."""
+        return self.step.action == "delete_rows"
+
+    @property
+    def column_actions(self) -> dict[str, str]:
+        """Column → action for matched rows."""
+        return dict(self.step.columns) if self.step.action != "delete_rows" else {}
+
+    def match_query(self) -> MatchQuery:
+        """Which rows the step is about."""
+        return MatchQuery(
+            tuple(KeyMatch(c, k, frozenset(h)) for c, k, h in self.step.keys),
+            self.step.texts, frozenset(self.step.text_hashes))
+
+    def residue_query(self) -> MatchQuery:
+        """What must be gone afterwards: every key for deletes, changed columns otherwise."""
+        if self.deletes:
+            return self.match_query()
+        changed = self.column_actions
+        keys = tuple(KeyMatch(c, k, frozenset(h)) for c, k, h in self.step.keys
+                     if changed.get(c) in ("null", "hash", "mask", "generalize"))
+        texts = tuple(t for t in self.step.texts if changed.get(t) == "redact")
+        return MatchQuery(keys, texts, frozenset(self.step.text_hashes) if texts else frozenset())
+
+
+def file_checksum(path: str) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def staged_path(path: str, request_id: str) -> str:
+    """Where the new version of a file is written before the rename (same directory, so the
+    rename is atomic on the same filesystem)."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{request_id}{STAGED_SUFFIX}")
+
+
+def fsync_file(path: str) -> None:
+    """Flush a written file and its directory entry to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class FileTarget(Target):
+    """Targets whose change is a new version of one or more files, swapped in by rename."""
+
+    request_id: str = "request"
+
+    def editor(self) -> RowEditor:
+        """The row editor for the step (Python-side matching, for text formats)."""
+        kinds = {c: k for c, k, _ in self.step.keys}
+        return RowEditor(self.match_query(), self.hasher, self.deletes, self.column_actions,
+                         kinds, dict(self.step.params))
+
+    def residue_editor(self) -> RowEditor:
+        """A row editor that matches what must be gone after the step."""
+        return RowEditor(self.residue_query(), self.hasher, True, {}, {}, {})
+
+    @abstractmethod
+    def count_residue(self, path: str) -> int:
+        """Rows of one file version that still carry what the step removes."""
+
+    def check(self, staged: Staged) -> None:
+        super().check(staged)
+        for _, new in staged.files:
+            left = self.count_residue(new)
+            if left:
+                raise ApplyError(f"{self.step.dataset}: staged {new} still holds {left} rows "
+                                 "of the subject")
+
+    def residue(self) -> int:
+        return self.count_residue(self.step.location)
+
+    def commit(self, staged: Staged) -> None:
+        for final, new in staged.files:
+            if os.path.exists(new):
+                os.replace(new, final)  # atomic on POSIX; a retry after success finds no file
+        for final, _ in staged.files[:1]:
+            dfd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def rollback(self, staged: Staged) -> None:
+        for _, new in staged.files:
+            if os.path.exists(new):
+                os.remove(new)

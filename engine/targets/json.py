@@ -1,0 +1,92 @@
+"""JSON Lines (record by record; untouched lines keep their exact bytes) and JSON arrays
+(parsed and written back; JSON has no byte-stable form for a changed array)."""
+
+from __future__ import annotations
+
+import json
+
+from engine.targets.base import (
+    ApplyError,
+    FileTarget,
+    Staged,
+    file_checksum,
+    fsync_file,
+    staged_path,
+)
+from engine.targets.rows import Flat, set_path
+
+
+class JsonTarget(FileTarget):
+    """One JSON or JSON Lines file."""
+
+    formats = ("json",)
+
+    @property
+    def lines(self) -> bool:
+        """True for JSON Lines."""
+        return bool(self.options.get("lines"))
+
+    def _load_array(self, path: str) -> list:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {exc}") from exc
+        if not isinstance(data, list):
+            raise ApplyError(f"{self.step.dataset}: {path} is not a JSON array")
+        return data
+
+    def prepare(self) -> Staged:
+        path = self.step.location
+        editor = self.editor()
+        before = changed = 0
+        new = staged_path(path, self.request_id)
+        if self.lines:
+            out = []
+            with open(path, encoding="utf-8", newline="") as fh:
+                for line in fh:
+                    if not line.strip():
+                        out.append(line)
+                        continue
+                    before += 1
+                    record = json.loads(line)
+                    if not editor.matches(Flat(record)):
+                        out.append(line)
+                        continue
+                    changed += 1
+                    edit = editor.edit(Flat(record))
+                    if edit is not None:
+                        for column, value in edit.items():
+                            set_path(record, column, value)
+                        ending = "\n" if line.endswith("\n") else ""
+                        out.append(json.dumps(record, ensure_ascii=False) + ending)
+            text = "".join(out)
+        else:
+            kept = []
+            for record in self._load_array(path):
+                before += 1
+                if not isinstance(record, dict) or not editor.matches(Flat(record)):
+                    kept.append(record)
+                    continue
+                changed += 1
+                edit = editor.edit(Flat(record))
+                if edit is not None:
+                    for column, value in edit.items():
+                        set_path(record, column, value)
+                    kept.append(record)
+            text = json.dumps(kept, indent=1, ensure_ascii=False)
+        with open(new, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        fsync_file(new)
+        after = before - (changed if self.deletes else 0)
+        return Staged([(path, new)], before, after, changed, file_checksum(path),
+                      file_checksum(new))
+
+    def count_residue(self, path: str) -> int:
+        editor = self.residue_editor()
+        if self.lines:
+            with open(path, encoding="utf-8") as fh:
+                return sum(1 for line in fh
+                           if line.strip() and editor.matches(Flat(json.loads(line))))
+        return sum(1 for r in self._load_array(path)
+                   if isinstance(r, dict) and editor.matches(Flat(r)))
