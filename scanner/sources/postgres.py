@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -41,6 +41,44 @@ def redact_uri(uri: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def pg_hmac(hasher: KeyedHash) -> Callable[[str], str]:
+    """A function wrapping a SQL text expression in the keyed hash, computed by the server."""
+    inner, outer = hasher.pads
+
+    def hmac(expr: str) -> str:
+        return (f"encode(sha256('\\x{outer.hex()}'::bytea || sha256('\\x{inner.hex()}'::bytea "
+                f"|| convert_to({expr}, 'UTF8'))), 'hex')")
+
+    return hmac
+
+
+def match_condition(con: psycopg.Connection, query: MatchQuery,
+                    hasher: KeyedHash) -> tuple[str, list[object]]:
+    """The WHERE condition (and its parameters) of the rows matching `query`."""
+    hmac = pg_hmac(hasher)
+    params: list[object] = []
+    conditions = []
+    for k in query.keys:
+        col = sql.Identifier(k.column).as_string(con)
+        conditions.append(f"{hmac(sql_normalize(k.kind, col, 'postgres'))} = ANY(%s)")
+        params.append(sorted(k.hashes))
+    for column in query.texts:
+        col = f"lower(({sql.Identifier(column).as_string(con)})::text)"
+        phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
+        pair = hmac("a.w[i] || ' ' || a.w[i + 1]")
+        conditions.append(
+            f"(EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') m "
+            f"WHERE {hmac('m[1]')} = ANY(%s)) "
+            f"OR EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') p "
+            f"WHERE {phone} = ANY(%s)) "
+            f"OR EXISTS (SELECT 1 FROM (SELECT regexp_split_to_array({col}, "
+            "'[^[:alpha:]]+') w) a, generate_series(1, coalesce(array_length(a.w, 1), 0) - 1) i "
+            f"WHERE {pair} = ANY(%s)))")
+        hashes = sorted(query.text_hashes)
+        params += [f"({TEXT_EMAIL})", hashes, f"({TEXT_PHONE})", hashes, hashes]
+    return " OR ".join(conditions) or "false", params
 
 
 class PostgresSource(Source):
@@ -151,33 +189,8 @@ class PostgresSource(Source):
     def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
         if not query.keys and not query.texts:
             return MatchResult()
-        inner, outer = hasher.pads
-
-        def hmac(expr: str) -> str:
-            return (f"encode(sha256('\\x{outer.hex()}'::bytea || sha256('\\x{inner.hex()}'::bytea "
-                    f"|| convert_to({expr}, 'UTF8'))), 'hex')")
-
-        params: list[object] = []
-        conditions = []
-        for k in query.keys:
-            col = sql.Identifier(k.column).as_string(self._con)
-            conditions.append(f"{hmac(sql_normalize(k.kind, col, 'postgres'))} = ANY(%s)")
-            params.append(sorted(k.hashes))
-        for column in query.texts:
-            col = f"lower(({sql.Identifier(column).as_string(self._con)})::text)"
-            phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
-            pair = hmac("a.w[i] || ' ' || a.w[i + 1]")
-            conditions.append(
-                f"(EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') m "
-                f"WHERE {hmac('m[1]')} = ANY(%s)) "
-                f"OR EXISTS (SELECT 1 FROM regexp_matches({col}, %s, 'g') p "
-                f"WHERE {phone} = ANY(%s)) "
-                f"OR EXISTS (SELECT 1 FROM (SELECT regexp_split_to_array({col}, "
-                "'[^[:alpha:]]+') w) a, generate_series(1, coalesce(array_length(a.w, 1), 0) - 1) i "
-                f"WHERE {pair} = ANY(%s)))")
-            hashes = sorted(query.text_hashes)
-            params += [f"({TEXT_EMAIL})", hashes, f"({TEXT_PHONE})", hashes, hashes]
-        where = " OR ".join(conditions)
+        where, params = match_condition(self._con, query, hasher)
+        hmac = pg_hmac(hasher)
         rel = self._rel(ref).as_string(self._con)
         selects = ["count(*)"]
         for column, kind in query.collect:

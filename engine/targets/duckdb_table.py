@@ -1,0 +1,60 @@
+"""Tables in a DuckDB database file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from engine.targets.base import ApplyError
+from engine.targets.database import DatabaseTarget
+from scanner.matching import DuckDBMatcher, MatchQuery
+from scanner.sql import quote_ident
+
+
+class DuckDBTableTarget(DatabaseTarget):
+    """One table of a `.duckdb` file."""
+
+    formats = ("duckdb",)
+    db_errors = (duckdb.Error,)
+
+    @property
+    def relation(self) -> str:
+        """The quoted table name."""
+        return f"{quote_ident(self.options['schema'])}.{quote_ident(self.options['table'])}"
+
+    def connect(self) -> Any:
+        try:
+            con = duckdb.connect(self.step.location, config={
+                "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        except duckdb.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: cannot open {self.step.location} for "
+                             f"writing: {str(exc).splitlines()[0]}") from exc
+        con.execute("BEGIN TRANSACTION")
+        return con
+
+    def matched(self, con: Any, query: MatchQuery, columns: list[str]) -> list[tuple]:
+        if not query.keys and not query.texts:
+            return []
+        ids = DuckDBMatcher(con, self.hasher).select(self.relation, query, "rowid")
+        if not columns or not ids:
+            return [(i,) for i in ids]
+        cols = ", ".join(quote_ident(c) for c in columns)
+        return con.execute(f"SELECT rowid, {cols} FROM {self.relation} WHERE rowid IN "
+                           f"(SELECT unnest(?::BIGINT[]))", [ids]).fetchall()
+
+    def count(self, con: Any) -> int:
+        return con.execute(f"SELECT count(*) FROM {self.relation}").fetchall()[0][0]
+
+    def delete(self, con: Any, row_ids: list) -> None:
+        con.execute(f"DELETE FROM {self.relation} WHERE rowid IN (SELECT unnest(?::BIGINT[]))",
+                    [row_ids])
+
+    def update(self, con: Any, column: str, changes: list[tuple[Any, Any]]) -> None:
+        con.executemany(f"UPDATE {self.relation} SET {quote_ident(column)} = ? WHERE rowid = ?",
+                        [[v, i] for i, v in changes])
+
+    def checksum(self, con: Any) -> str:
+        value = con.execute(f"SELECT coalesce(sum(hash(t)::HUGEINT), 0) FROM {self.relation} t"
+                            ).fetchall()[0][0]
+        return f"{int(value) % (1 << 64):016x}"

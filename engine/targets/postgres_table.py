@@ -1,0 +1,67 @@
+"""PostgreSQL tables, changed in one transaction kept open from prepare to commit.
+
+Two-phase commit (`PREPARE TRANSACTION`) would let a prepared change survive the process; it
+needs `max_prepared_transactions > 0`, which the server here (and PostgreSQL's default) does
+not allow. So the transaction stays open in the applying process: a crash before commit rolls
+it back in the server, and `optout resume` prepares it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from engine.targets.base import ApplyError
+from engine.targets.database import DatabaseTarget
+from scanner.matching import MatchQuery
+from scanner.sources.postgres import match_condition
+
+
+class PostgresTableTarget(DatabaseTarget):
+    """One table of a PostgreSQL database."""
+
+    formats = ("postgresql",)
+    db_errors = (psycopg.Error,)
+
+    def relation(self, con: Any) -> str:
+        """The quoted table name."""
+        return sql.SQL("{}.{}").format(sql.Identifier(self.options["schema"]),
+                                       sql.Identifier(self.options["table"])).as_string(con)
+
+    def connect(self) -> Any:
+        try:
+            con = psycopg.connect(self.step.location, connect_timeout=5, autocommit=True)
+        except psycopg.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: cannot connect to {self.step.location}: "
+                             f"{str(exc).splitlines()[0]}") from exc
+        con.execute("BEGIN")
+        return con
+
+    def matched(self, con: Any, query: MatchQuery, columns: list[str]) -> list[tuple]:
+        if not query.keys and not query.texts:
+            return []
+        where, params = match_condition(con, query, self.hasher)
+        cols = "".join(", " + sql.Identifier(c).as_string(con) for c in columns)
+        return con.execute(f"SELECT ctid{cols} FROM {self.relation(con)} WHERE {where}",
+                           params).fetchall()
+
+    def count(self, con: Any) -> int:
+        return con.execute(f"SELECT count(*) FROM {self.relation(con)}").fetchone()[0]
+
+    def delete(self, con: Any, row_ids: list) -> None:
+        con.execute(f"DELETE FROM {self.relation(con)} WHERE ctid = ANY(%s::tid[])",
+                    ([str(r) for r in row_ids],))
+
+    def update(self, con: Any, column: str, changes: list[tuple[Any, Any]]) -> None:
+        col = sql.Identifier(column).as_string(con)
+        with con.cursor() as cur:
+            cur.executemany(f"UPDATE {self.relation(con)} SET {col} = %s WHERE ctid = %s::tid",
+                            [(v, str(i)) for i, v in changes])
+
+    def checksum(self, con: Any) -> str:
+        rel = self.relation(con)
+        value = con.execute(f"SELECT md5(coalesce(string_agg(md5(t::text), '' ORDER BY "
+                            f"md5(t::text)), '')) FROM {rel} t").fetchone()[0]
+        return value[:16]

@@ -1,0 +1,62 @@
+"""Tables in a SQLite file (Python's sqlite3; matching functions registered on the connection)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import Any
+
+from engine.targets.base import ApplyError
+from engine.targets.database import DatabaseTarget
+from scanner.matching import MatchQuery, PythonMatcher
+from scanner.sql import quote_ident
+
+
+class SQLiteTableTarget(DatabaseTarget):
+    """One table of a SQLite file."""
+
+    formats = ("sqlite",)
+    db_errors = (sqlite3.Error,)
+
+    @property
+    def relation(self) -> str:
+        """The quoted table name."""
+        return quote_ident(self.options["table"])
+
+    def connect(self) -> Any:
+        try:
+            con = sqlite3.connect(self.step.location, isolation_level=None, timeout=30)
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: cannot open {self.step.location} for "
+                             f"writing: {exc}") from exc
+        return con
+
+    def matched(self, con: Any, query: MatchQuery, columns: list[str]) -> list[tuple]:
+        if not query.keys and not query.texts:
+            return []
+        m = PythonMatcher(query, self.hasher)
+        con.create_function("optout_member", 3, m.member, deterministic=True)
+        con.create_function("optout_text_hit", 1, m.text_hit, deterministic=True)
+        where = " OR ".join(
+            [f"optout_member('k{i}', '{k.kind}', {quote_ident(k.column)})"
+             for i, k in enumerate(query.keys)]
+            + [f"optout_text_hit({quote_ident(t)})" for t in query.texts])
+        cols = "".join(f", {quote_ident(c)}" for c in columns)
+        return con.execute(f"SELECT rowid{cols} FROM {self.relation} WHERE {where}").fetchall()
+
+    def count(self, con: Any) -> int:
+        return con.execute(f"SELECT count(*) FROM {self.relation}").fetchone()[0]
+
+    def delete(self, con: Any, row_ids: list) -> None:
+        con.executemany(f"DELETE FROM {self.relation} WHERE rowid = ?", [(i,) for i in row_ids])
+
+    def update(self, con: Any, column: str, changes: list[tuple[Any, Any]]) -> None:
+        con.executemany(f"UPDATE {self.relation} SET {quote_ident(column)} = ? WHERE rowid = ?",
+                        [(v, i) for i, v in changes])
+
+    def checksum(self, con: Any) -> str:
+        h = hashlib.sha256()
+        for row in con.execute(f"SELECT * FROM {self.relation} ORDER BY rowid"):
+            h.update(repr(row).encode())
+        return h.hexdigest()[:16]
