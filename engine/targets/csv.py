@@ -73,6 +73,9 @@ class CsvTarget(FileTarget):
             edit = editor.edit(row)
             if edit is None:
                 continue
+            if not edit:
+                out.append(rec)
+                continue
             row.update({k: "" if v is None else str(v) for k, v in edit.items()})
             ending = "\r\n" if rec.endswith("\r\n") else "\n" if rec.endswith("\n") else ""
             buf = io.StringIO()

@@ -61,6 +61,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         recorded_at TIMESTAMP NOT NULL);
     """,
     ),
+    (
+        3,
+        "erasure requests, their steps, dataset leases, the erasure ledger",
+        """
+    CREATE TABLE requests (
+        id VARCHAR NOT NULL, plan_hash VARCHAR NOT NULL, plan JSON NOT NULL,
+        policy VARCHAR NOT NULL, status VARCHAR NOT NULL, principal VARCHAR NOT NULL,
+        dry_run BOOLEAN NOT NULL, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL,
+        error VARCHAR);
+    CREATE TABLE request_steps (
+        request_id VARCHAR NOT NULL, step_no INTEGER NOT NULL, dataset_id VARCHAR NOT NULL,
+        dataset VARCHAR NOT NULL, location VARCHAR NOT NULL, action VARCHAR NOT NULL,
+        stage INTEGER NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+        error VARCHAR, staged JSON, rows_before BIGINT, rows_after BIGINT, rows_changed BIGINT,
+        checksum_before VARCHAR, checksum_after VARCHAR, residue BIGINT,
+        started_at TIMESTAMP, finished_at TIMESTAMP);
+    CREATE TABLE leases (
+        dataset_id VARCHAR NOT NULL, request_id VARCHAR NOT NULL, pid INTEGER NOT NULL,
+        host VARCHAR NOT NULL, acquired_at TIMESTAMP NOT NULL);
+    CREATE TABLE ledger (
+        subject_hash VARCHAR NOT NULL, subject_key VARCHAR NOT NULL, request_id VARCHAR NOT NULL,
+        erased_at TIMESTAMP NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

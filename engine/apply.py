@@ -1,0 +1,271 @@
+"""Apply: carry out a plan so that, across every dataset it touches, the erasure happens
+completely or not at all, is retried until resolved, and is proven by re-reading the data.
+
+1. prepare — every row-changing target stages its change (new file versions beside the old
+   ones, fsynced; database changes inside open transactions);
+2. check — every staged version is re-read: none of the subject's rows, the expected count;
+3. commit — renames and commits, each recorded in the journal as it happens; a failure here
+   is rolled forward (retried, re-preparing if its transaction was lost);
+4. recompute — derived tables are rebuilt from their SQL over the cleaned sources;
+5. verify — every step's dataset is read again for the subject: the residue must be zero.
+A failure before commit rolls everything back. `resume` finishes a request whose process died.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from engine import EngineError
+from engine.journal import Journal
+from engine.plan import ErasurePlan, PlanError, _step
+from engine.planner import ref_of
+from engine.targets import ApplyError, Staged, Target, target_for
+from scanner.catalog import Catalog
+from scanner.errors import ScannerError
+from scanner.sources import open_source
+
+FINAL = ("complete", "rolled_back", "dry_run")
+#: test hook: the process kills itself at this point (after-prepare, after-check,
+#: mid-commit, before-recompute, before-verify)
+FAULT_ENV = "OPTOUT_FAULT"
+#: test hook: `dataset=N` makes that dataset's commit fail N times before it succeeds
+FAIL_COMMIT_ENV = "OPTOUT_FAIL_COMMIT"
+_failed_commits: dict[str, int] = {}
+
+
+class StalePlan(EngineError):
+    """The plan no longer matches the data or the catalog it was made from."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How to apply."""
+
+    dry_run: bool = False
+    lease_wait: float = 30.0
+    retries: int = 5
+    backoff: float = 0.2
+    principal: str = field(default_factory=getpass.getuser)
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _maybe_fail_commit(dataset: str) -> None:
+    spec = os.environ.get(FAIL_COMMIT_ENV, "")
+    name, _, times = spec.partition("=")
+    if name == dataset and _failed_commits.get(dataset, 0) < int(times or 0):
+        _failed_commits[dataset] = _failed_commits.get(dataset, 0) + 1
+        raise ApplyError(f"{dataset}: injected commit failure {_failed_commits[dataset]}")
+
+
+def check_plan(catalog: Catalog, plan: ErasurePlan) -> None:
+    """Refuse a plan naming datasets the catalog does not know, or whose data changed since."""
+    known = {d.id: d for d in catalog.datasets()}
+    for step in plan.steps:
+        record = known.get(step.dataset_id)
+        if record is None:
+            raise StalePlan(f"the plan names dataset '{step.dataset}' ({step.dataset_id}), "
+                            "which is not in the catalog")
+        if step.fingerprint is None or step.kind == "view":
+            continue
+        try:
+            with open_source(record.location) as source:
+                now = source.fingerprint(ref_of(record))
+        except ScannerError as exc:
+            raise StalePlan(f"{step.dataset}: cannot read it to check the plan: {exc}") from exc
+        if now is not None and now != step.fingerprint:
+            raise StalePlan(f"{step.dataset} changed since the plan was made (file replaced, "
+                            "rows or schema changed); plan again (or apply --replan)")
+
+
+def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None = None) -> str:
+    """Apply a plan; returns the request id. Raises on a failure before commit (everything
+    rolled back) and leaves the request `blocked` when commit keeps failing."""
+    options = options or ApplyOptions()
+    if plan.digest() != plan.content_hash:
+        raise PlanError("the plan's content hash does not match: it was altered")
+    check_plan(catalog, plan)
+    journal = Journal(catalog)
+    journal.create(plan, options.principal, options.dry_run,
+                   [(i, 2 if s.action == "recompute" else 1) for i, s in enumerate(plan.steps)])
+    journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),
+                    options.lease_wait)
+    return _run(catalog, plan, journal, options, committed=set())
+
+
+def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = None) -> str:
+    """Finish a request whose process died or whose commit kept failing."""
+    options = options or ApplyOptions()
+    journal = Journal(catalog)
+    request = journal.request(request_id)
+    if request["status"] in FINAL:
+        return request_id
+    plan = _plan_from_journal(request["plan"])
+    steps = journal.steps(request_id)
+    journal.acquire(request_id, sorted({s.dataset_id for s in plan.steps}), options.lease_wait)
+    if request["status"] in ("preparing", "failed"):
+        # Nothing was visible yet: drop what was staged and start over.
+        for s in steps:
+            for _, new in json.loads(s["staged"] or "{}").get("files", []):
+                if os.path.exists(new):
+                    os.remove(new)
+        return _run(catalog, plan, journal, options, committed=set())
+    committed = {s["step_no"] for s in steps if s["status"] in ("committed", "retained")}
+    hasher = catalog.hasher()
+    for s in steps:
+        if s["step_no"] in committed or s["stage"] != 1:
+            continue
+        target = target_for(plan.steps[s["step_no"]], hasher, catalog, request_id)
+        files = json.loads(s["staged"] or "{}").get("files", [])
+        if target.durable_staging and files and all(os.path.exists(n) for _, n in files):
+            staged = Staged(files=[tuple(f) for f in files])
+            _commit(journal, plan, s["step_no"], target, staged, options)
+        else:
+            _roll_forward(journal, plan, s["step_no"], target, options)
+        committed.add(s["step_no"])
+    return _run(catalog, plan, journal, options, committed=committed, committing=True)
+
+
+def _plan_from_journal(text: str) -> ErasurePlan:
+    data = json.loads(text)
+    plan = ErasurePlan(
+        request_id=data["request_id"], created_at=data["created_at"],
+        created_by=data["created_by"], policy=data["policy"], subjects=tuple(data["subjects"]),
+        catalog_state=data["catalog_state"], steps=tuple(_step(s) for s in data["steps"]),
+        version=data["version"], content_hash=data["content_hash"])
+    return plan
+
+
+def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOptions,
+         committed: set[int], committing: bool = False) -> str:
+    rid = plan.request_id
+    hasher = catalog.hasher()
+    try:
+        if not committing:
+            targets: dict[int, Target] = {}
+            staged: dict[int, Staged] = {}
+            try:
+                for i, step in enumerate(plan.steps):
+                    if step.action == "recompute":
+                        continue
+                    if step.action == "retain" and not step.columns:
+                        journal.set_step(rid, i, "retained")
+                        committed.add(i)
+                        continue
+                    targets[i] = target_for(step, hasher, catalog, rid)
+                    staged[i] = targets[i].prepare()
+                    journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
+                                     rows_before=staged[i].rows_before,
+                                     checksum_before=staged[i].checksum_before)
+                _fault("after-prepare")
+                for i, target in targets.items():
+                    target.check(staged[i])
+                    journal.set_step(rid, i, "checked")
+                _fault("after-check")
+            except (ApplyError, ScannerError, OSError) as exc:
+                for i, target in targets.items():
+                    if i in staged:
+                        target.rollback(staged[i])
+                    journal.set_step(rid, i, "rolled_back", error=str(exc))
+                journal.set_request(rid, "rolled_back", str(exc))
+                journal.release(rid)
+                raise ApplyError(f"nothing was changed: {exc}") from exc
+            if options.dry_run:
+                for i, target in targets.items():
+                    target.rollback(staged[i])
+                    journal.set_step(rid, i, "rolled_back", error="dry run")
+                journal.set_request(rid, "dry_run")
+                journal.release(rid)
+                return rid
+            journal.set_request(rid, "committing")
+            for n, (i, target) in enumerate(targets.items()):
+                _commit(journal, plan, i, target, staged[i], options)
+                committed.add(i)
+                if n == 0:
+                    _fault("mid-commit")
+        _fault("before-recompute")
+        for i, step in enumerate(plan.steps):
+            if step.action == "recompute" and i not in committed:
+                _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
+        _fault("before-verify")
+        _verify(catalog, plan, journal)
+    except ApplyError as exc:
+        if journal.request(rid)["status"] != "rolled_back":
+            journal.set_request(rid, "blocked", str(exc))
+        raise
+    journal.record_erased(plan)
+    journal.forget_fingerprints([s.dataset_id for s in plan.steps])
+    journal.set_request(rid, "complete")
+    journal.release(rid)
+    return rid
+
+
+def _commit(journal: Journal, plan: ErasurePlan, i: int, target: Target, staged: Staged,
+            options: ApplyOptions) -> None:
+    rid = plan.request_id
+    try:
+        _maybe_fail_commit(plan.steps[i].dataset)
+        target.commit(staged)
+    except (ApplyError, ScannerError, OSError) as exc:
+        journal.attempt(rid, i, str(exc))
+        target.rollback(staged)
+        _roll_forward(journal, plan, i, target, options, first_attempt=False)
+        return
+    journal.attempt(rid, i, None)
+    journal.set_step(rid, i, "committed", rows_after=staged.rows_after,
+                     rows_changed=staged.rows_changed, checksum_after=staged.checksum_after)
+
+
+def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,
+                  options: ApplyOptions, first_attempt: bool = True) -> None:
+    """Prepare, check and commit one step until it succeeds or the retries run out."""
+    rid = plan.request_id
+    delay = options.backoff
+    last: Exception | None = None
+    for attempt in range(options.retries):
+        if attempt or not first_attempt:
+            time.sleep(delay)
+            delay *= 2
+        staged = None
+        try:
+            staged = target.prepare()
+            target.check(staged)
+            _maybe_fail_commit(plan.steps[i].dataset)
+            target.commit(staged)
+        except (ApplyError, ScannerError, OSError) as exc:
+            last = exc
+            if staged is not None:
+                target.rollback(staged)
+            journal.attempt(rid, i, str(exc))
+            continue
+        journal.attempt(rid, i, None)
+        journal.set_step(rid, i, "committed", rows_before=staged.rows_before,
+                         rows_after=staged.rows_after, rows_changed=staged.rows_changed,
+                         checksum_before=staged.checksum_before,
+                         checksum_after=staged.checksum_after)
+        return
+    raise ApplyError(f"{plan.steps[i].dataset}: still failing after {options.retries} attempts "
+                     f"({last}); the request is blocked — run `optout resume {rid}`")
+
+
+def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal) -> None:
+    hasher = catalog.hasher()
+    left = []
+    for i, step in enumerate(plan.steps):
+        if step.action == "retain" and not step.columns:
+            continue
+        residue = target_for(step, hasher, catalog, plan.request_id).residue()
+        journal.set_step(plan.request_id, i, "verified" if residue == 0 else "residue",
+                         residue=residue)
+        if residue:
+            left.append(f"{step.dataset} ({residue} rows)")
+    if left:
+        raise ApplyError(f"verification found the subject still in {', '.join(left)}")

@@ -1,0 +1,156 @@
+"""The apply journal in the catalog: requests, their steps, dataset leases, the erasure ledger.
+
+Every state change is written as it happens, in its own short transaction, so a process that
+dies leaves a journal `optout resume` can finish from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from engine import EngineError
+from engine.plan import ErasurePlan
+from scanner.catalog import Catalog
+from scanner.catalog.store import NOW
+
+LEASE_POLL = 0.2
+
+
+class LeaseHeld(EngineError):
+    """Another live request holds a dataset this one needs."""
+
+
+class Journal:
+    """Journal operations on one catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def create(self, plan: ErasurePlan, principal: str, dry_run: bool,
+               stages: list[tuple[int, int]]) -> None:
+        """Record a new request with its steps (step number, stage)."""
+        with self.catalog.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM requests WHERE id = ?", [plan.request_id])
+            con.execute("DELETE FROM request_steps WHERE request_id = ?", [plan.request_id])
+            con.execute(f"INSERT INTO requests VALUES (?, ?, ?, ?, 'preparing', ?, ?, {NOW}, "
+                        f"{NOW}, NULL)", [plan.request_id, plan.content_hash, plan.to_json(),
+                                         plan.policy["name"], principal, dry_run])
+            con.executemany(
+                "INSERT INTO request_steps (request_id, step_no, dataset_id, dataset, location, "
+                "action, stage, status, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
+                [[plan.request_id, i, plan.steps[i].dataset_id, plan.steps[i].dataset,
+                  plan.steps[i].location, plan.steps[i].action, stage] for i, stage in stages])
+            con.execute("COMMIT")
+
+    def request(self, request_id: str) -> dict[str, Any]:
+        """A request's row; raises when unknown."""
+        with self.catalog.connect() as con:
+            cur = con.execute("SELECT * FROM requests WHERE id = ?", [request_id])
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        if not rows:
+            raise EngineError(f"no request '{request_id}' in {self.catalog.path}")
+        return dict(zip(names, rows[0], strict=True))
+
+    def steps(self, request_id: str) -> list[dict[str, Any]]:
+        """A request's steps, in order."""
+        with self.catalog.connect() as con:
+            cur = con.execute("SELECT * FROM request_steps WHERE request_id = ? ORDER BY step_no",
+                              [request_id])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def set_request(self, request_id: str, status: str, error: str | None = None) -> None:
+        """Move a request to a new status."""
+        with self.catalog.connect() as con:
+            con.execute(f"UPDATE requests SET status = ?, error = ?, updated_at = {NOW} "
+                        "WHERE id = ?", [status, error, request_id])
+
+    def set_step(self, request_id: str, step_no: int, status: str, **fields: Any) -> None:
+        """Move a step to a new status, recording any of its other fields."""
+        sets = ["status = ?"]
+        values: list[Any] = [status]
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            values.append(json.dumps(value) if key == "staged" else value)
+        if status in ("prepared",) and "started_at" not in fields:
+            sets.append(f"started_at = coalesce(started_at, {NOW})")
+        if status in ("committed", "verified", "failed", "rolled_back", "retained"):
+            sets.append(f"finished_at = {NOW}")
+        with self.catalog.connect() as con:
+            con.execute(f"UPDATE request_steps SET {', '.join(sets)} WHERE request_id = ? "
+                        "AND step_no = ?", [*values, request_id, step_no])
+
+    def attempt(self, request_id: str, step_no: int, error: str | None) -> None:
+        """Count one attempt of a step, with its error if it failed."""
+        with self.catalog.connect() as con:
+            con.execute("UPDATE request_steps SET attempts = attempts + 1, error = ? "
+                        "WHERE request_id = ? AND step_no = ?", [error, request_id, step_no])
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def acquire(self, request_id: str, datasets: list[str], wait: float) -> None:
+        """Lease every dataset for the request, waiting up to `wait` seconds for others; a
+        lease whose process is dead (on this host) is taken over."""
+        host = socket.gethostname()
+        deadline = time.monotonic() + wait
+        while True:
+            with self.catalog.connect() as con:
+                con.execute("BEGIN TRANSACTION")
+                held = con.execute(
+                    "SELECT dataset_id, request_id, pid, host FROM leases WHERE request_id <> ? "
+                    "AND dataset_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [request_id, datasets]).fetchall()
+                live = [h for h in held if h[3] != host or _alive(h[2])]
+                for dead in (h for h in held if h not in live):
+                    con.execute("DELETE FROM leases WHERE dataset_id = ? AND request_id = ?",
+                                [dead[0], dead[1]])
+                if not live:
+                    con.execute("DELETE FROM leases WHERE request_id = ?", [request_id])
+                    con.executemany(f"INSERT INTO leases VALUES (?, ?, ?, ?, {NOW})",
+                                    [[d, request_id, os.getpid(), host] for d in datasets])
+                    con.execute("COMMIT")
+                    return
+                con.execute("COMMIT")
+            if time.monotonic() >= deadline:
+                ds, other, pid, where = live[0]
+                raise LeaseHeld(f"dataset {ds} is held by request {other} (pid {pid} on "
+                                f"{where}); retry later or raise --lease-wait")
+            time.sleep(LEASE_POLL)
+
+    def release(self, request_id: str) -> None:
+        """Drop the request's leases."""
+        with self.catalog.connect() as con:
+            con.execute("DELETE FROM leases WHERE request_id = ?", [request_id])
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    def record_erased(self, plan: ErasurePlan) -> None:
+        """Put the request's subjects (keyed hashes) in the erasure ledger."""
+        with self.catalog.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM ledger WHERE request_id = ?", [plan.request_id])
+            con.executemany(f"INSERT INTO ledger VALUES (?, ?, ?, {NOW})",
+                            [[s["hash"], s["key"], plan.request_id] for s in plan.subjects])
+            con.execute("COMMIT")
+
+    def forget_fingerprints(self, dataset_ids: list[str]) -> None:
+        """Changed datasets are read again by the next scan."""
+        with self.catalog.connect() as con:
+            con.execute("UPDATE datasets SET fingerprint = NULL WHERE id IN "
+                        "(SELECT unnest(?::VARCHAR[]))", [dataset_ids])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
