@@ -16,11 +16,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 
 from engine import EngineError
+from engine.faults import fault
 from engine.journal import Journal
 from engine.plan import ErasurePlan, PlanError, _step
 from engine.planner import ref_of
@@ -30,9 +30,9 @@ from scanner.errors import ScannerError
 from scanner.sources import open_source
 
 FINAL = ("complete", "rolled_back", "dry_run")
-#: test hook: the process kills itself at this point (after-prepare, after-check,
-#: mid-commit, before-recompute, before-verify)
-FAULT_ENV = "OPTOUT_FAULT"
+#: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
+#: first target committed), mid-file-commit (inside a multi-file commit), before-recompute,
+#: before-verify
 #: test hook: `dataset=N` makes that dataset's commit fail N times before it succeeds
 FAIL_COMMIT_ENV = "OPTOUT_FAIL_COMMIT"
 _failed_commits: dict[str, int] = {}
@@ -51,11 +51,6 @@ class ApplyOptions:
     retries: int = 5
     backoff: float = 0.2
     principal: str = field(default_factory=getpass.getuser)
-
-
-def _fault(point: str) -> None:
-    if os.environ.get(FAULT_ENV) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _maybe_fail_commit(dataset: str) -> None:
@@ -165,11 +160,11 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                     journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
                                      rows_before=staged[i].rows_before,
                                      checksum_before=staged[i].checksum_before)
-                _fault("after-prepare")
+                fault("after-prepare")
                 for i, target in targets.items():
                     target.check(staged[i])
                     journal.set_step(rid, i, "checked")
-                _fault("after-check")
+                fault("after-check")
             except (ApplyError, ScannerError, OSError) as exc:
                 for i, target in targets.items():
                     if i in staged:
@@ -190,12 +185,12 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 _commit(journal, plan, i, target, staged[i], options)
                 committed.add(i)
                 if n == 0:
-                    _fault("mid-commit")
-        _fault("before-recompute")
+                    fault("mid-commit")
+        fault("before-recompute")
         for i, step in enumerate(plan.steps):
             if step.action == "recompute" and i not in committed:
                 _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
-        _fault("before-verify")
+        fault("before-verify")
         _verify(catalog, plan, journal)
     except ApplyError as exc:
         if journal.request(rid)["status"] != "rolled_back":

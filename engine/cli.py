@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import EngineError, render
+from engine.apply import ApplyOptions, apply_plan, resume
+from engine.erasure_report import build_report, report_html, report_markdown, verify_report
 from engine.graph import build_graph
-from engine.plan import ErasurePlan
+from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.report import summary_line, to_html, to_markdown
@@ -324,6 +326,65 @@ def lineage_show(obj: Context, dataset: str) -> None:
     """Show what a dataset is derived from (upstream) and what derives from it (downstream)."""
     record = obj.catalog.find(dataset)
     render.lineage(_console(), record, obj.catalog.lineage())
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True,
+              help="Prepare and check every change, then roll back; nothing is changed.")
+@click.option("--lease-wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for datasets another request holds.")
+@click.pass_obj
+@errors_to_exit
+def apply_cmd(obj: Context, plan_file: str, yes: bool, dry_run: bool, lease_wait: float) -> None:
+    """Apply an erasure plan: atomic across datasets, verified, journaled."""
+    plan = load_plan(plan_file)
+    click.echo(summary_line(plan))
+    if not (yes or dry_run):
+        click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} datasets?",
+                      abort=True)
+    rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait))
+    report = build_report(obj.catalog, rid)
+    click.echo(f"request {rid}: {report['status']}; {report['summary']}")
+
+
+@cli.command("resume")
+@click.argument("request_id")
+@click.option("--lease-wait", type=float, default=30.0, show_default=True)
+@click.pass_obj
+@errors_to_exit
+def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
+    """Finish a request whose process died or whose commit kept failing."""
+    resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait))
+    report = build_report(obj.catalog, request_id)
+    click.echo(f"request {request_id}: {report['status']}; {report['summary']}")
+
+
+@cli.command("report")
+@click.argument("request_id")
+@click.argument("file", required=False)
+@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+@errors_to_exit
+def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
+               output: str | None) -> None:
+    """The signed report of a request; `optout report verify FILE` checks a report file."""
+    if request_id == "verify":
+        if not file:
+            raise click.UsageError("optout report verify FILE")
+        data = verify_report(obj.catalog, file)
+        click.echo(f"{file}: signature valid (request {data['request_id']}, {data['status']})")
+        return
+    report = build_report(obj.catalog, request_id)
+    text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True) + "\n",
+            "md": lambda: report_markdown(report), "html": lambda: report_html(report)}[fmt]()
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engine import EngineError
+from engine.faults import fault
 from engine.plan import PlanStep
 from engine.targets.rows import RowEditor
 from scanner.catalog.secret import KeyedHash
@@ -172,9 +173,11 @@ class FileTarget(Target):
         return self.count_residue(self.step.location)
 
     def commit(self, staged: Staged) -> None:
-        for final, new in staged.files:
+        for n, (final, new) in enumerate(staged.files):
             if os.path.exists(new):
                 os.replace(new, final)  # atomic on POSIX; a retry after success finds no file
+            if n == 0 and len(staged.files) > 1:
+                fault("mid-file-commit")
         for final, _ in staged.files[:1]:
             dfd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
             try:
