@@ -148,7 +148,8 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
             targets: dict[int, Target] = {}
             staged: dict[int, Staged] = {}
             try:
-                for i, step in enumerate(plan.steps):
+                for i in _referencing_first(catalog, plan):
+                    step = plan.steps[i]
                     if step.action == "recompute":
                         continue
                     if step.action == "retain" and not step.columns:
@@ -201,6 +202,27 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
     journal.set_request(rid, "complete")
     journal.release(rid)
     return rid
+
+
+def _referencing_first(catalog: Catalog, plan: ErasurePlan) -> list[int]:
+    """Step order in which rows that reference others (foreign keys) change before the rows
+    they reference, so a shared transaction never trips a foreign key."""
+    index = {(s.location, s.dataset): i for i, s in enumerate(plan.steps)}
+    by_id = {s.dataset_id: s for s in plan.steps}
+    parents: dict[int, set[int]] = {i: set() for i in range(len(plan.steps))}
+    for dataset_id, _, ref_table, _ in catalog.foreign_keys():
+        step = by_id.get(dataset_id)
+        parent = index.get((step.location, ref_table)) if step else None
+        if step is not None and parent is not None:
+            parents[parent].add(index[(step.location, step.dataset)])
+    order: list[int] = []
+    remaining = set(parents)
+    while remaining:
+        ready = sorted(i for i in remaining if not (parents[i] & remaining))
+        ready = ready or sorted(remaining)[:1]  # a cycle: keep plan order
+        order += ready
+        remaining -= set(ready)
+    return order
 
 
 def _commit(journal: Journal, plan: ErasurePlan, i: int, target: Target, staged: Staged,

@@ -12,6 +12,36 @@ from engine.values import change
 from scanner.matching import MatchQuery
 
 
+class SharedTransaction:
+    """One open transaction per database, shared by every step on it: two transactions of one
+    process on one database would wait on each other's locks (a foreign key check waits for
+    the uncommitted delete of the referencing rows)."""
+
+    def __init__(self, con: Any, key: tuple) -> None:
+        self.con = con
+        self.key = key
+        self.done = False
+        self.outcome: str | None = None
+
+    def finish(self, statement: str, errors: tuple[type[Exception], ...]) -> None:
+        """COMMIT or ROLLBACK once, close, and let the next request open a new one."""
+        if not self.done:
+            self.done = True
+            self.outcome = statement
+            _OPEN.pop(self.key, None)
+            try:
+                if statement == "ROLLBACK":
+                    with contextlib.suppress(*errors):
+                        self.con.execute(statement)
+                else:
+                    self.con.execute(statement)
+            finally:
+                self.con.close()
+
+
+_OPEN: dict[tuple, SharedTransaction] = {}
+
+
 class DatabaseTarget(Target):
     """A table changed inside a transaction that stays open from prepare to commit."""
 
@@ -19,8 +49,20 @@ class DatabaseTarget(Target):
     db_errors: ClassVar[tuple[type[Exception], ...]] = ()
 
     @abstractmethod
+    def open(self) -> Any:
+        """A read-write connection with a new open transaction."""
+
     def connect(self) -> Any:
-        """A read-write connection with an open transaction."""
+        """The open transaction on this target's database (shared with the other steps)."""
+        return self.transaction().con
+
+    def transaction(self) -> SharedTransaction:
+        """The shared transaction on this database, opened on first use."""
+        key = (type(self).__name__, self.step.location)
+        tx = _OPEN.get(key)
+        if tx is None:
+            tx = _OPEN[key] = SharedTransaction(self.open(), key)
+        return tx
 
     @abstractmethod
     def matched(self, con: Any, query: MatchQuery, columns: list[str]) -> list[tuple]:
@@ -43,9 +85,10 @@ class DatabaseTarget(Target):
         """A checksum of the table's content."""
 
     def prepare(self) -> Staged:
-        con = self.connect()
+        tx = self.transaction()
+        con = tx.con
         try:
-            staged = Staged(handle=con)
+            staged = Staged(handle=tx)
             staged.rows_before = self.count(con)
             staged.checksum_before = self.checksum(con)
             actions = self.column_actions
@@ -65,34 +108,30 @@ class DatabaseTarget(Target):
             staged.rows_after = self.count(con)
             staged.checksum_after = self.checksum(con)
         except Exception:
-            self.rollback(Staged(handle=con))
+            self.rollback(Staged(handle=tx))
             raise
         return staged
 
     def check(self, staged: Staged) -> None:
         super().check(staged)
-        left = len(self.matched(staged.handle, self.residue_query(), []))
+        left = len(self.matched(staged.handle.con, self.residue_query(), []))
         if left:
             raise ApplyError(f"{self.step.dataset}: {left} rows of the subject remain in the "
                              "staged transaction")
 
     def residue(self) -> int:
-        con = self.connect()
+        con = self.open()
         try:
             return len(self.matched(con, self.residue_query(), []))
         finally:
-            self.rollback(Staged(handle=con))
+            SharedTransaction(con, ()).finish("ROLLBACK", self.db_errors)
 
     def commit(self, staged: Staged) -> None:
-        if staged.handle is None:
-            raise ApplyError(f"{self.step.dataset}: no open transaction to commit")
-        staged.handle.execute("COMMIT")
-        staged.handle.close()
-        staged.handle = None
+        if staged.handle is None or staged.handle.outcome == "ROLLBACK":
+            raise ApplyError(f"{self.step.dataset}: its transaction was rolled back; "
+                             "preparing it again")
+        staged.handle.finish("COMMIT", self.db_errors)
 
     def rollback(self, staged: Staged) -> None:
         if staged.handle is not None:
-            with contextlib.suppress(*self.db_errors):
-                staged.handle.execute("ROLLBACK")
-            staged.handle.close()
-            staged.handle = None
+            staged.handle.finish("ROLLBACK", self.db_errors)

@@ -23,7 +23,7 @@ class DuckDBTableTarget(DatabaseTarget):
         """The quoted table name."""
         return f"{quote_ident(self.options['schema'])}.{quote_ident(self.options['table'])}"
 
-    def connect(self) -> Any:
+    def open(self) -> Any:
         try:
             con = duckdb.connect(self.step.location, config={
                 "autoinstall_known_extensions": False, "autoload_known_extensions": False})

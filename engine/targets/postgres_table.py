@@ -30,7 +30,7 @@ class PostgresTableTarget(DatabaseTarget):
         return sql.SQL("{}.{}").format(sql.Identifier(self.options["schema"]),
                                        sql.Identifier(self.options["table"])).as_string(con)
 
-    def connect(self) -> Any:
+    def open(self) -> Any:
         try:
             con = psycopg.connect(self.step.location, connect_timeout=5, autocommit=True)
         except psycopg.Error as exc:

@@ -66,9 +66,10 @@ class RecomputeTarget(DuckDBTableTarget):
             select = select_of(Path(sql_file).read_text())
         except OSError as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {sql_file}: {exc.strerror}") from exc
-        con = self.connect()
+        tx = self.transaction()
+        con = tx.con
         try:
-            staged = Staged(handle=con)
+            staged = Staged(handle=tx)
             staged.rows_before = self.count(con)
             staged.checksum_before = self.checksum(con)
             for upstream in self.step.param("upstream", ()):
@@ -83,13 +84,13 @@ class RecomputeTarget(DuckDBTableTarget):
             staged.rows_changed = staged.rows_before - staged.rows_after
             staged.checksum_after = self.checksum(con)
         except duckdb.Error as exc:
-            self.rollback(Staged(handle=con))
+            self.rollback(Staged(handle=tx))
             raise ApplyError(f"{self.step.dataset}: recompute failed: "
                              f"{str(exc).splitlines()[0]}") from exc
         return staged
 
     def check(self, staged: Staged) -> None:
-        left = len(self.matched(staged.handle, self.residue_query(), []))
+        left = len(self.matched(staged.handle.con, self.residue_query(), []))
         if left:
             raise ApplyError(f"{self.step.dataset}: the rebuilt table still holds {left} rows "
                              "of the subject")

@@ -23,7 +23,7 @@ class SQLiteTableTarget(DatabaseTarget):
         """The quoted table name."""
         return quote_ident(self.options["table"])
 
-    def connect(self) -> Any:
+    def open(self) -> Any:
         try:
             con = sqlite3.connect(self.step.location, isolation_level=None, timeout=30)
             con.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,153 @@
+"""Helpers for the apply tests: a fresh copy of the fixture company (files, DuckDB, SQLite and
+PostgreSQL), and direct reads of every dataset — not through optout — to compare before/after."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pyarrow.parquet as pq
+
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from fixtures.generate import load_postgres
+from scanner.catalog import Catalog
+from scanner.config import load_config
+from scanner.scan import scan
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = 'identity:\n  links:\n    - columns: ["events:user_id", "customers:id"]\n'
+SUBJECT_INDEX = 6
+
+
+class World:
+    """A scanned copy of the company, its PostgreSQL part, and the subject's raw values."""
+
+    def __init__(self, root: Path, company_dir: Path, pg_uri: str, classifier,
+                 folders: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.data = root / "company"
+        if folders:
+            for f in folders:
+                shutil.copytree(company_dir / "company" / f, self.data / f)
+            shutil.copy(company_dir / "company" / "lineage.yaml", self.data)
+        else:
+            shutil.copytree(company_dir / "company", self.data)
+        self.pg = pg_uri
+        load_postgres(pg_uri)
+        (root / "optout.yaml").write_text(CONFIG)
+        self.config = load_config(str(root / "optout.yaml"))
+        self.catalog = Catalog(str(root / "catalog.duckdb"))
+        report = scan([str(self.data), pg_uri], self.catalog, classifier=classifier)
+        assert not report.failed, [r.error for r in report.results if r.error]
+        self.subject = pq.read_table(self.data / "crm" / "customers.parquet").to_pylist()[
+            SUBJECT_INDEX]
+        with psycopg.connect(pg_uri) as pg:  # read before anything is erased
+            self.subscriber_ids = {r[0] for r in pg.execute(
+                "SELECT subscriber_id FROM marketing.newsletter_subscribers WHERE email = %s",
+                (self.subject["email"],)).fetchall()}
+
+    def plan(self, policy: str = "gdpr-erasure.yaml", request_id: str | None = None,
+             subjects: list[str] | None = None):
+        """A plan for the subject (or other subjects)."""
+        p = load_policy(ROOT / "policies" / policy)
+        subjects = subjects or [f"email={self.subject['email']}"]
+        return build_plan(self.catalog, PlanRequest([parse_subject(s) for s in subjects], p,
+                                                    policy, request_id), self.config)
+
+    def write_plan(self, plan) -> Path:
+        """The plan as a file, as `optout plan -o` writes it."""
+        path = self.root / f"plan-{plan.request_id}.json"
+        path.write_text(plan.to_json())
+        return path
+
+    # -- direct reads ------------------------------------------------------------------------
+
+    def tables(self) -> dict[str, list[tuple]]:
+        """Every row of every dataset, read directly with DuckDB, sqlite3 and psycopg."""
+        d = self.data
+        con = duckdb.connect()
+        out: dict[str, list[tuple]] = {}
+        reads = {
+            "customers": f"read_parquet('{d}/crm/customers.parquet')",
+            "customer_segments": f"read_parquet('{d}/crm/customer_segments.parquet')",
+            "orders": f"read_parquet('{d}/sales/orders/**/*.parquet', hive_partitioning=true)",
+            "payments": f"read_csv('{d}/sales/payments.csv', all_varchar=true)",
+            "tickets": f"read_json('{d}/support/tickets.jsonl', format='newline_delimited')",
+            "events": f"read_json('{d}/web/events.jsonl', format='newline_delimited')",
+            "leads_de": f"read_csv('{d}/marketing/leads_de.csv', delim=';', all_varchar=true)",
+        }
+        for name, rel in reads.items():
+            if (d / _path_of(name)).exists():
+                out[name] = con.execute(f"SELECT * FROM {rel}").fetchall()
+        con.close()
+        if (d / "logs" / "app.log").exists():
+            out["app"] = [(line,) for line in (d / "logs" / "app.log").read_text().splitlines()]
+        if (d / "hr" / "hr.sqlite").exists():
+            lite = sqlite3.connect(d / "hr" / "hr.sqlite")
+            for t in ("employees", "payroll"):
+                out[t] = lite.execute(f"SELECT * FROM {t}").fetchall()
+            lite.close()
+        if (d / "analytics" / "analytics.duckdb").exists():
+            wh = duckdb.connect(str(d / "analytics" / "analytics.duckdb"), read_only=True)
+            for t in ("customer_ltv", "daily_revenue"):
+                out[t] = wh.execute(f"SELECT * FROM {t}").fetchall()
+            wh.close()
+        with psycopg.connect(self.pg) as pg:
+            for t in ("newsletter_subscribers", "newsletter_sends"):
+                out[f"marketing.{t}"] = pg.execute(f"SELECT * FROM marketing.{t}").fetchall()
+        return out
+
+    def is_subjects(self, name: str, row: tuple) -> bool:
+        """Does a row (read directly) belong to the subject? Decided without optout."""
+        s = self.subject
+        text = " ".join(str(v) for v in row).lower()
+        mentions = (s["email"] in text or f"{s['first_name']} {s['last_name']}".lower() in text
+                    or s["phone"] in " ".join(str(v) for v in row))
+        key = {"customers": 0, "customer_segments": 0, "orders": 1, "events": 1}.get(name)
+        if key is not None and row[key] == s["id"]:
+            return True
+        if name == "tickets":
+            return row[1]["id"] == s["id"] or mentions
+        if name == "payments":
+            return row[2] == str(s["id"])
+        if name.startswith("marketing.newsletter_subscribers"):
+            return row[1] == s["email"]
+        if name == "marketing.newsletter_sends":
+            return row[0] in self.subscriber_ids
+        return mentions
+
+
+    def staged_files(self) -> list[Path]:
+        """Leftover staged file versions (there must be none once a request is resolved)."""
+        return sorted(self.data.rglob("*.optout-staged"))
+
+
+def _path_of(name: str) -> str:
+    return {"customers": "crm/customers.parquet", "customer_segments":
+            "crm/customer_segments.parquet", "orders": "sales/orders", "payments":
+            "sales/payments.csv", "tickets": "support/tickets.jsonl", "events":
+            "web/events.jsonl", "leads_de": "marketing/leads_de.csv"}[name]
+
+
+def digests(rows: list[tuple]) -> Counter:
+    """Per-row checksums, as a multiset."""
+    return Counter(hashlib.sha256(json.dumps(r, default=str).encode()).hexdigest() for r in rows)
+
+
+def recomputed_ltv(world: World) -> list[tuple]:
+    """customer_ltv recomputed from the cleaned sources, directly with DuckDB."""
+    d = world.data
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW customers AS SELECT * FROM read_parquet('{d}/crm/customers.parquet')")
+    con.execute(f"CREATE VIEW orders AS SELECT * FROM read_parquet('{d}/sales/orders/**/*.parquet'"
+                ", hive_partitioning=true)")
+    sql = (d / "analytics" / "customer_ltv.sql").read_text().split(" AS\n", 1)[1]
+    return con.execute(sql).fetchall()

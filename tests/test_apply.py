@@ -1,0 +1,197 @@
+"""Apply end to end on the fixture company, and what must hold when things go wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apply_world import World, digests, recomputed_ltv
+
+from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
+from engine.erasure_report import ReportError, build_report, verify_report
+from engine.journal import Journal
+from engine.plan import PlanError
+from engine.targets import ApplyError
+
+OPTOUT = [sys.executable, "-m", "engine.cli"]
+
+
+@pytest.fixture()
+def world(tmp_path: Path, company_dir: Path, pg_uri: str, classifier) -> World:
+    return World(tmp_path, company_dir, pg_uri, classifier)
+
+
+def assert_erased(world: World, before: dict[str, list[tuple]]) -> None:
+    """The subject is gone everywhere; every other row is byte-identical; derived tables equal
+    a recomputation from the cleaned sources."""
+    after = world.tables()
+    for name, rows in before.items():
+        if name in ("customer_ltv", "daily_revenue"):
+            continue
+        theirs = [r for r in rows if world.is_subjects(name, r)]
+        others = [r for r in rows if not world.is_subjects(name, r)]
+        kept_others = [r for r in after[name] if not world.is_subjects(name, r)]
+        assert digests(kept_others) == digests(others), f"{name}: other rows changed"
+        left = [r for r in after[name] if world.is_subjects(name, r)]
+        if name == "payments":  # retained under its legal basis, card and IBAN hashed
+            assert len(left) == len(theirs) == 1
+            assert left[0][3] != theirs[0][3] and left[0][4] != theirs[0][4]
+        else:
+            assert not left, f"{name}: {len(left)} rows of the subject remain"
+    assert sorted(after["customer_ltv"]) == sorted(recomputed_ltv(world))
+    assert world.subject["id"] not in {r[0] for r in after["customer_ltv"]}
+    assert not world.staged_files()
+
+
+def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
+    before = world.tables()
+    plan = world.plan(request_id="e2e")
+    rid = apply_plan(world.catalog, plan, ApplyOptions())
+    assert_erased(world, before)
+    report = build_report(world.catalog, rid)
+    assert report["status"] == "complete"
+    assert report["summary"].startswith("erased from ") and report["summary"].endswith(
+        " 0 residue")
+    steps = {s["dataset"]: s for s in report["steps"]}
+    assert steps["orders"]["rows_changed"] == 2 and steps["orders"]["residue"] == 0
+    assert steps["customers"]["checksum_before"] != steps["customers"]["checksum_after"]
+    path = tmp_path / "report.json"
+    import json
+
+    path.write_text(json.dumps(report))
+    assert verify_report(world.catalog, str(path))["request_id"] == "e2e"
+    text = path.read_text()
+    assert world.subject["email"] not in text
+    path.write_text(text.replace('"complete"', '"blocked"', 1))
+    with pytest.raises(ReportError, match="signature does not match"):
+        verify_report(world.catalog, str(path))
+
+
+def test_dry_run_changes_nothing(world: World) -> None:
+    before = world.tables()
+    rid = apply_plan(world.catalog, world.plan(), ApplyOptions(dry_run=True))
+    assert world.tables() == before
+    assert Journal(world.catalog).request(rid)["status"] == "dry_run"
+    assert not world.staged_files()
+
+
+
+
+def test_a_failing_target_is_retried_until_it_succeeds(world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    before = world.tables()
+    monkeypatch.setenv("OPTOUT_FAIL_COMMIT", "orders=3")
+    rid = apply_plan(world.catalog, world.plan(), ApplyOptions(backoff=0.01))
+    assert_erased(world, before)
+    steps = {s["dataset"]: s for s in Journal(world.catalog).steps(rid)}
+    assert steps["orders"]["attempts"] == 4 and steps["orders"]["status"] == "verified"
+
+
+def test_a_target_that_keeps_failing_blocks_the_request(world: World,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    before = world.tables()
+    monkeypatch.setenv("OPTOUT_FAIL_COMMIT", "orders=10")
+    plan = world.plan()
+    with pytest.raises(ApplyError, match="still failing after 2 attempts"):
+        apply_plan(world.catalog, plan, ApplyOptions(backoff=0.01, retries=2))
+    assert Journal(world.catalog).request(plan.request_id)["status"] == "blocked"
+    monkeypatch.setenv("OPTOUT_FAIL_COMMIT", "")
+    resume(world.catalog, plan.request_id, ApplyOptions(backoff=0.01))
+    assert Journal(world.catalog).request(plan.request_id)["status"] == "complete"
+    assert_erased(world, before)
+
+
+@pytest.mark.parametrize("point", ["after-prepare", "after-check", "mid-commit",
+                                   "mid-file-commit", "before-recompute", "before-verify"])
+def test_killed_at_each_phase_then_resumed(world: World, point: str) -> None:
+    before = world.tables()
+    plan = world.plan(request_id=f"kill-{point}")
+    if point == "mid-file-commit":  # the subject's orders must span several part files
+        orders = next(s for s in plan.steps if s.dataset == "orders")
+        assert orders.rows == 2
+    path = world.write_plan(plan)
+    env = {**os.environ, "OPTOUT_FAULT": point}
+    run = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes"],
+                         env=env, capture_output=True, text=True, cwd=world.root, timeout=300)
+    assert run.returncode == -9, run.stdout + run.stderr
+    status = Journal(world.catalog).request(plan.request_id)["status"]
+    if point in ("after-prepare", "after-check"):
+        assert status == "preparing"
+        assert world.tables() == before  # nothing visible before commit
+    # every file is whole at every point: each dataset reads back completely
+    assert set(world.tables()) == set(before)
+    resumed = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "resume",
+                              plan.request_id], capture_output=True, text=True,
+                             cwd=world.root, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "complete" in resumed.stdout
+    assert_erased(world, before)
+
+
+def test_two_concurrent_applies(world: World) -> None:
+    import pyarrow.parquet as pq
+
+    before = world.tables()
+    other = pq.read_table(world.data / "crm" / "customers.parquet").to_pylist()[20]
+    first = world.write_plan(world.plan(request_id="first"))
+    second = world.write_plan(world.plan(request_id="second",
+                                         subjects=[f"email={other['email']}"]))
+    procs = [subprocess.Popen([*OPTOUT, "--catalog", world.catalog.path, "apply", str(p),
+                               "--yes", "--lease-wait", "120"], cwd=world.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for p in (first, second)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    after = world.tables()
+    assert not [r for r in after["customers"] if r[0] in (world.subject["id"], other["id"])]
+    assert len(after["customers"]) == len(before["customers"]) - 2
+    assert not world.staged_files()
+
+
+def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
+    before = world.tables()
+    plan = world.plan()
+    path = world.write_plan(plan)
+    path.write_text(path.read_text().replace('"rows": 2', '"rows": 3', 1))
+    run = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes"],
+                         capture_output=True, text=True, cwd=world.root)
+    assert run.returncode == 1 and "the plan was altered" in run.stderr
+    from dataclasses import replace
+
+    foreign = replace(plan.steps[0], dataset_id="000000000000", dataset="elsewhere")
+    bad = replace(plan, steps=(foreign, *plan.steps[1:])).sealed()
+    with pytest.raises(StalePlan, match="'elsewhere'.*not in the catalog"):
+        apply_plan(world.catalog, bad)
+    (world.data / "web" / "events.jsonl").write_text(
+        (world.data / "web" / "events.jsonl").read_text() + "\n")
+    with pytest.raises(StalePlan, match="events changed since the plan was made"):
+        apply_plan(world.catalog, plan)
+    after = world.tables()
+    assert {k: v for k, v in after.items() if k != "events"} == {
+        k: v for k, v in before.items() if k != "events"}
+    with pytest.raises(PlanError):
+        from engine.plan import load_plan
+
+        load_plan(path)
+
+
+def test_database_gone_mid_request_changes_nothing(world: World) -> None:
+    import psycopg
+
+    before = world.tables()
+    plan = world.plan()
+    admin = psycopg.connect(world.pg.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+    name = world.pg.rsplit("/", 1)[1]
+    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    try:
+        with pytest.raises(ApplyError, match="nothing was changed: .*cannot connect"):
+            apply_plan(world.catalog, plan, ApplyOptions())
+    finally:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        admin.close()
+    assert world.tables() == before
+    assert not world.staged_files()
+    assert Journal(world.catalog).request(plan.request_id)["status"] == "rolled_back"
