@@ -391,3 +391,7 @@ def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cli(prog_name="optout")
+
+
+if __name__ == "__main__":
+    main()

@@ -178,14 +178,23 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
         load_plan(path)
 
 
-def test_database_gone_mid_request_changes_nothing(world: World) -> None:
+def test_database_gone_mid_request_changes_nothing(world: World,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
+
+    import engine.apply
 
     before = world.tables()
     plan = world.plan()
     admin = psycopg.connect(world.pg.rsplit("/", 1)[0] + "/postgres", autocommit=True)
     name = world.pg.rsplit("/", 1)[1]
-    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    real_check = engine.apply.check_plan
+
+    def check_then_vanish(catalog, plan) -> None:
+        real_check(catalog, plan)  # the database is there when the request starts ...
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')  # ... then goes
+
+    monkeypatch.setattr(engine.apply, "check_plan", check_then_vanish)
     try:
         with pytest.raises(ApplyError, match="nothing was changed: .*cannot connect"):
             apply_plan(world.catalog, plan, ApplyOptions())
@@ -195,3 +204,10 @@ def test_database_gone_mid_request_changes_nothing(world: World) -> None:
     assert world.tables() == before
     assert not world.staged_files()
     assert Journal(world.catalog).request(plan.request_id)["status"] == "rolled_back"
+    with pytest.raises(StalePlan, match="cannot read it to check the plan"):
+        admin = psycopg.connect(world.pg.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        monkeypatch.setattr(engine.apply, "check_plan", real_check)
+        apply_plan(world.catalog, plan, ApplyOptions())
+    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    admin.close()
