@@ -143,9 +143,9 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
          committed: set[int], committing: bool = False) -> str:
     rid = plan.request_id
     hasher = catalog.hasher()
+    targets: dict[int, Target] = {}
     try:
         if not committing:
-            targets: dict[int, Target] = {}
             staged: dict[int, Staged] = {}
             try:
                 for i in _referencing_first(catalog, plan):
@@ -192,7 +192,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
             if step.action == "recompute" and i not in committed:
                 _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
         fault("before-verify")
-        _verify(catalog, plan, journal)
+        _verify(catalog, plan, journal, targets)
     except ApplyError as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))
@@ -273,13 +273,15 @@ def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,
                      f"({last}); the request is blocked — run `optout resume {rid}`")
 
 
-def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal) -> None:
+def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal,
+            targets: dict[int, Target]) -> None:
     hasher = catalog.hasher()
     left = []
     for i, step in enumerate(plan.steps):
         if step.action == "retain" and not step.columns:
             continue
-        residue = target_for(step, hasher, catalog, plan.request_id).residue()
+        target = targets.get(i) or target_for(step, hasher, catalog, plan.request_id)
+        residue = target.residue()
         journal.set_step(plan.request_id, i, "verified" if residue == 0 else "residue",
                          residue=residue)
         if residue:

@@ -12,6 +12,8 @@ import socket
 import time
 from typing import Any
 
+import pyarrow as pa
+
 from engine import EngineError
 from engine.plan import ErasurePlan
 from scanner.catalog import Catalog
@@ -135,8 +137,12 @@ class Journal:
         with self.catalog.connect() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM ledger WHERE request_id = ?", [plan.request_id])
-            con.executemany(f"INSERT INTO ledger VALUES (?, ?, ?, {NOW})",
-                            [[s["hash"], s["key"], plan.request_id] for s in plan.subjects])
+            rows = pa.table({"h": [s["hash"] for s in plan.subjects],
+                             "k": [s["key"] for s in plan.subjects]})
+            con.register("optout_erased", rows)
+            con.execute(f"INSERT INTO ledger SELECT h, k, ?, {NOW} FROM optout_erased",
+                        [plan.request_id])
+            con.unregister("optout_erased")
             con.execute("COMMIT")
 
     def forget_fingerprints(self, dataset_ids: list[str]) -> None:

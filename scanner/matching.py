@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 from dataclasses import dataclass, field
 
 import duckdb
@@ -50,6 +51,18 @@ class MatchQuery:
 
 
 @dataclass
+class Prefilter:
+    """Cheap salted hashes of the key values a first pass matched, kept in memory only (the
+    salt is random per process), so re-reading the same data for the same subjects hashes
+    only the candidate rows with the keyed hash. Only valid for data derived from what the
+    first pass read (a staged version, the committed file)."""
+
+    salt: str = field(default_factory=lambda: secrets.token_hex(16))
+    seen: dict[str, set[int]] = field(default_factory=dict)
+    ready: bool = False
+
+
+@dataclass
 class MatchResult:
     """How many rows matched, and the keyed hashes (and names) found in them."""
 
@@ -79,27 +92,52 @@ class DuckDBMatcher:
             "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
             f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(x))))")
 
-    def select(self, relation: str, query: MatchQuery, column: str) -> list:
-        """Values of `column` (a row number, a rowid) of the rows that match `query`."""
+    def select(self, relation: str, query: MatchQuery, column: str,
+               prefilter: Prefilter | None = None) -> list:
+        """Values of `column` (a row number, a rowid) of the rows that match `query`.
+
+        With a `prefilter` that has seen matches, only rows whose cheap salted hash was seen
+        are hashed with the keyed hash; one that has not learns from this query's matches.
+        """
         top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        where = self._register(query, top)
+        where = self._register(query, top, prefilter if prefilter and prefilter.ready else None)
+        learn = prefilter is not None and not prefilter.ready and query.keys
+        extra = "".join(
+            f", hash({prefilter.salt!r} || "
+            f"{sql_normalize(k.kind, column_sql(k.column, top), 'duckdb')})"
+            for k in query.keys) if learn else ""
         try:
-            return [r[0] for r in self.con.execute(
-                f"SELECT {quote_ident(column)} FROM {relation} WHERE {where}").fetchall()]
+            rows = self.con.execute(
+                f"SELECT {quote_ident(column)}{extra} FROM {relation} WHERE {where}").fetchall()
         finally:
             self.con.unregister("optout_subject_hashes")
+        if learn:
+            for i, k in enumerate(query.keys):
+                prefilter.seen.setdefault(k.column, set()).update(
+                    r[1 + i] for r in rows if r[1 + i] is not None)
+            prefilter.ready = True
+        return [r[0] for r in rows]
 
-    def _register(self, query: MatchQuery, top: set[str]) -> str:
+    def _register(self, query: MatchQuery, top: set[str],
+                  prefilter: Prefilter | None = None) -> str:
         """Register the subject hashes; return the WHERE condition matching the query."""
         hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
         hashes += [("text", h) for h in query.text_hashes]
         self.con.register("optout_subject_hashes", pa.table({
             "slot": pa.array([s for s, _ in hashes], pa.string()),
             "h": pa.array([h for _, h in hashes], pa.string())}))
-        conditions = [
-            f"optout_hmac({sql_normalize(k.kind, column_sql(k.column, top), 'duckdb')}) IN "
-            f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')"
-            for i, k in enumerate(query.keys)]
+        conditions = []
+        for i, k in enumerate(query.keys):
+            norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
+            exact = (f"optout_hmac({norm}) IN "
+                     f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
+            if prefilter is not None:
+                seen = prefilter.seen.get(k.column, set())
+                if not seen:
+                    continue  # no row had this value before: none can have it now
+                listed = ", ".join(str(v) for v in sorted(seen))
+                exact = f"(hash({prefilter.salt!r} || {norm}) IN ({listed}) AND {exact})"
+            conditions.append(exact)
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         return " OR ".join(conditions) or "false"
 

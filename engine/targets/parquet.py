@@ -3,7 +3,10 @@ by row group (memory bounded by a row group), keeping schema, compression and ro
 
 from __future__ import annotations
 
+import bisect
+
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -16,8 +19,7 @@ from engine.targets.base import (
     staged_path,
 )
 from engine.values import change
-from scanner.matching import DuckDBMatcher, MatchQuery
-from scanner.sources.base import memory_duckdb
+from scanner.matching import DuckDBMatcher, MatchQuery, Prefilter
 from scanner.sources.parquet import part_files
 from scanner.sql import quote_literal
 
@@ -27,6 +29,11 @@ class ParquetTarget(FileTarget):
 
     formats = ("parquet",)
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # per file: what this process's prepare matched (deletes only; see Prefilter)
+        self._prefilters: dict[str, Prefilter] = {}
+
     def files(self) -> list[str]:
         """The dataset's files."""
         import os
@@ -34,16 +41,18 @@ class ParquetTarget(FileTarget):
         loc = self.step.location
         return [loc] if os.path.isfile(loc) else sorted(part_files(loc))
 
-    def _matched(self, path: str, query: MatchQuery) -> set[int]:
+    def _matched(self, path: str, query: MatchQuery, prefilter: Prefilter | None = None
+                 ) -> set[int]:
         """Row numbers of one file that match, found by keyed hash inside DuckDB."""
         if not query.keys and not query.texts:
             return set()
-        con = memory_duckdb()
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
         try:
             relation = (f"(SELECT * FROM read_parquet({quote_literal(path)}, "
                         "file_row_number=true, hive_partitioning=false))")
             matcher = DuckDBMatcher(con, self.hasher)
-            rows = matcher.select(relation, query, "file_row_number")
+            rows = matcher.select(relation, query, "file_row_number", prefilter)
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {exc}") from exc
         finally:
@@ -58,7 +67,8 @@ class ParquetTarget(FileTarget):
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
             staged.rows_before += meta.num_rows
-            matched = self._matched(path, query)
+            prefilter = self._prefilters.setdefault(path, Prefilter())
+            matched = self._matched(path, query, prefilter if self.deletes else None)
             if not matched:
                 staged.rows_after += meta.num_rows
                 continue
@@ -79,11 +89,13 @@ class ParquetTarget(FileTarget):
         compression = (meta.row_group(0).column(0).compression.lower()
                        if meta.num_row_groups else "snappy")
         writer = pq.ParquetWriter(new, source.schema_arrow, compression=compression)
+        ordered = sorted(matched)
         try:
             offset = 0
             for i in range(meta.num_row_groups):
                 group = source.read_row_group(i)
-                hits = [r - offset for r in matched if offset <= r < offset + group.num_rows]
+                hits = [r - offset for r in ordered[bisect.bisect_left(ordered, offset):
+                                                   bisect.bisect_left(ordered, offset + group.num_rows)]]
                 offset += group.num_rows
                 if hits:
                     group = self._edit(group, hits, kinds, params)
@@ -95,9 +107,9 @@ class ParquetTarget(FileTarget):
     def _edit(self, group: pa.Table, hits: list[int], kinds: dict[str, str],
               params: dict) -> pa.Table:
         if self.deletes:
-            keep = pa.array([True] * group.num_rows)
-            keep = pa.array([i not in set(hits) for i in range(group.num_rows)])
-            return group.filter(keep)
+            keep = np.ones(group.num_rows, dtype=bool)
+            keep[np.asarray(hits, dtype=np.int64)] = False
+            return group.filter(pa.array(keep))
         for column, action in self.column_actions.items():
             if column not in group.column_names:
                 continue
@@ -118,12 +130,13 @@ class ParquetTarget(FileTarget):
         import os
 
         paths = [path] if os.path.isfile(path) else sorted(part_files(path))
-        return sum(len(self._matched(p, self.residue_query())) for p in paths)
+        return sum(len(self._matched(p, self.residue_query(), self._prefilters.get(p)))
+                   for p in paths)
 
     def check(self, staged: Staged) -> None:
         super(FileTarget, self).check(staged)
-        for _, new in staged.files:
-            left = len(self._matched(new, self.residue_query()))
+        for final, new in staged.files:
+            left = len(self._matched(new, self.residue_query(), self._prefilters.get(final)))
             if left:
                 raise ApplyError(f"{self.step.dataset}: staged {new} still holds {left} rows")
 
