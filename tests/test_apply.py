@@ -163,7 +163,7 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
 
     foreign = replace(plan.steps[0], dataset_id="000000000000", dataset="elsewhere")
     bad = replace(plan, steps=(foreign, *plan.steps[1:])).sealed()
-    with pytest.raises(StalePlan, match="'elsewhere'.*not in the catalog"):
+    with pytest.raises(StalePlan, match=r"'elsewhere'.*not in the catalog"):
         apply_plan(world.catalog, bad)
     (world.data / "web" / "events.jsonl").write_text(
         (world.data / "web" / "events.jsonl").read_text() + "\n")
@@ -196,7 +196,7 @@ def test_database_gone_mid_request_changes_nothing(world: World,
 
     monkeypatch.setattr(engine.apply, "check_plan", check_then_vanish)
     try:
-        with pytest.raises(ApplyError, match="nothing was changed: .*cannot connect"):
+        with pytest.raises(ApplyError, match=r"nothing was changed: .*cannot connect"):
             apply_plan(world.catalog, plan, ApplyOptions())
     finally:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
