@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 
 from engine import EngineError
 from engine.faults import fault
+from engine.graph import build_graph
 from engine.journal import Journal
 from engine.plan import ErasurePlan, PlanError, _step
 from engine.planner import ref_of
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.catalog import Catalog
+from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.sources import open_source
 
 FINAL = ("complete", "rolled_back", "dry_run")
+TEXT_DOMAIN = "free text"  # ledger domain of the hashes free text is searched for
 #: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
 #: first target committed), mid-file-commit (inside a multi-file commit), before-recompute,
 #: before-verify
@@ -51,6 +54,7 @@ class ApplyOptions:
     retries: int = 5
     backoff: float = 0.2
     principal: str = field(default_factory=getpass.getuser)
+    config: Config | None = None  # the project config (declared identity links)
 
 
 def _maybe_fail_commit(dataset: str) -> None:
@@ -197,7 +201,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))
         raise
-    journal.record_erased(plan)
+    journal.record_erased(plan, _erased_values(catalog, plan, options))
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
     journal.set_request(rid, "complete")
     journal.release(rid)
@@ -271,6 +275,21 @@ def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,
         return
     raise ApplyError(f"{plan.steps[i].dataset}: still failing after {options.retries} attempts "
                      f"({last}); the request is blocked — run `optout resume {rid}`")
+
+
+def _erased_values(catalog: Catalog, plan: ErasurePlan,
+                   options: ApplyOptions) -> dict[str, set[str]]:
+    """Domain → keyed hashes of the subject's values that the plan matched on."""
+    graph = build_graph(catalog, options.config)
+    out: dict[str, set[str]] = {}
+    for step in plan.steps:
+        for column, _, hashes in step.keys:
+            domain = graph.domains.get((step.dataset_id, column))
+            if domain:
+                out.setdefault(domain, set()).update(hashes)
+        if step.text_hashes:
+            out.setdefault(TEXT_DOMAIN, set()).update(step.text_hashes)
+    return out
 
 
 def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal,

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from engine import EngineError, render
 from engine.apply import ApplyOptions, apply_plan, resume
 from engine.erasure_report import build_report, report_html, report_markdown, verify_report
 from engine.graph import build_graph
+from engine.ledger import ledger_seed, reappearances
 from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
@@ -150,6 +152,11 @@ def scan_cmd(
                 soft_wrap=True,
             )
     render.scan_summary(console, report)
+    scanned = {r.ref.id for r in report.results if r.status == "scanned"}
+    for found in reappearances(obj.catalog, config, scanned) if scanned else []:
+        err_console.print(f"Warning: erased subjects found again in {found.dataset} "
+                          f"({found.location}): {found.rows} rows; run `optout apply --reapply "
+                          "--policy POLICY` to erase them again", highlight=False, soft_wrap=True)
     if report.failed:
         sys.exit(1)
 
@@ -329,7 +336,11 @@ def lineage_show(obj: Context, dataset: str) -> None:
 
 
 @cli.command("apply")
-@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.argument("plan_file", type=click.Path(dir_okay=False), required=False)
+@click.option("--reapply", is_flag=True,
+              help="Erase again every subject of the erasure ledger found in the data.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+              help="With --reapply: the policy to apply.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True,
               help="Prepare and check every change, then roll back; nothing is changed.")
@@ -337,14 +348,30 @@ def lineage_show(obj: Context, dataset: str) -> None:
               help="Seconds to wait for datasets another request holds.")
 @click.pass_obj
 @errors_to_exit
-def apply_cmd(obj: Context, plan_file: str, yes: bool, dry_run: bool, lease_wait: float) -> None:
+def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: str | None,
+              yes: bool, dry_run: bool, lease_wait: float) -> None:
     """Apply an erasure plan: atomic across datasets, verified, journaled."""
-    plan = load_plan(plan_file)
+    config = load_config(obj.config_path)
+    if reapply:
+        if plan_file or not policy_path:
+            raise click.UsageError("--reapply takes --policy and no plan file")
+        request = PlanRequest([], load_policy(policy_path), policy_path,
+                              known=ledger_seed(obj.catalog))
+        plan = build_plan(obj.catalog, request, config)
+        plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows)).sealed()
+        if not plan.steps:
+            click.echo("no erased subject found in the data")
+            return
+    elif plan_file:
+        plan = load_plan(plan_file)
+    else:
+        raise click.UsageError("give a plan file (or --reapply --policy POLICY)")
     click.echo(summary_line(plan))
     if not (yes or dry_run):
         click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} datasets?",
                       abort=True)
-    rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait))
+    rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait,
+                                                     config=config))
     report = build_report(obj.catalog, rid)
     click.echo(f"request {rid}: {report['status']}; {report['summary']}")
 
@@ -356,7 +383,8 @@ def apply_cmd(obj: Context, plan_file: str, yes: bool, dry_run: bool, lease_wait
 @errors_to_exit
 def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
     """Finish a request whose process died or whose commit kept failing."""
-    resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait))
+    resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait,
+                                                 config=load_config(obj.config_path)))
     report = build_report(obj.catalog, request_id)
     click.echo(f"request {request_id}: {report['status']}; {report['summary']}")
 

@@ -132,8 +132,9 @@ class Journal:
 
     # -- ledger ------------------------------------------------------------------------------
 
-    def record_erased(self, plan: ErasurePlan) -> None:
-        """Put the request's subjects (keyed hashes) in the erasure ledger."""
+    def record_erased(self, plan: ErasurePlan, values: dict[str, set[str]]) -> None:
+        """Put the request's subjects (keyed hashes) in the erasure ledger, with the keyed
+        hashes of their identifier values per domain (to recognise them if they come back)."""
         with self.catalog.connect() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM ledger WHERE request_id = ?", [plan.request_id])
@@ -143,6 +144,13 @@ class Journal:
             con.execute(f"INSERT INTO ledger SELECT h, k, ?, {NOW} FROM optout_erased",
                         [plan.request_id])
             con.unregister("optout_erased")
+            con.execute("DELETE FROM ledger_values WHERE request_id = ?", [plan.request_id])
+            pairs = [(d, h) for d, hs in sorted(values.items()) for h in sorted(hs)]
+            con.register("optout_values", pa.table({"d": [d for d, _ in pairs],
+                                                    "h": [h for _, h in pairs]}))
+            con.execute("INSERT INTO ledger_values SELECT ?, d, h FROM optout_values",
+                        [plan.request_id])
+            con.unregister("optout_values")
             con.execute("COMMIT")
 
     def forget_fingerprints(self, dataset_ids: list[str]) -> None:
@@ -160,3 +168,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def ledger_values(catalog: Catalog) -> dict[str, set[str]]:
+    """Domain → keyed hashes of every erased subject's identifier values."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT domain, hash FROM ledger_values").fetchall()
+    out: dict[str, set[str]] = {}
+    for domain, h in rows:
+        out.setdefault(domain, set()).add(h)
+    return out

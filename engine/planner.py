@@ -43,6 +43,8 @@ class PlanRequest:
     policy_path: str
     request_id: str | None = None
     created_by: str = field(default_factory=getpass.getuser)
+    #: domain → keyed hashes to start from, besides the subjects (re-erasing ledger subjects)
+    known: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class SourcePool:
@@ -133,6 +135,12 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                                             f"legal hold: {held[subject.digest(hasher)]}"))
             continue
         _seed(walk, graph, subject, hasher)
+    for domain, hashes in request.known.items():
+        if domain == "free text":
+            walk.text_hashes |= hashes
+        elif domain in set(graph.domains.values()):
+            walk.known.setdefault(domain, set()).update(hashes)
+            walk.learned_from.setdefault(domain, set()).add("the erasure ledger")
     records = sorted(graph.datasets.values(), key=lambda d: (d.name, d.location))
     pool = SourcePool(frozenset({catalog.path}))
     signatures: dict[str, tuple] = {}

@@ -211,3 +211,32 @@ def test_database_gone_mid_request_changes_nothing(world: World,
         apply_plan(world.catalog, plan, ApplyOptions())
     admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
     admin.close()
+
+
+def test_a_restored_copy_is_found_and_erased_again(world: World) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    backup = world.root / "backup-customers.parquet"
+    shutil.copy(world.data / "crm" / "customers.parquet", backup)  # taken before the erasure
+    apply_plan(world.catalog, world.plan(), ApplyOptions(config=world.config))
+    restored = world.data / "crm" / "restored"
+    restored.mkdir()
+    shutil.copy(backup, restored / "customers_restored.parquet")
+    env = {**os.environ}
+    scanned = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "scan", "-q",
+                              str(restored)], capture_output=True, text=True, cwd=world.root,
+                             env=env, timeout=300)
+    assert scanned.returncode == 0, scanned.stderr
+    assert "Warning: erased subjects found again in customers_restored" in scanned.stderr
+    assert ": 1 rows" in scanned.stderr
+    again = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", "--reapply",
+                            "--policy", str(Path(__file__).resolve().parent.parent / "policies"
+                                            / "gdpr-erasure.yaml"), "--yes"],
+                           capture_output=True, text=True, cwd=world.root, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "complete" in again.stdout
+    rows = pq.read_table(restored / "customers_restored.parquet").to_pylist()
+    assert world.subject["email"] not in {r["email"] for r in rows}
+    assert len(rows) == 399

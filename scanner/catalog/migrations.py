@@ -85,6 +85,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         erased_at TIMESTAMP NOT NULL);
     """,
     ),
+    (
+        4,
+        "value-level keyed hashes of erased subjects, per identifier domain",
+        """
+    CREATE TABLE ledger_values (
+        request_id VARCHAR NOT NULL, domain VARCHAR NOT NULL, hash VARCHAR NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,61 @@
+"""The erasure ledger: subjects once erased are recognised when they come back (a restored
+backup, a replayed pipeline) and can be erased again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.graph import build_graph
+from engine.journal import ledger_values
+from engine.planner import SourcePool
+from scanner.catalog import Catalog
+from scanner.config import Config
+from scanner.errors import ScannerError
+from scanner.identifiers import kind_of
+from scanner.matching import KeyMatch, MatchQuery
+
+
+@dataclass(frozen=True)
+class Reappearance:
+    """Rows of a dataset that hold a subject the ledger says was erased."""
+
+    dataset_id: str
+    dataset: str
+    location: str
+    rows: int
+
+
+def reappearances(catalog: Catalog, config: Config | None = None,
+                  dataset_ids: set[str] | None = None) -> list[Reappearance]:
+    """Datasets (all, or those given) holding values of erased subjects, counted in place."""
+    values = ledger_values(catalog)
+    if not values:
+        return []
+    graph = build_graph(catalog, config)
+    pool = SourcePool(frozenset({catalog.path}))
+    found = []
+    try:
+        for record in sorted(graph.datasets.values(), key=lambda r: (r.name, r.location)):
+            if dataset_ids is not None and record.id not in dataset_ids:
+                continue
+            keys = tuple(
+                KeyMatch(c.name, kind_of(graph.columns[(record.id, c.name)].entity),
+                         frozenset(values[graph.domains[(record.id, c.name)]]))
+                for c in record.columns
+                if graph.domains.get((record.id, c.name)) in values)
+            if not keys:
+                continue
+            try:
+                rows = pool.match(record, MatchQuery(keys), catalog.hasher()).rows
+            except ScannerError:
+                continue
+            if rows:
+                found.append(Reappearance(record.id, record.name, record.location, rows))
+    finally:
+        pool.close()
+    return found
+
+
+def ledger_seed(catalog: Catalog) -> dict[str, frozenset[str]]:
+    """What a re-erasure starts from: every erased subject's values, per domain."""
+    return {d: frozenset(h) for d, h in ledger_values(catalog).items()}
