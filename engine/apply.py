@@ -197,6 +197,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
         fault("before-verify")
         _verify(catalog, plan, journal, targets)
+        _verify_elsewhere(catalog, plan, options)
     except ApplyError as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))
@@ -290,6 +291,19 @@ def _erased_values(catalog: Catalog, plan: ErasurePlan,
         if step.text_hashes:
             out.setdefault(TEXT_DOMAIN, set()).update(step.text_hashes)
     return out
+
+
+def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions) -> None:
+    """Every other dataset with identifier columns is read for the subject's keyed hashes."""
+    from engine.ledger import reappearances
+
+    values = _erased_values(catalog, plan, options)
+    others = {d.id for d in catalog.datasets()} - {s.dataset_id for s in plan.steps}
+    found = reappearances(catalog, options.config, others, values)
+    if found:
+        where = ", ".join(f"{f.dataset} ({f.rows} rows)" for f in found)
+        raise ApplyError(f"verification found the subject outside the plan in {where}: plan "
+                         "again to include them")
 
 
 def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal,

@@ -26,9 +26,11 @@ class Reappearance:
 
 
 def reappearances(catalog: Catalog, config: Config | None = None,
-                  dataset_ids: set[str] | None = None) -> list[Reappearance]:
-    """Datasets (all, or those given) holding values of erased subjects, counted in place."""
-    values = ledger_values(catalog)
+                  dataset_ids: set[str] | None = None,
+                  values: dict[str, set[str]] | None = None) -> list[Reappearance]:
+    """Datasets (all, or those given) holding values of erased subjects (the ledger's, or the
+    `values` given: domain → keyed hashes), counted in place."""
+    values = ledger_values(catalog) if values is None else values
     if not values:
         return []
     graph = build_graph(catalog, config)

@@ -240,3 +240,29 @@ def test_a_restored_copy_is_found_and_erased_again(world: World) -> None:
     rows = pq.read_table(restored / "customers_restored.parquet").to_pylist()
     assert world.subject["email"] not in {r["email"] for r in rows}
     assert len(rows) == 399
+
+
+def test_a_read_only_file_stops_the_request_before_any_change(world: World) -> None:
+    before = world.tables()
+    plan = world.plan()
+    locked = world.data / "support" / "tickets.jsonl"
+    # The tests run as root, whom file modes do not stop: the immutable attribute does.
+    subprocess.run(["chattr", "+i", str(locked)], check=True)
+    try:
+        with pytest.raises(ApplyError, match=r"nothing was changed: tickets: .*tickets.jsonl "
+                                             r"is not writable \(Operation not permitted\)"):
+            apply_plan(world.catalog, plan, ApplyOptions())
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert world.tables() == before
+    assert not world.staged_files()
+
+
+def test_verification_reads_datasets_outside_the_plan(world: World) -> None:
+    from dataclasses import replace
+
+    plan = world.plan()
+    partial = replace(plan, steps=tuple(s for s in plan.steps if s.dataset != "events")).sealed()
+    with pytest.raises(ApplyError, match=r"outside the plan in events \(8 rows\)"):
+        apply_plan(world.catalog, partial, ApplyOptions(config=world.config))
+    assert Journal(world.catalog).request(partial.request_id)["status"] == "blocked"

@@ -128,6 +128,18 @@ def staged_path(path: str, request_id: str) -> str:
     return os.path.join(head, f".{tail}.{request_id}{STAGED_SUFFIX}")
 
 
+def ensure_writable(path: str, dataset: str) -> None:
+    """Refuse, before anything is staged, a file that cannot be replaced (read-only file
+    system, immutable or append-only file, no permission); the check writes nothing."""
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ApplyError(f"{dataset}: {path} is not writable ({exc.strerror})") from exc
+    if not os.access(os.path.dirname(path) or ".", os.W_OK):
+        raise ApplyError(f"{dataset}: the folder of {path} is not writable")
+
+
 def fsync_file(path: str) -> None:
     """Flush a written file and its directory entry to disk."""
     fd = os.open(path, os.O_RDONLY)

@@ -6,7 +6,14 @@ import csv
 import io
 from collections.abc import Iterator
 
-from engine.targets.base import FileTarget, Staged, file_checksum, fsync_file, staged_path
+from engine.targets.base import (
+    FileTarget,
+    Staged,
+    ensure_writable,
+    file_checksum,
+    fsync_file,
+    staged_path,
+)
 
 
 def records(text: str, quote: str) -> list[str]:
@@ -57,6 +64,7 @@ class CsvTarget(FileTarget):
     def prepare(self) -> Staged:
         path = self.step.location
         delim, quote, _ = self._dialect()
+        ensure_writable(path, self.step.dataset)
         head, rows = self._records(path)
         editor = self.editor()
         out = [head] if head is not None else []

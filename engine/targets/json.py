@@ -9,6 +9,7 @@ from engine.targets.base import (
     ApplyError,
     FileTarget,
     Staged,
+    ensure_writable,
     file_checksum,
     fsync_file,
     staged_path,
@@ -39,6 +40,7 @@ class JsonTarget(FileTarget):
     def prepare(self) -> Staged:
         path = self.step.location
         editor = self.editor()
+        ensure_writable(path, self.step.dataset)
         before = changed = 0
         new = staged_path(path, self.request_id)
         if self.lines:

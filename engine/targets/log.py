@@ -3,7 +3,14 @@ every other line keeps its exact bytes."""
 
 from __future__ import annotations
 
-from engine.targets.base import FileTarget, Staged, file_checksum, fsync_file, staged_path
+from engine.targets.base import (
+    FileTarget,
+    Staged,
+    ensure_writable,
+    file_checksum,
+    fsync_file,
+    staged_path,
+)
 from scanner.matching import redact
 
 
@@ -15,6 +22,7 @@ class LogTarget(FileTarget):
     def prepare(self) -> Staged:
         path = self.step.location
         hashes = frozenset(self.step.text_hashes)
+        ensure_writable(path, self.step.dataset)
         new = staged_path(path, self.request_id)
         before = changed = 0
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, \

@@ -14,6 +14,7 @@ from engine.targets.base import (
     ApplyError,
     FileTarget,
     Staged,
+    ensure_writable,
     file_checksum,
     fsync_file,
     staged_path,
@@ -72,6 +73,7 @@ class ParquetTarget(FileTarget):
             if not matched:
                 staged.rows_after += meta.num_rows
                 continue
+            ensure_writable(path, self.step.dataset)
             new = staged_path(path, self.request_id)
             self._rewrite(path, new, matched, kinds, params)
             fsync_file(new)
