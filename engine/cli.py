@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import EngineError, render
-from engine.apply import ApplyOptions, apply_plan, resume
+from engine.apply import ApplyOptions, StalePlan, apply_plan, check_plan, resume
 from engine.erasure_report import build_report, report_html, report_markdown, verify_report
 from engine.graph import build_graph
 from engine.ledger import ledger_seed, reappearances
 from engine.plan import ErasurePlan, load_plan
-from engine.planner import PlanRequest, build_plan
+from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import load_policy
 from engine.report import summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
@@ -342,6 +342,9 @@ def lineage_show(obj: Context, dataset: str) -> None:
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="With --reapply: the policy to apply.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--replan", "replan_", is_flag=True,
+              help="If the data changed since the plan was made, plan again from it, show "
+                   "the difference, and apply the new plan.")
 @click.option("--dry-run", is_flag=True,
               help="Prepare and check every change, then roll back; nothing is changed.")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True,
@@ -349,7 +352,7 @@ def lineage_show(obj: Context, dataset: str) -> None:
 @click.pass_obj
 @errors_to_exit
 def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: str | None,
-              yes: bool, dry_run: bool, lease_wait: float) -> None:
+              yes: bool, replan_: bool, dry_run: bool, lease_wait: float) -> None:
     """Apply an erasure plan: atomic across datasets, verified, journaled."""
     config = load_config(obj.config_path)
     if reapply:
@@ -364,6 +367,18 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
             return
     elif plan_file:
         plan = load_plan(plan_file)
+        if replan_:
+            try:
+                check_plan(obj.catalog, plan)
+            except StalePlan as exc:
+                click.echo(f"{exc}; scanning the plan's datasets and planning again")
+                locations = sorted({s.location for s in plan.steps})
+                scan(locations, obj.catalog, ScanOptions(
+                    sample_rows=config.scan.sample_rows, seed=config.scan.seed,
+                    classifier=config.classifier_settings()))
+                policy = load_policy(policy_path or plan.policy["path"])
+                plan, diff = replan(obj.catalog, plan, policy, config)
+                click.echo("\n".join(diff) or "the new plan has the same steps")
     else:
         raise click.UsageError("give a plan file (or --reapply --policy POLICY)")
     click.echo(summary_line(plan))

@@ -43,8 +43,11 @@ class PlanRequest:
     policy_path: str
     request_id: str | None = None
     created_by: str = field(default_factory=getpass.getuser)
-    #: domain → keyed hashes to start from, besides the subjects (re-erasing ledger subjects)
+    #: domain → keyed hashes to start from, besides the subjects (re-erasing ledger subjects,
+    #: planning again from an old plan)
     known: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: subjects as an earlier plan named them (keyed hashes), when planning again from it
+    digests: tuple[dict[str, str], ...] = ()
 
 
 class SourcePool:
@@ -283,8 +286,9 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         created_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         created_by=request.created_by,
         policy={"name": policy.name, "digest": policy.digest, "path": request.policy_path},
-        subjects=tuple(sorted(({"key": s.key, "hash": s.digest(walk.hasher)}
-                               for s in request.subjects), key=lambda s: (s["key"], s["hash"]))),
+        subjects=tuple(sorted([{"key": s.key, "hash": s.digest(walk.hasher)}
+                               for s in request.subjects] + list(request.digests),
+                              key=lambda s: (s["key"], s["hash"]))),
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt)).sealed()
@@ -364,3 +368,35 @@ def catalog_state(records: list[DatasetRecord]) -> str:
     for r in sorted(records, key=lambda r: r.id):
         h.update(f"{r.id}\x00{r.fingerprint}\x00{r.scanned_at}\x00{r.status}\n".encode())
     return h.hexdigest()
+
+
+def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None
+           ) -> tuple[ErasurePlan, list[str]]:
+    """Plan again from an earlier plan (its keyed hashes, per domain, as they are now) and
+    say what changed: datasets added or dropped, other row counts or actions."""
+    graph = build_graph(catalog, config)
+    known: dict[str, set[str]] = {}
+    for step in plan.steps:
+        for column, _, hashes in step.keys:
+            domain = graph.domains.get((step.dataset_id, column))
+            if domain:
+                known.setdefault(domain, set()).update(hashes)
+        if step.text_hashes:
+            known.setdefault("free text", set()).update(step.text_hashes)
+    request = PlanRequest([], policy, plan.policy.get("path", ""), plan.request_id,
+                          known={d: frozenset(h) for d, h in known.items()},
+                          digests=plan.subjects)
+    new = build_plan(catalog, request, config)
+    old_steps = {s.dataset_id: s for s in plan.steps}
+    new_steps = {s.dataset_id: s for s in new.steps}
+    diff = []
+    for ds in sorted(old_steps.keys() | new_steps.keys(),
+                     key=lambda d: (old_steps.get(d) or new_steps[d]).dataset):
+        a, b = old_steps.get(ds), new_steps.get(ds)
+        if a is None:
+            diff.append(f"+ {b.dataset}: {b.action}, {b.rows} rows")
+        elif b is None:
+            diff.append(f"- {a.dataset}: no longer holds the subject")
+        elif (a.rows, a.action) != (b.rows, b.action):
+            diff.append(f"~ {a.dataset}: {a.action} {a.rows} rows → {b.action} {b.rows} rows")
+    return new, diff

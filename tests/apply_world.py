@@ -57,10 +57,11 @@ class World:
     def plan(self, policy: str = "gdpr-erasure.yaml", request_id: str | None = None,
              subjects: list[str] | None = None):
         """A plan for the subject (or other subjects)."""
-        p = load_policy(ROOT / "policies" / policy)
+        path = ROOT / "policies" / policy
         subjects = subjects or [f"email={self.subject['email']}"]
-        return build_plan(self.catalog, PlanRequest([parse_subject(s) for s in subjects], p,
-                                                    policy, request_id), self.config)
+        return build_plan(self.catalog, PlanRequest([parse_subject(s) for s in subjects],
+                                                    load_policy(path), str(path), request_id),
+                          self.config)
 
     def write_plan(self, plan) -> Path:
         """The plan as a file, as `optout plan -o` writes it."""

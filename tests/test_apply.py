@@ -266,3 +266,25 @@ def test_verification_reads_datasets_outside_the_plan(world: World) -> None:
     with pytest.raises(ApplyError, match=r"outside the plan in events \(8 rows\)"):
         apply_plan(world.catalog, partial, ApplyOptions(config=world.config))
     assert Journal(world.catalog).request(partial.request_id)["status"] == "blocked"
+
+
+def test_replan_when_the_data_changed(world: World) -> None:
+    import json
+
+    plan = world.plan(request_id="replanned")
+    path = world.write_plan(plan)
+    events = world.data / "web" / "events.jsonl"
+    copy = json.loads(next(line for line in events.read_text().splitlines()
+                           if json.loads(line)["user_id"] == world.subject["id"]))
+    copy["event_id"] = "00000000-0000-4000-8000-000000000000"
+    events.write_text(events.read_text() + json.dumps(copy) + "\n")  # a pipeline wrote more
+    refused = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path),
+                              "--yes"], capture_output=True, text=True, cwd=world.root)
+    assert refused.returncode == 1 and "events changed since the plan was made" in refused.stderr
+    again = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes",
+                            "--replan"], capture_output=True, text=True, cwd=world.root,
+                           timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "~ events: delete_rows 8 rows → delete_rows 9 rows" in again.stdout
+    assert "complete" in again.stdout
+    assert not [r for r in world.tables()["events"] if r[1] == world.subject["id"]]
