@@ -24,7 +24,7 @@ from engine.faults import fault
 from engine.graph import build_graph
 from engine.journal import Journal
 from engine.plan import ErasurePlan, PlanError, _step
-from engine.planner import ref_of
+from engine.planner import ref_of, values_by_domain
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.catalog import Catalog
 from scanner.config import Config
@@ -32,7 +32,6 @@ from scanner.errors import ScannerError
 from scanner.sources import open_source
 
 FINAL = ("complete", "rolled_back", "dry_run")
-TEXT_DOMAIN = "free text"  # ledger domain of the hashes free text is searched for
 #: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
 #: first target committed), mid-file-commit (inside a multi-file commit), before-recompute,
 #: before-verify
@@ -281,16 +280,7 @@ def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,
 def _erased_values(catalog: Catalog, plan: ErasurePlan,
                    options: ApplyOptions) -> dict[str, set[str]]:
     """Domain → keyed hashes of the subject's values that the plan matched on."""
-    graph = build_graph(catalog, options.config)
-    out: dict[str, set[str]] = {}
-    for step in plan.steps:
-        for column, _, hashes in step.keys:
-            domain = graph.domains.get((step.dataset_id, column))
-            if domain:
-                out.setdefault(domain, set()).update(hashes)
-        if step.text_hashes:
-            out.setdefault(TEXT_DOMAIN, set()).update(step.text_hashes)
-    return out
+    return values_by_domain(build_graph(catalog, options.config), plan)
 
 
 def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions) -> None:

@@ -32,6 +32,7 @@ MAX_ROUNDS = 6
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
 DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
 TEXT_KEYS = ("email", "phone")  # identifiers also searched for in free text
+TEXT_DOMAIN = "free text"  # where free-text mention hashes go among the domains
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
             continue
         _seed(walk, graph, subject, hasher)
     for domain, hashes in request.known.items():
-        if domain == "free text":
+        if domain == TEXT_DOMAIN:
             walk.text_hashes |= hashes
         elif domain in set(graph.domains.values()):
             walk.known.setdefault(domain, set()).update(hashes)
@@ -370,19 +371,24 @@ def catalog_state(records: list[DatasetRecord]) -> str:
     return h.hexdigest()
 
 
-def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None
-           ) -> tuple[ErasurePlan, list[str]]:
-    """Plan again from an earlier plan (its keyed hashes, per domain, as they are now) and
-    say what changed: datasets added or dropped, other row counts or actions."""
-    graph = build_graph(catalog, config)
-    known: dict[str, set[str]] = {}
+def values_by_domain(graph: IdentityGraph, plan: ErasurePlan) -> dict[str, set[str]]:
+    """Domain → the keyed hashes a plan matches on (free-text hashes under TEXT_DOMAIN)."""
+    out: dict[str, set[str]] = {}
     for step in plan.steps:
         for column, _, hashes in step.keys:
             domain = graph.domains.get((step.dataset_id, column))
             if domain:
-                known.setdefault(domain, set()).update(hashes)
+                out.setdefault(domain, set()).update(hashes)
         if step.text_hashes:
-            known.setdefault("free text", set()).update(step.text_hashes)
+            out.setdefault(TEXT_DOMAIN, set()).update(step.text_hashes)
+    return out
+
+
+def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None
+           ) -> tuple[ErasurePlan, list[str]]:
+    """Plan again from an earlier plan (its keyed hashes, per domain, as they are now) and
+    say what changed: datasets added or dropped, other row counts or actions."""
+    known = values_by_domain(build_graph(catalog, config), plan)
     request = PlanRequest([], policy, plan.policy.get("path", ""), plan.request_id,
                           known={d: frozenset(h) for d, h in known.items()},
                           digests=plan.subjects)

@@ -14,7 +14,7 @@ from engine.targets.base import (
     fsync_file,
     staged_path,
 )
-from engine.targets.rows import Flat, set_path
+from engine.targets.rows import Flat, RowEditor, set_path
 
 
 class JsonTarget(FileTarget):
@@ -56,10 +56,7 @@ class JsonTarget(FileTarget):
                         out.append(line)
                         continue
                     changed += 1
-                    edit = editor.edit(Flat(record))
-                    if edit is not None:
-                        for column, value in edit.items():
-                            set_path(record, column, value)
+                    if _edited(editor, record):
                         ending = "\n" if line.endswith("\n") else ""
                         out.append(json.dumps(record, ensure_ascii=False) + ending)
             text = "".join(out)
@@ -71,10 +68,7 @@ class JsonTarget(FileTarget):
                     kept.append(record)
                     continue
                 changed += 1
-                edit = editor.edit(Flat(record))
-                if edit is not None:
-                    for column, value in edit.items():
-                        set_path(record, column, value)
+                if _edited(editor, record):
                     kept.append(record)
             text = json.dumps(kept, indent=1, ensure_ascii=False)
         with open(new, "w", encoding="utf-8", newline="") as fh:
@@ -92,3 +86,13 @@ class JsonTarget(FileTarget):
                            if line.strip() and editor.matches(Flat(json.loads(line))))
         return sum(1 for r in self._load_array(path)
                    if isinstance(r, dict) and editor.matches(Flat(r)))
+
+
+def _edited(editor: RowEditor, record: dict) -> bool:
+    """Apply the step to a matched record in place; False when the record is deleted."""
+    edit = editor.edit(Flat(record))
+    if edit is None:
+        return False
+    for column, value in edit.items():
+        set_path(record, column, value)
+    return True
