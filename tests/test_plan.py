@@ -239,3 +239,12 @@ def test_html_report_renders_in_headless_chromium(gdpr_plan, tmp_path: Path) -> 
     for dataset in ("customers", "orders", "marketing.newsletter_subscribers", "daily_revenue"):
         assert f"<strong>{dataset}</strong>" in steps
     assert "delete rows" in steps and "legal basis" in steps
+
+
+def test_postgres_part_is_classified_as_labelled(company_everywhere) -> None:
+    from fixtures.generate import POSTGRES_TRUTH
+
+    catalog, _ = company_everywhere
+    for dataset, columns in POSTGRES_TRUTH.items():
+        found = {c.name: (c.pii, c.entity) for c in catalog.find(dataset).columns}
+        assert found == columns, dataset

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tldextract
 import yaml
-from presidio_analyzer import EntityRecognizer, PatternRecognizer, RecognizerRegistry
+from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 
@@ -157,7 +157,6 @@ def _languages(recognizer: EntityRecognizer) -> set[str]:
 
 __all__ = [
     "DEFAULT_MODEL",
-    "PatternRecognizer",
     "PresidioSetup",
     "model_installed",
     "presidio_setup",
