@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 from engine import EngineError
 from engine.faults import fault
-from engine.graph import build_graph
+from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
-from engine.plan import ErasurePlan, PlanError, _step
+from engine.ledger import reappearances
+from engine.plan import ErasurePlan, PlanError, plan_from_json
 from engine.planner import ref_of, values_by_domain
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.catalog import Catalog
@@ -106,7 +107,7 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
     request = journal.request(request_id)
     if request["status"] in FINAL:
         return request_id
-    plan = _plan_from_journal(request["plan"])
+    plan = plan_from_json(request["plan"], f"request {request_id} in the journal")
     steps = journal.steps(request_id)
     journal.acquire(request_id, sorted({s.dataset_id for s in plan.steps}), options.lease_wait)
     if request["status"] in ("preparing", "failed"):
@@ -130,16 +131,6 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
             _roll_forward(journal, plan, s["step_no"], target, options)
         committed.add(s["step_no"])
     return _run(catalog, plan, journal, options, committed=committed, committing=True)
-
-
-def _plan_from_journal(text: str) -> ErasurePlan:
-    data = json.loads(text)
-    plan = ErasurePlan(
-        request_id=data["request_id"], created_at=data["created_at"],
-        created_by=data["created_by"], policy=data["policy"], subjects=tuple(data["subjects"]),
-        catalog_state=data["catalog_state"], steps=tuple(_step(s) for s in data["steps"]),
-        version=data["version"], content_hash=data["content_hash"])
-    return plan
 
 
 def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOptions,
@@ -196,12 +187,14 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
         fault("before-verify")
         _verify(catalog, plan, journal, targets)
-        _verify_elsewhere(catalog, plan, options)
+        graph = build_graph(catalog, options.config)
+        erased = values_by_domain(graph, plan)
+        _verify_elsewhere(catalog, plan, graph, erased)
     except ApplyError as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))
         raise
-    journal.record_erased(plan, _erased_values(catalog, plan, options))
+    journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
     journal.set_request(rid, "complete")
     journal.release(rid)
@@ -277,19 +270,11 @@ def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,
                      f"({last}); the request is blocked — run `optout resume {rid}`")
 
 
-def _erased_values(catalog: Catalog, plan: ErasurePlan,
-                   options: ApplyOptions) -> dict[str, set[str]]:
-    """Domain → keyed hashes of the subject's values that the plan matched on."""
-    return values_by_domain(build_graph(catalog, options.config), plan)
-
-
-def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions) -> None:
+def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, graph: IdentityGraph,
+                      erased: dict[str, set[str]]) -> None:
     """Every other dataset with identifier columns is read for the subject's keyed hashes."""
-    from engine.ledger import reappearances
-
-    values = _erased_values(catalog, plan, options)
-    others = {d.id for d in catalog.datasets()} - {s.dataset_id for s in plan.steps}
-    found = reappearances(catalog, options.config, others, values)
+    others = set(graph.datasets) - {s.dataset_id for s in plan.steps}
+    found = reappearances(catalog, graph, others, erased)
     if found:
         where = ", ".join(f"{f.dataset} ({f.rows} rows)" for f in found)
         raise ApplyError(f"verification found the subject outside the plan in {where}: plan "

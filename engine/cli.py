@@ -20,6 +20,7 @@ from engine import EngineError, render
 from engine.apply import ApplyOptions, StalePlan, apply_plan, check_plan, resume
 from engine.erasure_report import build_report, report_html, report_markdown, verify_report
 from engine.graph import build_graph
+from engine.journal import ledger_values
 from engine.ledger import ledger_seed, reappearances
 from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan, replan
@@ -153,7 +154,8 @@ def scan_cmd(
             )
     render.scan_summary(console, report)
     scanned = {r.ref.id for r in report.results if r.status == "scanned"}
-    for found in reappearances(obj.catalog, config, scanned) if scanned else []:
+    graph = build_graph(obj.catalog, config) if scanned and ledger_values(obj.catalog) else None
+    for found in reappearances(obj.catalog, graph, scanned) if graph else []:
         err_console.print(f"Warning: erased subjects found again in {found.dataset} "
                           f"({found.location}): {found.rows} rows; run `optout apply --reapply "
                           "--policy POLICY` to erase them again", highlight=False, soft_wrap=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.graph import build_graph
+from engine.graph import IdentityGraph
 from engine.journal import ledger_values
 from engine.planner import SourcePool
 from scanner.catalog import Catalog
-from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.identifiers import kind_of
 from scanner.matching import KeyMatch, MatchQuery
@@ -25,15 +24,13 @@ class Reappearance:
     rows: int
 
 
-def reappearances(catalog: Catalog, config: Config | None = None,
-                  dataset_ids: set[str] | None = None,
+def reappearances(catalog: Catalog, graph: IdentityGraph, dataset_ids: set[str] | None = None,
                   values: dict[str, set[str]] | None = None) -> list[Reappearance]:
-    """Datasets (all, or those given) holding values of erased subjects (the ledger's, or the
-    `values` given: domain → keyed hashes), counted in place."""
+    """Datasets of the graph (all, or those given) holding values of erased subjects (the
+    ledger's, or the `values` given: domain → keyed hashes), counted in place."""
     values = ledger_values(catalog) if values is None else values
     if not values:
         return []
-    graph = build_graph(catalog, config)
     pool = SourcePool(frozenset({catalog.path}))
     found = []
     try:

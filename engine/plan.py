@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
+from scanner.model import DatasetRef
 
 PLAN_VERSION = 2
 
@@ -49,6 +50,11 @@ class PlanStep:
     def param(self, key: str, default: Any = None) -> Any:
         """One action parameter."""
         return dict(self.params).get(key, default)
+
+    def ref(self) -> DatasetRef:
+        """The source-level reference of the step's dataset."""
+        return DatasetRef(self.format, self.location, self.dataset, self.kind, self.format,
+                          self.options)
 
 
 @dataclass(frozen=True)
@@ -116,10 +122,16 @@ class ErasurePlan:
 def load_plan(path: str | Path) -> ErasurePlan:
     """Read a plan file and check its content hash."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PlanError(f"{path}: not a readable plan file: {exc}") from exc
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise PlanError(f"{path}: not a readable plan file: {exc.strerror}") from exc
+    return plan_from_json(text, str(path))
+
+
+def plan_from_json(text: str, origin: str) -> ErasurePlan:
+    """A plan from its JSON (a file, the journal), its version and content hash checked."""
     try:
+        data = json.loads(text)
         plan = ErasurePlan(
             request_id=data["request_id"], created_at=data["created_at"],
             created_by=data["created_by"], policy=data["policy"],
@@ -129,12 +141,14 @@ def load_plan(path: str | Path) -> ErasurePlan:
             review=tuple(DatasetNote(**n) for n in data["review"]),
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
             version=data["version"], content_hash=data["content_hash"])
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
-        raise PlanError(f"{path}: not a plan file (missing or bad field {exc})") from exc
+        raise PlanError(f"{origin}: not a plan file (missing or bad field {exc})") from exc
     if plan.version != PLAN_VERSION:
-        raise PlanError(f"{path}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
+        raise PlanError(f"{origin}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
     if plan.digest() != plan.content_hash:
-        raise PlanError(f"{path}: content hash does not match: the plan was altered")
+        raise PlanError(f"{origin}: content hash does not match: the plan was altered")
     return plan
 
 

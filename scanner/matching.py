@@ -214,12 +214,8 @@ class PythonMatcher:
         """1 when free text mentions a hashed email, phone number or name."""
         if value is None:
             return 0
-        text = str(value).lower()
-        words = self._WORD.findall(text)
-        candidates = [*self._EMAIL.findall(text),
-                      *(re.sub(r"\D", "", p) for p in self._PHONE.findall(text)),
-                      *(f"{a} {b}" for a, b in itertools.pairwise(words))]
-        return int(any(self.hasher(c) in self.query.text_hashes for c in candidates))
+        return int(any(self.hasher(c) in self.query.text_hashes
+                       for _, _, c in mentions(str(value))))
 
 
 def collect_names(values: list[object]) -> set[str]:

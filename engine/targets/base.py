@@ -91,6 +91,11 @@ class Target(ABC):
         return self.step.action == "delete_rows"
 
     @property
+    def kinds(self) -> dict[str, str]:
+        """Column → normalization kind, for the step's key columns."""
+        return {c: k for c, k, _ in self.step.keys}
+
+    @property
     def column_actions(self) -> dict[str, str]:
         """Column → action for matched rows."""
         return dict(self.step.columns) if self.step.action != "delete_rows" else {}
@@ -161,22 +166,22 @@ class FileTarget(Target):
 
     def editor(self) -> RowEditor:
         """The row editor for the step (Python-side matching, for text formats)."""
-        kinds = {c: k for c, k, _ in self.step.keys}
         return RowEditor(self.match_query(), self.hasher, self.deletes, self.column_actions,
-                         kinds, dict(self.step.params))
+                         self.kinds, dict(self.step.params))
 
     def residue_editor(self) -> RowEditor:
         """A row editor that matches what must be gone after the step."""
         return RowEditor(self.residue_query(), self.hasher, True, {}, {}, {})
 
     @abstractmethod
-    def count_residue(self, path: str) -> int:
-        """Rows of one file version that still carry what the step removes."""
+    def count_residue(self, path: str, original: str | None = None) -> int:
+        """Rows of one file version that still carry what the step removes; `original` is
+        the file a staged version was made from."""
 
     def check(self, staged: Staged) -> None:
         super().check(staged)
-        for _, new in staged.files:
-            left = self.count_residue(new)
+        for final, new in staged.files:
+            left = self.count_residue(new, final)
             if left:
                 raise ApplyError(f"{self.step.dataset}: staged {new} still holds {left} rows "
                                  "of the subject")

@@ -98,7 +98,7 @@ class CsvTarget(FileTarget):
         return Staged([(path, new)], before, after, changed, file_checksum(path),
                       file_checksum(new))
 
-    def count_residue(self, path: str) -> int:
+    def count_residue(self, path: str, original: str | None = None) -> int:
         _, rows = self._records(path)
         editor = self.residue_editor()
         return sum(1 for _, row in rows if row is not None and editor.matches(row))

@@ -95,8 +95,8 @@ class DatabaseTarget(Target):
             columns = [c for c in actions]
             rows = self.matched(con, self.match_query(), columns)
             staged.rows_changed = len(rows)
-            kinds = {c: k for c, k, _ in self.step.keys}
             params = dict(self.step.params)
+            kinds = self.kinds
             if rows and self.deletes:
                 self.delete(con, [r[0] for r in rows])
             elif rows:

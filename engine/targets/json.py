@@ -78,7 +78,7 @@ class JsonTarget(FileTarget):
         return Staged([(path, new)], before, after, changed, file_checksum(path),
                       file_checksum(new))
 
-    def count_residue(self, path: str) -> int:
+    def count_residue(self, path: str, original: str | None = None) -> int:
         editor = self.residue_editor()
         if self.lines:
             with open(path, encoding="utf-8") as fh:

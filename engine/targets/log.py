@@ -42,7 +42,7 @@ class LogTarget(FileTarget):
         return Staged([(path, new)], before, after, changed, file_checksum(path),
                       file_checksum(new))
 
-    def count_residue(self, path: str) -> int:
+    def count_residue(self, path: str, original: str | None = None) -> int:
         hashes = frozenset(self.step.text_hashes)
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
             return sum(1 for line in fh if redact(line, hashes, self.hasher)[1])

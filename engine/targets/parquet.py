@@ -21,7 +21,7 @@ from engine.targets.base import (
 )
 from engine.values import change
 from scanner.matching import DuckDBMatcher, MatchQuery, Prefilter
-from scanner.sources.parquet import part_files
+from scanner.sources.parquet import parquet_files
 from scanner.sql import quote_literal
 
 
@@ -37,10 +37,7 @@ class ParquetTarget(FileTarget):
 
     def files(self) -> list[str]:
         """The dataset's files."""
-        import os
-
-        loc = self.step.location
-        return [loc] if os.path.isfile(loc) else sorted(part_files(loc))
+        return parquet_files(self.step.location)
 
     def _matched(self, path: str, query: MatchQuery, prefilter: Prefilter | None = None
                  ) -> set[int]:
@@ -63,7 +60,7 @@ class ParquetTarget(FileTarget):
     def prepare(self) -> Staged:
         query = self.match_query()
         staged = Staged()
-        kinds = {c: k for c, k, _ in self.step.keys}
+        kinds = self.kinds
         params = dict(self.step.params)
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
@@ -128,19 +125,11 @@ class ParquetTarget(FileTarget):
             group = group.set_column(index, field, array)
         return group
 
-    def count_residue(self, path: str) -> int:
-        import os
-
-        paths = [path] if os.path.isfile(path) else sorted(part_files(path))
+    def count_residue(self, path: str, original: str | None = None) -> int:
+        if original is not None:  # a staged version: the prefilter of the file it came from
+            return len(self._matched(path, self.residue_query(), self._prefilters.get(original)))
         return sum(len(self._matched(p, self.residue_query(), self._prefilters.get(p)))
-                   for p in paths)
-
-    def check(self, staged: Staged) -> None:
-        super(FileTarget, self).check(staged)
-        for final, new in staged.files:
-            left = len(self._matched(new, self.residue_query(), self._prefilters.get(final)))
-            if left:
-                raise ApplyError(f"{self.step.dataset}: staged {new} still holds {left} rows")
+                   for p in parquet_files(path))
 
 
 def _checksums(paths: list[str]) -> str | None:

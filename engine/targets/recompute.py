@@ -3,7 +3,6 @@ they are after the erasure; views need nothing (they follow their base tables)."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +10,20 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from engine.planner import ref_of
 from engine.targets.base import ApplyError, Staged, Target
 from engine.targets.duckdb_table import DuckDBTableTarget
 from scanner.catalog import Catalog, DatasetRecord
-from scanner.sources.parquet import part_files
-from scanner.sql import quote_ident, quote_literal
+from scanner.sources import open_source
+from scanner.sql import quote_ident
 
 
 def reader_sql(record: DatasetRecord) -> str:
-    """How DuckDB reads a file dataset of the catalog."""
-    loc, opts = record.location, record.options
-    if record.format == "parquet":
-        files = [loc] if os.path.isfile(loc) else sorted(part_files(loc))
-        listed = "[" + ", ".join(quote_literal(f) for f in files) + "]"
-        hive = "true" if opts.get("hive") else "false"
-        return f"read_parquet({listed}, hive_partitioning={hive}, union_by_name=true)"
-    if record.format == "csv":
-        header = "true" if opts.get("header", True) else "false"
-        return (f"read_csv({quote_literal(loc)}, delim={quote_literal(str(opts.get('delimiter', ',')))}"
-                f", header={header})")
-    if record.format == "json":
-        fmt = "newline_delimited" if opts.get("lines") else "auto"
-        return f"read_json({quote_literal(loc)}, format={quote_literal(fmt)})"
-    raise ApplyError(f"cannot read {record.name} ({record.format}) to recompute from it")
+    """How DuckDB reads a file dataset of the catalog: the relation its source reads it by."""
+    if record.format not in FILE_FORMATS:
+        raise ApplyError(f"cannot read {record.name} ({record.format}) to recompute from it")
+    with open_source(record.location) as source:
+        return source.relation(ref_of(record))
 
 
 def select_of(sql_text: str) -> str:
@@ -96,6 +86,10 @@ class RecomputeTarget(DuckDBTableTarget):
                              "of the subject")
 
 
+#: formats whose datasets DuckDB reads by a table function, from any connection
+FILE_FORMATS = ("parquet", "csv", "json", "log")
+
+
 class ViewTarget(Target):
     """A view: nothing to change; verification reads it after its base tables are cleaned."""
 
@@ -115,11 +109,5 @@ class ViewTarget(Target):
         """Nothing to roll back."""
 
     def residue(self) -> int:
-        from engine.planner import ref_of
-        from scanner.sources import open_source
-
-        record = DatasetRecord(self.step.dataset_id, self.step.dataset, self.step.kind,
-                               self.step.format, self.step.location, None, "ok", None, None,
-                               None, None, dict(self.step.options))
         with open_source(self.step.location) as source:
-            return source.match(ref_of(record), self.residue_query(), self.hasher).rows
+            return source.match(self.step.ref(), self.residue_query(), self.hasher).rows

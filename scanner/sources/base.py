@@ -110,7 +110,24 @@ def memory_duckdb() -> duckdb.DuckDBPyConnection:
     )
 
 
-class StreamedFileSource(Source):
+class DuckDBReadSource(Source):
+    """A source whose datasets DuckDB reads as a relation (a file reader, a table): matching
+    a subject runs in the source's own DuckDB connection."""
+
+    _con: duckdb.DuckDBPyConnection
+
+    @abstractmethod
+    def relation(self, ref: DatasetRef) -> str:
+        """SQL naming the dataset in the source's connection (a table function call or table)."""
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        try:
+            return DuckDBMatcher(self._con, hasher).match(self.relation(ref), query)
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+
+
+class StreamedFileSource(DuckDBReadSource):
     """A single file DuckDB reads front to back (CSV, JSON, logs): one dataset, reservoir-sampled.
 
     Subclasses say how DuckDB reads the file (`reader`); the streaming sample keeps memory
@@ -146,11 +163,8 @@ class StreamedFileSource(Source):
             raise DatasetUnreadable(one_line(exc)) from exc
         return Sample(flatten(table), int(total))
 
-    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
-        try:
-            return DuckDBMatcher(self._con, hasher).match(self.reader(), query)
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
+    def relation(self, ref: DatasetRef) -> str:
+        return self.reader()
 
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(self.location)

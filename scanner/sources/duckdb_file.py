@@ -6,16 +6,14 @@ from collections.abc import Iterator
 
 import duckdb
 
-from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable
-from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import windows
-from scanner.sources.base import Source, file_fingerprint, one_line
+from scanner.sources.base import DuckDBReadSource, file_fingerprint, one_line
 from scanner.sql import quote_ident
 
 
-class DuckDBFileSource(Source):
+class DuckDBFileSource(DuckDBReadSource):
     """A `.duckdb` file. Tables are sampled by rowid windows; views by a reservoir."""
 
     kind = "duckdb"
@@ -56,11 +54,11 @@ class DuckDBFileSource(Source):
                 (("schema", schema), ("table", table)),
             )
 
-    def _relation(self, ref: DatasetRef) -> str:
+    def relation(self, ref: DatasetRef) -> str:
         return f"{quote_ident(ref.option('schema'))}.{quote_ident(ref.option('table'))}"
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
-        rel = self._relation(ref)
+        rel = self.relation(ref)
         try:
             total = self._con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
             if ref.kind == "table":
@@ -101,12 +99,6 @@ class DuckDBFileSource(Source):
                                  "AND view_name = ?",
                                  [ref.option("schema"), ref.option("table")]).fetchall()
         return rows[0][0] if rows else None
-
-    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
-        try:
-            return DuckDBMatcher(self._con, hasher).match(self._relation(ref), query)
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
 
     def fingerprint(self, ref: DatasetRef) -> str:
         # The file changes whenever any table in it does; cheap and never misses a change.

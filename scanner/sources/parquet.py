@@ -6,16 +6,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
-from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
-from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
 from scanner.model import DatasetRef, Sample
 from scanner.sampling import windows
 from scanner.sources.base import (
-    Source,
+    DuckDBReadSource,
     file_fingerprint,
     flatten,
     memory_duckdb,
@@ -24,7 +21,7 @@ from scanner.sources.base import (
 from scanner.sql import quote_literal
 
 
-class ParquetSource(Source):
+class ParquetSource(DuckDBReadSource):
     """A Parquet file, or a folder whose Parquet files share one schema.
 
     Sampling seeks: row counts come from the footers, and only a few seeded row windows are
@@ -42,9 +39,7 @@ class ParquetSource(Source):
 
     def files(self) -> list[str]:
         """The Parquet files that make up the dataset, sorted."""
-        if self.path.is_file():
-            return [str(self.path)]
-        return sorted(part_files(self.path))
+        return parquet_files(str(self.path))
 
     def datasets(self) -> Iterator[DatasetRef]:
         yield DatasetRef(
@@ -94,17 +89,11 @@ class ParquetSource(Source):
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(*self.files())
 
-    def reader(self, ref: DatasetRef) -> str:
+    def relation(self, ref: DatasetRef) -> str:
         """The DuckDB call that reads every part of the dataset."""
         hive = "true" if ref.option("hive") else "false"
         return (f"read_parquet({_literal_list(self.files())}, hive_partitioning={hive}, "
                 "union_by_name=true)")
-
-    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
-        try:
-            return DuckDBMatcher(self._con, hasher).match(self.reader(ref), query)
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
 
     def close(self) -> None:
         self._con.close()
@@ -117,6 +106,11 @@ def part_files(folder: Path) -> Iterator[str]:
         for n in names:
             if n.endswith(".parquet") and not n.startswith((".", "_")):
                 yield os.path.join(root, n)
+
+
+def parquet_files(location: str) -> list[str]:
+    """The files of a Parquet dataset: the file itself, or the part files of a folder."""
+    return [location] if os.path.isfile(location) else sorted(part_files(Path(location)))
 
 
 def hive_partitioned(path: Path) -> bool:
