@@ -9,12 +9,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import EngineError
+from scanner.yamlfile import load_validated
 
 ROW_ACTIONS = ("delete_rows", "retain", "recompute")
 COLUMN_ACTIONS = ("null", "hash", "mask", "generalize", "redact")
@@ -133,43 +133,5 @@ class Policy(_Strict):
 
 def load_policy(path: str | Path) -> Policy:
     """Load and validate a policy file."""
-    file = Path(path)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc.strerror}") from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        raise PolicyError(f"{path}:{where} not valid YAML") from exc
-    if not isinstance(data, dict):
-        raise PolicyError(f"{path}: line 1: expected a mapping (name, identifiers, rules, ...)")
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    try:
-        return Policy.model_validate({**data, "digest": digest})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        raise PolicyError(f"{path}: line {_line(node, loc)}: {key}: {message}") from exc
-
-
-def _line(node: Any, loc: list[Any]) -> int:
-    """The line of the YAML node at a pydantic error location (the deepest one that exists)."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == key), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    policy, text = load_validated(path, Policy, PolicyError, "policy")
+    return policy.model_copy(update={"digest": hashlib.sha256(text.encode()).hexdigest()})

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scanner.classify.column import ClassifierSettings
 from scanner.classify.presidio_engine import DEFAULT_MODEL
 from scanner.errors import ConfigError
+from scanner.yamlfile import load_validated
 
 DEFAULT_FILE = "optout.yaml"
 
@@ -101,24 +101,8 @@ def load_config(path: str | None) -> Config:
         if not Path(DEFAULT_FILE).exists():
             return Config()
         path = DEFAULT_FILE
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from exc
-    base = file.parent
+    config, _ = load_validated(path, Config, ConfigError, "config")
+    base = Path(path).parent
     config.scan.recognizers = [
         str(base / r) if not Path(r).is_absolute() else r for r in config.scan.recognizers
     ]
