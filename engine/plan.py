@@ -46,6 +46,9 @@ class PlanStep:
     text_hashes: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = ()  # how the source reads the dataset
     fingerprint: str | None = None  # the dataset's fingerprint when planned
+    #: where the matching rows are, per file: (path, file fingerprint, row numbers); apply
+    #: uses them while the file's fingerprint holds (Parquet), else it matches by a full pass
+    locations: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
 
     def param(self, key: str, default: Any = None) -> Any:
         """One action parameter."""
@@ -81,6 +84,7 @@ class ErasurePlan:
     searched: tuple[DatasetNote, ...] = ()
     review: tuple[DatasetNote, ...] = ()
     exempt: tuple[DatasetNote, ...] = ()
+    approvals: int = 1  # approvals the policy requires before apply
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
 
@@ -140,7 +144,7 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             searched=tuple(DatasetNote(**n) for n in data["searched"]),
             review=tuple(DatasetNote(**n) for n in data["review"]),
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
-            version=data["version"], content_hash=data["content_hash"])
+            approvals=int(data.get("approvals", 1)), version=data["version"], content_hash=data["content_hash"])
     except json.JSONDecodeError as exc:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
@@ -159,6 +163,7 @@ def _step(s: dict[str, Any]) -> PlanStep:
         "via": tuple(s["via"]), "params": tuple((k, _freeze(v)) for k, v in s["params"]),
         "keys": tuple((c, k, tuple(h)) for c, k, h in s["keys"]), "texts": tuple(s["texts"]),
         "text_hashes": tuple(s["text_hashes"]),
+        "locations": tuple((p, f, tuple(r)) for p, f, r in s.get("locations", ())),
         "options": tuple((k, _freeze(v)) for k, v in s["options"])})
 
 

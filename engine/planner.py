@@ -9,6 +9,7 @@ stops when a round learns nothing new. Nothing is written to the data.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import hashlib
@@ -26,7 +27,7 @@ from scanner.errors import ScannerError
 from scanner.matching import KeyMatch, MatchQuery, MatchResult
 from scanner.model import DatasetRef
 from scanner.sources import open_source
-from scanner.sources.base import Source
+from scanner.sources.base import Located, Source
 
 MAX_ROUNDS = 6
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
@@ -65,6 +66,10 @@ class SourcePool:
             source = self._open[record.location] = open_source(record.location, self._exclude)
         return source.match(ref_of(record), query, hasher)
 
+    def locate(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> Located:
+        """Where the matching rows of a dataset are (files whose rows keep their place)."""
+        return self._open[record.location].locate(ref_of(record), query, hasher)
+
     def close(self) -> None:
         """Close every source."""
         for source in self._open.values():
@@ -88,6 +93,7 @@ class _Walk:
     results: dict[str, MatchResult] = field(default_factory=dict)
     queries: dict[str, MatchQuery] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    locations: dict[str, Located] = field(default_factory=dict)
 
     def query_for(self, record: DatasetRecord) -> MatchQuery:
         keys, collect = [], []
@@ -172,6 +178,11 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 grew |= result.rows > 0 and walk.learn(record, result)
             if not grew:
                 break
+        for record in records:
+            if walk.results.get(record.id, MatchResult()).rows:
+                with contextlib.suppress(ScannerError):  # apply then finds the rows itself
+                    walk.locations[record.id] = pool.locate(record, walk.queries[record.id],
+                                                            hasher)
     finally:
         pool.close()
     return _assemble(catalog, request, config, walk, records, exempt_notes, now)
@@ -292,7 +303,7 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                               key=lambda s: (s["key"], s["hash"]))),
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
-        exempt=tuple(exempt)).sealed()
+        exempt=tuple(exempt), approvals=policy.approvals).sealed()
 
 
 def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, tags: set[str],
@@ -312,7 +323,7 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         via += [f"{t} searched for the subject's email, phone and name" for t in query.texts]
     for e in graph.upstream(r.id):
         via.append(f"derived from {e['upstream']} ({e['kind']}, {e['origin']} lineage)")
-    matching = _matching(query, r)
+    matching = _matching(query, r, walk.locations.get(r.id, ()))
     if r.kind == "view":
         return PlanStep(r.id, r.name, r.location, r.format, r.kind, "recompute",
                         "view: follows its base tables", rows, _match(query, graph, r),
@@ -335,9 +346,11 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         rule.legal_basis if rule and action == "retain" else None, params, **matching)
 
 
-def _matching(query: MatchQuery | None, r: DatasetRecord) -> dict:
-    """The step fields apply matches rows by (keyed hashes only), and how to read the data."""
-    out = {"options": tuple(sorted(r.options.items())), "fingerprint": r.fingerprint}
+def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> dict:
+    """The step fields apply matches rows by (keyed hashes only, and where the rows are),
+    and how to read the data."""
+    out = {"options": tuple(sorted(r.options.items())), "fingerprint": r.fingerprint,
+           "locations": located}
     if query is not None:
         out |= {"keys": tuple((k.column, k.kind, tuple(sorted(k.hashes))) for k in query.keys),
                 "texts": query.texts,

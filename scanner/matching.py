@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import secrets
 from dataclasses import dataclass, field
 
 import duckdb
@@ -52,12 +51,12 @@ class MatchQuery:
 
 @dataclass
 class Prefilter:
-    """Cheap salted hashes of the key values a first pass matched, kept in memory only (the
-    salt is random per process), so re-reading the same data for the same subjects hashes
-    only the candidate rows with the keyed hash. Only valid for data derived from what the
-    first pass read (a staged version, the committed file)."""
+    """Cheap hashes (DuckDB's `hash`) of the raw key values of the rows a first pass matched,
+    kept in memory only, so that re-reading the same rows for the same subjects hashes only
+    the candidate rows with the keyed hash. Only valid for data whose rows are rows of what
+    the first pass read, unchanged (a staged version after deleting rows, the committed
+    file): a row of the subject there has a raw value the first pass saw."""
 
-    salt: str = field(default_factory=lambda: secrets.token_hex(16))
     seen: dict[str, set[int]] = field(default_factory=dict)
     ready: bool = False
 
@@ -96,16 +95,14 @@ class DuckDBMatcher:
                prefilter: Prefilter | None = None) -> list:
         """Values of `column` (a row number, a rowid) of the rows that match `query`.
 
-        With a `prefilter` that has seen matches, only rows whose cheap salted hash was seen
+        With a `prefilter` that has seen matches, only rows whose cheap hash was seen
         are hashed with the keyed hash; one that has not learns from this query's matches.
         """
         top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
         where = self._register(query, top, prefilter if prefilter and prefilter.ready else None)
         learn = prefilter is not None and not prefilter.ready and query.keys
-        extra = "".join(
-            f", hash({prefilter.salt!r} || "
-            f"{sql_normalize(k.kind, column_sql(k.column, top), 'duckdb')})"
-            for k in query.keys) if learn else ""
+        extra = "".join(f", hash({column_sql(k.column, top)})"
+                        for k in query.keys) if learn else ""
         try:
             rows = self.con.execute(
                 f"SELECT {quote_ident(column)}{extra} FROM {relation} WHERE {where}").fetchall()
@@ -136,7 +133,7 @@ class DuckDBMatcher:
                 if not seen:
                     continue  # no row had this value before: none can have it now
                 listed = ", ".join(str(v) for v in sorted(seen))
-                exact = f"(hash({prefilter.salt!r} || {norm}) IN ({listed}) AND {exact})"
+                exact = f"(hash({column_sql(k.column, top)}) IN ({listed}) AND {exact})"
             conditions.append(exact)
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         return " OR ".join(conditions) or "false"

@@ -4,6 +4,7 @@ by row group (memory bounded by a row group), keeping schema, compression and ro
 from __future__ import annotations
 
 import bisect
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -21,8 +22,8 @@ from engine.targets.base import (
 )
 from engine.values import change
 from scanner.matching import DuckDBMatcher, MatchQuery, Prefilter
-from scanner.sources.parquet import parquet_files
-from scanner.sql import quote_literal
+from scanner.sources.base import file_fingerprint, memory_duckdb
+from scanner.sources.parquet import file_relation, parquet_files
 
 
 class ParquetTarget(FileTarget):
@@ -39,23 +40,41 @@ class ParquetTarget(FileTarget):
         """The dataset's files."""
         return parquet_files(self.step.location)
 
-    def _matched(self, path: str, query: MatchQuery, prefilter: Prefilter | None = None
-                 ) -> set[int]:
-        """Row numbers of one file that match, found by keyed hash inside DuckDB."""
+    def _matched(self, path: str, query: MatchQuery, prefilter: Prefilter | None = None,
+                 rows: tuple[int, ...] | None = None) -> set[int]:
+        """Row numbers of one file that match, found by keyed hash inside DuckDB (among the
+        given row numbers only, when `rows` is set)."""
         if not query.keys and not query.texts:
             return set()
-        con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                     "autoload_known_extensions": False})
+        con = memory_duckdb(threads=None)
         try:
-            relation = (f"(SELECT * FROM read_parquet({quote_literal(path)}, "
-                        "file_row_number=true, hive_partitioning=false))")
             matcher = DuckDBMatcher(con, self.hasher)
-            rows = matcher.select(relation, query, "file_row_number", prefilter)
+            found = matcher.select(file_relation(path, rows), query, "file_row_number",
+                                   prefilter)
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {exc}") from exc
         finally:
             con.close()
-        return set(rows)
+        return set(found)
+
+    def _find(self, path: str, query: MatchQuery) -> set[int]:
+        """The file's matching rows: where the plan located them while the file is as it was
+        then (only those rows are hashed), else by a keyed-hash pass over the whole file. A
+        delete also teaches the file's prefilter the matched rows' values."""
+        prefilter = self._prefilters[path] = Prefilter()
+        use = prefilter if self.deletes else None
+        located = {p: (fp, rows) for p, fp, rows in self.step.locations}.get(path)
+        if located is not None and file_fingerprint(path) == located[0]:
+            rows = located[1]
+            if not rows:
+                prefilter.ready = True  # nothing of the subject in this file
+                return set()
+            matched = self._matched(path, query, use, rows)
+            if matched == set(rows):
+                return matched
+            prefilter = self._prefilters[path] = Prefilter()  # not as planned: read it all
+            use = prefilter if self.deletes else None
+        return self._matched(path, query, use)
 
     def prepare(self) -> Staged:
         query = self.match_query()
@@ -65,8 +84,7 @@ class ParquetTarget(FileTarget):
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
             staged.rows_before += meta.num_rows
-            prefilter = self._prefilters.setdefault(path, Prefilter())
-            matched = self._matched(path, query, prefilter if self.deletes else None)
+            matched = self._find(path, query)
             if not matched:
                 staged.rows_after += meta.num_rows
                 continue
@@ -83,23 +101,34 @@ class ParquetTarget(FileTarget):
 
     def _rewrite(self, path: str, new: str, matched: set[int], kinds: dict[str, str],
                  params: dict) -> None:
+        """Write the new version row group by row group: reading and editing one while the
+        previous one is encoded and written on another thread (two row groups in memory)."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         compression = (meta.row_group(0).column(0).compression.lower()
                        if meta.num_row_groups else "snappy")
         writer = pq.ParquetWriter(new, source.schema_arrow, compression=compression)
         ordered = sorted(matched)
+        pending: Future | None = None
         try:
-            offset = 0
-            for i in range(meta.num_row_groups):
-                group = source.read_row_group(i)
-                hits = [r - offset for r in ordered[bisect.bisect_left(ordered, offset):
-                                                   bisect.bisect_left(ordered, offset + group.num_rows)]]
-                offset += group.num_rows
-                if hits:
-                    group = self._edit(group, hits, kinds, params)
-                if group.num_rows:
-                    writer.write_table(group, row_group_size=max(group.num_rows, 1))
+            with ThreadPoolExecutor(1, thread_name_prefix="optout-parquet-writer") as pool:
+                offset = 0
+                for i in range(meta.num_row_groups):
+                    group = source.read_row_group(i, use_threads=False)
+                    hits = [r - offset for r in ordered[
+                        bisect.bisect_left(ordered, offset):
+                        bisect.bisect_left(ordered, offset + group.num_rows)]]
+                    offset += group.num_rows
+                    if hits:
+                        group = self._edit(group, hits, kinds, params)
+                    if pending is not None:
+                        pending.result()
+                        pending = None
+                    if group.num_rows:
+                        pending = pool.submit(writer.write_table, group,
+                                              row_group_size=max(group.num_rows, 1))
+                if pending is not None:
+                    pending.result()
         finally:
             writer.close()
 

@@ -62,6 +62,12 @@ class Source(ABC):
         """Count the dataset's rows that match `query`, inside the engine holding them."""
         raise DatasetUnreadable(f"{self.kind} sources cannot be searched for a subject")
 
+    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
+        """Where the rows that match `query` are, for sources whose rows keep their position
+        while the data's fingerprint holds (files): per file, its fingerprint and the row
+        numbers. Empty when the source cannot tell; apply then matches by a full pass."""
+        return ()
+
     def close(self) -> None:  # noqa: B027 - most sources hold a connection; some hold nothing
         """Release connections; the source is not used afterwards."""
 
@@ -84,6 +90,10 @@ def one_line(error: BaseException | str) -> str:
     return text[:300]
 
 
+#: per file: (path, fingerprint when read, row numbers of the matching rows)
+Located = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
 def file_fingerprint(*paths: str, salt: str = "") -> str:
     """Size and modification time of each file: changes when a file is rewritten or replaced.
 
@@ -98,16 +108,16 @@ def file_fingerprint(*paths: str, salt: str = "") -> str:
 
 
 
-def memory_duckdb() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reads files; one thread so seeded samples repeat exactly."""
-    return duckdb.connect(
-        ":memory:",
-        config={
-            "threads": 1,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        },
-    )
+def memory_duckdb(threads: int | None = 1) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reads files and never fetches extensions; one thread by
+    default, so seeded samples repeat exactly (None: every core, for full passes)."""
+    config: dict[str, object] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    if threads is not None:
+        config["threads"] = threads
+    return duckdb.connect(":memory:", config=config)
 
 
 class DuckDBReadSource(Source):

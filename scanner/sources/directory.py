@@ -13,7 +13,7 @@ from scanner.catalog.secret import KeyedHash
 from scanner.errors import ScannerError
 from scanner.matching import MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
-from scanner.sources.base import Source
+from scanner.sources.base import Located, Source
 from scanner.sources.parquet import ParquetSource, hive_partitioned, part_files
 
 
@@ -91,6 +91,9 @@ class DirectorySource(Source):
 
     def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
         return self._owner(ref).match(ref, query, hasher)
+
+    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
+        return self._owner(ref).locate(ref, query, hasher)
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         return None if ref.id in self._broken else self._owners[ref.id].fingerprint(ref)

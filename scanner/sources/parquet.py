@@ -6,13 +6,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
+from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
+from scanner.matching import DuckDBMatcher, MatchQuery
 from scanner.model import DatasetRef, Sample
 from scanner.sampling import windows
 from scanner.sources.base import (
     DuckDBReadSource,
+    Located,
     file_fingerprint,
     flatten,
     memory_duckdb,
@@ -89,6 +93,28 @@ class ParquetSource(DuckDBReadSource):
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(*self.files())
 
+    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
+        """Per part file, the row numbers of the matching rows (one keyed-hash pass per file
+        on every core). Empty when a file changed while it was read, or when more than
+        MAX_LOCATED_ROWS rows match (apply then finds them again itself)."""
+        out = []
+        con = memory_duckdb(threads=None)
+        try:
+            matcher = DuckDBMatcher(con, hasher)
+            total = 0
+            for path in self.files():
+                before = file_fingerprint(path)
+                rows = matcher.select(file_relation(path), query, "file_row_number")
+                total += len(rows)
+                if file_fingerprint(path) != before or total > MAX_LOCATED_ROWS:
+                    return ()
+                out.append((path, before, tuple(sorted(rows))))
+        except (duckdb.Error, OSError) as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+        finally:
+            con.close()
+        return tuple(out)
+
     def relation(self, ref: DatasetRef) -> str:
         """The DuckDB call that reads every part of the dataset."""
         hive = "true" if ref.option("hive") else "false"
@@ -97,6 +123,19 @@ class ParquetSource(DuckDBReadSource):
 
     def close(self) -> None:
         self._con.close()
+
+
+#: beyond this many matching rows a plan does not carry their positions
+MAX_LOCATED_ROWS = 200_000
+
+
+def file_relation(path: str, rows: tuple[int, ...] | None = None) -> str:
+    """One Parquet file as DuckDB reads it, with each row's number (`file_row_number`);
+    only the given row numbers when `rows` is set."""
+    where = (" WHERE file_row_number IN (" + ", ".join(str(int(r)) for r in rows) + ")"
+             if rows is not None else "")
+    return (f"(SELECT * FROM read_parquet({quote_literal(path)}, file_row_number=true, "
+            f"hive_partitioning=false){where})")
 
 
 def part_files(folder: Path) -> Iterator[str]:

@@ -1,0 +1,126 @@
+"""Parquet erasure by the row positions a plan carries, and the full pass it falls back to."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.apply import ApplyOptions, apply_plan
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from engine.targets import ApplyError
+from engine.targets.parquet import ParquetTarget
+from scanner.catalog import Catalog
+from scanner.scan import scan
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBJECT = "ana.ruiz@example.org"
+# The subject in three row groups, under two spellings of her email.
+SUBJECT_ROWS = {3, 250, 401}
+
+
+def people(n: int = 600) -> pa.Table:
+    emails = [f"person{i}@example.com" for i in range(n)]
+    emails[3], emails[250], emails[401] = SUBJECT, "Ana.Ruiz@Example.org", SUBJECT
+    return pa.table({
+        "id": pa.array(range(n), pa.int32()),
+        "email": emails,
+        "full_name": [f"Given{i} Family{i}" for i in range(n)],
+        "amount": pa.array([i / 4 for i in range(n)], pa.float32()),
+    })
+
+
+@pytest.fixture()
+def dataset(tmp_path: Path, classifier) -> tuple[Catalog, Path, pa.Table]:
+    data = tmp_path / "data"
+    data.mkdir()
+    table = people()
+    path = data / "people.parquet"
+    pq.write_table(table, path, row_group_size=200, compression="gzip")
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+    return catalog, path, table
+
+
+def plan_for(catalog: Catalog):
+    policy = ROOT / "policies" / "gdpr-erasure.yaml"
+    return build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(policy), str(policy)))
+
+
+def with_locations(plan, locations):
+    """The plan with other row positions, sealed again (as if the planner had said so)."""
+    step = dataclasses.replace(plan.steps[0], locations=locations)
+    return dataclasses.replace(plan, steps=(step,)).sealed()
+
+
+def others(table: pa.Table) -> list[dict]:
+    return [r for i, r in enumerate(table.to_pylist()) if i not in SUBJECT_ROWS]
+
+
+def assert_erased(path: Path, table: pa.Table) -> None:
+    after = pq.ParquetFile(path)
+    assert after.read().to_pylist() == others(table)  # others intact, in order
+    assert after.schema_arrow == table.schema
+    assert after.metadata.row_group(0).column(0).compression == "GZIP"
+    assert not list(path.parent.glob("*.optout-staged"))
+
+
+def test_plan_locates_the_rows_and_apply_deletes_exactly_them(dataset) -> None:
+    catalog, path, table = dataset
+    plan = plan_for(catalog)
+    [step] = plan.steps
+    assert step.action == "delete_rows" and step.rows == 3
+    [(located, _, rows)] = step.locations
+    assert located == str(path) and set(rows) == SUBJECT_ROWS
+    apply_plan(catalog, plan, ApplyOptions())
+    assert_erased(path, table)
+
+
+def test_wrong_positions_fall_back_to_a_full_pass(dataset) -> None:
+    catalog, path, table = dataset
+    plan = plan_for(catalog)
+    [(_, fingerprint, _)] = plan.steps[0].locations
+    wrong = with_locations(plan, ((str(path), fingerprint, (0, 1, 3)),))
+    apply_plan(catalog, wrong, ApplyOptions())
+    assert_erased(path, table)
+
+
+def test_positions_of_another_file_version_are_not_used(dataset) -> None:
+    catalog, path, table = dataset
+    plan = plan_for(catalog)
+    stale = with_locations(plan, ((str(path), "0" * 32, (0,)),))
+    apply_plan(catalog, stale, ApplyOptions())
+    assert_erased(path, table)
+
+
+def test_the_check_catches_a_row_the_rewrite_left(dataset, monkeypatch) -> None:
+    """The check re-reads the staged file through the prefilter the positions taught: a
+    subject row that survives the rewrite (here: every row does) is found, nothing changes."""
+    catalog, path, table = dataset
+    before = path.read_bytes()
+    monkeypatch.setattr(ParquetTarget, "_edit", lambda self, group, *a: group)
+    with pytest.raises(ApplyError, match=r"nothing was changed: .*people.*(still holds|rows)"):
+        apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob("*.optout-staged"))
+
+
+def test_the_check_catches_a_respelled_survivor(dataset, monkeypatch) -> None:
+    """Only one spelling of the subject's email survives the rewrite: still found."""
+    catalog, path, table = dataset
+    before = path.read_bytes()
+    original = ParquetTarget._edit
+
+    def keep_row_250(self, group, hits, *args):
+        return original(self, group, [h for h in hits if h != 250 - 200], *args)
+
+    monkeypatch.setattr(ParquetTarget, "_edit", keep_row_250)
+    with pytest.raises(ApplyError, match="nothing was changed"):
+        apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert path.read_bytes() == before
