@@ -31,9 +31,11 @@ fixtures: fixtures/data/.generated
 
 # The main job on the bundled fixtures, into the default catalog ./optout.duckdb; a second run
 # skips what has not changed.
+# The first run initializes the catalog and keeps its admin token in .optout-token (mode 0600).
 demo: fixtures/data/.generated
-	$(VENV)/bin/optout scan fixtures/data/company
-	$(VENV)/bin/optout catalog list --pii
+	@test -s .optout-token || (umask 077 && $(VENV)/bin/optout init -q > .optout-token)
+	OPTOUT_TOKEN=$$(cat .optout-token) $(VENV)/bin/optout scan fixtures/data/company
+	OPTOUT_TOKEN=$$(cat .optout-token) $(VENV)/bin/optout catalog list --pii
 
 services:
 	@bash .ci/services

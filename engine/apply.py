@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine import EngineError
+from engine.approvals import require_approved
 from engine.faults import fault
 from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
@@ -27,6 +28,8 @@ from engine.ledger import reappearances
 from engine.plan import ErasurePlan, PlanError, plan_from_json
 from engine.planner import ref_of, values_by_domain
 from engine.targets import ApplyError, Staged, Target, target_for
+from scanner.access import Principal, authorize
+from scanner.access.gate import EMBEDDED
 from scanner.catalog import Catalog
 from scanner.config import Config
 from scanner.errors import ScannerError
@@ -53,8 +56,9 @@ class ApplyOptions:
     lease_wait: float = 30.0
     retries: int = 5
     backoff: float = 0.2
-    principal: str = field(default_factory=getpass.getuser)
+    principal: str = field(default_factory=getpass.getuser)  # who, in embedded use
     config: Config | None = None  # the project config (declared identity links)
+    caller: Principal | None = None  # the authenticated caller (needs the operator role)
 
 
 def _maybe_fail_commit(dataset: str) -> None:
@@ -73,6 +77,10 @@ def check_plan(catalog: Catalog, plan: ErasurePlan) -> None:
         if record is None:
             raise StalePlan(f"the plan names dataset '{step.dataset}' ({step.dataset_id}), "
                             "which is not in the catalog")
+        if (step.location, step.dataset, step.format) != (record.location, record.name,
+                                                           record.format):
+            raise StalePlan(f"the plan's step for '{step.dataset}' names {step.location!r}, "
+                            f"but the catalog has that dataset at {record.location!r}: refused")
         if step.fingerprint is None or step.kind == "view":
             continue
         try:
@@ -89,11 +97,16 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
     """Apply a plan; returns the request id. Raises on a failure before commit (everything
     rolled back) and leaves the request `blocked` when commit keeps failing."""
     options = options or ApplyOptions()
+    who = authorize(catalog, options.caller, "apply", {
+        "request_id": plan.request_id, "plan_hash": plan.content_hash,
+        "dry_run": options.dry_run})
     if plan.digest() != plan.content_hash:
         raise PlanError("the plan's content hash does not match: it was altered")
     check_plan(catalog, plan)
+    if who is not EMBEDDED and not options.dry_run:
+        require_approved(catalog, plan)
     journal = Journal(catalog)
-    journal.create(plan, options.principal, options.dry_run,
+    journal.create(plan, options.principal if who is EMBEDDED else who.name, options.dry_run,
                    [(i, 2 if s.action == "recompute" else 1) for i, s in enumerate(plan.steps)])
     journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),
                     options.lease_wait)
@@ -103,6 +116,7 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
 def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = None) -> str:
     """Finish a request whose process died or whose commit kept failing."""
     options = options or ApplyOptions()
+    authorize(catalog, options.caller, "resume", {"request_id": request_id})
     journal = Journal(catalog)
     request = journal.request(request_id)
     if request["status"] in FINAL:

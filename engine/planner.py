@@ -20,6 +20,7 @@ from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_c
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
 from engine.subjects import Subject, SubjectError
+from scanner.access import Principal, authorize
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.catalog.secret import KeyedHash
 from scanner.config import Config
@@ -131,9 +132,12 @@ class _Walk:
 
 
 def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
-               now: dt.datetime | None = None) -> ErasurePlan:
+               now: dt.datetime | None = None, caller: Principal | None = None) -> ErasurePlan:
     """Plan the request against everything the catalog knows. Reads data, writes none."""
     hasher = catalog.hasher()
+    authorize(catalog, caller, "plan", {
+        "policy": request.policy_path, "request_id": request.request_id,
+        "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in request.subjects]})
     graph = build_graph(catalog, config)
     config = config or Config()
     walk = _Walk(graph, hasher)
@@ -397,15 +401,16 @@ def values_by_domain(graph: IdentityGraph, plan: ErasurePlan) -> dict[str, set[s
     return out
 
 
-def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None
-           ) -> tuple[ErasurePlan, list[str]]:
+def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None,
+           caller: Principal | None = None) -> tuple[ErasurePlan, list[str]]:
     """Plan again from an earlier plan (its keyed hashes, per domain, as they are now) and
     say what changed: datasets added or dropped, other row counts or actions."""
     known = values_by_domain(build_graph(catalog, config), plan)
     request = PlanRequest([], policy, plan.policy.get("path", ""), plan.request_id,
                           known={d: frozenset(h) for d, h in known.items()},
-                          digests=plan.subjects)
-    new = build_plan(catalog, request, config)
+                          digests=plan.subjects,
+                          created_by=caller.name if caller else plan.created_by)
+    new = build_plan(catalog, request, config, caller=caller)
     old_steps = {s.dataset_id: s for s in plan.steps}
     new_steps = {s.dataset_id: s for s in new.steps}
     diff = []

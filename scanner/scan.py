@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 from scanner.catalog.store import DatasetExtras
 from scanner.classify.column import Classifier, ClassifierSettings
@@ -95,9 +96,12 @@ def scan(
     options: ScanOptions | None = None,
     progress: Progress | None = None,
     classifier: Classifier | None = None,
+    caller: Principal | None = None,
 ) -> ScanReport:
     """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
-    a catalog that cannot be written."""
+    a catalog that cannot be written, and a caller without the scanner role."""
+    authorize(catalog, caller, "scan",
+              {"sources": [redact_uri(s) for s in specs], "full": bool(options and options.full)})
     options = options or ScanOptions()
     classifier = classifier or Classifier(options.classifier)  # bad settings fail before any write
     notify = progress or (lambda *_: None)

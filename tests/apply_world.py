@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,10 +17,13 @@ import duckdb
 import psycopg
 import pyarrow.parquet as pq
 
+from engine.approvals import approve
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
 from fixtures.generate import load_postgres
+from scanner.access import Principal
+from scanner.access.principals import init_catalog
 from scanner.catalog import Catalog
 from scanner.config import load_config
 from scanner.scan import scan
@@ -25,6 +31,7 @@ from scanner.scan import scan
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = 'identity:\n  links:\n    - columns: ["events:user_id", "customers:id"]\n'
 SUBJECT_INDEX = 6
+OPTOUT = [sys.executable, "-m", "engine.cli"]
 
 
 class World:
@@ -62,6 +69,28 @@ class World:
         return build_plan(self.catalog, PlanRequest([parse_subject(s) for s in subjects],
                                                     load_policy(path), str(path), request_id),
                           self.config)
+
+    # -- the command line, as an initialized catalog's principals use it -----------------------
+
+    token: str | None = None
+    admin = Principal("admin", frozenset({"admin"}))
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+            ) -> subprocess.CompletedProcess:
+        """Run `optout` on the world's catalog as its admin (initializing it on first use)."""
+        return subprocess.run([*OPTOUT, "--catalog", self.catalog.path, *args],
+                              env={**self.env(), **(env or {})},
+                              capture_output=True, text=True, cwd=self.root, timeout=timeout)
+
+    def env(self) -> dict[str, str]:
+        """The environment of an `optout` process run as the admin."""
+        if self.token is None:
+            self.token = init_catalog(self.catalog)
+        return {**os.environ, "OPTOUT_TOKEN": self.token}
+
+    def approve(self, plan) -> None:
+        """Approve a plan as a second principal (four eyes)."""
+        approve(self.catalog, plan, Principal("approver", frozenset({"approver"})))
 
     def write_plan(self, plan) -> Path:
         """The plan as a file, as `optout plan -o` writes it."""

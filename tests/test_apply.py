@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from apply_world import World, digests, recomputed_ltv
 from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
 from engine.erasure_report import ReportError, build_report, verify_report
 from engine.journal import Journal
-from engine.plan import PlanError
+from engine.plan import PlanError, load_plan
 from engine.targets import ApplyError
 
 OPTOUT = [sys.executable, "-m", "engine.cli"]
@@ -113,9 +112,8 @@ def test_killed_at_each_phase_then_resumed(world: World, point: str) -> None:
         orders = next(s for s in plan.steps if s.dataset == "orders")
         assert orders.rows == 2
     path = world.write_plan(plan)
-    env = {**os.environ, "OPTOUT_FAULT": point}
-    run = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes"],
-                         env=env, capture_output=True, text=True, cwd=world.root, timeout=300)
+    world.approve(plan)
+    run = world.cli("apply", str(path), "--yes", env={"OPTOUT_FAULT": point})
     assert run.returncode == -9, run.stdout + run.stderr
     status = Journal(world.catalog).request(plan.request_id)["status"]
     if point in ("after-prepare", "after-check"):
@@ -123,9 +121,7 @@ def test_killed_at_each_phase_then_resumed(world: World, point: str) -> None:
         assert world.tables() == before  # nothing visible before commit
     # every file is whole at every point: each dataset reads back completely
     assert set(world.tables()) == set(before)
-    resumed = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "resume",
-                              plan.request_id], capture_output=True, text=True,
-                             cwd=world.root, timeout=300)
+    resumed = world.cli("resume", plan.request_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "complete" in resumed.stdout
     assert_erased(world, before)
@@ -139,8 +135,10 @@ def test_two_concurrent_applies(world: World) -> None:
     first = world.write_plan(world.plan(request_id="first"))
     second = world.write_plan(world.plan(request_id="second",
                                          subjects=[f"email={other['email']}"]))
+    for p in (first, second):
+        world.approve(load_plan(p))
     procs = [subprocess.Popen([*OPTOUT, "--catalog", world.catalog.path, "apply", str(p),
-                               "--yes", "--lease-wait", "120"], cwd=world.root,
+                               "--yes", "--lease-wait", "120"], cwd=world.root, env=world.env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for p in (first, second)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
@@ -156,19 +154,18 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
     plan = world.plan()
     path = world.write_plan(plan)
     path.write_text(path.read_text().replace('"rows": 2', '"rows": 3', 1))
-    run = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes"],
-                         capture_output=True, text=True, cwd=world.root)
+    run = world.cli("apply", str(path), "--yes")
     assert run.returncode == 1 and "the plan was altered" in run.stderr
     from dataclasses import replace
 
     foreign = replace(plan.steps[0], dataset_id="000000000000", dataset="elsewhere")
     bad = replace(plan, steps=(foreign, *plan.steps[1:])).sealed()
     with pytest.raises(StalePlan, match=r"'elsewhere'.*not in the catalog"):
-        apply_plan(world.catalog, bad)
+        apply_plan(world.catalog, bad, ApplyOptions(caller=world.admin))
     (world.data / "web" / "events.jsonl").write_text(
         (world.data / "web" / "events.jsonl").read_text() + "\n")
     with pytest.raises(StalePlan, match="events changed since the plan was made"):
-        apply_plan(world.catalog, plan)
+        apply_plan(world.catalog, plan, ApplyOptions(caller=world.admin))
     after = world.tables()
     assert {k: v for k, v in after.items() if k != "events"} == {
         k: v for k, v in before.items() if k != "events"}
@@ -224,17 +221,17 @@ def test_a_restored_copy_is_found_and_erased_again(world: World) -> None:
     restored = world.data / "crm" / "restored"
     restored.mkdir()
     shutil.copy(backup, restored / "customers_restored.parquet")
-    env = {**os.environ}
-    scanned = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "scan", "-q",
-                              str(restored)], capture_output=True, text=True, cwd=world.root,
-                             env=env, timeout=300)
+    scanned = world.cli("scan", "-q", str(restored))
     assert scanned.returncode == 0, scanned.stderr
     assert "Warning: erased subjects found again in customers_restored" in scanned.stderr
     assert ": 1 rows" in scanned.stderr
-    again = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", "--reapply",
-                            "--policy", str(Path(__file__).resolve().parent.parent / "policies"
-                                            / "gdpr-erasure.yaml"), "--yes"],
-                           capture_output=True, text=True, cwd=world.root, timeout=300)
+    held = world.cli("apply", "--reapply", "--policy",
+                     str(Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"),
+                     "--yes")
+    assert held.returncode == 0 and "needs 1 approval(s)" in held.stdout, held.stdout + held.stderr
+    [path] = world.root.glob("reapply-*.json")
+    world.approve(load_plan(path))
+    again = world.cli("apply", str(path), "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "complete" in again.stdout
     rows = pq.read_table(restored / "customers_restored.parquet").to_pylist()
@@ -278,13 +275,14 @@ def test_replan_when_the_data_changed(world: World) -> None:
                            if json.loads(line)["user_id"] == world.subject["id"]))
     copy["event_id"] = "00000000-0000-4000-8000-000000000000"
     events.write_text(events.read_text() + json.dumps(copy) + "\n")  # a pipeline wrote more
-    refused = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path),
-                              "--yes"], capture_output=True, text=True, cwd=world.root)
+    refused = world.cli("apply", str(path), "--yes")
     assert refused.returncode == 1 and "events changed since the plan was made" in refused.stderr
-    again = subprocess.run([*OPTOUT, "--catalog", world.catalog.path, "apply", str(path), "--yes",
-                            "--replan"], capture_output=True, text=True, cwd=world.root,
-                           timeout=300)
+    replanned = world.cli("apply", str(path), "--yes", "--replan")
+    assert replanned.returncode == 0, replanned.stdout + replanned.stderr
+    assert "~ events: delete_rows 8 rows → delete_rows 9 rows" in replanned.stdout
+    new = path.with_suffix(".replanned.json")
+    world.approve(load_plan(new))
+    again = world.cli("apply", str(new), "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "~ events: delete_rows 8 rows → delete_rows 9 rows" in again.stdout
     assert "complete" in again.stdout
     assert not [r for r in world.tables()["events"] if r[1] == world.subject["id"]]

@@ -102,7 +102,7 @@ def test_positions_of_another_file_version_are_not_used(dataset) -> None:
 def test_the_check_catches_a_row_the_rewrite_left(dataset, monkeypatch) -> None:
     """The check re-reads the staged file through the prefilter the positions taught: a
     subject row that survives the rewrite (here: every row does) is found, nothing changes."""
-    catalog, path, table = dataset
+    catalog, path, _table = dataset
     before = path.read_bytes()
     monkeypatch.setattr(ParquetTarget, "_edit", lambda self, group, *a: group)
     with pytest.raises(ApplyError, match=r"nothing was changed: .*people.*(still holds|rows)"):
@@ -113,7 +113,7 @@ def test_the_check_catches_a_row_the_rewrite_left(dataset, monkeypatch) -> None:
 
 def test_the_check_catches_a_respelled_survivor(dataset, monkeypatch) -> None:
     """Only one spelling of the subject's email survives the rewrite: still found."""
-    catalog, path, table = dataset
+    catalog, path, _table = dataset
     before = path.read_bytes()
     original = ParquetTarget._edit
 

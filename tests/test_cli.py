@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import cli
+from scanner.access.principals import init_catalog
+from scanner.catalog import Catalog
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -18,10 +20,12 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 @pytest.fixture()
 def run(tmp_path: Path):
     catalog = str(tmp_path / "cli.duckdb")
+    token = init_catalog(Catalog(catalog))
 
     def invoke(*args: str, config: str | None = None):
         extra = ["--config", config] if config else []
-        return CliRunner().invoke(cli, ["--catalog", catalog, *extra, *args])
+        return CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
+            cli, ["--catalog", catalog, *extra, *args])
 
     return invoke
 
@@ -77,9 +81,12 @@ def test_show_unknown_dataset(run, small_source: Path) -> None:
     assert result.output.startswith("Error: no dataset 'nope'")
 
 
-def test_list_without_catalog(run) -> None:
-    result = run("catalog", "list")
-    assert result.exit_code == 1 and "no catalog here yet" in result.output
+def test_list_without_catalog(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.duckdb")
+    result = CliRunner(env={"OPTOUT_TOKEN": "x"}).invoke(cli, ["--catalog", missing, "catalog",
+                                                              "list"])
+    assert result.exit_code == 3 and "not initialized; run `optout init` first" in result.output
+    assert not Path(missing).exists()
 
 
 @pytest.mark.parametrize(
@@ -135,14 +142,14 @@ def test_unknown_entity_is_an_error(run, small_source: Path) -> None:
     result = run("scan", str(small_source), "--entities", "EMAIL_ADRESS")
     assert result.exit_code == 1
     assert result.output == "Error: Unknown entity 'EMAIL_ADRESS'. Did you mean EMAIL_ADDRESS?\n"
-    assert not (small_source.parent / "cli.duckdb").exists()  # nothing was written
+    assert Catalog(str(small_source.parent / "cli.duckdb")).datasets() == []  # nothing scanned
 
 
 def test_plan_graph_and_lineage_commands(tmp_path: Path, company_dir: Path) -> None:
     import pyarrow.parquet as pq
 
     catalog = str(tmp_path / "c.duckdb")
-    runner = CliRunner()
+    runner = CliRunner(env={"OPTOUT_TOKEN": init_catalog(Catalog(catalog))})
 
     def optout(*args: str):
         return runner.invoke(cli, ["--catalog", catalog, *args])

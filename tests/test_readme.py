@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import cli
+from scanner.access.principals import init_catalog
+from scanner.catalog import Catalog
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -33,6 +35,8 @@ def test_tour_runs_as_written(
     (tmp_path / "policies").symlink_to(README.parent / "policies")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPTOUT_CATALOG", raising=False)
+    token = init_catalog(Catalog(str(tmp_path / "optout.duckdb")))  # what `make demo` did
+    monkeypatch.setenv("OPTOUT_TOKEN", token)
     commands = tour_commands()
     assert len(commands) >= 5
     for command in commands:

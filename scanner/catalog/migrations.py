@@ -93,6 +93,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         request_id VARCHAR NOT NULL, domain VARCHAR NOT NULL, hash VARCHAR NOT NULL);
     """,
     ),
+    (
+        5,
+        "principals, tokens (scrypt hashes only), plan approvals, the hash-chained audit log",
+        """
+    CREATE TABLE principals (
+        name VARCHAR NOT NULL, roles VARCHAR[] NOT NULL, created_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL);
+    CREATE TABLE tokens (
+        id VARCHAR NOT NULL, principal VARCHAR NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL,
+        created_at TIMESTAMP NOT NULL, expires_at TIMESTAMP, revoked_at TIMESTAMP);
+    CREATE TABLE approvals (
+        plan_hash VARCHAR NOT NULL, request_id VARCHAR NOT NULL, approver VARCHAR NOT NULL,
+        approved_at TIMESTAMP NOT NULL);
+    CREATE TABLE audit_log (
+        seq BIGINT NOT NULL, logged_at TIMESTAMP NOT NULL, principal VARCHAR NOT NULL,
+        roles VARCHAR NOT NULL, command VARCHAR NOT NULL, args VARCHAR NOT NULL,
+        outcome VARCHAR NOT NULL, detail VARCHAR, mac VARCHAR NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

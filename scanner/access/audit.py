@@ -1,0 +1,137 @@
+"""The audit log: append-only, in the catalog, hash-chained.
+
+Every entry holds a sequence number, a UTC timestamp, the principal and its roles, the
+command, its arguments (subject identifiers replaced by keyed hashes), the outcome, and an
+HMAC under a key derived from the catalog secret that covers the entry and the previous
+entry's HMAC. Editing, deleting, inserting or reordering entries breaks the chain at the first
+entry touched; `verify` names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.catalog import Catalog
+from scanner.errors import ScannerError
+from scanner.matching import TEXT_EMAIL
+
+_EMAIL = re.compile(TEXT_EMAIL, re.IGNORECASE)
+COLUMNS = "seq, logged_at, principal, roles, command, args, outcome, detail, mac"
+
+
+class AuditError(ScannerError):
+    """The audit log does not verify."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry."""
+
+    seq: int
+    at: dt.datetime
+    principal: str
+    roles: str
+    command: str
+    args: str  # canonical JSON
+    outcome: str  # allowed, denied, ok, failed
+    detail: str | None
+    mac: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as an exported JSON object."""
+        return {"seq": self.seq, "at": self.at.isoformat() + "Z", "principal": self.principal,
+                "roles": self.roles.split(",") if self.roles else [],
+                "command": self.command, "args": json.loads(self.args),
+                "outcome": self.outcome, "detail": self.detail, "mac": self.mac}
+
+
+def _key(catalog: Catalog) -> bytes:
+    """The audit chain's key: derived from the catalog secret, used for nothing else."""
+    return hmac.new(catalog.hasher().secret, b"optout audit log v1", hashlib.sha256).digest()
+
+
+def _mac(key: bytes, previous: str, seq: int, at: dt.datetime, principal: str, roles: str,
+         command: str, args: str, outcome: str, detail: str | None) -> str:
+    body = json.dumps([previous, seq, at.isoformat(), principal, roles, command, args, outcome,
+                       detail], separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def safe_args(catalog: Catalog, args: dict[str, Any]) -> str:
+    """Arguments as canonical JSON, every email address inside a value and every subject
+    (`KEY=VALUE` under `subjects`) replaced by its keyed hash."""
+    hasher = catalog.hasher()
+
+    def clean(key: str, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [clean(key, v) for v in value]
+        if not isinstance(value, str):
+            return value
+        if key == "subjects" and "=" in value:
+            k, _, v = value.partition("=")
+            return f"{k.strip()[:40]}=hmac:{hasher(v.strip().lower())[:32]}"
+        return _EMAIL.sub(lambda m: f"hmac:{hasher(m.group().lower())[:32]}", value)
+
+    return json.dumps({k: clean(k, v) for k, v in sorted(args.items())}, sort_keys=True,
+                      default=str)
+
+
+def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, ...],
+           command: str, args: dict[str, Any], outcome: str, detail: str | None = None) -> int:
+    """Append one entry; returns its sequence number."""
+    key = _key(catalog)
+    role_text = ",".join(sorted(roles))
+    text = safe_args(catalog, args)
+    at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            last = con.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1"
+                               ).fetchall()
+            seq, previous = (last[0][0] + 1, last[0][1]) if last else (1, "")
+            mac = _mac(key, previous, seq, at, principal, role_text, command, text, outcome,
+                       detail)
+            con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [seq, at, principal, role_text, command, text, outcome, detail, mac])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return seq
+
+
+def entries(catalog: Catalog, since: dt.datetime | None = None) -> Iterator[Entry]:
+    """The entries in log order (by sequence number, then as stored)."""
+    where, params = ("WHERE logged_at >= ?", [since]) if since else ("", [])
+    with catalog.connect() as con:
+        rows = con.execute(f"SELECT {COLUMNS} FROM audit_log {where} ORDER BY seq, rowid",
+                           params).fetchall()
+    for row in rows:
+        yield Entry(*row)
+
+
+def verify(catalog: Catalog) -> int:
+    """Check the whole chain; returns the number of entries. Raises AuditError naming the
+    first bad sequence number (an edited, missing, inserted or reordered entry)."""
+    key = _key(catalog)
+    previous, expected = "", 1
+    for e in entries(catalog):
+        if e.seq != expected:
+            bad = min(e.seq, expected)
+            what = "missing" if e.seq > expected else "duplicated or out of order"
+            raise AuditError(f"audit log broken at entry {bad}: {what} (found {e.seq} where "
+                             f"{expected} was expected)")
+        mac = _mac(key, previous, e.seq, e.at, e.principal, e.roles, e.command, e.args,
+                   e.outcome, e.detail)
+        if not hmac.compare_digest(mac, e.mac):
+            raise AuditError(f"audit log broken at entry {e.seq}: its content or its place in "
+                             "the chain was altered")
+        previous, expected = e.mac, expected + 1
+    return expected - 1

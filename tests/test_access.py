@@ -1,0 +1,313 @@
+"""Access control through the real CLI: every command × every role, four eyes, the audit log's
+tamper evidence, hostile names, and no raw identifier in the audit log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from engine.apply import ApplyOptions, apply_plan
+from engine.approvals import ApprovalError, approve
+from engine.cli import cli
+from engine.erasure_report import build_report
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
+from scanner.access.principals import ROLES, add_principal, create_token, init_catalog
+from scanner.catalog import Catalog
+
+POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
+SUBJECT = "user7@example.com"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, classifier) -> dict:
+    root = tmp_path_factory.mktemp("access")
+    data = root / "data"
+    data.mkdir()
+    (data / "people.csv").write_text(
+        "id,email,name\n" + "".join(f"{i},user{i}@example.com,Given{i} Family{i}\n"
+                                    for i in range(40)))
+    catalog = Catalog(str(root / "c.duckdb"))
+    admin = init_catalog(catalog)
+    tokens = {"admin": admin}
+    for role in ROLES:
+        if role != "admin":
+            add_principal(catalog, role, [role], "admin")
+            tokens[role] = create_token(catalog, role)[1]
+    boss = Principal("admin", frozenset({"admin"}))
+    from scanner.scan import scan
+
+    scan([str(data)], catalog, classifier=classifier, caller=boss)
+    return {"root": root, "data": data, "catalog": catalog, "tokens": tokens, "boss": boss}
+
+
+def fresh_plan(world: dict, name: str) -> Path:
+    """A plan made by a requester other than the approvers, written to a file."""
+    plan = build_plan(world["catalog"], PlanRequest(
+        [parse_subject(f"email={SUBJECT}")], load_policy(POLICY), str(POLICY), f"p-{name}",
+        created_by="requester"), caller=world["boss"])
+    path = world["root"] / f"plan-{name}.json"
+    path.write_text(plan.to_json())
+    return path
+
+
+def commands(world: dict, role: str) -> dict[str, list[str]]:
+    """Valid arguments for every command, fresh per role where a call consumes something."""
+    root, catalog = world["root"], world["catalog"]
+    plan = fresh_plan(world, role)
+    rid = apply_plan(catalog, __import__("engine.plan", fromlist=["load_plan"]).load_plan(plan),
+                     ApplyOptions(dry_run=True, caller=world["boss"]))
+    report = root / f"report-{role}.json"
+    report.write_text(json.dumps(build_report(catalog, rid)))
+    (root / f"lineage-{role}.yaml").write_text("lineage: []\n")
+    token_id = create_token(catalog, "viewer")[0]
+    return {
+        "scan": ["scan", "-q", str(world["data"])],
+        "catalog list": ["catalog", "list"], "catalog show": ["catalog", "show", "people"],
+        "catalog export": ["catalog", "export", "-o", str(root / f"cat-{role}.json")],
+        "graph": ["graph"], "lineage show": ["lineage", "show", "people"],
+        "lineage add": ["lineage", "add", str(root / f"lineage-{role}.yaml")],
+        "lineage add-sql": ["lineage", "add-sql", str(root / f"lineage-{role}.yaml")],
+        "plan": ["plan", "--subject", f"email={SUBJECT}", "--policy", str(POLICY), "-o",
+                 str(root / f"made-{role}.json")],
+        "approve": ["approve", str(plan)],
+        "apply": ["apply", str(plan), "--dry-run"],
+        "resume": ["resume", rid],
+        "report": ["report", rid, "--format", "md"],
+        "report verify": ["report", "verify", str(report)],
+        "audit verify": ["audit", "verify"],
+        "audit export": ["audit", "export", "-o", str(root / f"audit-{role}.jsonl")],
+        "user add": ["user", "add", f"new-{role}", "--role", "viewer"],
+        "user list": ["user", "list"],
+        "token create": ["token", "create", "viewer"],
+        "token revoke": ["token", "revoke", token_id],
+        "token list": ["token", "list"],
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_command_for_every_role(world: dict, role: str) -> None:
+    catalog = world["catalog"]
+    runner = CliRunner(env={"OPTOUT_TOKEN": world["tokens"][role]})
+    calls = commands(world, role)
+    assert set(calls) == set(COMMAND_ROLES)
+    for command, argv in calls.items():
+        before = max(e.seq for e in audit.entries(catalog))
+        result = runner.invoke(cli, ["--catalog", catalog.path, *argv])
+        new = [e for e in audit.entries(catalog) if e.seq > before]
+        allowed = role in (COMMAND_ROLES[command], "admin")
+        if allowed:
+            assert result.exit_code == 0, (command, role, result.output)
+            assert any(e.outcome == "ok" and e.principal == role for e in new), command
+        else:
+            assert result.exit_code == 3, (command, role, result.output)
+            assert "does not hold the role" in result.output
+            assert [(e.principal, e.command, e.outcome) for e in new] == [
+                (role, command, "denied")], (command, role)
+
+
+def test_no_token_bad_token_revoked_token(world: dict) -> None:
+    catalog = world["catalog"]
+    for token, message in ((None, "no token"), ("optout_nope", "not an optout token"),
+                           ("optout_000000000000_" + "a" * 43, "not valid for this catalog")):
+        env = {"OPTOUT_TOKEN": token} if token else {"OPTOUT_TOKEN": ""}
+        result = CliRunner(env=env).invoke(cli, ["--catalog", catalog.path, "catalog", "list"])
+        assert result.exit_code == 3 and message in result.output
+        last = list(audit.entries(catalog))[-1]
+        assert (last.principal, last.outcome) == ("(unauthenticated)", "denied")
+    token_id, token = create_token(catalog, "viewer")
+    CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["admin"]}).invoke(
+        cli, ["--catalog", catalog.path, "token", "revoke", token_id])
+    result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
+        cli, ["--catalog", catalog.path, "catalog", "list"])
+    assert result.exit_code == 3 and "revoked" in result.output
+
+
+def test_the_api_checks_roles_too(world: dict) -> None:
+    viewer = Principal("viewer", frozenset({"viewer"}))
+    with pytest.raises(AccessDenied, match="does not hold the role 'requester'"):
+        fresh_plan_as(world, viewer)
+
+
+def fresh_plan_as(world: dict, caller: Principal):
+    return build_plan(world["catalog"], PlanRequest(
+        [parse_subject(f"email={SUBJECT}")], load_policy(POLICY), str(POLICY)), caller=caller)
+
+
+def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
+    catalog = world["catalog"]
+    both = Principal("both", frozenset({"requester", "approver"}))
+    add_principal(catalog, "both", ["requester", "approver"], "admin")
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(POLICY), str(POLICY), created_by="both"),
+                      caller=both)
+    with pytest.raises(ApprovalError, match="cannot approve it \\(four eyes\\)"):
+        approve(catalog, plan, both)
+    path = tmp_path / "plan.json"
+    path.write_text(plan.to_json())
+    token = create_token(catalog, "both")[1]
+    result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
+        cli, ["--catalog", catalog.path, "approve", str(path)])
+    assert result.exit_code == 3 and "four eyes" in result.output
+    approver = Principal("approver", frozenset({"approver"}))
+    assert approve(catalog, plan, approver) == 1
+    # Edited and sealed again (a valid content hash): the approval does not carry over.
+    import dataclasses
+
+    edited = dataclasses.replace(plan, steps=plan.steps[:0]).sealed()
+    with pytest.raises(ApprovalError, match="0 of the 1 approvals"):
+        apply_plan(catalog, edited, ApplyOptions(caller=world["boss"]))
+
+
+def tamper(catalog: Catalog, sql: str) -> None:
+    con = duckdb.connect(catalog.path)
+    con.execute(sql)
+    con.close()
+
+
+@pytest.mark.parametrize(("attack", "bad"), [
+    ("UPDATE audit_log SET outcome = 'denied' WHERE seq = 4", 4),
+    ("DELETE FROM audit_log WHERE seq = 5", 5),
+    ("INSERT INTO audit_log SELECT 3, logged_at, 'mallory', roles, command, args, outcome, "
+     "detail, mac FROM audit_log WHERE seq = 3", 3),
+    ("UPDATE audit_log SET seq = CASE seq WHEN 6 THEN 7 ELSE 6 END WHERE seq IN (6, 7)", 6),
+    ("UPDATE audit_log SET principal = 'mallory' WHERE seq = 8", 8),
+])
+def test_audit_tampering_names_the_first_bad_entry(tmp_path: Path, attack: str, bad: int) -> None:
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    init_catalog(catalog)
+    for i in range(10):
+        audit.append(catalog, f"p{i}", ("viewer",), "catalog list", {"n": i}, "ok")
+    assert audit.verify(catalog) == 10
+    tamper(catalog, attack)
+    with pytest.raises(audit.AuditError, match=f"broken at entry {bad}:"):
+        audit.verify(catalog)
+    token = create_token(catalog, "admin")[1]
+    result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
+        cli, ["--catalog", catalog.path, "audit", "verify"])
+    assert result.exit_code == 1 and f"broken at entry {bad}:" in result.output
+
+
+def test_no_raw_identifier_in_the_audit_log(world: dict) -> None:
+    catalog = world["catalog"]
+    runner = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["requester"]})
+    result = runner.invoke(cli, ["--catalog", catalog.path, "plan", "--subject",
+                                 "email=user9@example.com", "--subject", "phone=+14155550123",
+                                 "--policy", str(POLICY), "-o",
+                                 str(world["root"] / "grep.json")])
+    assert result.exit_code == 0, result.output
+    denied = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["viewer"]}).invoke(
+        cli, ["--catalog", catalog.path, "plan", "--subject", "email=user9@example.com",
+              "--policy", str(POLICY)])
+    assert denied.exit_code == 3
+    exported = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["auditor"]}).invoke(
+        cli, ["--catalog", catalog.path, "audit", "export"]).output
+    con = duckdb.connect(catalog.path, read_only=True)
+    stored = "\n".join(str(r) for r in con.execute("SELECT * FROM audit_log").fetchall())
+    con.close()
+    for text in (exported, stored):
+        assert "user9@example.com" not in text and "4155550123" not in text
+        assert "email=hmac:" in text
+
+
+# -- hostile input ----------------------------------------------------------------------------
+
+def test_hostile_table_and_column_names_are_quoted(tmp_path: Path, classifier) -> None:
+    """A SQLite table and column whose names carry quotes and a statement: scanned, planned
+    and erased as data; the statement never runs; other rows intact."""
+    db = tmp_path / "data" / "hostile.sqlite"
+    db.parent.mkdir()
+    table, column = 'people"; DROP TABLE keep; --', "e'mail; DELETE FROM keep"
+    lite = sqlite3.connect(db)
+    lite.execute("CREATE TABLE keep (x INTEGER)")
+    lite.execute("INSERT INTO keep VALUES (1)")
+    lite.execute(f'CREATE TABLE "{table.replace(chr(34), chr(34) * 2)}" '
+                 f'(id INTEGER, "{column}" TEXT)')
+    lite.executemany(f'INSERT INTO "{table.replace(chr(34), chr(34) * 2)}" VALUES (?, ?)',
+                     [(i, f"user{i}@example.com") for i in range(30)])
+    lite.commit()
+    lite.close()
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    from scanner.scan import scan
+
+    scan([str(db.parent)], catalog, classifier=classifier)
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(POLICY), str(POLICY)))
+    assert [s.dataset for s in plan.steps] == [table]
+    apply_plan(catalog, plan)
+    lite = sqlite3.connect(db)
+    assert lite.execute("SELECT x FROM keep").fetchall() == [(1,)]
+    rows = lite.execute(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"').fetchall()
+    lite.close()
+    assert len(rows) == 29 and SUBJECT not in {r[1] for r in rows}
+
+
+def test_hostile_subject_identifiers_are_hashed_not_executed(world: dict) -> None:
+    catalog = world["catalog"]
+    for value in ("x' OR '1'='1", "a@b.com'); DROP TABLE audit_log; --", "../../etc/passwd"):
+        runner = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["requester"]})
+        result = runner.invoke(cli, ["--catalog", catalog.path, "plan", "--subject",
+                                     f"customer_id={value}", "--policy", str(POLICY)])
+        assert result.exit_code in (0, 1), result.output
+        assert value not in "\n".join(e.args for e in audit.entries(catalog))
+    assert audit.verify(catalog) > 0
+
+
+def test_a_plan_pointing_outside_the_catalog_is_refused(world: dict, tmp_path: Path) -> None:
+    """A resealed plan whose step names another file (path traversal) changes nothing."""
+    import dataclasses
+
+    from engine.apply import StalePlan
+
+    catalog = world["catalog"]
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(POLICY), str(POLICY)),
+                      caller=world["boss"])
+    victim = tmp_path / "victim.csv"
+    victim.write_text("id,email\n7,user7@example.com\n")
+    moved = dataclasses.replace(plan.steps[0], location=str(world["data"] / ".." / ".." /
+                                                           tmp_path.name / "victim.csv"))
+    evil = dataclasses.replace(plan, steps=(moved,)).sealed()
+    with pytest.raises(StalePlan, match="refused"):
+        apply_plan(catalog, evil, ApplyOptions(caller=world["boss"]))
+    assert victim.read_text() == "id,email\n7,user7@example.com\n"
+
+
+def test_hostile_file_names_are_quoted(tmp_path: Path, classifier) -> None:
+    """A CSV whose name carries quotes, a statement and `..`: read and erased as a file."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    hostile = folder / "o'neil; DROP TABLE datasets; --..csv"
+    hostile.write_text("id,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(30)))
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    from scanner.scan import scan
+
+    report = scan([str(folder)], catalog, classifier=classifier)
+    assert not report.failed
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(POLICY), str(POLICY)))
+    assert [s.location for s in plan.steps] == [str(hostile)]
+    apply_plan(catalog, plan)
+    lines = hostile.read_text().splitlines()
+    assert len(lines) == 30 and not [x for x in lines if SUBJECT in x]
+    assert catalog.datasets()  # the catalog's tables are all there
+
+
+def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    import os
+
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    token = init_catalog(catalog)
+    assert oct(os.stat(catalog.path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(catalog.path + ".key").st_mode & 0o777) == "0o600"
+    os.chmod(catalog.path + ".key", 0o644)
+    result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
+        cli, ["--catalog", catalog.path, "catalog", "list"])
+    assert result.exit_code != 0 and "readable by others" in result.output
