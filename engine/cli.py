@@ -468,7 +468,7 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
                 locations = sorted({s.location for s in plan.steps})
                 scan(locations, obj.catalog, ScanOptions(
                     sample_rows=config.scan.sample_rows, seed=config.scan.seed,
-                    classifier=config.classifier_settings()))
+                    classifier=config.classifier_settings()), caller=obj.caller)
                 policy = load_policy(policy_path or plan.policy["path"])
                 plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller)
                 click.echo("\n".join(diff) or "the new plan has the same steps")
@@ -666,6 +666,83 @@ def audit_export(obj: Context, since: Any, output: str | None) -> None:
         Path(output).write_text("".join(lines))
     else:
         click.echo("".join(lines), nl=False)
+
+
+@cli.command("worker")
+@click.option("--stream", default="nats://127.0.0.1:4222", show_default=True,
+              help="The NATS server with JetStream.")
+@click.option("--namespace", default="optout", show_default=True,
+              help="Subjects are NAMESPACE.requests, .datasets.changed, .status, .requests.dead.")
+@click.option("--targets", "targets_file", type=click.Path(dir_okay=False), default=None,
+              help="Cascade targets file (Redis, Tantivy, webhooks).")
+@click.option("--policies-dir", type=click.Path(file_okay=False), default="policies",
+              show_default=True, help="Where a request's policy name is looked up.")
+@click.option("--reapply-policy", default="gdpr-erasure", show_default=True,
+              help="Policy for erasing again a subject a changed dataset holds again.")
+@click.option("--plans-dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where plans waiting for approval are written.")
+@click.option("--ack-wait", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              help="Seconds before an unacknowledged request is delivered again.")
+@click.option("--seconds", type=float, default=None, help="Stop after this long.")
+@click.option("--until-idle", is_flag=True, help="Stop when no message is waiting.")
+@click.pass_obj
+@errors_to_exit
+@guarded("worker")
+def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
+               policies_dir: str,
+               reapply_policy: str, plans_dir: str, ack_wait: float, seconds: float | None,
+               until_idle: bool) -> None:
+    """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream."""
+    import asyncio
+
+    from engine.cascade.spec import load_targets
+    from engine.worker.service import Worker, WorkerSettings
+
+    settings = WorkerSettings(stream, namespace, load_targets(targets_file), Path(policies_dir),
+                              reapply_policy, Path(plans_dir), ack_wait,
+                              config=load_config(obj.config_path))
+    asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
+
+
+@cli.group("request")
+def request_group() -> None:
+    """Requests for the worker."""
+
+
+@request_group.command("submit")
+@click.option("--stream", default="nats://127.0.0.1:4222", show_default=True)
+@click.option("--namespace", default="optout", show_default=True)
+@click.option("--id", "request_id", default=None, help="Request id (default: a new one).")
+@click.option("--identifier", "subjects", multiple=True, required=True, metavar="KEY=VALUE",
+              help="One of the subject's identifiers; repeatable.")
+@click.option("--policy", required=True, help="A policy name or file.")
+@click.pass_obj
+@errors_to_exit
+@guarded("request submit")
+def request_submit(obj: Context, stream: str, namespace: str, request_id: str | None,
+                   subjects: tuple[str, ...], policy: str) -> None:
+    """Publish a request on the stream (for scripts and tests)."""
+    import asyncio
+    import uuid
+
+    from engine.worker import bus
+    from engine.worker.messages import REQUESTS, ErasureRequest, subject
+
+    pairs = [s.partition("=") for s in subjects]
+    if any(not k.strip() or not sep or not v.strip() for k, sep, v in pairs):
+        raise click.UsageError("--identifier takes KEY=VALUE")
+    request = ErasureRequest(request_id=request_id or uuid.uuid4().hex[:16], policy=policy,
+                             identifiers={k.strip(): v.strip() for k, _, v in pairs})
+
+    async def send() -> None:
+        nc, js = await bus.connect(stream, namespace)
+        try:
+            await js.publish(subject(namespace, REQUESTS), request.model_dump_json().encode())
+        finally:
+            await nc.drain()
+
+    asyncio.run(send())
+    click.echo(f"submitted request {request.request_id}")
 
 
 def main() -> None:

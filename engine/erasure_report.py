@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
+from engine.cascade.run import steps as cascade_steps
 from engine.journal import Journal
 from scanner.catalog import Catalog
 
@@ -58,6 +59,7 @@ def build_report(catalog: Catalog, request_id: str) -> dict[str, Any]:
                     f"{residue} residue" + ("" if request["status"] == "complete"
                                             else f" (request {request['status']})")),
     }
+    body["cascade"] = cascade_steps(catalog, request_id)
     return {**body, "signature": sign(catalog, body)}
 
 
@@ -101,6 +103,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         out.append(f"| {s['dataset']} | {s['action']} | {s['rows_before']} | {s['rows_after']} "
                    f"| {s['rows_changed']} | {s['residue']} | {s['attempts']} | "
                    f"`{s['checksum_before']}` → `{s['checksum_after']}` |")
+    if report.get("cascade"):
+        out += ["", "| cascade target | kind | outcome | attempts | detail |", "|---|---|---|---|---|"]
+        out += [f"| {c['target']} | {c['kind']} | {c['status']} | {c['attempts']} | "
+                f"{c['detail'] or c['last_error'] or ''} |" for c in report["cascade"]]
     out += ["", f"signature: `{report['signature']}`"]
     return "\n".join(out) + "\n"
 
@@ -127,5 +133,16 @@ def report_html(report: dict[str, Any]) -> str:
             f"<p id='summary'><strong>{e(report['summary'])}</strong></p><table><tr>"
             "<th>dataset</th><th>action</th><th>rows before</th><th>after</th><th>changed</th>"
             "<th>residue</th><th>attempts</th><th>checksum</th><th>legal basis</th></tr>"
-            f"{rows}</table><p>Signature <code>{e(report['signature'])}</code></p>"
+            f"{rows}</table>{_cascade_html(report)}<p>Signature <code>{e(report['signature'])}</code></p>"
             "</body></html>\n")
+
+
+def _cascade_html(report: dict[str, Any]) -> str:
+    e = html.escape
+    if not report.get("cascade"):
+        return ""
+    rows = "".join(f"<tr><td>{e(c['target'])}</td><td>{e(c['kind'])}</td><td>{e(c['status'])}"
+                   f"</td><td>{c['attempts']}</td><td>{e(c['detail'] or c['last_error'] or '')}"
+                   "</td></tr>" for c in report["cascade"])
+    return ("<h2>Cascade</h2><table><tr><th>target</th><th>kind</th><th>outcome</th>"
+            f"<th>attempts</th><th>detail</th></tr>{rows}</table>")

@@ -49,6 +49,13 @@ class Journal:
                   plan.steps[i].location, plan.steps[i].action, stage] for i, stage in stages])
             con.execute("COMMIT")
 
+    def find(self, request_id: str) -> dict[str, Any] | None:
+        """A request's row, or None."""
+        try:
+            return self.request(request_id)
+        except EngineError:
+            return None
+
     def request(self, request_id: str) -> dict[str, Any]:
         """A request's row; raises when unknown."""
         with self.catalog.connect() as con:

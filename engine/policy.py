@@ -99,7 +99,7 @@ class Policy(_Strict):
     description: str = ""
     identifiers: list[str] = Field(min_length=1)
     default_action: Action = "delete_rows"
-    approvals: int = Field(1, ge=1, le=5)
+    approvals: int = Field(1, ge=0, le=5)  # 0: applied without approval (the worker)
     rules: list[Rule] = Field(default_factory=list)
     exemptions: list[Exemption] = Field(default_factory=list)
     digest: str = ""

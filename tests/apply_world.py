@@ -61,6 +61,11 @@ class World:
                 "SELECT subscriber_id FROM marketing.newsletter_subscribers WHERE email = %s",
                 (self.subject["email"],)).fetchall()}
 
+    def others(self, n: int) -> list[dict]:
+        """Other customers than the subject (for copies elsewhere)."""
+        rows = pq.read_table(self.data / "crm" / "customers.parquet").to_pylist()
+        return [r for r in rows if r["id"] != self.subject["id"]][:n]
+
     def plan(self, policy: str = "gdpr-erasure.yaml", request_id: str | None = None,
              subjects: list[str] | None = None):
         """A plan for the subject (or other subjects)."""

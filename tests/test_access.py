@@ -179,6 +179,7 @@ def tamper(catalog: Catalog, sql: str) -> None:
      "detail, mac FROM audit_log WHERE seq = 3", 3),
     ("UPDATE audit_log SET seq = CASE seq WHEN 6 THEN 7 ELSE 6 END WHERE seq IN (6, 7)", 6),
     ("UPDATE audit_log SET principal = 'mallory' WHERE seq = 8", 8),
+    ("DELETE FROM audit_log WHERE seq >= 9", 9),
 ])
 def test_audit_tampering_names_the_first_bad_entry(tmp_path: Path, attack: str, bad: int) -> None:
     catalog = Catalog(str(tmp_path / "c.duckdb"))
@@ -193,6 +194,23 @@ def test_audit_tampering_names_the_first_bad_entry(tmp_path: Path, attack: str, 
     result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
         cli, ["--catalog", catalog.path, "audit", "verify"])
     assert result.exit_code == 1 and f"broken at entry {bad}:" in result.output
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_exit_status_of_the_installed_command(world: dict, role: str) -> None:
+    """The same allow/deny as a separate process (what a shell sees)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "engine.cli", "--catalog",
+                          world["catalog"].path, "catalog", "list"],
+                         env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
+                         capture_output=True, text=True, timeout=120)
+    if role in ("viewer", "admin"):
+        assert run.returncode == 0 and "people" in run.stdout, run.stderr
+    else:
+        assert run.returncode == 3 and "does not hold the role 'viewer'" in run.stderr
 
 
 def test_no_raw_identifier_in_the_audit_log(world: dict) -> None:

@@ -4,7 +4,8 @@ Every entry holds a sequence number, a UTC timestamp, the principal and its role
 command, its arguments (subject identifiers replaced by keyed hashes), the outcome, and an
 HMAC under a key derived from the catalog secret that covers the entry and the previous
 entry's HMAC. Editing, deleting, inserting or reordering entries breaks the chain at the first
-entry touched; `verify` names it.
+entry touched; `verify` names it. The newest entry's number and HMAC are also kept in a
+head file beside the catalog, so cutting entries off the end is seen too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scanner.catalog import Catalog
@@ -96,6 +99,9 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
             last = con.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1"
                                ).fetchall()
             seq, previous = (last[0][0] + 1, last[0][1]) if last else (1, "")
+            head = _read_head(catalog)
+            if head is not None and head[0] >= seq:  # entries were cut off the end: the gap
+                seq, previous = head[0] + 1, head[1]  # stays visible to verify
             mac = _mac(key, previous, seq, at, principal, role_text, command, text, outcome,
                        detail)
             con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -104,7 +110,31 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
         except Exception:
             con.execute("ROLLBACK")
             raise
+    _write_head(catalog, seq, mac)
     return seq
+
+
+def head_path(catalog: Catalog) -> str:
+    """Where the newest entry's sequence number and HMAC are kept outside the catalog, so
+    deleting the newest entries (which leaves the chain consistent) is still seen."""
+    return catalog.path + ".audit-head"
+
+
+def _write_head(catalog: Catalog, seq: int, mac: str) -> None:
+    path = head_path(catalog)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{seq} {mac}\n")
+    os.replace(tmp, path)
+
+
+def _read_head(catalog: Catalog) -> tuple[int, str] | None:
+    try:
+        seq, mac = Path(head_path(catalog)).read_text().split()
+        return int(seq), mac
+    except (OSError, ValueError):
+        return None
 
 
 def entries(catalog: Catalog, since: dt.datetime | None = None) -> Iterator[Entry]:
@@ -134,4 +164,19 @@ def verify(catalog: Catalog) -> int:
             raise AuditError(f"audit log broken at entry {e.seq}: its content or its place in "
                              "the chain was altered")
         previous, expected = e.mac, expected + 1
-    return expected - 1
+    head = _read_head(catalog)
+    count = expected - 1
+    if head is not None:
+        if head[0] > count:
+            raise AuditError(f"audit log broken at entry {count + 1}: missing (the log ends at "
+                             f"{count}, its head file records {head[0]})")
+        if head[0] >= 1 and not hmac.compare_digest(head[1], _mac_at(catalog, head[0])):
+            raise AuditError(f"audit log broken at entry {head[0]}: it differs from the one "
+                             "its head file records")
+    return count
+
+
+def _mac_at(catalog: Catalog, seq: int) -> str:
+    with catalog.connect(read_only=True) as con:
+        rows = con.execute("SELECT mac FROM audit_log WHERE seq = ?", [seq]).fetchall()
+    return rows[0][0] if rows else ""

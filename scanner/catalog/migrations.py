@@ -112,6 +112,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         outcome VARCHAR NOT NULL, detail VARCHAR, mac VARCHAR NOT NULL);
     """,
     ),
+    (
+        6,
+        "the worker's requests, cascade outcomes, the webhook outbox (keyed hashes only)",
+        """
+    CREATE TABLE worker_requests (
+        request_id VARCHAR NOT NULL, status VARCHAR NOT NULL, policy VARCHAR NOT NULL,
+        identifiers JSON NOT NULL, detail VARCHAR, received_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL);
+    CREATE TABLE cascade_steps (
+        request_id VARCHAR NOT NULL, target VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, attempts INTEGER NOT NULL, error VARCHAR, detail VARCHAR,
+        updated_at TIMESTAMP NOT NULL);
+    CREATE TABLE outbox (
+        request_id VARCHAR NOT NULL, target VARCHAR NOT NULL, url VARCHAR NOT NULL,
+        body VARCHAR NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL,
+        reply_status INTEGER, reply VARCHAR, error VARCHAR, created_at TIMESTAMP NOT NULL,
+        delivered_at TIMESTAMP);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,72 @@
+"""The messages the worker reads and writes, validated with pydantic.
+
+Request (`optout.requests`), JSON:
+    {"request_id": "r-123",                      # 1-64 of [A-Za-z0-9._-]; idempotency key
+     "identifiers": {"email": "ana@example.org", "customer_id": "42"},  # one subject
+     "policy": "gdpr-erasure"}                   # a policy name (policies dir) or file
+Dataset change (`optout.datasets.changed`): {"location": "/data/crm/customers.parquet"}
+Status event (`optout.status`): {"request_id", "status", "at", "detail"}; status is one of
+received, planned, awaiting_approval, applied, failed, blocked.
+A message that does not validate goes to `optout.requests.dead` with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REQUESTS, CHANGES, STATUS, DEAD = "requests", "datasets.changed", "status", "requests.dead"
+
+
+def subject(namespace: str, kind: str) -> str:
+    """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
+    return f"{namespace}.{kind}"
+Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked"]
+
+
+class MessageError(ValueError):
+    """A message that is not a valid request (its reason goes to the dead-letter subject)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErasureRequest(_Strict):
+    """One subject's opt-out or erasure request."""
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    identifiers: dict[str, str] = Field(min_length=1)
+    policy: str = Field(min_length=1, max_length=200)
+
+    def subjects(self) -> list[str]:
+        """The identifiers as KEY=VALUE subject strings."""
+        return [f"{k}={v}" for k, v in sorted(self.identifiers.items())]
+
+
+class DatasetChanged(_Strict):
+    """A pipeline wrote a dataset."""
+
+    location: str = Field(min_length=1, max_length=4096)
+
+
+def parse(model: type[_Strict], data: bytes) -> _Strict:
+    """A message as the model, or MessageError with a one-line reason."""
+    try:
+        return model.model_validate(json.loads(data))
+    except json.JSONDecodeError as exc:
+        raise MessageError(f"not JSON: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(message)"
+        raise MessageError(f"{where}: {first['msg']}") from None
+
+
+def status_event(request_id: str, status: Status, detail: str = "") -> bytes:
+    """A status event's body."""
+    return json.dumps({"request_id": request_id, "status": status, "detail": detail,
+                       "at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")}
+                      ).encode()

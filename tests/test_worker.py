@@ -1,0 +1,248 @@
+"""The worker against the real NATS JetStream and Redis on this machine, a Tantivy index and a
+local HTTP server: requests flow through to files, databases, Redis, the index and two
+webhooks; duplicates, malformed messages, a killed worker."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import redis
+import tantivy
+from apply_world import World
+from test_apply import assert_erased
+
+from engine.erasure_report import build_report
+from engine.journal import Journal
+from engine.worker import bus
+from engine.worker.messages import DEAD, REQUESTS, STATUS, subject
+from scanner.access.principals import add_principal, create_token, init_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTOUT = [sys.executable, "-m", "engine.cli"]
+SECRET = "webhook-signing-key"
+
+
+class Hooks(BaseHTTPRequestHandler):
+    """/ok answers 200; /flaky answers 503 three times per request id, then 200."""
+
+    calls: ClassVar[list[tuple[str, dict, bool]]] = []
+    failures: ClassVar[dict[str, int]] = {}
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        signed = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        good = self.headers["X-Optout-Signature"] == f"sha256={signed}"
+        data = json.loads(body)
+        Hooks.calls.append((self.path, data, good))
+        if self.path == "/flaky" and Hooks.failures.get(data["request_id"], 0) < 3:
+            Hooks.failures[data["request_id"]] = Hooks.failures.get(data["request_id"], 0) + 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"erased": true}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def hooks():
+    Hooks.calls, Hooks.failures = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class Setup:
+    """The world, a worker principal, a namespace of its own, Redis keys, an index, targets."""
+
+    def __init__(self, world: World, base: str) -> None:
+        self.world = world
+        self.ns = f"t{uuid.uuid4().hex[:10]}"
+        self.prefix = f"{self.ns}:"
+        root = world.root
+        catalog = world.catalog
+        admin = init_catalog(catalog)
+        add_principal(catalog, "worker", ["requester", "operator", "scanner"], "admin")
+        self.token = create_token(catalog, "worker")[1]
+        self.admin = admin
+        policies = root / "policies"
+        policies.mkdir()
+        text = (ROOT / "policies" / "gdpr-erasure.yaml").read_text()
+        (policies / "auto-erasure.yaml").write_text(
+            text.replace("approvals: 1", "approvals: 0") if "approvals: 1" in text
+            else text + "\napprovals: 0\n")
+        self.index = root / "search"
+        self.index.mkdir()
+        schema = tantivy.SchemaBuilder()
+        schema.add_text_field("email", stored=True, tokenizer_name="raw")
+        schema.add_text_field("body", stored=True)
+        index = tantivy.Index(schema.build(), path=str(self.index))
+        writer = index.writer()
+        self.people = [world.subject, *world.others(5)]
+        for p in self.people:
+            for n in range(2):
+                writer.add_document(tantivy.Document(email=p["email"].lower(),
+                                                     body=f"note {n} about {p['first_name']}"))
+        writer.commit()
+        writer.wait_merging_threads()
+        self.redis = redis.Redis()
+        for p in self.people:
+            self.redis.set(f"{self.prefix}user:{p['id']}:profile", "x")
+            self.redis.set(f"{self.prefix}user:{p['id']}:cart", "y")
+        (root / "targets.yaml").write_text(json.dumps({"cascade": [
+            {"name": "cache", "kind": "redis", "url": "redis://127.0.0.1:6379/0",
+             "keys": [f"{self.prefix}user:{{customer_id}}:*"]},
+            {"name": "search", "kind": "tantivy", "path": str(self.index), "field": "email",
+             "identifier": "email"},
+            {"name": "crm", "kind": "webhook", "url": f"{base}/ok", "secret_env": "HOOK_KEY",
+             "identifiers": ["email"]},
+            {"name": "ads", "kind": "webhook", "url": f"{base}/flaky", "secret_env": "HOOK_KEY",
+             "backoff": 0.05},
+        ]}))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "OPTOUT_TOKEN": self.token, "HOOK_KEY": SECRET, **extra}
+
+    def submit(self, request_id: str, person: dict) -> None:
+        run = subprocess.run([*OPTOUT, "--catalog", self.world.catalog.path, "request",
+                              "submit", "--namespace", self.ns, "--id", request_id,
+                              "--identifier", f"email={person['email']}",
+                              "--identifier", f"customer_id={person['id']}",
+                              "--policy", "auto-erasure"],
+                             env=self.env(), capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+
+    def worker(self, *extra: str, env: dict[str, str] | None = None,
+               timeout: float = 240) -> subprocess.CompletedProcess:
+        root = self.world.root
+        return subprocess.run(
+            [*OPTOUT, "--catalog", self.world.catalog.path, "--config", str(root / "optout.yaml"),
+             "worker", "--namespace", self.ns, "--targets", str(root / "targets.yaml"),
+             "--policies-dir", str(root / "policies"), "--plans-dir", str(root), *extra],
+            env=env or self.env(), capture_output=True, text=True, cwd=root, timeout=timeout)
+
+    def read(self, kind: str) -> list[dict]:
+        """Every message the stream holds on one subject."""
+        async def fetch() -> list[dict]:
+            nc, js = await bus.connect("nats://127.0.0.1:4222", self.ns)
+            sub = await js.pull_subscribe(subject(self.ns, kind), stream=bus.stream_name(self.ns))
+            out = []
+            try:
+                while True:
+                    msgs = await sub.fetch(100, timeout=1)
+                    out += [json.loads(m.data) for m in msgs]
+            except TimeoutError:
+                pass
+            await nc.drain()
+            return out
+        return asyncio.run(fetch())
+
+    def publish_raw(self, kind: str, data: bytes) -> None:
+        async def send() -> None:
+            nc, js = await bus.connect("nats://127.0.0.1:4222", self.ns)
+            await js.publish(subject(self.ns, kind), data)
+            await nc.drain()
+        asyncio.run(send())
+
+    def search(self, email: str) -> int:
+        index = tantivy.Index.open(str(self.index))
+        index.reload()
+        q = tantivy.Query.term_query(index.schema, "email", email.lower())
+        return index.searcher().search(q, 10).count
+
+    def keys(self, person: dict) -> list[bytes]:
+        return list(self.redis.scan_iter(match=f"{self.prefix}user:{person['id']}:*"))
+
+    def cleanup(self) -> None:
+        for key in self.redis.scan_iter(match=f"{self.prefix}*"):
+            self.redis.delete(key)
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, company_dir: Path, pg_uri: str, classifier, hooks):
+    s = Setup(World(tmp_path, company_dir, pg_uri, classifier), hooks)
+    yield s
+    s.cleanup()
+
+
+def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
+    world = setup.world
+    before = world.tables()
+    setup.submit("req-1", world.subject)
+    setup.publish_raw(REQUESTS, b'{"request_id": "bad id!", "identifiers": {}}')
+    run = setup.worker("--until-idle")
+    assert run.returncode == 0, run.stdout + run.stderr
+    # files, DuckDB, SQLite, PostgreSQL: the subject is gone, everyone else intact
+    assert_erased(world, before)
+    # Redis and the index: the subject's copies gone, the others' untouched
+    assert setup.keys(world.subject) == []
+    assert all(len(setup.keys(p)) == 2 for p in setup.people[1:])
+    assert setup.search(world.subject["email"]) == 0
+    assert all(setup.search(p["email"]) == 2 for p in setup.people[1:])
+    # two webhooks: signed; one called once, the other after three failures
+    crm = [c for c in Hooks.calls if c[0] == "/ok"]
+    ads = [c for c in Hooks.calls if c[0] == "/flaky"]
+    assert len(crm) == 1 and len(ads) == 4 and all(c[2] for c in Hooks.calls)
+    assert crm[0][1]["identifiers"] == {"email": world.subject["email"]}
+    assert ads[0][1]["identifiers"] == {} and set(ads[0][1]["hashes"]) == {"email",
+                                                                          "customer_id"}
+    statuses = [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-1"]
+    assert statuses == ["received", "planned", "applied"]
+    report = build_report(world.catalog, "req-1")
+    assert report["status"] == "complete"
+    outcome = {c["target"]: (c["status"], c["attempts"]) for c in report["cascade"]}
+    assert outcome == {"cache": ("verified", 1), "search": ("verified", 1),
+                       "crm": ("verified", 1), "ads": ("verified", 4)}
+    # the malformed message is in the dead-letter subject with its reason
+    [dead] = setup.read(DEAD)
+    assert "request_id" in dead["reason"] and "bad id!" in dead["message"]
+    # a duplicate is acknowledged without a second erasure or report
+    calls = len(Hooks.calls)
+    setup.submit("req-1", world.subject)
+    again = setup.worker("--until-idle")
+    assert again.returncode == 0, again.stderr
+    assert len(Hooks.calls) == calls
+    assert [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-1"] == statuses
+    # nothing of the subject's raw identifiers in the worker's own records
+    import duckdb
+
+    con = duckdb.connect(world.catalog.path, read_only=True)
+    stored = str(con.execute("SELECT * FROM worker_requests").fetchall()) + str(
+        con.execute("SELECT * FROM outbox").fetchall()) + str(
+        con.execute("SELECT * FROM audit_log").fetchall())
+    con.close()
+    assert world.subject["email"] not in stored
+
+
+def test_a_killed_worker_is_finished_exactly_once_by_the_next(setup: Setup) -> None:
+    world = setup.world
+    before = world.tables()
+    setup.submit("req-kill", world.subject)
+    killed = setup.worker("--until-idle", "--ack-wait", "3",
+                          env=setup.env(OPTOUT_FAULT="after-check"))
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    assert Journal(world.catalog).request("req-kill")["status"] == "preparing"
+    assert Hooks.calls == []
+    finished = setup.worker("--seconds", "20", "--ack-wait", "3")
+    assert finished.returncode == 0, finished.stderr
+    assert Journal(world.catalog).request("req-kill")["status"] == "complete"
+    assert_erased(world, before)
+    assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 1
+    assert [e["status"] for e in setup.read(STATUS)
+            if e["request_id"] == "req-kill"].count("applied") == 1
