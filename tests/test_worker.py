@@ -246,3 +246,45 @@ def test_a_killed_worker_is_finished_exactly_once_by_the_next(setup: Setup) -> N
     assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 1
     assert [e["status"] for e in setup.read(STATUS)
             if e["request_id"] == "req-kill"].count("applied") == 1
+
+
+def test_a_new_copy_of_an_erased_subject_is_found_and_erased_within_seconds(
+        setup: Setup) -> None:
+    """A pipeline lands a file holding an erased subject and says so on the stream: within ten
+    seconds the catalog lists it and the ledger's re-erasure has removed the subject."""
+    import time
+
+    import pyarrow.parquet as pq
+
+    world = setup.world
+    backup = pq.read_table(world.data / "crm" / "customers.parquet")  # before the erasure
+    setup.submit("req-rt", world.subject)
+    worker = subprocess.Popen(
+        [*OPTOUT, "--catalog", world.catalog.path, "--config", str(world.root / "optout.yaml"),
+         "worker", "--namespace", setup.ns, "--targets", str(world.root / "targets.yaml"),
+         "--policies-dir", str(world.root / "policies"), "--reapply-policy", "auto-erasure",
+         "--seconds", "120"], env=setup.env(), cwd=world.root, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "applied" not in [
+                e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-rt"]:
+            time.sleep(1)
+        landed = world.data / "crm" / "landed" / "customers_copy.parquet"
+        landed.parent.mkdir()
+        pq.write_table(backup, landed)
+        start = time.monotonic()
+        setup.publish_raw("datasets.changed", json.dumps({"location": str(landed)}).encode())
+        listed = erased = False
+        while time.monotonic() - start < 10 and not (listed and erased):
+            time.sleep(0.25)
+            listed = any(d.location == str(landed) for d in world.catalog.datasets())
+            emails = {r["email"] for r in pq.read_table(landed).to_pylist()}
+            erased = listed and world.subject["email"] not in emails
+        elapsed = time.monotonic() - start
+    finally:
+        worker.kill()
+        output = worker.communicate()[0]
+    assert listed and erased, f"after {elapsed:.1f}s: listed={listed} erased={erased}\n{output}"
+    rows = pq.read_table(landed).to_pylist()
+    assert len(rows) == backup.num_rows - 1

@@ -42,6 +42,7 @@ from engine.worker.messages import (
 )
 from scanner.access import Principal
 from scanner.catalog import Catalog
+from scanner.classify.column import Classifier
 from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.scan import ScanOptions, scan
@@ -72,6 +73,7 @@ class Worker:
         self.caller = caller
         self.settings = settings
         self.publish: Callable[[str, bytes], None] = lambda subject, body: None
+        self._classifier: Classifier | None = None
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -227,9 +229,12 @@ class Worker:
         """Re-scan one dataset; erase again any erased subject found in it (the ledger).
         Returns the id of the re-erasure request, if one ran."""
         config = self.settings.config or Config()
-        report = scan([location], self.catalog, ScanOptions(
-            sample_rows=config.scan.sample_rows, seed=config.scan.seed,
-            classifier=config.classifier_settings()), caller=self.caller)
+        options = ScanOptions(sample_rows=config.scan.sample_rows, seed=config.scan.seed,
+                              classifier=config.classifier_settings())
+        if self._classifier is None:  # loaded once: the spaCy model takes seconds
+            self._classifier = Classifier(options.classifier)
+        report = scan([location], self.catalog, options, classifier=self._classifier,
+                      caller=self.caller)
         scanned = {r.ref.id for r in report.results if r.status == "scanned"}
         if not scanned or not ledger_values(self.catalog):
             return None
@@ -243,7 +248,10 @@ class Worker:
             self.settings.config, caller=self.caller)
         from dataclasses import replace
 
-        plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows)).sealed()
+        # only the changed datasets: every other copy was erased before (and verification
+        # after apply reads every identifier dataset of the catalog anyway)
+        plan = replace(plan, steps=tuple(s for s in plan.steps
+                                         if s.rows and s.dataset_id in scanned)).sealed()
         if not plan.steps:
             return None
         if plan.approvals > 0:
