@@ -683,6 +683,8 @@ def audit_export(obj: Context, since: Any, output: str | None) -> None:
               help="Where plans waiting for approval are written.")
 @click.option("--ack-wait", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
               help="Seconds before an unacknowledged request is delivered again.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="Requests taken together: planned and applied as one pass per dataset.")
 @click.option("--seconds", type=float, default=None, help="Stop after this long.")
 @click.option("--until-idle", is_flag=True, help="Stop when no message is waiting.")
 @click.pass_obj
@@ -690,8 +692,8 @@ def audit_export(obj: Context, since: Any, output: str | None) -> None:
 @guarded("worker")
 def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
                policies_dir: str,
-               reapply_policy: str, plans_dir: str, ack_wait: float, seconds: float | None,
-               until_idle: bool) -> None:
+               reapply_policy: str, plans_dir: str, ack_wait: float, batch: int,
+               seconds: float | None, until_idle: bool) -> None:
     """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream."""
     import asyncio
 
@@ -699,7 +701,7 @@ def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | No
     from engine.worker.service import Worker, WorkerSettings
 
     settings = WorkerSettings(stream, namespace, load_targets(targets_file), Path(policies_dir),
-                              reapply_policy, Path(plans_dir), ack_wait,
+                              reapply_policy, Path(plans_dir), ack_wait, batch,
                               config=load_config(obj.config_path))
     asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
 
@@ -739,7 +741,7 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
         try:
             await js.publish(subject(namespace, REQUESTS), request.model_dump_json().encode())
         finally:
-            await nc.drain()
+            await nc.close()
 
     asyncio.run(send())
     click.echo(f"submitted request {request.request_id}")

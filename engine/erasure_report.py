@@ -29,10 +29,11 @@ class ReportError(EngineError):
 def build_report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     """The signed report of one request."""
     journal = Journal(catalog)
-    request = journal.request(request_id)
+    job = _job_of(catalog, request_id)
+    request = journal.request(job)
     plan = json.loads(request["plan"])
     steps = []
-    for s in journal.steps(request_id):
+    for s in journal.steps(job):
         planned = plan["steps"][s["step_no"]]
         steps.append({
             "dataset": s["dataset"], "dataset_id": s["dataset_id"], "location": s["location"],
@@ -60,7 +61,17 @@ def build_report(catalog: Catalog, request_id: str) -> dict[str, Any]:
                                             else f" (request {request['status']})")),
     }
     body["cascade"] = cascade_steps(catalog, request_id)
+    if job != request_id:
+        body["batch"] = job  # applied with other requests that arrived together
     return {**body, "signature": sign(catalog, body)}
+
+
+def _job_of(catalog: Catalog, request_id: str) -> str:
+    """The journal request a request was applied in: its own, or its worker batch's."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT batch_id FROM worker_requests WHERE request_id = ?",
+                           [request_id]).fetchall()
+    return rows[0][0] if rows and rows[0][0] else request_id
 
 
 def sign(catalog: Catalog, body: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -45,7 +46,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, classifier) -> dict:
     from scanner.scan import scan
 
     scan([str(data)], catalog, classifier=classifier, caller=boss)
-    return {"root": root, "data": data, "catalog": catalog, "tokens": tokens, "boss": boss}
+    return {"root": root, "data": data, "catalog": catalog, "tokens": tokens, "boss": boss,
+            "ns": f"t{uuid.uuid4().hex[:10]}"}
 
 
 def fresh_plan(world: dict, name: str) -> Path:
@@ -89,6 +91,9 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "token create": ["token", "create", "viewer"],
         "token revoke": ["token", "revoke", token_id],
         "token list": ["token", "list"],
+        "worker": ["worker", "--namespace", world["ns"], "--until-idle"],
+        "request submit": ["request", "submit", "--namespace", world["ns"], "--identifier",
+                           f"email={SUBJECT}", "--policy", "gdpr-erasure"],
     }
 
 

@@ -149,7 +149,7 @@ class Setup:
                     out += [json.loads(m.data) for m in msgs]
             except TimeoutError:
                 pass
-            await nc.drain()
+            await nc.close()
             return out
         return asyncio.run(fetch())
 
@@ -157,7 +157,7 @@ class Setup:
         async def send() -> None:
             nc, js = await bus.connect("nats://127.0.0.1:4222", self.ns)
             await js.publish(subject(self.ns, kind), data)
-            await nc.drain()
+            await nc.close()
         asyncio.run(send())
 
     def search(self, email: str) -> int:
@@ -288,3 +288,24 @@ def test_a_new_copy_of_an_erased_subject_is_found_and_erased_within_seconds(
     assert listed and erased, f"after {elapsed:.1f}s: listed={listed} erased={erased}\n{output}"
     rows = pq.read_table(landed).to_pylist()
     assert len(rows) == backup.num_rows - 1
+
+
+def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) -> None:
+    world = setup.world
+    before = world.tables()
+    people = setup.people[:3]
+    for n, person in enumerate(people):
+        setup.submit(f"req-b{n}", person)
+    run = setup.worker("--until-idle", "--batch", "16")
+    assert run.returncode == 0, run.stderr
+    reports = [build_report(world.catalog, f"req-b{n}") for n in range(3)]
+    assert len({r["batch"] for r in reports}) == 1  # one plan, one apply
+    assert all(r["status"] == "complete" for r in reports)
+    assert all({c["status"] for c in r["cascade"]} == {"verified"} for r in reports)
+    for person in people:
+        assert setup.keys(person) == [] and setup.search(person["email"]) == 0
+    assert all(len(setup.keys(p)) == 2 for p in setup.people[3:])
+    after = world.tables()
+    ids = {p["id"] for p in people}
+    assert [r for r in before["customers"] if r[0] not in ids] == after["customers"]
+    assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 3

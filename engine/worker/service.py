@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,7 @@ class WorkerSettings:
 
 
 class Worker:
-    """Consumes requests and dataset changes; one request at a time, in order of arrival."""
+    """Consumes requests and dataset changes; requests that arrive together are batched."""
 
     def __init__(self, catalog: Catalog, caller: Principal, settings: WorkerSettings) -> None:
         self.catalog = catalog
@@ -90,42 +91,65 @@ class Worker:
         try:
             while deadline is None or time.monotonic() < deadline:
                 got = 0
-                for sub, handle in ((changes, self._on_change), (requests, self._on_request)):
+                for sub, handle in ((changes, self._on_changes), (requests, self.handle_messages)):
                     try:
                         msgs = await sub.fetch(self.settings.batch, timeout=0.5)
                     except TimeoutError:
                         continue
                     got += len(msgs)
-                    for msg in msgs:
-                        await self._handle(msg, handle)
+                    await self._handle(msgs, handle)
                 if idle_exit and not got:
                     break
         finally:
-            await nc.drain()
+            await nc.close()
 
-    async def _handle(self, msg, handle: Callable[[bytes], bool]) -> None:
-        """Run a handler in a thread while telling the server the message is still being
-        worked on; acknowledge when the handler says the message is resolved."""
-        work = asyncio.create_task(asyncio.to_thread(handle, msg.data))
+    async def _handle(self, msgs: list, handle: Callable[[list[bytes]], list[bool]]) -> None:
+        """Run a handler over messages that arrived together, in a thread, while telling the
+        server they are still being worked on; acknowledge each one the handler resolved."""
+        work = asyncio.create_task(asyncio.to_thread(handle, [m.data for m in msgs]))
         while not work.done():
             await asyncio.wait({work}, timeout=self.settings.ack_wait / 3)
             if not work.done():
-                await msg.in_progress()
-        if work.result():
-            await msg.ack()
-        else:
-            await msg.nak(delay=self.settings.ack_wait)
+                for msg in msgs:
+                    await msg.in_progress()
+        for msg, resolved in zip(msgs, work.result(), strict=True):
+            if resolved:
+                await msg.ack()
+            else:
+                await msg.nak(delay=self.settings.ack_wait)
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _on_request(self, data: bytes) -> bool:
-        try:
-            request = parse(ErasureRequest, data)
-        except MessageError as exc:
-            self.publish(DEAD, json.dumps({"reason": str(exc),
-                                           "message": data.decode(errors="replace")}).encode())
-            return True
-        return self.handle_request(request)
+    def handle_messages(self, datas: list[bytes]) -> list[bool]:
+        """Requests that arrived together: new ones under one policy are planned and applied
+        as one batch (one pass per dataset); the others one by one. Per message: resolved?"""
+        results: list[bool | None] = [None] * len(datas)
+        fresh: dict[str, list[tuple[int, ErasureRequest]]] = {}
+        later: list[tuple[int, ErasureRequest]] = []
+        seen: set[str] = set()
+        for i, data in enumerate(datas):
+            try:
+                request = parse(ErasureRequest, data)
+            except MessageError as exc:
+                self.publish(DEAD, json.dumps({"reason": str(exc),
+                                               "message": data.decode(errors="replace")}).encode())
+                results[i] = True
+                continue
+            if request.request_id in seen or self._known(request.request_id) is not None:
+                later.append((i, request))  # a duplicate, a redelivery: on its own, after
+            else:
+                fresh.setdefault(request.policy, []).append((i, request))
+            seen.add(request.request_id)
+        for items in fresh.values():
+            if len(items) == 1:
+                later.insert(0, items[0])
+                continue
+            for (i, _), resolved in zip(items, self.handle_batch([r for _, r in items]),
+                                        strict=True):
+                results[i] = resolved
+        for i, request in later:
+            results[i] = self.handle_request(request)
+        return [bool(r) for r in results]
 
     def _status(self, rid: str, status: str, detail: str = "") -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -146,19 +170,78 @@ class Worker:
         known = self._known(rid)
         if known in RESOLVED:
             return True  # a duplicate or a redelivery: nothing is done or reported again
-        hasher = self.catalog.hasher()
         if known is None:
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            hashed = {k: hasher(v.strip().lower()) for k, v in request.identifiers.items()}
-            with self.catalog.connect() as con:
-                con.execute("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?)",
-                            [rid, request.policy, json.dumps(hashed), now, now])
-            self._status(rid, "received")
+            self._receive(request, None)
         try:
             return self._resolve(request)
         except (EngineError, ScannerError) as exc:
             self._status(rid, "failed", str(exc))
             return True
+
+    def _receive(self, request: ErasureRequest, batch_id: str | None) -> None:
+        hasher = self.catalog.hasher()
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        hashed = {k: hasher(v.strip().lower()) for k, v in request.identifiers.items()}
+        with self.catalog.connect() as con:
+            con.execute("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
+                        [request.request_id, request.policy, json.dumps(hashed), now, now,
+                         batch_id])
+        self._status(request.request_id, "received")
+
+    def _batch_of(self, rid: str) -> str:
+        with self.catalog.connect() as con:
+            rows = con.execute("SELECT batch_id FROM worker_requests WHERE request_id = ?",
+                               [rid]).fetchall()
+        return rows[0][0] if rows and rows[0][0] else rid
+
+    def handle_batch(self, requests: list[ErasureRequest]) -> list[bool]:
+        """New requests under one policy: one plan and one apply for all their subjects (one
+        pass per dataset), then each request's cascade and status."""
+        batch_id = f"batch-{uuid.uuid4().hex[:12]}"
+        for r in requests:
+            self._receive(r, batch_id)
+        try:
+            path = self._policy_path(requests[0].policy)
+            policy = load_policy(path)
+            subjects, ok = [], []
+            for r in requests:
+                try:
+                    subjects += [parse_subject(s, policy.identifiers) for s in r.subjects()]
+                    ok.append(r)
+                except SubjectError as exc:
+                    self._status(r.request_id, "failed", str(exc))
+            plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), batch_id,
+                                                        created_by=self.caller.name),
+                              self.settings.config, caller=self.caller)
+            for r in ok:
+                self._status(r.request_id, "planned", f"batch {batch_id}: {len(plan.steps)} "
+                             "datasets")
+            if plan.approvals > 0:
+                out = self.settings.plans_dir / f"plan-{batch_id}.json"
+                out.write_text(plan.to_json())
+                for r in ok:
+                    self._status(r.request_id, "awaiting_approval",
+                                 f"{plan.approvals} approval(s) needed: optout approve {out}")
+                return [True] * len(requests)
+            apply_plan(self.catalog, plan, ApplyOptions(caller=self.caller,
+                                                        config=self.settings.config))
+        except (EngineError, ScannerError) as exc:
+            status = Journal(self.catalog).find(batch_id)
+            blocked = bool(status and status["status"] == "blocked")
+            for r in requests:
+                self._status(r.request_id, "blocked" if blocked else "failed", str(exc))
+            return [not blocked] * len(requests)
+        results = []
+        for r in requests:
+            if r not in ok:
+                results.append(True)
+                continue
+            failures = run_cascade(self.catalog, r.request_id, self.settings.targets,
+                                   r.identifiers)
+            self._status(r.request_id, "blocked" if failures else "applied",
+                         "; ".join(failures))
+            results.append(not failures)
+        return results
 
     def _policy_path(self, name: str) -> Path:
         path = Path(name)
@@ -173,7 +256,8 @@ class Worker:
         rid = request.request_id
         options = ApplyOptions(caller=self.caller, config=self.settings.config)
         journal = Journal(self.catalog)
-        existing = journal.find(rid)
+        job = self._batch_of(rid)  # the journal request: the batch it was applied in
+        existing = journal.find(job)
         if existing is None:
             path = self._policy_path(request.policy)
             policy = load_policy(path)
@@ -202,7 +286,7 @@ class Worker:
                 raise
         elif existing["status"] not in ("complete",):
             try:
-                resume(self.catalog, rid, options)
+                resume(self.catalog, job, options)
             except EngineError as exc:
                 self._status(rid, "blocked", str(exc))
                 return False
@@ -215,15 +299,17 @@ class Worker:
 
     # -- dataset changes ---------------------------------------------------------------------
 
-    def _on_change(self, data: bytes) -> bool:
-        try:
-            change = parse(DatasetChanged, data)
-        except MessageError as exc:
-            self.publish(DEAD, json.dumps({"reason": str(exc),
-                                           "message": data.decode(errors="replace")}).encode())
-            return True
-        self.handle_change(change.location)
-        return True
+    def _on_changes(self, datas: list[bytes]) -> list[bool]:
+        locations = []
+        for data in datas:
+            try:
+                locations.append(parse(DatasetChanged, data).location)
+            except MessageError as exc:
+                self.publish(DEAD, json.dumps({"reason": str(exc),
+                                               "message": data.decode(errors="replace")}).encode())
+        for location in dict.fromkeys(locations):  # a location changed twice: scanned once
+            self.handle_change(location)
+        return [True] * len(datas)
 
     def handle_change(self, location: str) -> str | None:
         """Re-scan one dataset; erase again any erased subject found in it (the ledger).

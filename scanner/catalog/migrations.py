@@ -119,7 +119,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     CREATE TABLE worker_requests (
         request_id VARCHAR NOT NULL, status VARCHAR NOT NULL, policy VARCHAR NOT NULL,
         identifiers JSON NOT NULL, detail VARCHAR, received_at TIMESTAMP NOT NULL,
-        updated_at TIMESTAMP NOT NULL);
+        updated_at TIMESTAMP NOT NULL, batch_id VARCHAR);
     CREATE TABLE cascade_steps (
         request_id VARCHAR NOT NULL, target VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         status VARCHAR NOT NULL, attempts INTEGER NOT NULL, error VARCHAR, detail VARCHAR,
