@@ -42,11 +42,14 @@ class Journal:
             con.execute(f"INSERT INTO requests VALUES (?, ?, ?, ?, 'preparing', ?, ?, {NOW}, "
                         f"{NOW}, NULL)", [plan.request_id, plan.content_hash, plan.to_json(),
                                          plan.policy["name"], principal, dry_run])
-            con.executemany(
-                "INSERT INTO request_steps (request_id, step_no, dataset_id, dataset, location, "
-                "action, stage, status, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
-                [[plan.request_id, i, plan.steps[i].dataset_id, plan.steps[i].dataset,
-                  plan.steps[i].location, plan.steps[i].action, stage] for i, stage in stages])
+            if stages:  # a plan may hold no step: the subject is nowhere
+                con.executemany(
+                    "INSERT INTO request_steps (request_id, step_no, dataset_id, dataset, "
+                    "location, action, stage, status, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
+                    [[plan.request_id, i, plan.steps[i].dataset_id, plan.steps[i].dataset,
+                      plan.steps[i].location, plan.steps[i].action, stage]
+                     for i, stage in stages])
             con.execute("COMMIT")
 
     def find(self, request_id: str) -> dict[str, Any] | None:
@@ -121,8 +124,9 @@ class Journal:
                                 [dead[0], dead[1]])
                 if not live:
                     con.execute("DELETE FROM leases WHERE request_id = ?", [request_id])
-                    con.executemany(f"INSERT INTO leases VALUES (?, ?, ?, ?, {NOW})",
-                                    [[d, request_id, os.getpid(), host] for d in datasets])
+                    if datasets:
+                        con.executemany(f"INSERT INTO leases VALUES (?, ?, ?, ?, {NOW})",
+                                        [[d, request_id, os.getpid(), host] for d in datasets])
                     con.execute("COMMIT")
                     return
                 con.execute("COMMIT")

@@ -124,3 +124,17 @@ def test_the_check_catches_a_respelled_survivor(dataset, monkeypatch) -> None:
     with pytest.raises(ApplyError, match="nothing was changed"):
         apply_plan(catalog, plan_for(catalog), ApplyOptions())
     assert path.read_bytes() == before
+
+
+def test_a_plan_for_someone_the_data_does_not_hold_applies_as_a_no_op(dataset) -> None:
+    catalog, path, _table = dataset
+    before = path.read_bytes()
+    plan = build_plan(catalog, PlanRequest([parse_subject("email=nobody@example.net")],
+                                           load_policy(ROOT / "policies" / "gdpr-erasure.yaml"),
+                                           "gdpr-erasure.yaml"))
+    assert plan.steps == ()
+    rid = apply_plan(catalog, plan, ApplyOptions())
+    from engine.journal import Journal
+
+    assert Journal(catalog).request(rid)["status"] == "complete"
+    assert path.read_bytes() == before
