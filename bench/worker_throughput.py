@@ -60,21 +60,25 @@ async def submit(ns: str, people: list[str]) -> dict[str, float]:
     return sent
 
 
-async def applied(ns: str) -> dict[str, float]:
-    """When each request's `applied` event was published (epoch seconds)."""
+async def applied(ns: str) -> tuple[dict[str, float], dict[str, str]]:
+    """When each request's `applied` event was published (epoch seconds); the reasons of the
+    requests that failed or were blocked."""
     nc, js = await bus.connect(NATS, ns)
     sub = await js.pull_subscribe(subject(ns, STATUS), stream=bus.stream_name(ns))
-    out = {}
+    out, failed = {}, {}
     try:
         while True:
             for m in await sub.fetch(500, timeout=1):
+                await m.ack()  # unacknowledged, the server stops at max_ack_pending
                 e = json.loads(m.data)
                 if e["status"] == "applied":
                     out[e["request_id"]] = dt.datetime.fromisoformat(e["at"]).timestamp()
+                elif e["status"] in ("failed", "blocked"):
+                    failed[e["request_id"]] = e["detail"]
     except TimeoutError:
         pass
     await nc.close()
-    return out
+    return out, failed
 
 
 def run(people: list[str], batch: int, work: Path) -> dict:
@@ -93,10 +97,12 @@ def run(people: list[str], batch: int, work: Path) -> dict:
     sent = asyncio.run(submit(ns, people))
     start = time.time()
     asyncio.run(worker.run(idle_exit=True))
-    done = asyncio.run(applied(ns))
+    done, failed = asyncio.run(applied(ns))
     missing = set(sent) - set(done)
     if missing:
-        raise SystemExit(f"{len(missing)} requests were not applied (e.g. {sorted(missing)[0]})")
+        first = sorted(missing)[0]
+        raise SystemExit(f"{len(missing)} requests were not applied (e.g. {first}: "
+                         f"{failed.get(first, 'no status')})")
     latencies = sorted(done[r] - sent[r] for r in sent)
     span = max(done.values()) - min(sent.values())
     return {"requests": len(sent), "rps": len(sent) / span, "seconds": span,

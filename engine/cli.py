@@ -717,7 +717,8 @@ def request_group() -> None:
 @click.option("--id", "request_id", default=None, help="Request id (default: a new one).")
 @click.option("--identifier", "subjects", multiple=True, required=True, metavar="KEY=VALUE",
               help="One of the subject's identifiers; repeatable.")
-@click.option("--policy", required=True, help="A policy name or file.")
+@click.option("--policy", required=True,
+              help="A policy name (the worker reads it from its policies folder).")
 @click.pass_obj
 @errors_to_exit
 @guarded("request submit")
@@ -727,14 +728,20 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
     import asyncio
     import uuid
 
+    from pydantic import ValidationError
+
     from engine.worker import bus
     from engine.worker.messages import REQUESTS, ErasureRequest, subject
 
     pairs = [s.partition("=") for s in subjects]
     if any(not k.strip() or not sep or not v.strip() for k, sep, v in pairs):
         raise click.UsageError("--identifier takes KEY=VALUE")
-    request = ErasureRequest(request_id=request_id or uuid.uuid4().hex[:16], policy=policy,
-                             identifiers={k.strip(): v.strip() for k, _, v in pairs})
+    try:
+        request = ErasureRequest(request_id=request_id or uuid.uuid4().hex[:16], policy=policy,
+                                 identifiers={k.strip(): v.strip() for k, _, v in pairs})
+    except ValidationError as exc:
+        raise click.UsageError(f"not a valid request: {exc.errors()[0]['loc'][0]}: "
+                               f"{exc.errors()[0]['msg']}") from None
 
     async def send() -> None:
         nc, js = await bus.connect(stream, namespace)

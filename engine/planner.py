@@ -10,6 +10,7 @@ stops when a round learns nothing new. Nothing is written to the data.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import getpass
 import hashlib
@@ -135,9 +136,11 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                now: dt.datetime | None = None, caller: Principal | None = None) -> ErasurePlan:
     """Plan the request against everything the catalog knows. Reads data, writes none."""
     hasher = catalog.hasher()
-    authorize(catalog, caller, "plan", {
+    who = authorize(catalog, caller, "plan", {
         "policy": request.policy_path, "request_id": request.request_id,
         "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in request.subjects]})
+    if caller is not None:  # the plan's author is who asked (four eyes rests on it)
+        request = dataclasses.replace(request, created_by=who.name)
     graph = build_graph(catalog, config)
     config = config or Config()
     walk = _Walk(graph, hasher)

@@ -53,8 +53,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, classifier) -> dict:
 def fresh_plan(world: dict, name: str) -> Path:
     """A plan made by a requester other than the approvers, written to a file."""
     plan = build_plan(world["catalog"], PlanRequest(
-        [parse_subject(f"email={SUBJECT}")], load_policy(POLICY), str(POLICY), f"p-{name}",
-        created_by="requester"), caller=world["boss"])
+        [parse_subject(f"email={SUBJECT}")], load_policy(POLICY), str(POLICY), f"p-{name}"),
+        caller=Principal("requester", frozenset({"requester"})))
     path = world["root"] / f"plan-{name}.json"
     path.write_text(plan.to_json())
     return path
@@ -151,8 +151,9 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
     both = Principal("both", frozenset({"requester", "approver"}))
     add_principal(catalog, "both", ["requester", "approver"], "admin")
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
-                                           load_policy(POLICY), str(POLICY), created_by="both"),
-                      caller=both)
+                                           load_policy(POLICY), str(POLICY),
+                                           created_by="someone-else"), caller=both)
+    assert plan.created_by == "both"  # the caller, whatever the request said
     with pytest.raises(ApprovalError, match="cannot approve it \\(four eyes\\)"):
         approve(catalog, plan, both)
     path = tmp_path / "plan.json"

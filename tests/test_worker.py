@@ -146,6 +146,8 @@ class Setup:
             try:
                 while True:
                     msgs = await sub.fetch(100, timeout=1)
+                    for m in msgs:
+                        await m.ack()  # unacknowledged, the server stops at max_ack_pending
                     out += [json.loads(m.data) for m in msgs]
             except TimeoutError:
                 pass
@@ -186,6 +188,8 @@ def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
     before = world.tables()
     setup.submit("req-1", world.subject)
     setup.publish_raw(REQUESTS, b'{"request_id": "bad id!", "identifiers": {}}')
+    setup.publish_raw(REQUESTS, json.dumps({"request_id": "r-2", "identifiers": {"email": "x@y.z"},
+                                            "policy": "../../etc/passwd"}).encode())
     run = setup.worker("--until-idle")
     assert run.returncode == 0, run.stdout + run.stderr
     # files, DuckDB, SQLite, PostgreSQL: the subject is gone, everyone else intact
@@ -210,8 +214,9 @@ def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
     assert outcome == {"cache": ("verified", 1), "search": ("verified", 1),
                        "crm": ("verified", 1), "ads": ("verified", 4)}
     # the malformed message is in the dead-letter subject with its reason
-    [dead] = setup.read(DEAD)
-    assert "request_id" in dead["reason"] and "bad id!" in dead["message"]
+    dead = setup.read(DEAD)
+    assert [d["reason"].split(":")[0] for d in dead] == ["request_id", "policy"]
+    assert "bad id!" in dead[0]["message"] and "passwd" in dead[1]["message"]
     # a duplicate is acknowledged without a second erasure or report
     calls = len(Hooks.calls)
     setup.submit("req-1", world.subject)

@@ -3,7 +3,7 @@
 Request (`optout.requests`), JSON:
     {"request_id": "r-123",                      # 1-64 of [A-Za-z0-9._-]; idempotency key
      "identifiers": {"email": "ana@example.org", "customer_id": "42"},  # one subject
-     "policy": "gdpr-erasure"}                   # a policy name (policies dir) or file
+     "policy": "gdpr-erasure"}                   # a policy name in the worker's policies dir
 Dataset change (`optout.datasets.changed`): {"location": "/data/crm/customers.parquet"}
 Status event (`optout.status`): {"request_id", "status", "at", "detail"}; status is one of
 received, planned, awaiting_approval, applied, failed, blocked.
@@ -40,7 +40,8 @@ class ErasureRequest(_Strict):
 
     request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     identifiers: dict[str, str] = Field(min_length=1)
-    policy: str = Field(min_length=1, max_length=200)
+    #: a policy's name: the file `<name>.yaml` in the worker's policies folder (no paths)
+    policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
     def subjects(self) -> list[str]:
         """The identifiers as KEY=VALUE subject strings."""

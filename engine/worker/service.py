@@ -66,6 +66,15 @@ class WorkerSettings:
     config: Config | None = None
 
 
+async def _drained(*subs) -> bool:
+    """No message waiting or being worked on, on any of the consumers."""
+    for sub in subs:
+        info = await sub.consumer_info()
+        if info.num_pending or info.num_ack_pending:
+            return False
+    return True
+
+
 class Worker:
     """Consumes requests and dataset changes; requests that arrive together are batched."""
 
@@ -98,7 +107,7 @@ class Worker:
                         continue
                     got += len(msgs)
                     await self._handle(msgs, handle)
-                if idle_exit and not got:
+                if idle_exit and not got and await _drained(requests, changes):
                     break
         finally:
             await nc.close()
@@ -244,9 +253,7 @@ class Worker:
         return results
 
     def _policy_path(self, name: str) -> Path:
-        path = Path(name)
-        if path.suffix in (".yaml", ".yml") and path.exists():
-            return path
+        """A policy by name, from the policies folder only (message schema: no paths)."""
         path = self.settings.policies_dir / f"{name}.yaml"
         if not path.exists():
             raise PolicyError(f"no policy '{name}' in {self.settings.policies_dir}")
