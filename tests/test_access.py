@@ -172,6 +172,33 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
         apply_plan(catalog, edited, ApplyOptions(caller=world["boss"]))
 
 
+def test_a_policy_can_require_two_approvals(tmp_path: Path, classifier) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "people.csv").write_text(
+        "id,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(30)))
+    policy = tmp_path / "two.yaml"
+    policy.write_text(POLICY.read_text() + "\napprovals: 2\n")
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    init_catalog(catalog)
+    from scanner.scan import scan
+
+    scan([str(data)], catalog, classifier=classifier,
+         caller=Principal("s", frozenset({"scanner"})))
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(policy), str(policy)),
+                      caller=Principal("r", frozenset({"requester"})))
+    assert plan.approvals == 2
+    operator = ApplyOptions(caller=Principal("o", frozenset({"operator"})))
+    assert approve(catalog, plan, Principal("a1", frozenset({"approver"}))) == 1
+    with pytest.raises(ApprovalError, match="has 1 of the 2 approvals"):
+        apply_plan(catalog, plan, operator)
+    assert SUBJECT in (data / "people.csv").read_text()
+    assert approve(catalog, plan, Principal("a2", frozenset({"approver"}))) == 2
+    apply_plan(catalog, plan, operator)
+    assert SUBJECT not in (data / "people.csv").read_text()
+
+
 def tamper(catalog: Catalog, sql: str) -> None:
     con = duckdb.connect(catalog.path)
     con.execute(sql)
