@@ -95,8 +95,9 @@ class DuckDBMatcher:
                prefilter: Prefilter | None = None) -> list:
         """Values of `column` (a row number, a rowid) of the rows that match `query`.
 
-        With a `prefilter` that has seen matches, only rows whose cheap hash was seen
-        are hashed with the keyed hash; one that has not learns from this query's matches.
+        With a `prefilter` that has learned, only rows whose cheap hash in one key column was
+        seen are hashed with the keyed hash; one that has not learns from this query's matches
+        (the cheap hash of every key column of every matching row).
         """
         top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
         where = self._register(query, top, prefilter if prefilter and prefilter.ready else None)
@@ -126,17 +127,20 @@ class DuckDBMatcher:
         conditions = []
         for i, k in enumerate(query.keys):
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
-            exact = (f"optout_hmac({norm}) IN "
-                     f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
-            if prefilter is not None:
-                seen = prefilter.seen.get(k.column, set())
-                if not seen:
-                    continue  # no row had this value before: none can have it now
-                listed = ", ".join(str(v) for v in sorted(seen))
-                exact = f"(hash({column_sql(k.column, top)}) IN ({listed}) AND {exact})"
-            conditions.append(exact)
+            conditions.append(f"optout_hmac({norm}) IN "
+                              f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
-        return " OR ".join(conditions) or "false"
+        where = " OR ".join(conditions) or "false"
+        if prefilter is not None and query.keys:
+            # Every row the first pass matched taught the prefilter its value in every key
+            # column, so one column's cheap hash gates them all (ids before text: cheaper).
+            gate = min(query.keys, key=lambda k: k.kind != "code")
+            seen = prefilter.seen.get(gate.column, set())
+            if not seen:
+                return "false"  # the first pass matched no row: none can match now
+            listed = ", ".join(str(v) for v in sorted(seen))
+            where = f"hash({column_sql(gate.column, top)}) IN ({listed}) AND ({where})"
+        return where
 
     def match(self, relation: str, query: MatchQuery) -> MatchResult:
         """Run `query` against `relation` (SQL: a table name or a table function call)."""

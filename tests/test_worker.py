@@ -84,6 +84,7 @@ class Setup:
         policies = root / "policies"
         policies.mkdir()
         text = (ROOT / "policies" / "gdpr-erasure.yaml").read_text()
+        (policies / "gdpr-erasure.yaml").write_text(text)
         (policies / "auto-erasure.yaml").write_text(
             text.replace("approvals: 1", "approvals: 0") if "approvals: 1" in text
             else text + "\napprovals: 0\n")
@@ -119,12 +120,12 @@ class Setup:
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "OPTOUT_TOKEN": self.token, "HOOK_KEY": SECRET, **extra}
 
-    def submit(self, request_id: str, person: dict) -> None:
+    def submit(self, request_id: str, person: dict, policy: str = "auto-erasure") -> None:
         run = subprocess.run([*OPTOUT, "--catalog", self.world.catalog.path, "request",
                               "submit", "--namespace", self.ns, "--id", request_id,
                               "--identifier", f"email={person['email']}",
                               "--identifier", f"customer_id={person['id']}",
-                              "--policy", "auto-erasure"],
+                              "--policy", policy],
                              env=self.env(), capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
 
@@ -314,3 +315,28 @@ def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) ->
     ids = {p["id"] for p in people}
     assert [r for r in before["customers"] if r[0] not in ids] == after["customers"]
     assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 3
+
+
+def test_a_request_needing_approval_waits_then_is_applied(setup: Setup) -> None:
+    """Under a policy that needs an approval the worker holds the request (not acknowledged)
+    and applies it, cascade included, once someone other than the worker approves the plan."""
+    from engine.approvals import approve
+    from engine.plan import load_plan
+    from scanner.access import Principal
+
+    world = setup.world
+    before = world.tables()
+    setup.submit("req-held", world.subject, policy="gdpr-erasure")
+    held = setup.worker("--seconds", "8", "--ack-wait", "2")
+    assert held.returncode == 0, held.stderr
+    statuses = [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-held"]
+    assert statuses == ["received", "planned", "awaiting_approval"]  # once, not per delivery
+    assert world.tables() == before and Hooks.calls == []
+    plan = load_plan(world.root / "plan-req-held.json")
+    approve(world.catalog, plan, Principal("approver", frozenset({"approver"})))
+    done = setup.worker("--seconds", "20", "--ack-wait", "2")
+    assert done.returncode == 0, done.stderr
+    statuses = [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-held"]
+    assert statuses == ["received", "planned", "awaiting_approval", "applied"]
+    assert_erased(world, before)
+    assert setup.keys(world.subject) == [] and setup.search(world.subject["email"]) == 0

@@ -20,11 +20,13 @@ from pathlib import Path
 
 from engine import EngineError
 from engine.apply import ApplyOptions, apply_plan, resume
+from engine.approvals import approvers
 from engine.cascade.run import run_cascade
 from engine.cascade.spec import Spec
 from engine.graph import build_graph
 from engine.journal import Journal, ledger_values
 from engine.ledger import ledger_seed, reappearances
+from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import PolicyError, load_policy
 from engine.subjects import SubjectError, parse_subject
@@ -48,7 +50,9 @@ from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.scan import ScanOptions, scan
 
-RESOLVED = ("applied", "failed", "awaiting_approval")
+#: a request in one of these states is acknowledged; one awaiting approval comes back (after
+#: --ack-wait) until its plan is approved, then it is applied
+RESOLVED = ("applied", "failed")
 
 
 @dataclass
@@ -226,12 +230,8 @@ class Worker:
                 self._status(r.request_id, "planned", f"batch {batch_id}: {len(plan.steps)} "
                              "datasets")
             if plan.approvals > 0:
-                out = self.settings.plans_dir / f"plan-{batch_id}.json"
-                out.write_text(plan.to_json())
-                for r in ok:
-                    self._status(r.request_id, "awaiting_approval",
-                                 f"{plan.approvals} approval(s) needed: optout approve {out}")
-                return [True] * len(requests)
+                self._hold(plan, [r.request_id for r in ok])
+                return [r not in ok for r in requests]  # held ones come back until approved
             apply_plan(self.catalog, plan, ApplyOptions(caller=self.caller,
                                                         config=self.settings.config))
         except (EngineError, ScannerError) as exc:
@@ -259,6 +259,19 @@ class Worker:
             raise PolicyError(f"no policy '{name}' in {self.settings.policies_dir}")
         return path
 
+    def _held(self, job: str) -> ErasurePlan | None:
+        """The plan of a request (or batch) waiting for approval, if there is one."""
+        path = self.settings.plans_dir / f"plan-{job}.json"
+        return load_plan(path) if path.exists() else None
+
+    def _hold(self, plan: ErasurePlan, rids: list[str]) -> None:
+        """Write a plan for `optout approve` and say the requests wait for it."""
+        out = self.settings.plans_dir / f"plan-{plan.request_id}.json"
+        out.write_text(plan.to_json())
+        for rid in rids:
+            self._status(rid, "awaiting_approval",
+                         f"{plan.approvals} approval(s) needed: optout approve {out}")
+
     def _resolve(self, request: ErasureRequest) -> bool:
         rid = request.request_id
         options = ApplyOptions(caller=self.caller, config=self.settings.config)
@@ -266,27 +279,28 @@ class Worker:
         job = self._batch_of(rid)  # the journal request: the batch it was applied in
         existing = journal.find(job)
         if existing is None:
-            path = self._policy_path(request.policy)
-            policy = load_policy(path)
-            try:
-                subjects = [parse_subject(s, policy.identifiers) for s in request.subjects()]
-            except SubjectError as exc:
-                self._status(rid, "failed", str(exc))
-                return True
-            plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), rid,
-                                                        created_by=self.caller.name),
-                              self.settings.config, caller=self.caller)
-            self._status(rid, "planned", f"{len(plan.steps)} datasets")
-            if plan.approvals > 0:
-                out = self.settings.plans_dir / f"plan-{rid}.json"
-                out.write_text(plan.to_json())
-                self._status(rid, "awaiting_approval",
-                             f"{plan.approvals} approval(s) needed: optout approve {out}")
-                return True
+            plan = self._held(job)
+            if plan is None:
+                path = self._policy_path(request.policy)
+                policy = load_policy(path)
+                try:
+                    subjects = [parse_subject(s, policy.identifiers) for s in request.subjects()]
+                except SubjectError as exc:
+                    self._status(rid, "failed", str(exc))
+                    return True
+                plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), rid,
+                                                            created_by=self.caller.name),
+                                  self.settings.config, caller=self.caller)
+                self._status(rid, "planned", f"{len(plan.steps)} datasets")
+                if plan.approvals > 0:
+                    self._hold(plan, [rid])
+                    return False  # not resolved: the message comes back until approved
+            elif len(approvers(self.catalog, plan)) < plan.approvals:
+                return False  # still waiting for approval
             try:
                 apply_plan(self.catalog, plan, options)
             except EngineError as exc:
-                status = journal.find(rid)
+                status = journal.find(job)
                 if status and status["status"] == "blocked":
                     self._status(rid, "blocked", str(exc))
                     return False

@@ -73,6 +73,7 @@ class Catalog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._hasher: KeyedHash | None = None
+        self._migrated = False  # this process saw the schema at LATEST: no check each time
 
     def hasher(self) -> KeyedHash:
         """The keyed hash under this catalog's secret (the key file is created on first use)."""
@@ -112,8 +113,8 @@ class Catalog:
         try:
             if created:
                 os.chmod(self.path, 0o600)
-            if not read_only:
-                migrate(con)
+            if not read_only and not (self._migrated and not created):
+                self._migrated = migrate(con) == LATEST
             elif _version(con) != LATEST:
                 raise CatalogError(
                     f"{self.path}: catalog schema is at version {_version(con)}, "
