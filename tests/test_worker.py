@@ -292,6 +292,7 @@ def test_a_new_copy_of_an_erased_subject_is_found_and_erased_within_seconds(
         worker.kill()
         output = worker.communicate()[0]
     assert listed and erased, f"after {elapsed:.1f}s: listed={listed} erased={erased}\n{output}"
+    print(f"landed copy listed and erased {elapsed:.1f}s after the change event")
     rows = pq.read_table(landed).to_pylist()
     assert len(rows) == backup.num_rows - 1
 
