@@ -19,7 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engine import EngineError, render
 from engine.apply import ApplyOptions, StalePlan, apply_plan, check_plan, resume
 from engine.approvals import ApprovalError, approve
-from engine.erasure_report import build_report, report_html, report_markdown, verify_report
+from engine.erasure_report import (
+    build_report,
+    outcome,
+    report_html,
+    report_markdown,
+    verify_report,
+)
 from engine.graph import build_graph
 from engine.journal import ledger_values
 from engine.ledger import ledger_seed, reappearances
@@ -483,8 +489,7 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
                       abort=True)
     rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait,
                                                      config=config, caller=obj.caller))
-    report = build_report(obj.catalog, rid)
-    click.echo(f"request {rid}: {report['status']}; {report['summary']}")
+    click.echo(f"request {rid}: {outcome(obj.catalog, rid)}")
 
 
 def _hold_for_approval(plan: ErasurePlan, path: str) -> None:
@@ -519,8 +524,7 @@ def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
     """Finish a request whose process died or whose commit kept failing."""
     resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait, caller=obj.caller,
                                                  config=load_config(obj.config_path)))
-    report = build_report(obj.catalog, request_id)
-    click.echo(f"request {request_id}: {report['status']}; {report['summary']}")
+    click.echo(f"request {request_id}: {outcome(obj.catalog, request_id)}")
 
 
 @cli.command("report")
@@ -531,18 +535,18 @@ def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
 @errors_to_exit
-@guarded("report", name_of=lambda p: "report verify" if p["request_id"] == "verify"
-         else "report")
+@guarded("report", by_api=True,
+         name_of=lambda p: "report verify" if p["request_id"] == "verify" else "report")
 def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
                output: str | None) -> None:
     """The signed report of a request; `optout report verify FILE` checks a report file."""
     if request_id == "verify":
         if not file:
             raise click.UsageError("optout report verify FILE")
-        data = verify_report(obj.catalog, file)
+        data = verify_report(obj.catalog, file, obj.caller)
         click.echo(f"{file}: signature valid (request {data['request_id']}, {data['status']})")
         return
-    report = build_report(obj.catalog, request_id)
+    report = build_report(obj.catalog, request_id, obj.caller)
     text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True) + "\n",
             "md": lambda: report_markdown(report), "html": lambda: report_html(report)}[fmt]()
     if output:

@@ -17,6 +17,7 @@ from typing import Any
 from engine import EngineError
 from engine.cascade.run import steps as cascade_steps
 from engine.journal import Journal
+from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 
 SIGNED_FIELDS_VERSION = 1
@@ -26,8 +27,20 @@ class ReportError(EngineError):
     """A report file is unreadable or its signature does not match."""
 
 
-def build_report(catalog: Catalog, request_id: str) -> dict[str, Any]:
-    """The signed report of one request."""
+def build_report(catalog: Catalog, request_id: str,
+                 caller: Principal | None = None) -> dict[str, Any]:
+    """The signed report of one request (the caller needs the auditor role)."""
+    authorize(catalog, caller, "report", {"request_id": request_id})
+    return _report(catalog, request_id)
+
+
+def outcome(catalog: Catalog, request_id: str) -> str:
+    """A request's status and summary line (what `apply` and `resume` print when done)."""
+    report = _report(catalog, request_id)
+    return f"{report['status']}; {report['summary']}"
+
+
+def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     journal = Journal(catalog)
     job = _job_of(catalog, request_id)
     request = journal.request(job)
@@ -80,8 +93,10 @@ def sign(catalog: Catalog, body: dict[str, Any]) -> str:
     return hmac.new(catalog.hasher().secret, text.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_report(catalog: Catalog, path: str) -> dict[str, Any]:
+def verify_report(catalog: Catalog, path: str, caller: Principal | None = None
+                  ) -> dict[str, Any]:
     """The report at `path` if its signature is right; raises ReportError otherwise."""
+    authorize(catalog, caller, "report verify", {"file": path})
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:

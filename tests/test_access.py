@@ -67,7 +67,7 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
     rid = apply_plan(catalog, __import__("engine.plan", fromlist=["load_plan"]).load_plan(plan),
                      ApplyOptions(dry_run=True, caller=world["boss"]))
     report = root / f"report-{role}.json"
-    report.write_text(json.dumps(build_report(catalog, rid)))
+    report.write_text(json.dumps(build_report(catalog, rid, world["boss"])))
     (root / f"lineage-{role}.yaml").write_text("lineage: []\n")
     token_id = create_token(catalog, "viewer")[0]
     return {
@@ -139,6 +139,10 @@ def test_the_api_checks_roles_too(world: dict) -> None:
     viewer = Principal("viewer", frozenset({"viewer"}))
     with pytest.raises(AccessDenied, match="does not hold the role 'requester'"):
         fresh_plan_as(world, viewer)
+    with pytest.raises(AccessDenied, match="does not hold the role 'auditor'"):
+        build_report(world["catalog"], "anything", viewer)
+    with pytest.raises(AccessDenied, match="an authenticated caller is needed"):
+        build_report(world["catalog"], "anything")
 
 
 def fresh_plan_as(world: dict, caller: Principal):

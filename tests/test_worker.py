@@ -27,11 +27,13 @@ from engine.erasure_report import build_report
 from engine.journal import Journal
 from engine.worker import bus
 from engine.worker.messages import DEAD, REQUESTS, STATUS, subject
+from scanner.access import Principal
 from scanner.access.principals import add_principal, create_token, init_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTOUT = [sys.executable, "-m", "engine.cli"]
 SECRET = "webhook-signing-key"
+AUDITOR = Principal("auditor", frozenset({"auditor"}))
 
 
 class Hooks(BaseHTTPRequestHandler):
@@ -209,7 +211,7 @@ def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
                                                                           "customer_id"}
     statuses = [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-1"]
     assert statuses == ["received", "planned", "applied"]
-    report = build_report(world.catalog, "req-1")
+    report = build_report(world.catalog, "req-1", AUDITOR)
     assert report["status"] == "complete"
     outcome = {c["target"]: (c["status"], c["attempts"]) for c in report["cascade"]}
     assert outcome == {"cache": ("verified", 1), "search": ("verified", 1),
@@ -305,7 +307,7 @@ def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) ->
         setup.submit(f"req-b{n}", person)
     run = setup.worker("--until-idle", "--batch", "16")
     assert run.returncode == 0, run.stderr
-    reports = [build_report(world.catalog, f"req-b{n}") for n in range(3)]
+    reports = [build_report(world.catalog, f"req-b{n}", AUDITOR) for n in range(3)]
     assert len({r["batch"] for r in reports}) == 1  # one plan, one apply
     assert all(r["status"] == "complete" for r in reports)
     assert all({c["status"] for c in r["cascade"]} == {"verified"} for r in reports)
@@ -323,7 +325,6 @@ def test_a_request_needing_approval_waits_then_is_applied(setup: Setup) -> None:
     and applies it, cascade included, once someone other than the worker approves the plan."""
     from engine.approvals import approve
     from engine.plan import load_plan
-    from scanner.access import Principal
 
     world = setup.world
     before = world.tables()
