@@ -133,8 +133,8 @@ def guarded(command: str, by_api: bool = False,
             except AccessDenied:
                 raise  # the library entry point logged the denial
             except (ScannerError, EngineError, click.ClickException) as exc:
-                outcome = "denied" if isinstance(exc, ApprovalError) else "failed"
-                audit.append(obj.catalog, caller.name, caller.roles, command, params, outcome,
+                ended = "denied" if isinstance(exc, ApprovalError) else "failed"
+                audit.append(obj.catalog, caller.name, caller.roles, command, params, ended,
                              str(exc)[:500])
                 raise
             except SystemExit as exc:
