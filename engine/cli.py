@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from engine.erasure_report import (
 )
 from engine.graph import build_graph
 from engine.journal import ledger_values
-from engine.ledger import ledger_seed, reappearances
+from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import load_policy
@@ -454,10 +453,8 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
     if reapply:
         if plan_file or not policy_path:
             raise click.UsageError("--reapply takes --policy and no plan file")
-        request = PlanRequest([], load_policy(policy_path), policy_path,
-                              known=ledger_seed(obj.catalog), created_by=obj.caller.name)
-        plan = build_plan(obj.catalog, request, config, caller=obj.caller)
-        plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows)).sealed()
+        plan = reerasure_plan(obj.catalog, load_policy(policy_path), policy_path, config,
+                              obj.caller)
         if not plan.steps:
             click.echo("no erased subject found in the data")
             return

@@ -3,12 +3,16 @@ backup, a replayed pipeline) and can be erased again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.graph import IdentityGraph
 from engine.journal import ledger_values
-from engine.planner import SourcePool
+from engine.plan import ErasurePlan
+from engine.planner import PlanRequest, SourcePool, build_plan
+from engine.policy import Policy
+from scanner.access import Principal
 from scanner.catalog import Catalog
+from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.identifiers import kind_of
 from scanner.matching import KeyMatch, MatchQuery
@@ -58,3 +62,14 @@ def reappearances(catalog: Catalog, graph: IdentityGraph, dataset_ids: set[str] 
 def ledger_seed(catalog: Catalog) -> dict[str, frozenset[str]]:
     """What a re-erasure starts from: every erased subject's values, per domain."""
     return {d: frozenset(h) for d, h in ledger_values(catalog).items()}
+
+
+def reerasure_plan(catalog: Catalog, policy: Policy, policy_path: str, config: Config | None,
+                   caller: Principal | None, only: set[str] | None = None) -> ErasurePlan:
+    """A plan erasing again every ledger subject found in the data: only the datasets that
+    hold one (and among them only `only`, when given)."""
+    request = PlanRequest([], policy, policy_path, known=ledger_seed(catalog),
+                          created_by=caller.name if caller else "optout")
+    plan = build_plan(catalog, request, config, caller=caller)
+    return replace(plan, steps=tuple(s for s in plan.steps if s.rows and (
+        only is None or s.dataset_id in only))).sealed()

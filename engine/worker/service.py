@@ -25,7 +25,7 @@ from engine.cascade.run import run_cascade
 from engine.cascade.spec import Spec
 from engine.graph import build_graph
 from engine.journal import Journal, ledger_values
-from engine.ledger import ledger_seed, reappearances
+from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import PolicyError, load_policy
@@ -144,8 +144,7 @@ class Worker:
             try:
                 request = parse(ErasureRequest, data)
             except MessageError as exc:
-                self.publish(DEAD, json.dumps({"reason": str(exc),
-                                               "message": data.decode(errors="replace")}).encode())
+                self._dead(data, exc)
                 results[i] = True
                 continue
             if request.request_id in seen or self._known(request.request_id) is not None:
@@ -163,6 +162,11 @@ class Worker:
         for i, request in later:
             results[i] = self.handle_request(request)
         return [bool(r) for r in results]
+
+    def _dead(self, data: bytes, reason: Exception) -> None:
+        """A message that is not valid goes to the dead-letter subject, with the reason."""
+        self.publish(DEAD, json.dumps({"reason": str(reason),
+                                       "message": data.decode(errors="replace")}).encode())
 
     def _status(self, rid: str, status: str, detail: str = "") -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -326,8 +330,7 @@ class Worker:
             try:
                 locations.append(parse(DatasetChanged, data).location)
             except MessageError as exc:
-                self.publish(DEAD, json.dumps({"reason": str(exc),
-                                               "message": data.decode(errors="replace")}).encode())
+                self._dead(data, exc)
         for location in dict.fromkeys(locations):  # a location changed twice: scanned once
             self.handle_change(location)
         return [True] * len(datas)
@@ -349,22 +352,14 @@ class Worker:
         if not reappearances(self.catalog, graph, scanned):
             return None
         path = self._policy_path(self.settings.reapply_policy)
-        policy = load_policy(path)
-        plan = build_plan(self.catalog, PlanRequest(
-            [], policy, str(path), created_by=self.caller.name, known=ledger_seed(self.catalog)),
-            self.settings.config, caller=self.caller)
-        from dataclasses import replace
-
         # only the changed datasets: every other copy was erased before (and verification
         # after apply reads every identifier dataset of the catalog anyway)
-        plan = replace(plan, steps=tuple(s for s in plan.steps
-                                         if s.rows and s.dataset_id in scanned)).sealed()
+        plan = reerasure_plan(self.catalog, load_policy(path), str(path), self.settings.config,
+                              self.caller, only=scanned)
         if not plan.steps:
             return None
         if plan.approvals > 0:
-            out = self.settings.plans_dir / f"plan-{plan.request_id}.json"
-            out.write_text(plan.to_json())
-            self.publish(STATUS, status_event(plan.request_id, "awaiting_approval", str(out)))
+            self._hold(plan, [plan.request_id])
             return plan.request_id
         apply_plan(self.catalog, plan, ApplyOptions(caller=self.caller,
                                                     config=self.settings.config))
