@@ -85,6 +85,10 @@ class Context:
         return self.caller
 
 
+#: `optout plan`'s exit status when the plan has review items or stopped subjects
+NEEDS_REVIEW = 4
+
+
 class Denied(click.ClickException):
     """Not authenticated, not authorized, or refused by four eyes: exit status 3."""
 
@@ -138,7 +142,8 @@ def guarded(command: str, by_api: bool = False,
                 raise
             except SystemExit as exc:
                 audit.append(obj.catalog, caller.name, caller.roles, command, params,
-                             "ok" if not exc.code else "failed", f"exit status {exc.code}")
+                             "ok" if exc.code in (None, 0, NEEDS_REVIEW) else "failed",
+                             f"exit status {exc.code}")
                 raise
             audit.append(obj.catalog, caller.name, caller.roles, command, params, "ok")
             return result
@@ -347,12 +352,18 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the plan here instead of standard output.")
 @click.option("--request-id", default=None, help="Request id (default: a new random one).")
+@click.option("--accept-ambiguous", is_flag=True,
+              help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
 @click.pass_obj
 @errors_to_exit
 @guarded('plan', by_api=True)
 def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
-             policy_path: str, fmt: str, output: str | None, request_id: str | None) -> None:
-    """Plan an erasure or opt-out: what would change where, and why. Changes nothing."""
+             policy_path: str, fmt: str, output: str | None, request_id: str | None,
+             accept_ambiguous: bool) -> None:
+    """Plan an erasure or opt-out: what would change where, and why. Changes nothing.
+
+    Exits 4 when anything needs review (a dataset the plan could not account for, or a
+    subject it stopped); the plan is written all the same."""
     policy = load_policy(policy_path)
     parsed = [parse_subject(s, policy.identifiers) for s in subjects]
     if subjects_file:
@@ -362,13 +373,15 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     config = load_config(obj.config_path)
     plan = build_plan(obj.catalog, PlanRequest(parsed, policy, policy_path, request_id,
                                                created_by=obj.caller.name), config,
-                      caller=obj.caller)
+                      caller=obj.caller, accept_ambiguous=accept_ambiguous)
     text = render_plan(plan, fmt)
     if output:
         Path(output).write_text(text)
     else:
         click.echo(text, nl=False)
     click.echo(summary_line(plan), err=True)
+    if plan.review:
+        sys.exit(NEEDS_REVIEW)
 
 
 def render_plan(plan: ErasurePlan, fmt: str) -> str:

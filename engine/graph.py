@@ -5,10 +5,27 @@ domain, every phone column another; person keys (`customers.id`, `orders.custome
 `tickets.customer.id`) form domains through links — declared foreign keys, lineage that copies
 a key, key sketches of one contained in another (with compatible names), and links the project
 declares. Values never cross domains: customer 42 is not employee 42.
+
+A column is a *match key* only when its values support it: a validated pattern in most sampled
+values (email, phone, card, ...) or key structure (key-shaped values, or a declared foreign key).
+A name alone never makes one, and a type that cannot hold the entity vetoes it (a DOUBLE named
+`credit_card_amount` is not a card number). Vetoed columns stay PII to anonymize; they never say
+who the subject is.
+
+Each match key also has a *role* in its dataset, which the planner's resolution rules read:
+`own` (the dataset's own key: `customer.customer_id`), `attribute` (an email or phone of the
+row's own entity), `owner` (the one reference naming whose row it is: `invoice.customer_id`)
+and `agent` (a reference to another person in someone's row: `customer.support_rep_id`,
+`orders.employee_id`). *Record keys* (`invoice.invoice_id`, referenced by
+`invoice_line.invoice_id`) are not people; they reach the rows that hang off a subject's rows.
+
+Links inferred from values never cross namespaces (a database schema, a database file, the
+plain files): there they are candidates a person accepts in `optout.yaml`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +37,21 @@ from scanner.identifiers import kind_of
 from scanner.model import ColumnFinding
 
 CONTAINMENT = 0.9  # share of a key's sampled values found in another key to infer a link
-MIN_SKETCH = 5  # fewer distinct sampled values than this prove nothing
+MIN_SKETCH = 5  # below this many distinct sampled values, only full containment links
+
 COVERAGE = 0.5  # below this share of a key's values in its sketch, values cannot be compared
 _KEY_WORDS = {"id", "key", "no", "nr", "fk", "number", "num", "uuid"}
+#: words naming a person who acts on someone else's row (the row is not theirs)
+AGENT_WORDS = frozenset({
+    "employee", "staff", "rep", "agent", "assigned", "assignee", "created", "creator",
+    "updated", "modified", "manager", "referrer", "referred", "reports", "approver",
+    "approved", "handled", "handler", "sales", "salesperson", "seller", "reviewer",
+    "supervisor", "operator", "owner", "author", "by", "support", "responsible", "broker"})
+#: column types that cannot hold an identifier, whatever the column's name says
+_VETO_TYPES = re.compile(r"float|double|real|decimal|numeric|bool|money", re.I)
+#: value evidence needed for a pattern entity to be a match key: share of sampled values
+VALUE_EVIDENCE = 0.5
+RECORD = "RECORD_KEY"  # the entity of record keys (not people)
 #: entities copied through lineage (a derived column holds what its source holds)
 FLOWING = ("copied", "transformed")
 
@@ -51,10 +80,21 @@ class IdentityGraph:
     links: list[Link] = field(default_factory=list)
     domains: dict[Column, str] = field(default_factory=dict)
     inherited: dict[Column, str] = field(default_factory=dict)  # column → upstream it came from
+    #: identifier columns that are not match keys, and why (name only, wrong type, ...)
+    vetoed: dict[Column, str] = field(default_factory=dict)
+    roles: dict[Column, str] = field(default_factory=dict)  # own | attribute | owner | agent
+    #: dataset id → its own key column, for datasets whose rows are people (`customer`)
+    person_tables: dict[str, Column] = field(default_factory=dict)
+    #: dataset id → its own record key, for datasets other rows reference (`invoice`)
+    record_tables: dict[str, Column] = field(default_factory=dict)
 
     def name(self, column: Column) -> str:
         """`dataset:column` for display."""
         return f"{self.datasets[column[0]].name}:{column[1]}"
+
+    def is_person_domain(self, domain: str) -> bool:
+        """True for domains of person keys (`key customer:customer_id`), not record keys."""
+        return domain.startswith("key ")
 
     def domain_columns(self, domain: str) -> list[Column]:
         """Every column of a domain, sorted."""
@@ -111,13 +151,15 @@ def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph
     config = config or Config()
     records = {d.id: d for d in catalog.datasets() if d.status == "ok"}
     graph = IdentityGraph(records, {}, catalog.lineage())
-    _effective_findings(graph)
     by_name = _names(records)
-    _foreign_key_links(graph, catalog, by_name)
+    fks = _resolved_foreign_keys(graph, catalog, by_name)
+    _effective_findings(graph, {c for pair in fks for c in pair})
+    _foreign_key_links(graph, fks)
     _lineage_links(graph)
     _containment_links(graph, catalog)
     _declared_links(graph, config, by_name)
     _domains(graph)
+    _roles(graph, {b for _, b in fks})
     return graph
 
 
@@ -128,8 +170,53 @@ def _names(records: dict[str, DatasetRecord]) -> dict[str, list[DatasetRecord]]:
     return out
 
 
-def _effective_findings(graph: IdentityGraph) -> None:
-    """Identifier columns, with PII flowing along lineage into derived columns."""
+def namespace(record: DatasetRecord) -> tuple[str, ...]:
+    """Where a dataset's keys mean something: a database schema, a database file, or the
+    plain files (files are one namespace: they have no schemas to keep apart)."""
+    if record.format in ("parquet", "csv", "tsv", "json", "jsonl", "log"):
+        return ("files",)
+    schema = record.options.get("schema") or (record.name.rsplit(".", 1)[0]
+                                              if "." in record.name else "")
+    return (record.location, str(schema))
+
+
+def _resolved_foreign_keys(graph: IdentityGraph, catalog: Catalog,
+                           by_name: dict[str, list[DatasetRecord]]) -> list[tuple[Column, Column]]:
+    """Declared single-column foreign keys as (referencing column, referenced column)."""
+    out = []
+    for ds, cols, ref_table, ref_cols in catalog.foreign_keys():
+        if ds not in graph.datasets:
+            continue
+        here = graph.datasets[ds].location
+        targets = [d for d in by_name.get(ref_table, []) if d.location == here]
+        if targets and len(cols) == 1 == len(ref_cols):
+            out.append(((ds, cols[0]), (targets[0].id, ref_cols[0])))
+    return out
+
+
+def match_veto(finding: ColumnFinding, keyed: bool = False) -> str | None:
+    """Why an identifier column cannot be a match key, or None when its values support it.
+
+    `keyed`: the column takes part in a declared foreign key (key structure the database
+    itself states)."""
+    if finding.signals.get("declared") or finding.signals.get("lineage"):
+        return None
+    if _VETO_TYPES.search(finding.type or ""):
+        return f"type {finding.type} cannot hold {finding.entity}"
+    if finding.entity in ("PERSON_ID", RECORD):
+        profile = finding.signals.get("profile") or {}
+        unique = 0 < finding.non_null == finding.distinct
+        if keyed or max(profile.get("key", 0.0), profile.get("uuid", 0.0)) >= 0.9 or unique:
+            return None
+        return "values are not key-shaped"
+    rate = (finding.entities or {}).get(finding.entity or "", 0.0)
+    if finding.entity in (finding.signals.get("patterns") or []) and rate >= VALUE_EVIDENCE:
+        return None
+    return f"name only: {rate:.0%} of sampled values are {finding.entity}"
+
+
+def _effective_findings(graph: IdentityGraph, keyed: set[Column]) -> None:
+    """Match keys, with PII flowing along lineage into derived columns."""
     findings = {(d.id, c.name): c for d in graph.datasets.values() for c in d.columns}
     changed = True
     while changed:
@@ -148,22 +235,45 @@ def _effective_findings(graph: IdentityGraph) -> None:
                         signals={**f.signals, "lineage": graph.datasets[edge["upstream_id"]].name})
                     graph.inherited[target] = edge["upstream"]
                     changed = True
-    graph.columns = {k: f for k, f in findings.items()
-                     if f.pii and f.identifier and not f.free_text}
-
-
-def _foreign_key_links(graph: IdentityGraph, catalog: Catalog,
-                       by_name: dict[str, list[DatasetRecord]]) -> None:
-    for ds, cols, ref_table, ref_cols in catalog.foreign_keys():
-        if ds not in graph.datasets:
+    for column, f in findings.items():
+        if not (f.pii and f.identifier) or f.free_text:
             continue
-        here = graph.datasets[ds].location
-        targets = [d for d in by_name.get(ref_table, []) if d.location == here]
-        for target in targets[:1]:
-            for a, b in zip(cols, ref_cols, strict=False):
-                if (ds, a) in graph.columns or (target.id, b) in graph.columns:
-                    graph.links.append(Link((ds, a), (target.id, b), "foreign_key",
-                                            f"declared foreign key {ref_table}({b})"))
+        veto = match_veto(f, column in keyed)
+        if veto:
+            graph.vetoed[column] = veto
+        else:
+            graph.columns[column] = f
+
+
+def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool:
+    """Make a key column (not classified as an identifier) a match key of `entity`."""
+    record = graph.datasets[column[0]]
+    base = next((c for c in record.columns if c.name == column[1]), None)
+    if base is None or column in graph.vetoed or _VETO_TYPES.search(base.type or ""):
+        return False
+    graph.columns[column] = ColumnFinding(
+        name=base.name, type=base.type, pii=entity != RECORD, entity=entity, score=1.0,
+        identifier=True, signals={**base.signals, "keyed": why}, sample_size=base.sample_size,
+        non_null=base.non_null, distinct=base.distinct)
+    return True
+
+
+def _foreign_key_links(graph: IdentityGraph, fks: list[tuple[Column, Column]]) -> None:
+    """Declared foreign keys link key columns: a reference to a person key is that person's
+    key (`customer.support_rep_id` → employee), one to any other key is a record key
+    (`invoice_line.invoice_id` → `invoice.invoice_id`)."""
+    for a, b in fks:
+        fa, fb = graph.columns.get(a), graph.columns.get(b)
+        people = [f for f in (fa, fb) if f is not None and f.entity == "PERSON_ID"]
+        if fa is not None and fb is not None and not people and fa.entity != fb.entity:
+            continue  # an email column referencing an email column: one domain already
+        entity = "PERSON_ID" if people else RECORD
+        why = f"declared foreign key {graph.name(a)} → {graph.name(b)}"
+        ok = all((c in graph.columns and graph.columns[c].entity in ("PERSON_ID", RECORD))
+                 or _as_key(graph, c, entity, why) for c in (a, b))
+        if ok:
+            graph.links.append(Link(a, b, "foreign_key",
+                                    f"declared foreign key {graph.name(b)}"))
 
 
 def _lineage_links(graph: IdentityGraph) -> None:
@@ -182,32 +292,45 @@ def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
     A sketch covers only the sampled share of a large table's keys, so the containment
     expected when A ⊆ B is that share of B; the observed overlap is judged against it. When
     B's sketch covers too little of B to judge, keys with compatible names are linked on
-    their names alone, and the evidence says so.
+    their names alone, and the evidence says so. Below MIN_SKETCH values only full
+    containment of every value seen in a fully sampled B links, as weaker evidence. Across
+    namespaces an inferred link is only ever a candidate.
     """
     sketches = catalog.sketches()
     keys = [c for c, f in graph.columns.items()
-            if f.entity == "PERSON_ID" and c in sketches and len(sketches[c][1]) >= MIN_SKETCH]
+            if f.entity == "PERSON_ID" and c in sketches and sketches[c][1]]
+    declared = {frozenset((x.a, x.b)) for x in graph.links}
     for a in keys:
         for b in keys:
-            if a[0] == b[0] or (a > b and sketches[a][1] == sketches[b][1]):
+            if (a[0] == b[0] or (a > b and sketches[a][1] == sketches[b][1])
+                    or frozenset((a, b)) in declared):
                 continue
             ha, hb = sketches[a][1], sketches[b][1]
             rows_b = graph.datasets[b[0]].row_count or len(hb)
             covered = min(1.0, len(hb) / max(rows_b, 1))
             compatible = names_compatible(graph, a, b)
+            same_space = namespace(graph.datasets[a[0]]) == namespace(graph.datasets[b[0]])
+            status = "accepted" if compatible and same_space else "candidate"
+            if len(ha) < MIN_SKETCH:
+                if covered >= 1.0 and ha <= hb and len(hb) >= len(ha):
+                    graph.links.append(Link(a, b, "containment", (
+                        f"weak: all {len(ha)} values of {graph.name(a)} are in "
+                        f"{graph.name(b)} (too few to prove more)"), status, 1.0))
+                continue
             if covered < COVERAGE:
                 if compatible and len(ha) <= rows_b:
                     graph.links.append(Link(a, b, "name", (
                         f"names agree; sampled keys cover {covered:.1%} of {graph.name(b)}, "
-                        "too few to compare values")))
+                        "too few to compare values"), "accepted" if same_space else "candidate"))
                 continue
             ratio = len(ha & hb) / len(ha) / covered
             if ratio < CONTAINMENT or (len(ha) > len(hb) and ratio < 1.0):
                 continue
             evidence = (f"{min(ratio, 1.0):.0%} of {len(ha)} sampled values of {graph.name(a)} "
                         f"are in {graph.name(b)}")
-            graph.links.append(Link(a, b, "containment", evidence,
-                                    "accepted" if compatible else "candidate",
+            if not same_space:
+                evidence += " (another namespace)"
+            graph.links.append(Link(a, b, "containment", evidence, status,
                                     round(min(ratio, 1.0), 4)))
 
 
@@ -262,7 +385,7 @@ def _domains(graph: IdentityGraph) -> None:
                 parent[max(ra, rb)] = min(ra, rb)
     groups: dict[Column, list[Column]] = {}
     for c, f in graph.columns.items():
-        if f.entity == "PERSON_ID":
+        if f.entity in ("PERSON_ID", RECORD):
             groups.setdefault(find(c), []).append(c)
         else:
             graph.domains[c] = f.entity or "UNKNOWN"
@@ -271,9 +394,64 @@ def _domains(graph: IdentityGraph) -> None:
         # `key customers:id`.
         inbound = {m: sum(1 for x in graph.links if x.status == "accepted" and x.b == m)
                    for m in members}
-        root = max(sorted(members), key=lambda m: (tokens(m[1]) == ["id"], inbound[m]))
+        root = max(sorted(members), key=lambda m: (
+            graph.datasets[m[0]].kind != "view", tokens(m[1]) == ["id"], _names_own(graph, m),
+            inbound[m]))
+        prefix = "key" if any(graph.columns[m].entity == "PERSON_ID" for m in members) \
+            else "record"
         for m in members:
-            graph.domains[m] = f"key {graph.name(root)}"
+            graph.domains[m] = f"{prefix} {graph.name(root)}"
+
+
+def _names_own(graph: IdentityGraph, column: Column) -> bool:
+    """`customers.id`, `customer.customer_id`: a column named as its own table's key."""
+    toks = tokens(column[1])
+    return toks == ["id"] or _stem(toks) == _table_stem(graph.datasets[column[0]].name)
+
+
+def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
+    """Each match key's role in its dataset (see the module docstring)."""
+    by_dataset: dict[str, list[Column]] = {}
+    for column in sorted(graph.columns):
+        by_dataset.setdefault(column[0], []).append(column)
+    for ds, columns in by_dataset.items():
+        keys = [c for c in columns if graph.columns[c].entity in ("PERSON_ID", RECORD)]
+        own = _own_key(graph, keys, referenced)
+        if own is not None:
+            graph.roles[own] = "own"
+            table = graph.person_tables if graph.columns[own].entity == "PERSON_ID" \
+                else graph.record_tables
+            table[ds] = own
+        person_table = ds in graph.person_tables
+        people = []
+        for c in columns:
+            if c == own:
+                continue
+            f = graph.columns[c]
+            agent = bool(set(tokens(c[1])) & AGENT_WORDS)
+            if f.entity not in ("PERSON_ID", RECORD):
+                graph.roles[c] = "agent" if agent else "attribute"
+            elif f.entity == RECORD:
+                graph.roles[c] = "agent" if person_table else "owner"
+            elif person_table or agent:
+                graph.roles[c] = "agent"  # a person table's rows are its own people's
+            else:
+                people.append(c)
+        # One person reference names whose row it is; two or more leave it open, and each is
+        # then only a reference (never deleted through).
+        for c in people:
+            graph.roles[c] = "owner" if len(people) == 1 else "agent"
+
+
+def _own_key(graph: IdentityGraph, keys: list[Column], referenced: set[Column]) -> Column | None:
+    """The key of a dataset's own rows: the column a declared foreign key references, else one
+    named as the table's key whose sampled values are unique."""
+    pointed = [c for c in keys if c in referenced]
+    if len(pointed) == 1:
+        return pointed[0]
+    named = [c for c in keys if _names_own(graph, c)
+             and 0 < graph.columns[c].non_null == graph.columns[c].distinct]
+    return named[0] if len(named) == 1 else None
 
 
 def kind_of_column(graph: IdentityGraph, column: Column) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from engine import EngineError
 from scanner.model import DatasetRef
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 
 
 class PlanError(EngineError):
@@ -71,6 +71,18 @@ class DatasetNote:
 
 
 @dataclass(frozen=True)
+class SubjectResolution:
+    """What one subject resolved to: keys per domain, each learned key with the row and
+    column it came from, and whether the plan stopped it."""
+
+    subject: str  # the subject's keyed hash
+    status: str  # resolved | stopped | accepted (stopped, but the caller accepted it)
+    keys: tuple[tuple[str, int], ...] = ()  # domain → how many keys
+    learned: tuple[str, ...] = ()
+    reason: str | None = None  # why it was stopped
+
+
+@dataclass(frozen=True)
 class ErasurePlan:
     """A whole plan."""
 
@@ -85,6 +97,7 @@ class ErasurePlan:
     review: tuple[DatasetNote, ...] = ()
     exempt: tuple[DatasetNote, ...] = ()
     approvals: int = 1  # approvals the policy requires before apply
+    resolution: tuple[SubjectResolution, ...] = ()
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
 
@@ -118,6 +131,7 @@ class ErasurePlan:
             out[s.action] = out.get(s.action, 0) + 1
         out["rows"] = sum(s.rows or 0 for s in self.steps if s.action == "delete_rows")
         out["needs_review"] = len(self.review)
+        out["stopped"] = sum(1 for r in self.resolution if r.status == "stopped")
         out["searched_no_match"] = len(self.searched)
         out["exempt"] = len(self.exempt)
         return out
@@ -144,7 +158,9 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             searched=tuple(DatasetNote(**n) for n in data["searched"]),
             review=tuple(DatasetNote(**n) for n in data["review"]),
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
-            approvals=int(data.get("approvals", 1)), version=data["version"], content_hash=data["content_hash"])
+            approvals=int(data.get("approvals", 1)),
+            resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
+            version=data["version"], content_hash=data["content_hash"])
     except json.JSONDecodeError as exc:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
@@ -165,6 +181,11 @@ def _step(s: dict[str, Any]) -> PlanStep:
         "text_hashes": tuple(s["text_hashes"]),
         "locations": tuple((p, f, tuple(r)) for p, f, r in s.get("locations", ())),
         "options": tuple((k, _freeze(v)) for k, v in s["options"])})
+
+
+def _resolution(r: dict[str, Any]) -> SubjectResolution:
+    return SubjectResolution(r["subject"], r["status"], tuple((d, n) for d, n in r["keys"]),
+                             tuple(r["learned"]), r.get("reason"))
 
 
 def _freeze(value: Any) -> Any:

@@ -1,10 +1,12 @@
 """Planning: from a request's subjects to one step per dataset that holds them.
 
-The walk runs in rounds. Each round asks every dataset with an identifier column in a domain
-that has values (or a free-text column) for its matching rows — one query per dataset for all
-subjects at once — and learns the identifier values of those rows (keyed hashes), which open
-more domains: an email finds `customers.id = 42`, which finds `orders.customer_id = 42`. It
-stops when a round learns nothing new. Nothing is written to the data.
+The walk runs in rounds. Each round asks every dataset with a match key in a domain that has
+values (or a free-text column) for its matching rows — one query per dataset for all subjects
+at once, grouped by the keyed hashes of the rows' keys — gives each row to the subjects it
+belongs to, and learns from a subject's own rows only what the resolution rules allow
+(`engine/resolution.py`): an email finds the `customers` row whose `id = 42`, which finds
+`orders.customer_id = 42`; the order's `employee_id` is somebody else and is never learned.
+It stops when a round learns nothing new. Nothing is written to the data.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 
-from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
+from engine.graph import SUBJECT_ENTITIES, Column, IdentityGraph, build_graph, kind_of_column
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
+from engine.resolution import OWNING, SubjectState, attribute, check_bound
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.catalog.secret import KeyedHash
 from scanner.config import Config
 from scanner.errors import ScannerError
-from scanner.matching import KeyMatch, MatchQuery, MatchResult
+from scanner.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
 from scanner.model import DatasetRef
 from scanner.sources import open_source
 from scanner.sources.base import Located, Source
@@ -89,52 +92,50 @@ def ref_of(record: DatasetRecord) -> DatasetRef:
 class _Walk:
     graph: IdentityGraph
     hasher: KeyedHash
-    known: dict[str, set[str]] = field(default_factory=dict)
-    text_hashes: set[str] = field(default_factory=set)
-    learned_from: dict[str, set[str]] = field(default_factory=dict)  # domain → dataset names
+    subjects: list[SubjectState] = field(default_factory=list)
+    accept: bool = False
     results: dict[str, MatchResult] = field(default_factory=dict)
-    queries: dict[str, MatchQuery] = field(default_factory=dict)
+    asked: dict[str, MatchQuery] = field(default_factory=dict)  # the query of each result
+    queries: dict[str, MatchQuery] = field(default_factory=dict)  # final: what apply matches
+    rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
+    references: dict[tuple[str, Column], int] = field(default_factory=dict)
 
-    def query_for(self, record: DatasetRecord) -> MatchQuery:
-        keys, collect = [], []
-        for c in record.columns:
-            col = (record.id, c.name)
-            if col in self.graph.domains:
-                kind = kind_of_column(self.graph, col)
-                collect.append((c.name, kind))
-                values = self.known.get(self.graph.domains[col])
-                if values:
-                    keys.append(KeyMatch(c.name, kind, frozenset(values)))
-        texts = tuple(c.name for c in record.columns if c.free_text) if self.text_hashes else ()
-        person = tuple(c.name for c in record.columns
-                       if c.pii and c.entity == "PERSON" and not c.free_text)
-        names = (person,) if len(person) == 2 else tuple((p,) for p in person)
-        return MatchQuery(tuple(keys), texts, frozenset(self.text_hashes), tuple(collect), names)
+    def _roles(self, record: DatasetRecord, roles: tuple[str, ...]) -> list[str]:
+        return [c.name for c in record.columns if self.graph.roles.get((record.id, c.name))
+                in roles and (record.id, c.name) in self.graph.domains]
 
-    def learn(self, record: DatasetRecord, result: MatchResult) -> bool:
-        grew = False
-        for column, hashes in result.collected.items():
-            domain = self.graph.domains[(record.id, column)]
-            new = hashes - self.known.setdefault(domain, set())
-            if new:
-                self.known[domain] |= new
-                self.learned_from.setdefault(domain, set()).add(record.name)
-                grew = True
-        for name in result.names:
-            words = name.split()
-            if len(words) >= 2:
-                h = self.hasher(f"{words[0]} {words[-1]}")
-                if h not in self.text_hashes:
-                    self.text_hashes.add(h)
-                    grew = True
-        return grew
+    def query_for(self, record: DatasetRecord, owning_only: bool = False) -> MatchQuery:
+        """The match of a dataset for every active subject: its keys in their domains, its
+        free text for their mentions. `owning_only`: what apply changes (no agent columns)."""
+        active = [s for s in self.subjects if s.active]
+        roles = OWNING if owning_only else (*OWNING, "agent")
+        keys = []
+        for column in self._roles(record, roles):
+            col = (record.id, column)
+            values = set().union(*(s.known.get(self.graph.domains[col], set()) for s in active))
+            if values:
+                keys.append(KeyMatch(column, kind_of_column(self.graph, col), frozenset(values)))
+        text_hashes = frozenset(set().union(*(s.text_hashes for s in active)))
+        texts = tuple(c.name for c in record.columns if c.free_text) if text_hashes else ()
+        collect = tuple((c, kind_of_column(self.graph, (record.id, c)))
+                        for c in self._roles(record, (*OWNING, "agent")))
+        names: tuple[tuple[str, ...], ...] = ()
+        if record.id in self.graph.person_tables and not owning_only:
+            person = tuple(c.name for c in record.columns
+                           if c.pii and c.entity == "PERSON" and not c.free_text)
+            names = (person,) if len(person) == 2 else tuple((p,) for p in person)
+        return MatchQuery(tuple(keys), texts, text_hashes if texts else frozenset(), collect,
+                          names)
 
 
 def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
-               now: dt.datetime | None = None, caller: Principal | None = None) -> ErasurePlan:
-    """Plan the request against everything the catalog knows. Reads data, writes none."""
+               now: dt.datetime | None = None, caller: Principal | None = None,
+               accept_ambiguous: bool = False) -> ErasurePlan:
+    """Plan the request against everything the catalog knows. Reads data, writes none.
+
+    `accept_ambiguous`: plan subjects the resolution bound would stop (the plan says so)."""
     hasher = catalog.hasher()
     who = authorize(catalog, caller, "plan", {
         "policy": request.policy_path, "request_id": request.request_id,
@@ -143,7 +144,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         request = dataclasses.replace(request, created_by=who.name)
     graph = build_graph(catalog, config)
     config = config or Config()
-    walk = _Walk(graph, hasher)
+    walk = _Walk(graph, hasher, accept=accept_ambiguous)
     held = {e.subject_hash: e.reason for e in request.policy.exemptions if e.subject_hash}
     exempt_notes = []
     for subject in request.subjects:
@@ -151,13 +152,15 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
             exempt_notes.append(DatasetNote("", "(subject)", subject.digest(hasher),
                                             f"legal hold: {held[subject.digest(hasher)]}"))
             continue
-        _seed(walk, graph, subject, hasher)
-    for domain, hashes in request.known.items():
-        if domain == TEXT_DOMAIN:
-            walk.text_hashes |= hashes
-        elif domain in set(graph.domains.values()):
-            walk.known.setdefault(domain, set()).update(hashes)
-            walk.learned_from.setdefault(domain, set()).add("the erasure ledger")
+        walk.subjects.append(_seed(graph, subject, hasher, accept_ambiguous))
+    if request.known:  # keys of subjects resolved by an earlier plan: not bounded again
+        carried = SubjectState("(carried from an earlier plan)", bounded=False)
+        for domain, hashes in request.known.items():
+            if domain == TEXT_DOMAIN:
+                carried.text_hashes |= hashes
+            elif domain in set(graph.domains.values()):
+                carried.add(domain, set(hashes), "the earlier plan or the erasure ledger")
+        walk.subjects.append(carried)
     records = sorted(graph.datasets.values(), key=lambda d: (d.name, d.location))
     pool = SourcePool(frozenset({catalog.path}))
     signatures: dict[str, tuple] = {}
@@ -171,7 +174,8 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 if not query.keys and not query.texts:
                     continue
                 signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
-                             len(query.text_hashes) if query.texts else 0)
+                             len(query.text_hashes) if query.texts else 0,
+                             sum(1 for s in walk.subjects if s.active))
                 if signatures.get(record.id) == signature:
                     continue
                 signatures[record.id] = signature
@@ -180,36 +184,88 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 except ScannerError as exc:
                     walk.failures[record.id] = str(exc)
                     continue
-                walk.queries[record.id] = query
+                if result.truncated:
+                    walk.failures[record.id] = (
+                        f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
+                        "they are")
+                    continue
                 walk.results[record.id] = result
-                grew |= result.rows > 0 and walk.learn(record, result)
+                walk.asked[record.id] = query
+                grew |= attribute(graph, record, query, result, walk.subjects, hasher,
+                                  accept_ambiguous, walk.references)
+            for s in walk.subjects:
+                check_bound(graph, s, config.identity, accept_ambiguous)
             if not grew:
                 break
-        for record in records:
-            if walk.results.get(record.id, MatchResult()).rows:
-                with contextlib.suppress(ScannerError):  # apply then finds the rows itself
-                    walk.locations[record.id] = pool.locate(record, walk.queries[record.id],
-                                                            hasher)
+        _stop_referenced(walk)
+        _final_rows(walk, records, pool)
     finally:
         pool.close()
     return _assemble(catalog, request, config, walk, records, exempt_notes, now)
 
 
-def _seed(walk: _Walk, graph: IdentityGraph, subject: Subject, hasher: KeyedHash) -> None:
-    hashes = subject.hashes(hasher)
+def _stop_referenced(walk: _Walk) -> None:
+    """Rule 2: a subject that other people's rows name is stopped, with the columns and rows."""
+    for s in walk.subjects:
+        refs = sorted((walk.graph.name(col), n) for (label, col), n in walk.references.items()
+                      if label == s.label and n)
+        if refs and s.bounded:
+            s.stop("referenced by other people's rows: " + ", ".join(
+                f"{n} rows of {name}" for name, n in refs) + " (never changed; erasing the "
+                "subject would leave or break those references)", walk.accept)
+
+
+def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:
+    """What apply will change per dataset: the rows of the subjects still planned (and free-text
+    mentions), matched again where the grouped rows cannot tell, and located (Parquet)."""
+    for record in records:
+        result = walk.results.get(record.id)
+        if result is None or not result.rows:
+            continue
+        query = walk.query_for(record, owning_only=True)
+        walk.queries[record.id] = query
+        if not query.keys and not query.texts:
+            continue
+        index = {c: i for i, (c, _) in enumerate(walk.asked[record.id].collect)}
+        owned = sum(g.rows for g in result.groups if any(
+            g.hashes[index[k.column]] in k.hashes for k in query.keys))
+        if owned == result.rows:
+            walk.rows[record.id] = owned
+        else:
+            try:
+                walk.rows[record.id] = pool.match(record, dataclasses.replace(
+                    query, collect=(), names=()), walk.hasher).rows
+            except ScannerError as exc:
+                walk.failures[record.id] = str(exc)
+                continue
+        if walk.rows[record.id]:
+            with contextlib.suppress(ScannerError):  # apply then finds the rows itself
+                walk.locations[record.id] = pool.locate(record, query, walk.hasher)
+
+
+def _seed(graph: IdentityGraph, subject: Subject, hasher: KeyedHash,
+          accept: bool) -> SubjectState:
+    state = SubjectState(subject.digest(hasher))
+    hashes = set(subject.hashes(hasher))
     entity = SUBJECT_ENTITIES.get(subject.key)
     if entity:
-        walk.known.setdefault(entity, set()).update(hashes)
+        state.add(entity, hashes, "the request")
+        state.seeds[entity] = hashes
         if subject.key in TEXT_KEYS:
-            walk.text_hashes |= hashes
-        return
+            state.text_hashes |= hashes
+        return state
     domains = graph.domains_for_key(subject.key)
     if not domains:
         raise SubjectError(f"no person-key column named '{subject.key}' in the catalog "
                            "(see `optout graph`)")
+    if len(domains) > 1:
+        state.stop(f"ambiguous subject: '{subject.key}' names {len(domains)} key domains "
+                   f"({'; '.join(domains)}); say which with a config link, or give an email",
+                   accept)
     for domain in domains:
-        walk.known.setdefault(domain, set()).update(hashes)
-        walk.learned_from.setdefault(domain, set()).add("the request")
+        state.add(domain, hashes, "the request")
+        state.seeds[domain] = hashes
+    return state
 
 
 def _derivation(graph: IdentityGraph, record: DatasetRecord, holders: set[str]) -> str | None:
@@ -265,7 +321,7 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
               records: list[DatasetRecord], exempt_notes: list[DatasetNote],
               now: dt.datetime | None) -> ErasurePlan:
     graph, policy = walk.graph, request.policy
-    holders = {r.id for r in records if walk.results.get(r.id, MatchResult()).rows > 0}
+    holders = {r.id for r in records if walk.rows.get(r.id, 0) > 0}
     # Derived datasets downstream of a holder hold the subject through their sources too.
     affected = set(holders)
     changed = True
@@ -289,17 +345,14 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                 searched.append(DatasetNote(r.id, r.name, r.location,
                                             "searched: no rows of the subject"))
             elif pii:
-                entities = ", ".join(sorted({c.entity or "?" for c in pii}))
-                review.append(DatasetNote(
-                    r.id, r.name, r.location,
-                    f"not reachable: holds PII ({entities}) but no identifier or lineage links "
-                    "it to the subject; needs review"))
+                review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii)))
             continue
         hold = policy.exemption_for(r.name)
         if hold is not None:
             exempt.append(DatasetNote(r.id, r.name, r.location, f"legal hold: {hold.reason}"))
             continue
         steps.append(_step(graph, walk, policy, r, tags, holders))
+    review += _subject_findings(walk)
     return ErasurePlan(
         request_id=request.request_id or uuid.uuid4().hex[:16],
         created_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
@@ -310,14 +363,40 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                               key=lambda s: (s["key"], s["hash"]))),
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
-        exempt=tuple(exempt), approvals=policy.approvals).sealed()
+        exempt=tuple(exempt), approvals=policy.approvals,
+        resolution=tuple(s.resolution() for s in walk.subjects)).sealed()
+
+
+def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
+    """Why a dataset with PII is not in the plan, and the candidate link that would resolve it."""
+    entities = ", ".join(sorted({c.entity or "?" for c in pii}))
+    text = (f"not reachable: holds PII ({entities}) but no match key or lineage links it to "
+            "the subject; needs review")
+    candidates = [x for x in graph.links if x.status == "candidate" and r.id in (x.a[0], x.b[0])]
+    for x in candidates[:2]:
+        text += (f"; candidate link {graph.name(x.a)} ⊆ {graph.name(x.b)} ({x.evidence}): "
+                 "accept it in optout.yaml under identity.links")
+    vetoed = [c for c in graph.vetoed if c[0] == r.id]
+    if vetoed and not candidates:
+        text += "; not match keys: " + ", ".join(
+            f"{c[1]} ({graph.vetoed[c]})" for c in vetoed[:3])
+    return text
+
+
+def _subject_findings(walk: _Walk) -> list[DatasetNote]:
+    """A finding per stopped subject: what widened it, or what names it."""
+    out = []
+    for s in walk.subjects:
+        if s.stopped is not None:
+            verdict = "accepted by the caller, planned" if s.accepted else "nothing planned for it"
+            out.append(DatasetNote("", "(subject)", s.label, f"{s.stopped}; {verdict}"))
+    return out
 
 
 def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, tags: set[str],
           holders: set[str]) -> PlanStep:
-    result = walk.results.get(r.id)
     query = walk.queries.get(r.id)
-    rows = result.rows if result and result.rows else None
+    rows = walk.rows.get(r.id) or None
     derivation = _derivation(graph, r, holders)
     free_text_only = bool(query) and not query.keys
     entities = {c.entity for c in r.columns if c.pii and c.entity}
@@ -325,8 +404,8 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
     if query:
         for k in query.keys:
             domain = graph.domains[(r.id, k.column)]
-            sources = sorted(walk.learned_from.get(domain, {"the request"}))
-            via.append(f"{k.column} in {domain} (values from {', '.join(sources)})")
+            role = graph.roles.get((r.id, k.column))
+            via.append(f"{k.column} ({role}) in {domain}: {len(k.hashes)} keys")
         via += [f"{t} searched for the subject's email, phone and name" for t in query.texts]
     for e in graph.upstream(r.id):
         via.append(f"derived from {e['upstream']} ({e['kind']}, {e['origin']} lineage)")

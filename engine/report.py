@@ -21,7 +21,8 @@ def summary_line(plan: ErasurePlan) -> str:
                if a in ACTION_WORDS]
     rows = s["rows"]
     return (f"{len(plan.steps)} datasets hold the subject ({', '.join(changed) or 'none'}); "
-            f"{rows} rows would be deleted; {s['needs_review']} need review; "
+            f"{rows} rows would be deleted; {s['needs_review']} need review"
+            f"{f' (including {stopped} subjects stopped)' if (stopped := s['stopped']) else ''}; "
             f"{s['searched_no_match']} searched without a match; {s['exempt']} exempt.")
 
 
@@ -55,6 +56,14 @@ def to_markdown(plan: ErasurePlan) -> str:
         out += [f"- reached: {v}" for v in s.via]
         if s.legal_basis:
             out.append(f"- legal basis: {s.legal_basis}")
+    out += ["", "## Who the subjects resolved to", ""]
+    for r in plan.resolution[:50]:
+        keys = ", ".join(f"{n} in {d}" for d, n in r.keys) or "nothing"
+        out.append(f"- `{r.subject[:12]}…` **{r.status}**: {keys}"
+                   + (f" — {r.reason}" if r.reason else ""))
+        out += [f"  - learned {w}" for w in r.learned]
+    if len(plan.resolution) > 50:
+        out.append(f"- … and {len(plan.resolution) - 50} more (in the JSON plan)")
     for title, notes in (("Needs review", plan.review), ("Exempt", plan.exempt),
                          ("Searched, no match", plan.searched)):
         out += ["", f"## {title}", ""]
@@ -97,6 +106,12 @@ def to_html(plan: ErasurePlan) -> str:
                        for n in items)
         return f"<table><tr><th>dataset</th><th>location</th><th>why</th></tr>{body}</table>"
 
+    resolved = "".join(
+        f"<tr class='{'review' if r.status == 'stopped' else ''}'><td><code>{e(r.subject[:12])}"
+        f"…</code></td><td>{e(r.status)}</td><td>"
+        f"{e(', '.join(f'{n} in {d}' for d, n in r.keys) or 'nothing')}"
+        f"<ul class=details>{''.join(f'<li>learned {e(w)}</li>' for w in r.learned)}</ul>"
+        f"{e(r.reason or '')}</td></tr>" for r in plan.resolution[:50])
     subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
                          for s in plan.subjects[:5]) + (" …" if len(plan.subjects) > 5 else "")
     return f"""<!doctype html>
@@ -115,6 +130,9 @@ Catalog state <code>{e(plan.catalog_state[:16])}</code>; content hash
 <h2>Steps</h2>
 <table id="steps"><tr><th>dataset</th><th>action</th><th>rows</th><th>columns</th><th>rule</th></tr>
 {''.join(rows)}</table>
+<h2>Who the subjects resolved to</h2>
+<table id="resolution"><tr><th>subject</th><th>status</th><th>keys, and where they came from</th>
+</tr>{resolved}</table>
 <h2>Needs review</h2>
 {notes(plan.review, 'review')}
 <h2>Exempt</h2>

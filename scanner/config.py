@@ -59,6 +59,10 @@ class IdentityConfig(BaseModel):
 
     links: list[LinkConfig] = Field(default_factory=list)
     reject: list[LinkConfig] = Field(default_factory=list)
+    #: the bound on who one subject can be (see README: subject resolution)
+    max_keys: int = Field(1, ge=1, le=1000, description="keys per person-key domain")
+    max_emails: int = Field(3, ge=1, le=1000)
+    max_phones: int = Field(3, ge=1, le=1000)
 
 
 class DatasetConfig(BaseModel):

@@ -61,24 +61,46 @@ class Prefilter:
     ready: bool = False
 
 
+#: most distinct matched rows one match brings back for attribution; past it the match says so
+MAX_GROUPS = 200_000
+
+
+@dataclass
+class MatchGroup:
+    """Matching rows that share their collected values: one keyed hash per collected column
+    (None for NULL), one normalized name per name group (in memory only), and how many."""
+
+    hashes: tuple[str | None, ...]
+    names: tuple[str | None, ...]
+    rows: int
+
+
 @dataclass
 class MatchResult:
-    """How many rows matched, and the keyed hashes (and names) found in them."""
+    """How many rows matched, grouped by the keyed hashes (and names) found in them, so the
+    planner can tell whose rows they are."""
 
     rows: int = 0
-    collected: dict[str, set[str]] = field(default_factory=dict)
-    names: set[str] = field(default_factory=set)
+    groups: list[MatchGroup] = field(default_factory=list)
+    truncated: bool = False  # more than MAX_GROUPS distinct groups: not all are here
+
+    @property
+    def collected(self) -> dict[int, set[str]]:
+        """Collected column index → every keyed hash seen there."""
+        out: dict[int, set[str]] = {}
+        for g in self.groups:
+            for i, h in enumerate(g.hashes):
+                if h is not None:
+                    out.setdefault(i, set()).add(h)
+        return out
 
     @classmethod
-    def from_row(cls, row: tuple, query: MatchQuery) -> MatchResult:
-        """From one result row: the count, a list per collected column, a list per name group."""
-        result = cls(rows=int(row[0]))
-        collected = row[1:1 + len(query.collect)]
-        for (column, _), values in zip(query.collect, collected, strict=True):
-            result.collected[column] = {v for v in values or () if v is not None}
-        for values in row[1 + len(query.collect):]:
-            result.names |= {v for v in values or () if v}
-        return result
+    def from_groups(cls, rows: list[tuple], query: MatchQuery) -> MatchResult:
+        """From grouped result rows: the collected hashes, the names, then the row count."""
+        n = len(query.collect)
+        groups = [MatchGroup(tuple(r[:n]), tuple(r[n:-1]), int(r[-1]))
+                  for r in rows[:MAX_GROUPS]]
+        return cls(sum(g.rows for g in groups), groups, len(rows) > MAX_GROUPS)
 
 
 class DuckDBMatcher:
@@ -149,17 +171,18 @@ class DuckDBMatcher:
         top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
         where = self._register(query, top)
         try:
-            selects = ["count(*)"]
-            selects += [f"list(DISTINCT optout_hmac("
-                        f"{sql_normalize(kind, column_sql(c, top), 'duckdb')}))"
-                        for c, kind in query.collect]
-            selects += [f"list(DISTINCT {sql_normalize('name', _joined(group, top), 'duckdb')})"
+            selects = [f"optout_hmac({sql_normalize(kind, column_sql(c, top), 'duckdb')})"
+                       for c, kind in query.collect]
+            selects += [sql_normalize("name", _joined(group, top), "duckdb")
                         for group in query.names]
-            row = self.con.execute(
-                f"SELECT {', '.join(selects)} FROM {relation} WHERE {where}").fetchall()[0]
+            group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(selects)))}" \
+                if selects else ""
+            rows = self.con.execute(
+                f"SELECT {', '.join([*selects, 'count(*)'])} FROM {relation} WHERE {where}"
+                f"{group} LIMIT {MAX_GROUPS + 1}").fetchall()
         finally:
             self.con.unregister("optout_subject_hashes")
-        return MatchResult.from_row(row, query)
+        return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
 
 def column_sql(name: str, top_level: set[str]) -> str:
@@ -207,6 +230,10 @@ class PythonMatcher:
         """Keyed hash of a stored value, or None for NULL."""
         return None if value is None else self.hasher(normalize(kind, value))
 
+    def name(self, value: object) -> str | None:
+        """A normalized person name (kept in memory only), or None when blank."""
+        return normalize("name", value) if value is not None and str(value).strip() else None
+
     def member(self, slot: str, kind: str, value: object) -> int:
         """1 when the value's keyed hash is among the slot's hashes."""
         return int(value is not None and self.hasher(normalize(kind, value)) in self.sets[slot])
@@ -217,11 +244,6 @@ class PythonMatcher:
             return 0
         return int(any(self.hasher(c) in self.query.text_hashes
                        for _, _, c in mentions(str(value))))
-
-
-def collect_names(values: list[object]) -> set[str]:
-    """Normalized person names from a column's values (kept in memory only)."""
-    return {normalize("name", v) for v in values if v is not None and str(v).strip()}
 
 
 REDACTED = "[REDACTED]"

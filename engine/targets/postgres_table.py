@@ -44,21 +44,29 @@ class PostgresTableTarget(DatabaseTarget):
             return []
         where, params = match_condition(con, query, self.hasher)
         cols = "".join(", " + sql.Identifier(c).as_string(con) for c in columns)
-        return con.execute(f"SELECT ctid{cols} FROM {self.relation(con)} WHERE {where}",
-                           params).fetchall()
+        # A ctid names a row within one physical table: a partitioned table's partitions each
+        # have their own, so a row is (tableoid, ctid).
+        return con.execute(f"SELECT tableoid::int8::text || ':' || ctid::text{cols} "
+                           f"FROM {self.relation(con)} WHERE {where}", params).fetchall()
 
     def count(self, con: Any) -> int:
         return con.execute(f"SELECT count(*) FROM {self.relation(con)}").fetchone()[0]
 
     def delete(self, con: Any, row_ids: list) -> None:
-        con.execute(f"DELETE FROM {self.relation(con)} WHERE ctid = ANY(%s::tid[])",
-                    ([str(r) for r in row_ids],))
+        by_table: dict[int, list[str]] = {}
+        for row in row_ids:
+            table, _, ctid = str(row).partition(":")
+            by_table.setdefault(int(table), []).append(ctid)
+        for table, ctids in by_table.items():
+            con.execute(f"DELETE FROM {self.relation(con)} WHERE tableoid = %s::int8::oid "
+                        "AND ctid = ANY(%s::tid[])", (table, ctids))
 
     def update(self, con: Any, column: str, changes: list[tuple[Any, Any]]) -> None:
         col = sql.Identifier(column).as_string(con)
         with con.cursor() as cur:
-            cur.executemany(f"UPDATE {self.relation(con)} SET {col} = %s WHERE ctid = %s::tid",
-                            [(v, str(i)) for i, v in changes])
+            cur.executemany(f"UPDATE {self.relation(con)} SET {col} = %s WHERE tableoid = "
+                            "%s::int8::oid AND ctid = %s::tid",
+                            [(v, *str(i).split(":", 1)) for i, v in changes])
 
     def checksum(self, con: Any) -> str:
         rel = self.relation(con)

@@ -12,7 +12,7 @@ from psycopg import sql
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
 from scanner.identifiers import sql_normalize
-from scanner.matching import TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
+from scanner.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
 from scanner.sources.base import Source, one_line, rows_to_arrow
@@ -192,20 +192,22 @@ class PostgresSource(Source):
         where, params = match_condition(self._con, query, hasher)
         hmac = pg_hmac(hasher)
         rel = self._rel(ref).as_string(self._con)
-        selects = ["count(*)"]
+        selects = []
         for column, kind in query.collect:
             col = sql.Identifier(column).as_string(self._con)
-            selects.append(f"array_agg(DISTINCT {hmac(sql_normalize(kind, col, 'postgres'))})")
+            selects.append(hmac(sql_normalize(kind, col, "postgres")))
         for group in query.names:
             cols = ", ".join(sql.Identifier(c).as_string(self._con) for c in group)
-            joined = f"concat_ws(' ', {cols})"
-            selects.append(f"array_agg(DISTINCT {sql_normalize('name', joined, 'postgres')})")
+            selects.append(sql_normalize("name", f"concat_ws(' ', {cols})", "postgres"))
+        grouped = (" GROUP BY " + ", ".join(str(i + 1) for i in range(len(selects)))
+                   if selects else "")
         try:
-            row = self._con.execute(f"SELECT {', '.join(selects)} FROM {rel} WHERE {where}",
-                                    params).fetchone()
+            rows = self._con.execute(
+                f"SELECT {', '.join([*selects, 'count(*)'])} FROM {rel} WHERE {where}"
+                f"{grouped} LIMIT {MAX_GROUPS + 1}", params).fetchall()
         except psycopg.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
-        return MatchResult.from_row(row, query)
+        return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
         if ref.kind != "table":

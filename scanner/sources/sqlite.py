@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable
-from scanner.matching import MatchQuery, MatchResult, PythonMatcher, collect_names
+from scanner.matching import MAX_GROUPS, MatchQuery, MatchResult, PythonMatcher
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import reservoir, windows
 from scanner.sources.base import Source, file_fingerprint, one_line, rows_to_arrow
@@ -103,26 +103,25 @@ class SQLiteSource(Source):
         self._con.create_function("optout_member", 3, m.member, deterministic=True)
         self._con.create_function("optout_key", 2, m.key, deterministic=True)
         self._con.create_function("optout_text_hit", 1, m.text_hit, deterministic=True)
+        self._con.create_function("optout_name", 1, m.name, deterministic=True)
         conditions = [f"optout_member('k{i}', '{k.kind}', {quote_ident(k.column)})"
                       for i, k in enumerate(query.keys)]
         conditions += [f"optout_text_hit({quote_ident(c)})" for c in query.texts]
         where = " OR ".join(conditions)
         rel = quote_ident(ref.option("table"))
+        selects = [f"optout_key('{kind}', {quote_ident(column)})" for column, kind in query.collect]
+        selects += ["optout_name(" + " || ' ' || ".join(f"coalesce({quote_ident(c)}, '')"
+                                                       for c in group) + ")"
+                    for group in query.names]
+        grouped = (" GROUP BY " + ", ".join(str(i + 1) for i in range(len(selects)))
+                   if selects else "")
         try:
-            rows = self._con.execute(f"SELECT count(*) FROM {rel} WHERE {where}").fetchone()[0]
-            result = MatchResult(rows=rows)
-            for column, kind in query.collect:
-                result.collected[column] = {h for (h,) in self._con.execute(
-                    f"SELECT DISTINCT optout_key('{kind}', {quote_ident(column)}) FROM {rel} "
-                    f"WHERE {where}") if h is not None}
-            for group in query.names:
-                joined = " || ' ' || ".join(f"coalesce({quote_ident(c)}, '')" for c in group)
-                values = [v for (v,) in self._con.execute(
-                    f"SELECT DISTINCT {joined} FROM {rel} WHERE {where}")]
-                result.names |= collect_names(values)
+            rows = self._con.execute(
+                f"SELECT {', '.join([*selects, 'count(*)'])} FROM {rel} WHERE {where}"
+                f"{grouped} LIMIT {MAX_GROUPS + 1}").fetchall()
         except sqlite3.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
-        return result
+        return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(self.location, salt=ref.name)

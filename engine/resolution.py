@@ -1,0 +1,170 @@
+"""Who the subject is: how a plan learns a subject's keys from the rows it matches, and the
+bound that stops a subject when the data would make it more than one person.
+
+The rules (the roles they use are defined in `engine/graph.py`):
+
+1. **Seeds.** A subject starts from the identifier the request gives: an email, phone, ... in
+   that entity's domain, or a person key (`customer_id=42`) in the one key domain of that
+   name. A key name that names several domains (a `customer` table in two schemas) stops the
+   subject: which people it means is not known.
+2. **Whose row.** A matched row is the subject's when it matched through a column whose role
+   is `own`, `attribute` or `owner`. A row matched only through an `agent` column
+   (`customer.support_rep_id`, `orders.employee_id`) is somebody else's row naming the subject:
+   it is never changed, and the subject is stopped with a finding naming the column and the
+   rows, since erasing the subject would leave or break those references.
+3. **What a row teaches.** Only an *entity row* teaches person keys: a row of a person table
+   (one whose own key is a person key) matched through that own key or an attribute, whose
+   matched value is in no other row of the table. It teaches that row's own key, its
+   attributes (emails, phones) and its name (searched for in free text) — never its agent
+   columns (other people) nor its references to other entities (`address_id`). Every row of
+   the subject teaches its table's own *record* key (`invoice.invoice_id`), which reaches the
+   rows hanging off it (`invoice_line`), and nothing else. Free-text mentions are redacted
+   where found and teach nothing.
+4. **The bound.** A subject is stopped as *ambiguous* when it resolves to more than
+   `identity.max_keys` keys in one person domain (default 1), more than `max_emails` emails or
+   `max_phones` phones (default 3), or when the value that matched a person table's row is in
+   several of its rows. Nothing is planned for a stopped subject unless the caller accepts the
+   widening (`optout plan --accept-ambiguous`), which the plan records.
+5. **Subjects apart.** Each subject's keys are its own; one subject's rows never join another's
+   through a shared row: a batch step matches the union of its resolved subjects' own keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.graph import Column, IdentityGraph
+from engine.plan import SubjectResolution
+from scanner.catalog import DatasetRecord
+from scanner.catalog.secret import KeyedHash
+from scanner.config import IdentityConfig
+from scanner.matching import MatchQuery, MatchResult
+
+#: roles through which a matched row is the subject's own
+OWNING = ("own", "attribute", "owner")
+#: bounds per entity domain (person-key domains use `max_keys`)
+_BOUNDED = {"EMAIL_ADDRESS": "max_emails", "PHONE_NUMBER": "max_phones"}
+
+
+@dataclass
+class SubjectState:
+    """One subject while planning: what it resolved to so far, and whether it stopped."""
+
+    label: str  # the subject's keyed hash (or a name for keys carried from an earlier plan)
+    known: dict[str, set[str]] = field(default_factory=dict)  # domain → keyed hashes
+    seeds: dict[str, set[str]] = field(default_factory=dict)
+    text_hashes: set[str] = field(default_factory=set)
+    owned: dict[str, int] = field(default_factory=dict)  # dataset id → rows that are its own
+    learned: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    accepted: bool = False  # stopped, and the caller accepted the widening
+    bounded: bool = True
+
+    @property
+    def active(self) -> bool:
+        """Still matched (not stopped, or stopped and accepted)."""
+        return self.stopped is None or self.accepted
+
+    def stop(self, reason: str, accept: bool) -> None:
+        """Stop the subject with a finding (the first reason is kept)."""
+        if self.stopped is None:
+            self.stopped, self.accepted = reason, accept
+
+    def add(self, domain: str, hashes: set[str], why: str) -> bool:
+        """Learn keys into a domain; True when something was new."""
+        new = hashes - self.known.setdefault(domain, set())
+        if new:
+            self.known[domain] |= new
+            self.learned.append(f"{len(new)} in {domain} from {why}")
+        return bool(new)
+
+    def key_counts(self) -> dict[str, int]:
+        """Domain → how many distinct keys (a seed's several normalized forms count once)."""
+        out = {}
+        for domain, hashes in self.known.items():
+            seeds = self.seeds.get(domain, set())
+            out[domain] = len(hashes - seeds) + (1 if seeds else 0)
+        return out
+
+    def resolution(self) -> SubjectResolution:
+        """The plan's record of this subject."""
+        status = "resolved" if self.stopped is None else "accepted" if self.accepted \
+            else "stopped"
+        return SubjectResolution(self.label, status, tuple(sorted(self.key_counts().items())),
+                                 tuple(self.learned), self.stopped)
+
+
+def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityConfig,
+                accept: bool) -> None:
+    """Stop a subject that resolved to more than the bound allows in any domain."""
+    if not subject.bounded:
+        return
+    for domain, count in subject.key_counts().items():
+        limit = getattr(bounds, _BOUNDED[domain]) if domain in _BOUNDED else \
+            bounds.max_keys if graph.is_person_domain(domain) else None
+        if limit is not None and count > limit:
+            sources = [w for w in subject.learned if f" in {domain} from " in w]
+            subject.stop(f"ambiguous subject: resolved to {count} keys in {domain} "
+                         f"(bound {limit}); {'; '.join(sources)}", accept)
+
+
+def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
+              result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
+              accept: bool, references: dict[tuple[str, Column], int]) -> bool:
+    """Give each matched row to the subjects it belongs to and learn from their rows by the
+    rules above; `references` counts (subject, agent column) → rows of others naming it.
+    True when any subject learned something."""
+    index = {c: i for i, (c, _) in enumerate(query.collect)}
+    cols = {c: (record.id, c) for c in index}
+    role = {c: graph.roles.get(col) for c, col in cols.items()}
+    own = graph.person_tables.get(record.id)
+    record_key = graph.record_tables.get(record.id)
+    totals: dict[tuple[str, str], int] = {}  # (column, hash) → rows holding it in this table
+    for g in result.groups:
+        for c, i in index.items():
+            if g.hashes[i] is not None:
+                totals[(c, g.hashes[i])] = totals.get((c, g.hashes[i]), 0) + g.rows
+    grew = False
+    for s in subjects:
+        if not s.active:
+            continue
+
+        def hits(g, roles, s=s):
+            return [c for c, i in index.items() if role[c] in roles and g.hashes[i] is not None
+                    and g.hashes[i] in s.known.get(graph.domains[cols[c]], ())]
+
+        rows = 0
+        for g in result.groups:
+            owned = hits(g, OWNING)
+            if not owned:
+                for c in hits(g, ("agent",)):
+                    references[(s.label, cols[c])] = references.get((s.label, cols[c]), 0) \
+                        + g.rows
+                continue
+            rows += g.rows
+            if record_key is not None:
+                h = g.hashes[index[record_key[1]]]
+                if h is not None:
+                    grew |= s.add(graph.domains[record_key], {h},
+                                  f"{record.name} rows ({record_key[1]}, a record key)")
+            if own is None:
+                continue
+            by = [c for c in owned if c == own[1] or role[c] == "attribute"]
+            for c in by:
+                n = totals[(c, g.hashes[index[c]])]
+                if n > 1:
+                    s.stop(f"ambiguous subject: {c} matches {n} rows of {record.name}", accept)
+            if not by or not s.active:
+                continue
+            why = f"the {record.name} row matched by {by[0]}"
+            for c, i in index.items():
+                if (c == own[1] or role[c] == "attribute") and g.hashes[i] is not None:
+                    grew |= s.add(graph.domains[cols[c]], {g.hashes[i]}, f"{why} ({c})")
+            for name in g.names:
+                words = (name or "").split()
+                h = hasher(f"{words[0]} {words[-1]}") if len(words) >= 2 else None
+                if h is not None and h not in s.text_hashes:
+                    s.text_hashes.add(h)
+                    grew = True
+        s.owned[record.id] = rows
+    return grew
