@@ -87,10 +87,13 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
 
 
 def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = False) -> None:
-    """`optout graph`: domains with their columns, then links with their evidence."""
+    """`optout graph`: domains with their columns (and each column's role), then links with
+    their evidence, then the identifier columns that are not match keys and why."""
     domains: dict[str, list[str]] = {}
     for column, domain in sorted(graph.domains.items()):
-        domains.setdefault(domain, []).append(graph.name(column))
+        role = graph.roles.get(column)
+        domains.setdefault(domain, []).append(
+            graph.name(column) + (f" ({role})" if role else ""))
     table = Table(title="identifier domains", title_justify="left")
     table.add_column("domain")
     table.add_column("columns", overflow="fold")
@@ -106,6 +109,16 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
         links.add_row(graph.name(link.a), graph.name(link.b), link.kind, link.status,
                       link.evidence)
     console.print(links)
+    if graph.vetoed:
+        vetoed = Table(title="not match keys (PII, never used to find a subject)",
+                       title_justify="left")
+        vetoed.add_column("column")
+        vetoed.add_column("why", overflow="fold")
+        for column, why in sorted(graph.vetoed.items()):
+            vetoed.add_row(graph.name(column), why)
+        console.print(vetoed)
+    console.print("Roles: own (the table's key), attribute (its row's email, phone, ...), owner "
+                  "(whose row it is), agent (another person named in the row: never learned).")
     console.print("Accept a candidate or add a link in optout.yaml under identity.links; "
                   "reject one under identity.reject.")
 

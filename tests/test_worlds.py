@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import throwaway_database
 from world_db import Snapshot, copy_sqlite, load_postgres, truths
@@ -23,7 +24,7 @@ from scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 APPROVER = Principal("approver", frozenset({"approver"}))
-WORLDS = ["chinook", "chinook_sqlite", "pagila", "northwind"]
+WORLDS = ["chinook", "chinook_sqlite", "pagila", "northwind", "traps"]
 
 
 def erase(catalog: Catalog, location: str, classifier, subject: str, request_id: str):
@@ -78,3 +79,50 @@ def test_world_erasures(world: str, tmp_path: Path, classifier) -> None:
         if databases is not None:
             databases.close()
 
+
+
+@pytest.mark.postgres
+def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
+    """The wave-1 traps, as a user sees them: the DOUBLE named like a card number is vetoed,
+    the employee on a ticket is an agent (never learned), and `optout plan` for a subject that
+    other people's rows name exits 4 with a finding naming the column and the rows."""
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+    from engine.graph import build_graph
+    from scanner.access.principals import init_catalog
+
+    for uri in throwaway_database():
+        load_postgres("traps", uri)
+        catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+        scan([uri], catalog, classifier=classifier)
+        graph = build_graph(catalog)
+        by_name = {graph.name(c): c for c in (*graph.columns, *graph.vetoed)}
+        assert graph.vetoed[by_name["orders:credit_card_amount"]].startswith(
+            "type double precision cannot hold")
+        assert graph.roles[by_name["tickets:employee_id"]] == "agent"
+        assert graph.roles[by_name["orders:customer_id"]] == "owner"
+        link = next(x for x in graph.links if {graph.name(x.a), graph.name(x.b)}
+                    == {"login:customer_id", "customers:id"})
+        assert link.status == "accepted" and link.evidence.startswith("weak: all 3 values")
+        backup = [x for x in graph.links if "backup_schema.customers:id" in
+                  (graph.name(x.a), graph.name(x.b))]
+        assert backup and all(x.status == "candidate" for x in backup)
+
+        env = {"OPTOUT_TOKEN": init_catalog(catalog)}
+        result = CliRunner().invoke(cli, ["--catalog", catalog.path, "plan", "--policy",
+                                          str(POLICY), "--subject", "email=agent1@shopworks.com",
+                                          "--format", "md"], env=env)
+        assert result.exit_code == 4, result.output
+        with psycopg.connect(uri) as con:
+            handled = con.execute("SELECT count(*) FROM tickets WHERE employee_id = 1").fetchone()
+        assert f"referenced by other people's rows: {handled[0]} rows of tickets:employee_id" \
+            in result.output
+        assert "nothing planned for it" in result.output
+        assert "0 datasets hold the subject" in result.output
+        result = CliRunner().invoke(cli, ["--catalog", catalog.path, "plan", "--policy",
+                                          str(POLICY), "--subject", "email=ben.novak.1@example.org",
+                                          "--format", "md"], env=env)
+        learned = result.output.split("## Who the subjects resolved to")[1].split("##")[0]
+        assert "employees" not in learned and "credit_card" not in learned
+        assert "1 in key customers:id from the customers row matched by email" in learned

@@ -30,7 +30,11 @@ def truths(name: str) -> dict:
 
 
 def load_postgres(world: str, uri: str) -> None:
-    """Load a world's scripts into the (empty) database at `uri` with psql, as its README says."""
+    """Load a world's scripts into the (empty) database at `uri` with psql, as its README says
+    (`traps`: the generated world of `load_traps`)."""
+    if world == "traps":
+        load_traps(uri)
+        return
     for script in _SCRIPTS[world]:
         text = (WORLDS / script).read_text(encoding="utf-8")
         if world == "chinook":
@@ -86,3 +90,56 @@ class Snapshot:
         with psycopg.connect(self.where) as con:
             return Counter(r[0] for r in con.execute(
                 f"SELECT md5(x::text) FROM {rel} x WHERE {condition}"))
+
+
+def load_traps(uri: str) -> None:
+    """A generated world with the shapes that made wave 1 erase the wrong people: an amount
+    column named like a card number (amounts shared between customers), service tickets that
+    carry the subject's email and the employee who handled them, a login table with no foreign
+    key and 3 distinct customer ids, a backup schema whose `customers` reuse the same ids for
+    other people, and two customers sharing one email. Seeded: the same rows on every run."""
+    import random
+
+    rng = random.Random(7)
+    first = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatou", "Gus", "Hana", "Ivo", "Jun"]
+    last = ["Silva", "Okafor", "Berg", "Novak", "Haddad", "Kim", "Rossi", "Sato", "Weber", "Diaz"]
+    customers = [(i, f"{first[i % 10]} {last[(i * 3) % 10]}") for i in range(1, 51)]
+    with psycopg.connect(uri, autocommit=True) as con:
+        con.execute(
+            "CREATE TABLE customers (id integer PRIMARY KEY, email text NOT NULL, full_name text);"
+            "CREATE TABLE employees (employee_id integer PRIMARY KEY, email text, full_name text);"
+            "CREATE TABLE orders (order_id integer PRIMARY KEY, customer_id integer, "
+            "  credit_card_amount double precision, placed_at date);"
+            "CREATE TABLE tickets (ticket_id integer PRIMARY KEY, email text, employee_id integer,"
+            "  topic text);"
+            "CREATE TABLE login (customer_id integer, logged_in_at timestamp);"
+            "CREATE SCHEMA backup_schema;"
+            "CREATE TABLE backup_schema.customers (id integer PRIMARY KEY, email text, "
+            "  full_name text);")
+        for i, name in customers:
+            email = "family.berg@example.org" if i >= 49 else \
+                f"{name.lower().replace(' ', '.')}.{i}@example.org"
+            con.execute("INSERT INTO customers VALUES (%s, %s, %s)", (i, email, name))
+            # The same ids, other people: a backup taken before ids were reassigned.
+            con.execute("INSERT INTO backup_schema.customers VALUES (%s, %s, %s)",
+                        (i, f"old.customer.{i}@example.net", f"{first[(i + 5) % 10]} Old{i}"))
+        for e in range(1, 6):
+            con.execute("INSERT INTO employees VALUES (%s, %s, %s)",
+                        (e, f"agent{e}@shopworks.com", f"{first[e]} Agent"))
+        order = 0
+        for i, _ in customers:
+            for _ in range(rng.randint(1, 4)):
+                order += 1
+                con.execute("INSERT INTO orders VALUES (%s, %s, %s, %s)",
+                            (order, i, rng.choice([0.0, 6.0, 18.0, 24.5]),
+                             f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"))
+        ticket = 0
+        for i, _ in customers[:30]:
+            email = con.execute("SELECT email FROM customers WHERE id = %s", (i,)).fetchone()[0]
+            for _ in range(rng.randint(1, 3)):
+                ticket += 1
+                con.execute("INSERT INTO tickets VALUES (%s, %s, %s, %s)",
+                            (ticket, email, 1 + (ticket % 5), rng.choice(["refund", "login"])))
+        for n in range(12):
+            con.execute("INSERT INTO login VALUES (%s, %s)",
+                        (1 + n % 3, f"2026-03-{1 + n:02d} 10:00:00"))
