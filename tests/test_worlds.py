@@ -5,6 +5,7 @@ byte-identical, and a subject the data would widen is stopped with nothing appli
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -126,3 +127,13 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
         learned = result.output.split("## Who the subjects resolved to")[1].split("##")[0]
         assert "employees" not in learned and "credit_card" not in learned
         assert "1 in key customers:id from the customers row matched by email" in learned
+
+        # A person decides: the shared email is accepted as one subject, and the plan says so.
+        result = CliRunner().invoke(cli, ["--catalog", catalog.path, "plan", "--policy",
+                                          str(POLICY), "--subject", "email=family.berg@example.org",
+                                          "--accept-ambiguous", "-o", str(tmp_path / "p.json")],
+                                    env=env)
+        plan = json.loads((tmp_path / "p.json").read_text())
+        assert [r["status"] for r in plan["resolution"]] == ["accepted"]
+        assert "email matches 2 rows of customers" in plan["resolution"][0]["reason"]
+        assert {s["dataset"]: s["rows"] for s in plan["steps"]}["customers"] == 2
