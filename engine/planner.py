@@ -471,12 +471,13 @@ def catalog_state(records: list[DatasetRecord]) -> str:
 
 
 def values_by_domain(graph: IdentityGraph, plan: ErasurePlan) -> dict[str, set[str]]:
-    """Domain → the keyed hashes a plan matches on (free-text hashes under TEXT_DOMAIN)."""
+    """Domain → the keyed hashes of people a plan matches on (free-text hashes under
+    TEXT_DOMAIN); record keys (`invoice_id`) are not people and are learned again from rows."""
     out: dict[str, set[str]] = {}
     for step in plan.steps:
         for column, _, hashes in step.keys:
             domain = graph.domains.get((step.dataset_id, column))
-            if domain:
+            if domain and not domain.startswith("record "):
                 out.setdefault(domain, set()).update(hashes)
         if step.text_hashes:
             out.setdefault(TEXT_DOMAIN, set()).update(step.text_hashes)

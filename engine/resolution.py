@@ -54,7 +54,6 @@ class SubjectState:
     known: dict[str, set[str]] = field(default_factory=dict)  # domain → keyed hashes
     seeds: dict[str, set[str]] = field(default_factory=dict)
     text_hashes: set[str] = field(default_factory=set)
-    owned: dict[str, int] = field(default_factory=dict)  # dataset id → rows that are its own
     learned: list[str] = field(default_factory=list)
     stopped: str | None = None
     accepted: bool = False  # stopped, and the caller accepted the widening
@@ -133,7 +132,6 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             return [c for c, i in index.items() if role[c] in roles and g.hashes[i] is not None
                     and g.hashes[i] in s.known.get(graph.domains[cols[c]], ())]
 
-        rows = 0
         for g in result.groups:
             owned = hits(g, OWNING)
             if not owned:
@@ -141,7 +139,6 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                     references[(s.label, cols[c])] = references.get((s.label, cols[c]), 0) \
                         + g.rows
                 continue
-            rows += g.rows
             if record_key is not None:
                 h = g.hashes[index[record_key[1]]]
                 if h is not None:
@@ -166,5 +163,4 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                 if h is not None and h not in s.text_hashes:
                     s.text_hashes.add(h)
                     grew = True
-        s.owned[record.id] = rows
     return grew

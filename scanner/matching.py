@@ -84,16 +84,6 @@ class MatchResult:
     groups: list[MatchGroup] = field(default_factory=list)
     truncated: bool = False  # more than MAX_GROUPS distinct groups: not all are here
 
-    @property
-    def collected(self) -> dict[int, set[str]]:
-        """Collected column index → every keyed hash seen there."""
-        out: dict[int, set[str]] = {}
-        for g in self.groups:
-            for i, h in enumerate(g.hashes):
-                if h is not None:
-                    out.setdefault(i, set()).add(h)
-        return out
-
     @classmethod
     def from_groups(cls, rows: list[tuple], query: MatchQuery) -> MatchResult:
         """From grouped result rows: the collected hashes, the names, then the row count."""

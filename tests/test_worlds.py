@@ -56,6 +56,7 @@ def test_world_erasures(world: str, tmp_path: Path, classifier) -> None:
     try:
         snapshot = Snapshot(truth["engine"], location)
         catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+        planned = erased = others = stopped = 0
         for n, case in enumerate(truth["subjects"]):
             before = snapshot.tables()
             gone = {t: snapshot.selected(t, cond) for t, cond in case.get("rows", {}).items()}
@@ -68,14 +69,21 @@ def test_world_erasures(world: str, tmp_path: Path, classifier) -> None:
                 assert not plan.steps, f"{case['name']}: a stopped subject was planned"
                 assert any(n.dataset == "(subject)" for n in plan.review)
                 assert after == before, f"{case['name']}: rows changed for a stopped subject"
+                stopped += 1
                 continue
             assert resolution == {"resolved"}, f"{case['name']}: {plan.resolution}"
+            planned += 1
             for table, rows in before.items():
+                erased += sum((rows - after[table]).values())
+                others += sum((rows - after[table] - gone.get(table, Counter())).values())
                 expected = rows - gone.get(table, Counter())
                 assert after[table] == expected, (
                     f"{case['name']}: {table}: {sum((rows - after[table]).values())} rows gone, "
                     f"{sum(gone.get(table, Counter()).values())} expected; "
                     f"{sum((after[table] - expected).values())} rows not in the truth")
+        # `pytest -s tests/test_worlds.py` prints the figures of the closing note.
+        print(f"\n{world}: {planned} subjects erased, {erased} rows erased, {others} rows of "
+              f"others changed, {stopped} stopped as ambiguous or referenced")
     finally:
         if databases is not None:
             databases.close()
@@ -137,3 +145,15 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
         assert [r["status"] for r in plan["resolution"]] == ["accepted"]
         assert "email matches 2 rows of customers" in plan["resolution"][0]["reason"]
         assert {s["dataset"]: s["rows"] for s in plan["steps"]}["customers"] == 2
+
+        # Subjects apart: in one batch, the stopped subject adds nothing to the other's steps.
+        policy = load_policy(POLICY)
+        batch = build_plan(catalog, PlanRequest(
+            [parse_subject("email=dara.diaz.3@example.org"),
+             parse_subject("email=family.berg@example.org")], policy, str(POLICY), "batch"),
+            caller=Principal("requester", frozenset({"requester"})))
+        assert sorted(r.status for r in batch.resolution) == ["resolved", "stopped"]
+        steps = {s.dataset: s.rows for s in batch.steps}
+        with psycopg.connect(uri) as con:
+            orders = con.execute("SELECT count(*) FROM orders WHERE customer_id = 3").fetchone()
+        assert steps["customers"] == 1 and steps["orders"] == orders[0]

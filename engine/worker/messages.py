@@ -6,7 +6,8 @@ Request (`optout.requests`), JSON:
      "policy": "gdpr-erasure"}                   # a policy name in the worker's policies dir
 Dataset change (`optout.datasets.changed`): {"location": "/data/crm/customers.parquet"}
 Status event (`optout.status`): {"request_id", "status", "at", "detail"}; status is one of
-received, planned, awaiting_approval, applied, failed, blocked.
+received, planned, awaiting_approval, applied, failed, blocked, needs_review (subject
+resolution stopped the subject: a person decides; nothing was erased for it).
 A message that does not validate goes to `optout.requests.dead` with the reason.
 """
 
@@ -24,7 +25,8 @@ REQUESTS, CHANGES, STATUS, DEAD = "requests", "datasets.changed", "status", "req
 def subject(namespace: str, kind: str) -> str:
     """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
     return f"{namespace}.{kind}"
-Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked"]
+Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked",
+                 "needs_review"]
 
 
 class MessageError(ValueError):

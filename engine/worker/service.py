@@ -52,7 +52,7 @@ from scanner.scan import ScanOptions, scan
 
 #: a request in one of these states is acknowledged; one awaiting approval comes back (after
 #: --ack-wait) until its plan is approved, then it is applied
-RESOLVED = ("applied", "failed")
+RESOLVED = ("applied", "failed", "needs_review")
 
 
 @dataclass
@@ -220,16 +220,21 @@ class Worker:
         try:
             path = self._policy_path(requests[0].policy)
             policy = load_policy(path)
-            subjects, ok = [], []
+            subjects, ok, parsed = [], [], {}
             for r in requests:
                 try:
-                    subjects += [parse_subject(s, policy.identifiers) for s in r.subjects()]
+                    parsed[r.request_id] = [parse_subject(s, policy.identifiers)
+                                            for s in r.subjects()]
+                    subjects += parsed[r.request_id]
                     ok.append(r)
                 except SubjectError as exc:
                     self._status(r.request_id, "failed", str(exc))
             plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), batch_id,
                                                         created_by=self.caller.name),
                               self.settings.config, caller=self.caller)
+            for r in list(ok):
+                if self._stopped(plan, parsed[r.request_id], r.request_id):
+                    ok.remove(r)  # resolved as needing a person: no erasure, no cascade
             for r in ok:
                 self._status(r.request_id, "planned", f"batch {batch_id}: {len(plan.steps)} "
                              "datasets")
@@ -255,6 +260,17 @@ class Worker:
                          "; ".join(failures))
             results.append(not failures)
         return results
+
+    def _stopped(self, plan: ErasurePlan, subjects: list, rid: str) -> bool:
+        """True (and status `needs_review`) when resolution stopped one of the request's
+        subjects: nothing is erased or cascaded for it until a person decides."""
+        hasher = self.catalog.hasher()
+        digests = {s.digest(hasher) for s in subjects}
+        reasons = [r.reason for r in plan.resolution
+                   if r.status == "stopped" and r.subject in digests]
+        if reasons:
+            self._status(rid, "needs_review", "; ".join(str(r) for r in reasons))
+        return bool(reasons)
 
     def _policy_path(self, name: str) -> Path:
         """A policy by name, from the policies folder only (message schema: no paths)."""
@@ -295,6 +311,8 @@ class Worker:
                 plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), rid,
                                                             created_by=self.caller.name),
                                   self.settings.config, caller=self.caller)
+                if self._stopped(plan, subjects, rid):
+                    return True
                 self._status(rid, "planned", f"{len(plan.steps)} datasets")
                 if plan.approvals > 0:
                     self._hold(plan, [rid])
