@@ -74,7 +74,8 @@ class SubjectState:
         new = hashes - self.known.setdefault(domain, set())
         if new:
             self.known[domain] |= new
-            self.learned.append(f"{len(new)} in {domain} from {why}")
+            shown = ", ".join(h[:10] for h in sorted(new)[:3]) + (", …" if len(new) > 3 else "")
+            self.learned.append(f"{len(new)} in {domain} [{shown}] from {why}")
         return bool(new)
 
     def key_counts(self) -> dict[str, int]:
@@ -102,7 +103,7 @@ def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityCon
         limit = getattr(bounds, _BOUNDED[domain]) if domain in _BOUNDED else \
             bounds.max_keys if graph.is_person_domain(domain) else None
         if limit is not None and count > limit:
-            sources = [w for w in subject.learned if f" in {domain} from " in w]
+            sources = [w for w in subject.learned if f" in {domain} [" in w]
             subject.stop(f"ambiguous subject: resolved to {count} keys in {domain} "
                          f"(bound {limit}); {'; '.join(sources)}", accept)
 

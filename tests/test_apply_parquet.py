@@ -48,9 +48,14 @@ def dataset(tmp_path: Path, classifier) -> tuple[Catalog, Path, pa.Table]:
 
 
 def plan_for(catalog: Catalog):
+    """The subject's plan. Her email is in three rows of a table of people (duplicates under
+    two spellings): resolution would stop her as ambiguous; the caller accepts it."""
     policy = ROOT / "policies" / "gdpr-erasure.yaml"
-    return build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
-                                           load_policy(policy), str(policy)))
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(policy), str(policy)),
+                      accept_ambiguous=True)
+    assert [r.status for r in plan.resolution] == ["accepted"]
+    return plan
 
 
 def with_locations(plan, locations):

@@ -21,6 +21,7 @@ import pytest
 import redis
 import tantivy
 from apply_world import World
+from stream_read import stream_messages
 from test_apply import assert_erased
 
 from engine.erasure_report import build_report
@@ -142,21 +143,7 @@ class Setup:
 
     def read(self, kind: str) -> list[dict]:
         """Every message the stream holds on one subject."""
-        async def fetch() -> list[dict]:
-            nc, js = await bus.connect("nats://127.0.0.1:4222", self.ns)
-            sub = await js.pull_subscribe(subject(self.ns, kind), stream=bus.stream_name(self.ns))
-            out = []
-            try:
-                while True:
-                    msgs = await sub.fetch(100, timeout=1)
-                    for m in msgs:
-                        await m.ack()  # unacknowledged, the server stops at max_ack_pending
-                    out += [json.loads(m.data) for m in msgs]
-            except TimeoutError:
-                pass
-            await nc.close()
-            return out
-        return asyncio.run(fetch())
+        return stream_messages(self.ns, kind)
 
     def publish_raw(self, kind: str, data: bytes) -> None:
         async def send() -> None:

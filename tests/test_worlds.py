@@ -6,6 +6,7 @@ byte-identical, and a subject the data would widen is stopped with nothing appli
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
                                           "--format", "md"], env=env)
         learned = result.output.split("## Who the subjects resolved to")[1].split("##")[0]
         assert "employees" not in learned and "credit_card" not in learned
-        assert "1 in key customers:id from the customers row matched by email" in learned
+        assert re.search(r"1 in key customers:id \[[0-9a-f]{10}\] from the customers row "
+                         r"matched by email", learned), learned
 
         # A person decides: the shared email is accepted as one subject, and the plan says so.
         result = CliRunner().invoke(cli, ["--catalog", catalog.path, "plan", "--policy",
@@ -157,3 +159,57 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
         with psycopg.connect(uri) as con:
             orders = con.execute("SELECT count(*) FROM orders WHERE customer_id = 3").fetchone()
         assert steps["customers"] == 1 and steps["orders"] == orders[0]
+
+
+@pytest.mark.postgres
+def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, classifier) -> None:
+    """Through the real NATS worker: a request whose subject resolution stops (one email shared
+    by two customers) ends `needs_review`, nothing is erased, and the request next to it in
+    the same batch is erased as usual."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from stream_read import stream_messages
+
+    from engine.worker.messages import STATUS
+    from scanner.access.principals import add_principal, create_token, init_catalog
+
+    optout = [sys.executable, "-m", "engine.cli"]
+    for uri in throwaway_database():
+        load_postgres("traps", uri)
+        catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+        scan([uri], catalog, classifier=classifier)
+        init_catalog(catalog)
+        add_principal(catalog, "worker", ["requester", "operator", "scanner"], "admin")
+        env = {**os.environ, "OPTOUT_TOKEN": create_token(catalog, "worker")[1]}
+        policies = tmp_path / "policies"
+        policies.mkdir()
+        (policies / "auto.yaml").write_text(POLICY.read_text() + "\napprovals: 0\n")
+        ns = f"t{uuid.uuid4().hex[:10]}"
+        snapshot = Snapshot("postgresql", uri)
+        before = snapshot.tables()
+        gone = snapshot.selected("customers", "id = 3")
+        for rid, email in (("family", "family.berg@example.org"),
+                           ("dara", "dara.diaz.3@example.org")):
+            run = subprocess.run([*optout, "--catalog", catalog.path, "request", "submit",
+                                  "--namespace", ns, "--id", rid, "--identifier",
+                                  f"email={email}", "--policy", "auto"],
+                                 env=env, capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0, run.stderr
+        run = subprocess.run([*optout, "--catalog", catalog.path, "worker", "--namespace", ns,
+                              "--policies-dir", str(policies), "--plans-dir", str(tmp_path),
+                              "--until-idle"], env=env, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=int(os.environ.get("WORKER_WAIT", "240")))
+        assert run.returncode == 0, run.stdout + run.stderr
+
+        final = {e["request_id"]: e for e in stream_messages(ns, STATUS)}
+        assert final["family"]["status"] == "needs_review", final
+        assert "email matches 2 rows of customers" in final["family"]["detail"]
+        assert final["dara"]["status"] == "applied", final
+        after = snapshot.tables()
+        assert after["customers"] == before["customers"] - gone
+        family = snapshot.selected("customers", "email = 'family.berg@example.org'")
+        assert sum(family.values()) == 2
+

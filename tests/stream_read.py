@@ -1,0 +1,28 @@
+"""Reading back what a worker published on the real NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from engine.worker import bus
+from engine.worker.messages import subject
+
+
+def stream_messages(ns: str, kind: str) -> list[dict]:
+    """Every message the namespace's stream holds on one subject (`status`, `requests.dead`)."""
+    async def fetch() -> list[dict]:
+        nc, js = await bus.connect("nats://127.0.0.1:4222", ns)
+        sub = await js.pull_subscribe(subject(ns, kind), stream=bus.stream_name(ns))
+        out = []
+        try:
+            while True:
+                msgs = await sub.fetch(100, timeout=1)
+                for m in msgs:
+                    await m.ack()  # unacknowledged, the server stops at max_ack_pending
+                out += [json.loads(m.data) for m in msgs]
+        except TimeoutError:
+            pass
+        await nc.close()
+        return out
+    return asyncio.run(fetch())
