@@ -124,34 +124,42 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
         for c, i in index.items():
             if g.hashes[i] is not None:
                 totals[(c, g.hashes[i])] = totals.get((c, g.hashes[i]), 0) + g.rows
+    groups: dict[tuple[str, str], list[int]] = {}  # (column, hash) → groups holding it
+    for n, g in enumerate(result.groups):
+        for c, i in index.items():
+            if g.hashes[i] is not None:
+                groups.setdefault((c, g.hashes[i]), []).append(n)
+    owning = [c for c in index if role[c] in OWNING]
+    agents = [c for c in index if role[c] == "agent"]
     grew = False
     for s in subjects:
         if not s.active:
             continue
-
-        def hits(g, roles, s=s):
-            return [c for c, i in index.items() if role[c] in roles and g.hashes[i] is not None
-                    and g.hashes[i] in s.known.get(graph.domains[cols[c]], ())]
-
-        for g in result.groups:
-            owned = hits(g, OWNING)
-            if not owned:
-                for c in hits(g, ("agent",)):
-                    references[(s.label, cols[c])] = references.get((s.label, cols[c]), 0) \
-                        + g.rows
-                continue
-            if record_key is not None:
-                h = g.hashes[index[record_key[1]]]
-                if h is not None:
-                    grew |= s.add(graph.domains[record_key], {h},
-                                  f"{record.name} rows ({record_key[1]}, a record key)")
-            if own is None:
-                continue
-            by = [c for c in owned if c == own[1] or role[c] == "attribute"]
+        owned: dict[int, list[str]] = {}  # group → the owning columns it matched by
+        for c in owning:
+            for h in s.known.get(graph.domains[cols[c]], ()):
+                for n in groups.get((c, h), ()):
+                    owned.setdefault(n, []).append(c)
+        for c in agents:
+            for h in s.known.get(graph.domains[cols[c]], ()):
+                rows = sum(result.groups[n].rows for n in groups.get((c, h), ())
+                           if n not in owned)
+                if rows:
+                    references[(s.label, cols[c])] = references.get((s.label, cols[c]), 0) + rows
+        if record_key is not None:
+            keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
+            grew |= s.add(graph.domains[record_key], keys,
+                          f"its {record.name} rows ({record_key[1]}, a record key)")
+        if own is None:
+            continue
+        for n, by_columns in sorted(owned.items()):
+            g = result.groups[n]
+            by = [c for c in by_columns if c == own[1] or role[c] == "attribute"]
             for c in by:
-                n = totals[(c, g.hashes[index[c]])]
-                if n > 1:
-                    s.stop(f"ambiguous subject: {c} matches {n} rows of {record.name}", accept)
+                rows = totals[(c, g.hashes[index[c]])]
+                if rows > 1:
+                    s.stop(f"ambiguous subject: {c} matches {rows} rows of {record.name}",
+                           accept)
             if not by or not s.active:
                 continue
             why = f"the {record.name} row matched by {by[0]}"
