@@ -25,6 +25,7 @@ plain files): there they are candidates a person accepts in `optout.yaml`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,9 @@ class IdentityGraph:
     person_tables: dict[str, Column] = field(default_factory=dict)
     #: dataset id → its own record key, for datasets other rows reference (`invoice`)
     record_tables: dict[str, Column] = field(default_factory=dict)
+    #: datasets whose rows belong to someone: tables of people, and rows that hang off them
+    #: (`invoice` through `customer_id`, `invoice_line` through `invoice_id`)
+    person_owned: set[str] = field(default_factory=set)
 
     def name(self, column: Column) -> str:
         """`dataset:column` for display."""
@@ -260,15 +264,23 @@ def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool
 
 def _foreign_key_links(graph: IdentityGraph, fks: list[tuple[Column, Column]]) -> None:
     """Declared foreign keys link key columns: a reference to a person key is that person's
-    key (`customer.support_rep_id` → employee), one to any other key is a record key
-    (`invoice_line.invoice_id` → `invoice.invoice_id`)."""
+    key (`customer.support_rep_id` → employee), and so is one to the key of a table with an
+    email column (`rental.staff_id` → `staff`, whatever the classifier made of `staff_id`);
+    one to any other key is a record key (`invoice_line.invoice_id` → `invoice.invoice_id`)."""
+    with_email = {c[0] for c, f in graph.columns.items() if f.entity == "EMAIL_ADDRESS"}
     for a, b in fks:
         fa, fb = graph.columns.get(a), graph.columns.get(b)
         people = [f for f in (fa, fb) if f is not None and f.entity == "PERSON_ID"]
+        if b[0] in with_email and fb is None:
+            people.append(ColumnFinding(name=b[1], type="", entity="PERSON_ID"))
         if fa is not None and fb is not None and not people and fa.entity != fb.entity:
             continue  # an email column referencing an email column: one domain already
         entity = "PERSON_ID" if people else RECORD
         why = f"declared foreign key {graph.name(a)} → {graph.name(b)}"
+        for c in (a, b):  # a record key of a table of people is a person key
+            if c in graph.columns and graph.columns[c].entity == RECORD and people:
+                graph.columns[c] = dataclasses.replace(graph.columns[c], entity="PERSON_ID",
+                                                       pii=True)
         ok = all((c in graph.columns and graph.columns[c].entity in ("PERSON_ID", RECORD))
                  or _as_key(graph, c, entity, why) for c in (a, b))
         if ok:
@@ -441,6 +453,33 @@ def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
         # then only a reference (never deleted through).
         for c in people:
             graph.roles[c] = "owner" if len(people) == 1 else "agent"
+    _person_owned(graph)
+
+
+def _person_owned(graph: IdentityGraph) -> None:
+    """Tables of people, tables with an owner reference to a person, and tables with an owner
+    record reference to a table that is itself person-owned, to a fixed point."""
+    parent = {graph.domains[col]: ds for ds, col in graph.record_tables.items()}
+    people = {graph.domains[col] for col in graph.person_tables.values()}
+    owned = set(graph.person_tables)
+    changed = True
+    while changed:
+        changed = False
+        for column, role in graph.roles.items():
+            if role != "owner" or column[0] in owned:
+                continue
+            domain = graph.domains[column]
+            if domain in people or parent.get(domain) in owned:
+                owned.add(column[0])
+                changed = True
+    graph.person_owned = owned
+
+
+def record_parent(graph: IdentityGraph, column: Column) -> str | None:
+    """The dataset a record-key reference points at (`invoice_line.invoice_id` → invoice)."""
+    domain = graph.domains.get(column)
+    return next((ds for ds, col in graph.record_tables.items()
+                 if graph.domains[col] == domain), None)
 
 
 def _own_key(graph: IdentityGraph, keys: list[Column], referenced: set[Column]) -> Column | None:

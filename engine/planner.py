@@ -19,10 +19,10 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 
-from engine.graph import SUBJECT_ENTITIES, Column, IdentityGraph, build_graph, kind_of_column
+from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
-from engine.resolution import OWNING, SubjectState, attribute, check_bound
+from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog, DatasetRecord
@@ -100,7 +100,6 @@ class _Walk:
     rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
-    references: dict[tuple[str, Column], int] = field(default_factory=dict)
 
     def _roles(self, record: DatasetRecord, roles: tuple[str, ...]) -> list[str]:
         return [c.name for c in record.columns if self.graph.roles.get((record.id, c.name))
@@ -192,27 +191,19 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 walk.results[record.id] = result
                 walk.asked[record.id] = query
                 grew |= attribute(graph, record, query, result, walk.subjects, hasher,
-                                  accept_ambiguous, walk.references)
+                                  accept_ambiguous)
             for s in walk.subjects:
                 check_bound(graph, s, config.identity, accept_ambiguous)
             if not grew:
                 break
-        _stop_referenced(walk)
+        for record in records:
+            if record.id in walk.results:
+                check_shared(graph, record, walk.asked[record.id], walk.results[record.id],
+                             [s for s in walk.subjects if s.bounded], accept_ambiguous)
         _final_rows(walk, records, pool)
     finally:
         pool.close()
     return _assemble(catalog, request, config, walk, records, exempt_notes, now)
-
-
-def _stop_referenced(walk: _Walk) -> None:
-    """Rule 2: a subject that other people's rows name is stopped, with the columns and rows."""
-    for s in walk.subjects:
-        refs = sorted((walk.graph.name(col), n) for (label, col), n in walk.references.items()
-                      if label == s.label and n)
-        if refs and s.bounded:
-            s.stop("referenced by other people's rows: " + ", ".join(
-                f"{n} rows of {name}" for name, n in refs) + " (never changed; erasing the "
-                "subject would leave or break those references)", walk.accept)
 
 
 def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:

@@ -11,7 +11,10 @@ The rules (the roles they use are defined in `engine/graph.py`):
    is `own`, `attribute` or `owner`. A row matched only through an `agent` column
    (`customer.support_rep_id`, `orders.employee_id`) is somebody else's row naming the subject:
    it is never changed, and the subject is stopped with a finding naming the column and the
-   rows, since erasing the subject would leave or break those references.
+   rows, since erasing the subject would leave or break those references. So is a subject
+   whose rows also hang off another person's records through a second record key (an order
+   line of her order that is also a line of another person's product): whose row it is, is
+   not known. Both checks run once the keys are resolved.
 3. **What a row teaches.** Only an *entity row* teaches person keys: a row of a person table
    (one whose own key is a person key) matched through that own key or an attribute, whose
    matched value is in no other row of the table. It teaches that row's own key, its
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.graph import Column, IdentityGraph
+from engine.graph import IdentityGraph, record_parent
 from engine.plan import SubjectResolution
 from scanner.catalog import DatasetRecord
 from scanner.catalog.secret import KeyedHash
@@ -108,44 +111,77 @@ def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityCon
                          f"(bound {limit}); {'; '.join(sources)}", accept)
 
 
-def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
-              result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
-              accept: bool, references: dict[tuple[str, Column], int]) -> bool:
-    """Give each matched row to the subjects it belongs to and learn from their rows by the
-    rules above; `references` counts (subject, agent column) → rows of others naming it.
-    True when any subject learned something."""
+def _owned_groups(graph: IdentityGraph, record: DatasetRecord, index: dict[str, int],
+                  groups: dict[tuple[str, str], list[int]], s: SubjectState,
+                  roles: tuple[str, ...]) -> dict[int, list[str]]:
+    """Group → the columns (of those roles) through which it matched the subject's keys."""
+    out: dict[int, list[str]] = {}
+    for c in index:
+        if graph.roles.get((record.id, c)) in roles:
+            for h in s.known.get(graph.domains[(record.id, c)], ()):
+                for n in groups.get((c, h), ()):
+                    out.setdefault(n, []).append(c)
+    return out
+
+
+def _by_value(query: MatchQuery, result: MatchResult) -> tuple[dict[str, int],
+                                                             dict[tuple[str, str], list[int]]]:
     index = {c: i for i, (c, _) in enumerate(query.collect)}
-    cols = {c: (record.id, c) for c in index}
-    role = {c: graph.roles.get(col) for c, col in cols.items()}
-    own = graph.person_tables.get(record.id)
-    record_key = graph.record_tables.get(record.id)
-    totals: dict[tuple[str, str], int] = {}  # (column, hash) → rows holding it in this table
-    for g in result.groups:
-        for c, i in index.items():
-            if g.hashes[i] is not None:
-                totals[(c, g.hashes[i])] = totals.get((c, g.hashes[i]), 0) + g.rows
     groups: dict[tuple[str, str], list[int]] = {}  # (column, hash) → groups holding it
     for n, g in enumerate(result.groups):
         for c, i in index.items():
             if g.hashes[i] is not None:
                 groups.setdefault((c, g.hashes[i]), []).append(n)
-    owning = [c for c in index if role[c] in OWNING]
-    agents = [c for c in index if role[c] == "agent"]
+    return index, groups
+
+
+def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
+                 result: MatchResult, subjects: list[SubjectState], accept: bool) -> None:
+    """Once resolution is done: stop a subject whose key is named in other people's rows
+    (rule 2), or whose rows also hang off another person's records through a second record
+    key (`order_details` of her order and of another person's product)."""
+    index, groups = _by_value(query, result)
+    refs = [c for c in index if graph.roles.get((record.id, c)) == "owner"
+            and not graph.is_person_domain(graph.domains[(record.id, c)])
+            and record_parent(graph, (record.id, c)) in graph.person_owned]
+    for s in subjects:
+        if not s.active:
+            continue
+        owned = _owned_groups(graph, record, index, groups, s, OWNING)
+        named = _owned_groups(graph, record, index, groups, s, ("agent",))
+        for c in sorted({c for n, cs in named.items() if n not in owned for c in cs}):
+            rows = sum(result.groups[n].rows for n, cs in named.items()
+                       if n not in owned and c in cs)
+            s.stop(f"referenced by other people's rows: {rows} rows of {record.name}:{c} "
+                   "(never changed; erasing the subject would leave or break those "
+                   "references)", accept)
+        for c in refs:
+            known = s.known.get(graph.domains[(record.id, c)], set())
+            shared = sum(result.groups[n].rows for n in owned
+                         if (h := result.groups[n].hashes[index[c]]) is not None
+                         and h not in known)
+            if shared:
+                s.stop(f"ambiguous subject: {shared} rows of {record.name} are the subject's "
+                       f"and also hang off other people's "
+                       f"{graph.datasets[record_parent(graph, (record.id, c))].name} rows "
+                       f"through {c}", accept)
+
+
+def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
+              result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
+              accept: bool) -> bool:
+    """Give each matched row to the subjects it belongs to and learn from their rows by the
+    rules above. True when any subject learned something."""
+    index, groups = _by_value(query, result)
+    role = {c: graph.roles.get((record.id, c)) for c in index}
+    cols = {c: (record.id, c) for c in index}
+    own = graph.person_tables.get(record.id)
+    record_key = graph.record_tables.get(record.id)
     grew = False
     for s in subjects:
         if not s.active:
             continue
-        owned: dict[int, list[str]] = {}  # group → the owning columns it matched by
-        for c in owning:
-            for h in s.known.get(graph.domains[cols[c]], ()):
-                for n in groups.get((c, h), ()):
-                    owned.setdefault(n, []).append(c)
-        for c in agents:
-            for h in s.known.get(graph.domains[cols[c]], ()):
-                rows = sum(result.groups[n].rows for n in groups.get((c, h), ())
-                           if n not in owned)
-                if rows:
-                    references[(s.label, cols[c])] = references.get((s.label, cols[c]), 0) + rows
+        owned = _owned_groups(graph, record, index, groups, s, OWNING)
         if record_key is not None:
             keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
             grew |= s.add(graph.domains[record_key], keys,
@@ -156,7 +192,8 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             g = result.groups[n]
             by = [c for c in by_columns if c == own[1] or role[c] == "attribute"]
             for c in by:
-                rows = totals[(c, g.hashes[index[c]])]
+                # every row holding the value matched (it is among the subjects' keys)
+                rows = sum(result.groups[m].rows for m in groups[(c, g.hashes[index[c]])])
                 if rows > 1:
                     s.stop(f"ambiguous subject: {c} matches {rows} rows of {record.name}",
                            accept)

@@ -213,3 +213,49 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
         family = snapshot.selected("customers", "email = 'family.berg@example.org'")
         assert sum(family.values()) == 2
 
+
+
+@pytest.mark.postgres
+def test_rows_hanging_off_two_peoples_records_stop_both(tmp_path: Path, classifier) -> None:
+    """Order lines hang off a customer's order and a supplier's product. Erasing the supplier
+    would take other customers' order lines with her products: stopped. The customer's lines
+    are as much the supplier's product lines: stopped too, until a person decides (here: the
+    project rejects the product → supplier link), and then exactly the customer's rows go."""
+    from scanner.config import Config, IdentityConfig, LinkConfig
+
+    for uri in throwaway_database():
+        load_postgres("shop", uri)
+        catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+        scan([uri], catalog, classifier=classifier)
+        snapshot = Snapshot("postgresql", uri)
+        before = snapshot.tables()
+
+        supplier = _plan(catalog, "email=contact1@vendor.com")
+        [r] = supplier.resolution
+        assert r.status == "stopped" and "order_lines" in r.reason and "orders" in r.reason
+        assert not supplier.steps
+        customer = _plan(catalog, "email=buyer2@mailbox.org")
+        [r] = customer.resolution
+        assert r.status == "stopped" and "products rows through product_id" in r.reason
+
+        config = Config(identity=IdentityConfig(reject=[
+            LinkConfig(columns=("products:supplier_id", "suppliers:supplier_id"))]))
+        customer = _plan(catalog, "email=buyer2@mailbox.org", config, "decided")
+        assert [r.status for r in customer.resolution] == ["resolved"]
+        gone = {"customers": snapshot.selected("customers", "customer_id = 2"),
+                "orders": snapshot.selected("orders", "customer_id = 2"),
+                "order_lines": snapshot.selected(
+                    "order_lines", "order_id IN (SELECT order_id FROM orders "
+                    "WHERE customer_id = 2)")}
+        approve(catalog, customer, APPROVER)
+        apply_plan(catalog, customer, ApplyOptions(config=config))
+        after = snapshot.tables()
+        for table, rows in before.items():
+            assert after[table] == rows - gone.get(table, Counter()), table
+
+
+def _plan(catalog: Catalog, subject: str, config=None, rid: str = "p"):
+    """A gdpr-erasure plan for one subject, as a requester makes it."""
+    policy = load_policy(POLICY)
+    return build_plan(catalog, PlanRequest([parse_subject(subject)], policy, str(POLICY), rid,
+                                           created_by="requester"), config)

@@ -32,8 +32,8 @@ def truths(name: str) -> dict:
 def load_postgres(world: str, uri: str) -> None:
     """Load a world's scripts into the (empty) database at `uri` with psql, as its README says
     (`traps`: the generated world of `load_traps`)."""
-    if world == "traps":
-        load_traps(uri)
+    if world in ("traps", "shop"):
+        (load_traps if world == "traps" else load_shop)(uri)
         return
     for script in _SCRIPTS[world]:
         text = (WORLDS / script).read_text(encoding="utf-8")
@@ -143,3 +143,31 @@ def load_traps(uri: str) -> None:
         for n in range(12):
             con.execute("INSERT INTO login VALUES (%s, %s)",
                         (1 + n % 3, f"2026-03-{1 + n:02d} 10:00:00"))
+
+
+def load_shop(uri: str) -> None:
+    """A generated shop whose order lines hang off two kinds of people's records: a customer's
+    order and a supplier's product (suppliers have contact emails, so they are people here).
+    Declared foreign keys throughout."""
+    with psycopg.connect(uri, autocommit=True) as con:
+        con.execute(
+            "CREATE TABLE customers (customer_id integer PRIMARY KEY, email text NOT NULL);"
+            "CREATE TABLE suppliers (supplier_id integer PRIMARY KEY, email text NOT NULL);"
+            "CREATE TABLE products (product_id integer PRIMARY KEY, "
+            "  supplier_id integer NOT NULL REFERENCES suppliers, title text);"
+            "CREATE TABLE orders (order_id integer PRIMARY KEY, "
+            "  customer_id integer NOT NULL REFERENCES customers, placed date);"
+            "CREATE TABLE order_lines (order_id integer NOT NULL REFERENCES orders, "
+            "  product_id integer NOT NULL REFERENCES products, quantity integer);")
+        for i in range(1, 21):
+            con.execute("INSERT INTO customers VALUES (%s, %s)", (i, f"buyer{i}@mailbox.org"))
+        for i in range(1, 6):
+            con.execute("INSERT INTO suppliers VALUES (%s, %s)", (i, f"contact{i}@vendor.com"))
+        for p in range(1, 16):
+            con.execute("INSERT INTO products VALUES (%s, %s, %s)", (p, 1 + p % 5, f"item {p}"))
+        for o in range(1, 41):
+            con.execute("INSERT INTO orders VALUES (%s, %s, %s)",
+                        (o, 1 + o % 20, f"2026-02-{1 + o % 28:02d}"))
+            for k in range(3):
+                con.execute("INSERT INTO order_lines VALUES (%s, %s, %s)",
+                            (o, 1 + (o * 7 + k * 4) % 15, 1 + k))
