@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
+from scanner.identifiers import KINDS
 from scanner.model import DatasetRef
 
 PLAN_VERSION = 3
@@ -165,6 +166,9 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{origin}: not a plan file (missing or bad field {exc})") from exc
+    bad = [k for step in plan.steps for _, k, _ in step.keys if k not in KINDS]
+    if bad:
+        raise PlanError(f"{origin}: not a plan this optout made (unknown match kind {bad[0]!r})")
     if plan.version != PLAN_VERSION:
         raise PlanError(f"{origin}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
     if plan.digest() != plan.content_hash:

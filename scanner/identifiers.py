@@ -16,6 +16,8 @@ KIND_OF_ENTITY = {
     "PHONE_NUMBER": "phone",
     "PERSON": "name",
 }
+#: every normalization kind (a plan naming another is refused)
+KINDS = frozenset({"email", "phone", "name", "code"})
 DEFAULT_REGION = "US"
 _NOT_DIGIT = re.compile(r"\D")
 _SEPARATORS = re.compile(r"[\s\-./]")

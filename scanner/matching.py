@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from scanner.catalog.secret import KeyedHash
-from scanner.identifiers import normalize, sql_normalize
+from scanner.identifiers import KINDS, normalize, sql_normalize
 from scanner.sql import quote_ident, quote_literal
 
 #: what free text is searched for: emails, phone-number-like runs, and word pairs (names)
@@ -214,19 +214,25 @@ class PythonMatcher:
     def __init__(self, query: MatchQuery, hasher: KeyedHash) -> None:
         self.query = query
         self.hasher = hasher
-        self.sets = {f"k{i}": k.hashes for i, k in enumerate(query.keys)}
+        # The engine is told slot numbers only: kinds and hashes stay in Python, so nothing
+        # from a plan is ever pasted into SQL.
+        for kind in [k.kind for k in query.keys] + [kind for _, kind in query.collect]:
+            if kind not in KINDS:
+                raise ValueError(f"unknown normalization kind {kind!r}")
 
-    def key(self, kind: str, value: object) -> str | None:
-        """Keyed hash of a stored value, or None for NULL."""
+    def key(self, slot: int, value: object) -> str | None:
+        """Keyed hash of a stored value of the `slot`-th collected column, or None for NULL."""
+        kind = self.query.collect[slot][1]
         return None if value is None else self.hasher(normalize(kind, value))
 
     def name(self, value: object) -> str | None:
         """A normalized person name (kept in memory only), or None when blank."""
         return normalize("name", value) if value is not None and str(value).strip() else None
 
-    def member(self, slot: str, kind: str, value: object) -> int:
-        """1 when the value's keyed hash is among the slot's hashes."""
-        return int(value is not None and self.hasher(normalize(kind, value)) in self.sets[slot])
+    def member(self, slot: int, value: object) -> int:
+        """1 when the value's keyed hash is among the hashes of the `slot`-th key."""
+        k = self.query.keys[slot]
+        return int(value is not None and self.hasher(normalize(k.kind, value)) in k.hashes)
 
     def text_hit(self, value: object) -> int:
         """1 when free text mentions a hashed email, phone number or name."""

@@ -259,3 +259,30 @@ def _plan(catalog: Catalog, subject: str, config=None, rid: str = "p"):
     policy = load_policy(POLICY)
     return build_plan(catalog, PlanRequest([parse_subject(subject)], policy, str(POLICY), rid,
                                            created_by="requester"), config)
+
+
+def test_a_resealed_plan_with_sql_in_a_match_kind_is_refused(tmp_path: Path, classifier) -> None:
+    """Wave 1: a step's key kind reached SQLite's SQL as text; resealed with
+    `code', "employee_id") OR 1=1 OR ...` it deleted every row. Kinds are an enum now, and the
+    engine is only ever told slot numbers."""
+    import dataclasses
+
+    from engine.plan import PlanError, load_plan
+
+    location = str(copy_sqlite("chinook", tmp_path))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([location], catalog, classifier=classifier)
+    plan = _plan(catalog, "email=frantisekw@jetbrains.com")
+    step = next(s for s in plan.steps if s.dataset == "Invoice")
+    column, _, hashes = step.keys[0]
+    evil = dataclasses.replace(step, keys=((column, "code', \"EmployeeId\") OR 1=1 OR ('", hashes),))
+    forged = dataclasses.replace(plan, steps=tuple(evil if s is step else s
+                                                   for s in plan.steps)).sealed()
+    path = tmp_path / "forged.json"
+    path.write_text(forged.to_json())
+    before = Snapshot("sqlite", location).tables()
+    with pytest.raises(PlanError, match="unknown match kind"):
+        load_plan(path)
+    assert Snapshot("sqlite", location).tables() == before
+    path.write_text(plan.to_json())
+    assert load_plan(path) == plan  # the plan as made still loads

@@ -25,7 +25,7 @@ class RowEditor:
     def matches(self, record: dict[str, Any]) -> bool:
         """True when any key column's keyed hash or any free-text mention is the subject's."""
         for i, k in enumerate(self.query.keys):
-            if self.matcher.member(f"k{i}", k.kind, record.get(k.column)):
+            if self.matcher.member(i, record.get(k.column)):
                 return True
         return any(self.matcher.text_hit(record.get(t)) for t in self.query.texts)
 

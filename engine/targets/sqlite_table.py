@@ -36,10 +36,10 @@ class SQLiteTableTarget(DatabaseTarget):
         if not query.keys and not query.texts:
             return []
         m = PythonMatcher(query, self.hasher)
-        con.create_function("optout_member", 3, m.member, deterministic=True)
+        con.create_function("optout_member", 2, m.member, deterministic=True)
         con.create_function("optout_text_hit", 1, m.text_hit, deterministic=True)
         where = " OR ".join(
-            [f"optout_member('k{i}', '{k.kind}', {quote_ident(k.column)})"
+            [f"optout_member({i}, {quote_ident(k.column)})"
              for i, k in enumerate(query.keys)]
             + [f"optout_text_hit({quote_ident(t)})" for t in query.texts])
         cols = "".join(f", {quote_ident(c)}" for c in columns)

@@ -100,16 +100,17 @@ class SQLiteSource(Source):
         if not query.keys and not query.texts:
             return MatchResult()
         m = PythonMatcher(query, hasher)
-        self._con.create_function("optout_member", 3, m.member, deterministic=True)
+        self._con.create_function("optout_member", 2, m.member, deterministic=True)
         self._con.create_function("optout_key", 2, m.key, deterministic=True)
         self._con.create_function("optout_text_hit", 1, m.text_hit, deterministic=True)
         self._con.create_function("optout_name", 1, m.name, deterministic=True)
-        conditions = [f"optout_member('k{i}', '{k.kind}', {quote_ident(k.column)})"
+        conditions = [f"optout_member({i}, {quote_ident(k.column)})"
                       for i, k in enumerate(query.keys)]
         conditions += [f"optout_text_hit({quote_ident(c)})" for c in query.texts]
         where = " OR ".join(conditions)
         rel = quote_ident(ref.option("table"))
-        selects = [f"optout_key('{kind}', {quote_ident(column)})" for column, kind in query.collect]
+        selects = [f"optout_key({i}, {quote_ident(column)})"
+                   for i, (column, _) in enumerate(query.collect)]
         selects += ["optout_name(" + " || ' ' || ".join(f"coalesce({quote_ident(c)}, '')"
                                                        for c in group) + ")"
                     for group in query.names]
