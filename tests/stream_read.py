@@ -1,4 +1,4 @@
-"""Reading back what a worker published on the real NATS JetStream."""
+"""Reading back what a worker published on the real NATS JetStream, and publishing to it."""
 
 from __future__ import annotations
 
@@ -26,3 +26,12 @@ def stream_messages(ns: str, kind: str) -> list[dict]:
         await nc.close()
         return out
     return asyncio.run(fetch())
+
+
+def publish_raw(ns: str, kind: str, data: bytes) -> None:
+    """Publish bytes as they are (a hostile or broken producer) on one subject."""
+    async def send() -> None:
+        nc, js = await bus.connect("nats://127.0.0.1:4222", ns)
+        await js.publish(subject(ns, kind), data)
+        await nc.close()
+    asyncio.run(send())

@@ -4,7 +4,6 @@ webhooks; duplicates, malformed messages, a killed worker."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -21,13 +20,12 @@ import pytest
 import redis
 import tantivy
 from apply_world import World
-from stream_read import stream_messages
+from stream_read import publish_raw, stream_messages
 from test_apply import assert_erased
 
 from engine.erasure_report import build_report
 from engine.journal import Journal
-from engine.worker import bus
-from engine.worker.messages import DEAD, REQUESTS, STATUS, subject
+from engine.worker.messages import DEAD, REQUESTS, STATUS
 from scanner.access import Principal
 from scanner.access.principals import add_principal, create_token, init_catalog
 
@@ -146,11 +144,7 @@ class Setup:
         return stream_messages(self.ns, kind)
 
     def publish_raw(self, kind: str, data: bytes) -> None:
-        async def send() -> None:
-            nc, js = await bus.connect("nats://127.0.0.1:4222", self.ns)
-            await js.publish(subject(self.ns, kind), data)
-            await nc.close()
-        asyncio.run(send())
+        publish_raw(self.ns, kind, data)
 
     def search(self, email: str) -> int:
         index = tantivy.Index.open(str(self.index))

@@ -165,15 +165,16 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
 def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, classifier) -> None:
     """Through the real NATS worker: a request whose subject resolution stops (one email shared
     by two customers) ends `needs_review`, nothing is erased, and the request next to it in
-    the same batch is erased as usual."""
+    the same batch is erased as usual; a poison message before them is dead-lettered and the
+    worker carries on."""
     import os
     import subprocess
     import sys
     import uuid
 
-    from stream_read import stream_messages
+    from stream_read import publish_raw, stream_messages
 
-    from engine.worker.messages import STATUS
+    from engine.worker.messages import DEAD, REQUESTS, STATUS
     from scanner.access.principals import add_principal, create_token, init_catalog
 
     optout = [sys.executable, "-m", "engine.cli"]
@@ -198,6 +199,7 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
                                   f"email={email}", "--policy", "auto"],
                                  env=env, capture_output=True, text=True, timeout=60)
             assert run.returncode == 0, run.stderr
+        publish_raw(ns, REQUESTS, b"[" * 100_000)  # a poison message: nested 100 kB deep
         run = subprocess.run([*optout, "--catalog", catalog.path, "worker", "--namespace", ns,
                               "--policies-dir", str(policies), "--plans-dir", str(tmp_path),
                               "--until-idle"], env=env, capture_output=True, text=True,
@@ -208,6 +210,8 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
         assert final["family"]["status"] == "needs_review", final
         assert "email matches 2 rows of customers" in final["family"]["detail"]
         assert final["dara"]["status"] == "applied", final
+        [dead] = stream_messages(ns, DEAD)
+        assert dead["reason"] == "not JSON this worker reads: nested too deeply"
         after = snapshot.tables()
         assert after["customers"] == before["customers"] - gone
         family = snapshot.selected("customers", "email = 'family.berg@example.org'")

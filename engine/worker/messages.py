@@ -62,10 +62,14 @@ def parse(model: type[_Strict], data: bytes) -> _Strict:
         return model.model_validate(json.loads(data))
     except json.JSONDecodeError as exc:
         raise MessageError(f"not JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` 100 kB deep: a poison message must not kill the worker
+        raise MessageError("not JSON this worker reads: nested too deeply") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(message)"
         raise MessageError(f"{where}: {first['msg']}") from None
+    except ValueError as exc:  # undecodable bytes
+        raise MessageError(f"not JSON: {type(exc).__name__}") from None
 
 
 def status_event(request_id: str, status: Status, detail: str = "") -> bytes:
