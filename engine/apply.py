@@ -26,6 +26,7 @@ from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
 from engine.ledger import reappearances
 from engine.plan import ErasurePlan, PlanError, plan_from_json
+from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.access import Principal, authorize
@@ -102,6 +103,7 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
         "dry_run": options.dry_run})
     if plan.digest() != plan.content_hash:
         raise PlanError("the plan's content hash does not match: it was altered")
+    plan = recorded_plan(catalog, plan)
     check_plan(catalog, plan)
     if who is not EMBEDDED and not options.dry_run:
         require_approved(catalog, plan)

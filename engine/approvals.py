@@ -1,5 +1,6 @@
 """Approvals: a plan is applied only once enough approvers other than its author approved
-exactly that plan (its content hash), so an edited plan has no approval."""
+exactly that plan (its content hash), so an edited plan has no approval. The author and the
+approvals needed come from the catalog's record of the plan, never from a file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 
 from engine import EngineError
 from engine.plan import ErasurePlan
+from engine.plan_store import recorded_plan
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 
@@ -28,6 +30,7 @@ def approve(catalog: Catalog, plan: ErasurePlan, approver: Principal) -> int:
     """Record an approval; returns how many the plan has now."""
     authorize(catalog, approver, "approve", {"request_id": plan.request_id,
                                              "plan_hash": plan.content_hash})
+    plan = recorded_plan(catalog, plan)
     if approver.name == plan.created_by:
         raise ApprovalError(f"{approver.name} made plan {plan.request_id} and cannot approve it "
                             "(four eyes): another approver must")
@@ -41,7 +44,8 @@ def approve(catalog: Catalog, plan: ErasurePlan, approver: Principal) -> int:
 
 
 def require_approved(catalog: Catalog, plan: ErasurePlan) -> None:
-    """Refuse a plan without the approvals its policy requires."""
+    """Refuse a plan without the approvals its policy requires (as the catalog recorded it)."""
+    plan = recorded_plan(catalog, plan)
     have = approvers(catalog, plan)
     if len(have) < plan.approvals:
         raise ApprovalError(

@@ -29,6 +29,7 @@ from engine.graph import build_graph
 from engine.journal import ledger_values
 from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
+from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import load_policy
 from engine.report import summary_line, to_html, to_markdown
@@ -520,8 +521,9 @@ def approve_cmd(obj: Context, plan_file: str) -> None:
     require two approvals."""
     plan = load_plan(plan_file)
     count = approve(obj.catalog, plan, obj.caller)
+    needed = recorded_plan(obj.catalog, plan).approvals  # the record's, not the file's
     click.echo(f"plan {plan.request_id} approved by {obj.caller.name} ({count} of "
-               f"{plan.approvals} approvals)")
+               f"{needed} approvals)")
 
 
 @cli.command("resume")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
+from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
@@ -203,7 +204,9 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         _final_rows(walk, records, pool)
     finally:
         pool.close()
-    return _assemble(catalog, request, config, walk, records, exempt_notes, now)
+    plan = _assemble(catalog, request, config, walk, records, exempt_notes, now)
+    record_plan(catalog, plan)  # approve and apply trust this record, not a file
+    return plan
 
 
 def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:

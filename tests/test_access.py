@@ -168,11 +168,13 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
     assert result.exit_code == 3 and "four eyes" in result.output
     approver = Principal("approver", frozenset({"approver"}))
     assert approve(catalog, plan, approver) == 1
-    # Edited and sealed again (a valid content hash): the approval does not carry over.
+    # Edited and sealed again (a valid content hash): the catalog never made that plan.
     import dataclasses
 
+    from engine.plan import PlanError
+
     edited = dataclasses.replace(plan, steps=plan.steps[:0]).sealed()
-    with pytest.raises(ApprovalError, match="0 of the 1 approvals"):
+    with pytest.raises(PlanError, match="this catalog never made a plan"):
         apply_plan(catalog, edited, ApplyOptions(caller=world["boss"]))
 
 
@@ -320,6 +322,7 @@ def test_a_plan_pointing_outside_the_catalog_is_refused(world: dict, tmp_path: P
     import dataclasses
 
     from engine.apply import StalePlan
+    from engine.plan_store import record_plan
 
     catalog = world["catalog"]
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
@@ -330,6 +333,7 @@ def test_a_plan_pointing_outside_the_catalog_is_refused(world: dict, tmp_path: P
     moved = dataclasses.replace(plan.steps[0], location=str(world["data"] / ".." / ".." /
                                                            tmp_path.name / "victim.csv"))
     evil = dataclasses.replace(plan, steps=(moved,)).sealed()
+    record_plan(catalog, evil)  # past the plan record too (a writer of the catalog file)
     with pytest.raises(StalePlan, match="refused"):
         apply_plan(catalog, evil, ApplyOptions(caller=world["boss"]))
     assert victim.read_text() == "id,email\n7,user7@example.com\n"
@@ -366,3 +370,49 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     result = CliRunner(env={"OPTOUT_TOKEN": token}).invoke(
         cli, ["--catalog", catalog.path, "catalog", "list"])
     assert result.exit_code != 0 and "readable by others" in result.output
+
+
+def _resealed(path: Path, out: Path, **edits: object) -> Path:
+    """A plan file edited and sealed again, as anyone can: its content hash is plain SHA-256."""
+    import hashlib
+
+    data = {**json.loads(path.read_text()), **edits}
+    data.pop("content_hash")
+    data["content_hash"] = hashlib.sha256(json.dumps(
+        data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_resealed_plan_files_are_refused(world: dict, tmp_path: Path) -> None:
+    """The attacks of issue 11 (1, 2): an operator sets `approvals` to 0, a requester who is
+    also an approver sets `created_by` to someone else; each reseals the file. The catalog
+    never made those plans: apply and approve refuse them in one line and nothing changes; the
+    plan as made still takes its approval and applies."""
+    catalog, data = world["catalog"], world["data"] / "people.csv"
+    before = data.read_text()
+    made = fresh_plan(world, "resealed")
+    operator = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["operator"]})
+    no_approval = _resealed(made, tmp_path / "zero.json", approvals=0)
+    result = operator.invoke(cli, ["--catalog", catalog.path, "apply", str(no_approval), "--yes"])
+    assert result.exit_code == 1
+    assert "this catalog never made a plan" in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and data.read_text() == before
+
+    add_principal(catalog, "both2", ["requester", "approver"], "admin")
+    both = CliRunner(env={"OPTOUT_TOKEN": create_token(catalog, "both2")[1]})
+    own = tmp_path / "own.json"
+    own.write_text(fresh_plan_as(world, Principal("both2", frozenset({"requester"}))).to_json())
+    other = _resealed(own, tmp_path / "other.json", created_by="someone-else")
+    result = both.invoke(cli, ["--catalog", catalog.path, "approve", str(other)])
+    assert result.exit_code == 1 and "this catalog never made a plan" in result.output
+    result = both.invoke(cli, ["--catalog", catalog.path, "approve", str(own)])
+    assert result.exit_code == 3 and "four eyes" in result.output
+
+    approver = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["approver"]})
+    result = approver.invoke(cli, ["--catalog", catalog.path, "approve", str(made)])
+    assert result.exit_code == 0 and "(1 of 1 approvals)" in result.output
+    result = operator.invoke(cli, ["--catalog", catalog.path, "apply", str(made), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert SUBJECT not in data.read_text() and data.read_text() != before

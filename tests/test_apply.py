@@ -13,6 +13,7 @@ from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
 from engine.erasure_report import ReportError, build_report, verify_report
 from engine.journal import Journal
 from engine.plan import PlanError, load_plan
+from engine.plan_store import record_plan
 from engine.targets import ApplyError
 
 OPTOUT = [sys.executable, "-m", "engine.cli"]
@@ -160,6 +161,9 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
 
     foreign = replace(plan.steps[0], dataset_id="000000000000", dataset="elsewhere")
     bad = replace(plan, steps=(foreign, *plan.steps[1:])).sealed()
+    with pytest.raises(PlanError, match="this catalog never made a plan"):
+        apply_plan(world.catalog, bad, ApplyOptions(caller=world.admin))
+    record_plan(world.catalog, bad)  # past the record too (a writer of the catalog file)
     with pytest.raises(StalePlan, match=r"'elsewhere'.*not in the catalog"):
         apply_plan(world.catalog, bad, ApplyOptions(caller=world.admin))
     (world.data / "web" / "events.jsonl").write_text(
@@ -260,6 +264,7 @@ def test_verification_reads_datasets_outside_the_plan(world: World) -> None:
 
     plan = world.plan()
     partial = replace(plan, steps=tuple(s for s in plan.steps if s.dataset != "events")).sealed()
+    record_plan(world.catalog, partial)  # as if the planner had missed events
     with pytest.raises(ApplyError, match=r"outside the plan in events \(8 rows\)"):
         apply_plan(world.catalog, partial, ApplyOptions(config=world.config))
     assert Journal(world.catalog).request(partial.request_id)["status"] == "blocked"

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.apply import ApplyOptions, apply_plan
+from engine.plan_store import record_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
@@ -58,10 +59,13 @@ def plan_for(catalog: Catalog):
     return plan
 
 
-def with_locations(plan, locations):
-    """The plan with other row positions, sealed again (as if the planner had said so)."""
+def with_locations(catalog: Catalog, plan, locations):
+    """The plan with other row positions, sealed and recorded again (as if the planner had
+    said so)."""
     step = dataclasses.replace(plan.steps[0], locations=locations)
-    return dataclasses.replace(plan, steps=(step,)).sealed()
+    plan = dataclasses.replace(plan, steps=(step,)).sealed()
+    record_plan(catalog, plan)
+    return plan
 
 
 def others(table: pa.Table) -> list[dict]:
@@ -91,7 +95,7 @@ def test_wrong_positions_fall_back_to_a_full_pass(dataset) -> None:
     catalog, path, table = dataset
     plan = plan_for(catalog)
     [(_, fingerprint, _)] = plan.steps[0].locations
-    wrong = with_locations(plan, ((str(path), fingerprint, (0, 1, 3)),))
+    wrong = with_locations(catalog, plan, ((str(path), fingerprint, (0, 1, 3)),))
     apply_plan(catalog, wrong, ApplyOptions())
     assert_erased(path, table)
 
@@ -99,7 +103,7 @@ def test_wrong_positions_fall_back_to_a_full_pass(dataset) -> None:
 def test_positions_of_another_file_version_are_not_used(dataset) -> None:
     catalog, path, table = dataset
     plan = plan_for(catalog)
-    stale = with_locations(plan, ((str(path), "0" * 32, (0,)),))
+    stale = with_locations(catalog, plan, ((str(path), "0" * 32, (0,)),))
     apply_plan(catalog, stale, ApplyOptions())
     assert_erased(path, table)
 

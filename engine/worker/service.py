@@ -27,6 +27,7 @@ from engine.graph import build_graph
 from engine.journal import Journal, ledger_values
 from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
+from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import PolicyError, load_policy
 from engine.subjects import SubjectError, parse_subject
@@ -282,7 +283,8 @@ class Worker:
     def _held(self, job: str) -> ErasurePlan | None:
         """The plan of a request (or batch) waiting for approval, if there is one."""
         path = self.settings.plans_dir / f"plan-{job}.json"
-        return load_plan(path) if path.exists() else None
+        # The file names the plan; what it needs and who made it come from the catalog.
+        return recorded_plan(self.catalog, load_plan(path)) if path.exists() else None
 
     def _hold(self, plan: ErasurePlan, rids: list[str]) -> None:
         """Write a plan for `optout approve` and say the requests wait for it."""

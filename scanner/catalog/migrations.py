@@ -131,6 +131,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         delivered_at TIMESTAMP);
     """,
     ),
+    (
+        7,
+        "plans as made: approve and apply read them here, a plan file is only a handle",
+        """
+    CREATE TABLE plans (
+        content_hash VARCHAR NOT NULL PRIMARY KEY, request_id VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL, policy_name VARCHAR, policy_digest VARCHAR,
+        approvals INTEGER NOT NULL, created_at TIMESTAMP NOT NULL, body VARCHAR NOT NULL);
+    """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
