@@ -54,10 +54,10 @@ def run_optout(folder: Path, subjects: int, rows: int) -> dict:
     catalog = Catalog(str(folder / "c.duckdb"))
     scan([str(folder / "data")], catalog)
     step = rows // subjects
-    policy = load_policy(ROOT / "policies" / "gdpr-erasure.yaml")
+    path = ROOT / "policies" / "gdpr-erasure.yaml"
     plan = build_plan(catalog, PlanRequest(
         [parse_subject(f"email=person{i * step}@example.com") for i in range(subjects)],
-        policy, "bench"))
+        load_policy(path), str(path)))
     start = time.perf_counter()
     apply_plan(catalog, plan, ApplyOptions())
     elapsed = time.perf_counter() - start

@@ -28,6 +28,7 @@ from engine.ledger import reappearances
 from engine.plan import ErasurePlan, PlanError, plan_from_json
 from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
+from engine.policy import PolicyError, load_policy
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
@@ -94,6 +95,18 @@ def check_plan(catalog: Catalog, plan: ErasurePlan) -> None:
                             "rows or schema changed); plan again (or apply --replan)")
 
 
+def check_policy(plan: ErasurePlan) -> None:
+    """Refuse a plan whose policy file changed (or went) since the plan was made under it."""
+    path = plan.policy.get("path", "")
+    try:
+        digest = load_policy(path).digest
+    except PolicyError as exc:
+        raise StalePlan(f"cannot read the plan's policy to check it: {exc}") from exc
+    if digest != plan.policy.get("digest"):
+        raise StalePlan(f"policy {plan.policy.get('name')} ({path}) changed since the plan was "
+                        "made: plan again")
+
+
 def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None = None) -> str:
     """Apply a plan; returns the request id. Raises on a failure before commit (everything
     rolled back) and leaves the request `blocked` when commit keeps failing."""
@@ -104,6 +117,7 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
     if plan.digest() != plan.content_hash:
         raise PlanError("the plan's content hash does not match: it was altered")
     plan = recorded_plan(catalog, plan)
+    check_policy(plan)
     check_plan(catalog, plan)
     if who is not EMBEDDED and not options.dry_run:
         require_approved(catalog, plan)

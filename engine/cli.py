@@ -31,7 +31,7 @@ from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
-from engine.policy import load_policy
+from engine.policy import DEFAULT_STORE, load_policy, resolve_policy
 from engine.report import summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
 from scanner.access import (
@@ -363,15 +363,19 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
              accept_ambiguous: bool) -> None:
     """Plan an erasure or opt-out: what would change where, and why. Changes nothing.
 
-    Exits 4 when anything needs review (a dataset the plan could not account for, or a
-    subject it stopped); the plan is written all the same."""
+    The policy is a name (or a file) from the policy store (`policies:` in optout.yaml,
+    default ./policies); only an admin may plan under a file outside it. Exits 4 when anything
+    needs review (a dataset the plan could not account for, or a subject it stopped); the
+    plan is written all the same."""
+    config = load_config(obj.config_path)
+    policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
+                                     "admin" in obj.caller.roles))
     policy = load_policy(policy_path)
     parsed = [parse_subject(s, policy.identifiers) for s in subjects]
     if subjects_file:
         parsed += read_subjects(subjects_file, policy.identifiers)
     if not parsed:
         raise click.UsageError("give at least one --subject or a --subjects-file")
-    config = load_config(obj.config_path)
     plan = build_plan(obj.catalog, PlanRequest(parsed, policy, policy_path, request_id,
                                                created_by=obj.caller.name), config,
                       caller=obj.caller, accept_ambiguous=accept_ambiguous)

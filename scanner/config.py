@@ -80,6 +80,8 @@ class Config(BaseModel):
 
     scan: ScanConfig = Field(default_factory=ScanConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    #: the policy store: the folder policies are planned from (default `policies/` here)
+    policies: str | None = None
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
 
     def classifier_settings(
@@ -110,6 +112,8 @@ def load_config(path: str | None) -> Config:
     config.scan.recognizers = [
         str(base / r) if not Path(r).is_absolute() else r for r in config.scan.recognizers
     ]
+    if config.policies and not Path(config.policies).is_absolute():
+        config.policies = str(base / config.policies)
     for r in config.scan.recognizers:
         if not Path(r).is_file():
             raise ConfigError(f"{path}: scan.recognizers: no such file {r}")

@@ -416,3 +416,41 @@ def test_resealed_plan_files_are_refused(world: dict, tmp_path: Path) -> None:
     result = operator.invoke(cli, ["--catalog", catalog.path, "apply", str(made), "--yes"])
     assert result.exit_code == 0, result.output
     assert SUBJECT not in data.read_text() and data.read_text() != before
+
+
+def test_policies_come_from_the_policy_store(world: dict, tmp_path: Path) -> None:
+    """Issue 11, attack 1 without editing anything: a requester plans under a YAML of their
+    own (`approvals: 0`, no retention). Refused: only the store's policies (by name or path),
+    unless an admin says otherwise; and a plan whose policy changed since is not applied."""
+    catalog = world["catalog"]
+    own = tmp_path / "mine.yaml"
+    own.write_text(POLICY.read_text() + "\napprovals: 0\n")
+    requester = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["requester"]})
+    args = ["--catalog", catalog.path, "plan", "--subject", f"email={SUBJECT}", "-o"]
+    result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", str(own)])
+    assert result.exit_code == 1 and "outside the policy store" in result.output
+    assert not (tmp_path / "p.json").exists()
+    result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", "nope"])
+    assert result.exit_code == 1 and "no such policy" in result.output
+    result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", "gdpr-erasure"])
+    assert result.exit_code == 0, result.output
+    admin = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["admin"]})
+    result = admin.invoke(cli, [*args, str(tmp_path / "a.json"), "--policy", str(own)])
+    assert result.exit_code == 0, result.output
+
+    # The policy file changes after the plan was made under it: apply refuses.
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "erase.yaml").write_text(POLICY.read_text())
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
+                                           load_policy(store / "erase.yaml"),
+                                           str(store / "erase.yaml")),
+                      caller=Principal("requester", frozenset({"requester"})))
+    approve(catalog, plan, Principal("approver", frozenset({"approver"})))
+    (store / "erase.yaml").write_text(POLICY.read_text() + "\napprovals: 0\n")
+    from engine.apply import StalePlan
+
+    before = (world["data"] / "people.csv").read_text()
+    with pytest.raises(StalePlan, match="changed since the plan was made"):
+        apply_plan(catalog, plan, ApplyOptions(caller=world["boss"]))
+    assert (world["data"] / "people.csv").read_text() == before
