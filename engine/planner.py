@@ -23,6 +23,7 @@ from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_c
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
+from engine.rebuild import rebuild_params
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
@@ -439,12 +440,13 @@ def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> d
 
 
 def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str, object], ...]:
-    """Where the SQL that rebuilds a derived dataset lives, and the datasets it reads."""
+    """The SQL that rebuilds a derived dataset (its text, read now), and the datasets it
+    reads."""
     edges = [e for e in graph.upstream(r.id) if e["origin"] == "sql"]
     if not edges:
         return ()
     upstream = tuple(sorted({e["upstream_id"] for e in edges}))
-    return (("sql_file", edges[0]["origin_ref"]), ("upstream", upstream))
+    return (*rebuild_params(edges[0]["origin_ref"]), ("upstream", upstream))
 
 
 def _match(query: MatchQuery | None, graph: IdentityGraph, r: DatasetRecord) -> tuple[str, ...]:

@@ -291,3 +291,22 @@ def test_replan_when_the_data_changed(world: World) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     assert "complete" in again.stdout
     assert not [r for r in world.tables()["events"] if r[1] == world.subject["id"]]
+
+
+def test_a_sql_file_swapped_after_planning_is_not_run(world: World) -> None:
+    """Issue 11, attack 3: after the plan was made (and approved), the SQL file a derived table
+    is rebuilt from is swapped for one that reads the catalog's key into the table. Apply runs
+    the SELECT the plan carries: the derived table equals a recomputation from the original
+    SQL, and the key is nowhere in it."""
+    before = world.tables()
+    plan = world.plan(request_id="swapped-sql")
+    sql = world.data / "analytics" / "customer_ltv.sql"
+    original = sql.read_text()
+    key = Path(world.catalog.path + ".key")
+    assert key.exists()
+    sql.write_text("CREATE TABLE customer_ltv AS SELECT 1 AS customer_id, content AS email, "
+                   f"0.0 AS lifetime_value, 0 AS orders_count FROM read_text('{key}');\n")
+    apply_plan(world.catalog, plan, ApplyOptions())
+    sql.write_text(original)  # for the recomputation the check compares with
+    assert_erased(world, before)
+    assert key.read_text().strip() not in repr(world.tables()["customer_ltv"])

@@ -3,12 +3,10 @@ they are after the erasure; views need nothing (they follow their base tables)."
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
 from engine.planner import ref_of
 from engine.targets.base import ApplyError, Staged, Target
@@ -26,17 +24,6 @@ def reader_sql(record: DatasetRecord) -> str:
         return source.relation(ref_of(record))
 
 
-def select_of(sql_text: str) -> str:
-    """The SELECT of a CREATE ... AS SELECT, an INSERT ... SELECT, or a bare SELECT file."""
-    for statement in sqlglot.parse(sql_text, dialect="duckdb"):
-        if isinstance(statement, exp.Create | exp.Insert) and isinstance(
-                statement.expression, exp.Query):
-            return statement.expression.sql(dialect="duckdb")
-        if isinstance(statement, exp.Query):
-            return statement.sql(dialect="duckdb")
-    raise ApplyError("the SQL file holds no SELECT to rebuild from")
-
-
 class RecomputeTarget(DuckDBTableTarget):
     """A DuckDB table rebuilt inside one transaction from its SQL."""
 
@@ -49,13 +36,13 @@ class RecomputeTarget(DuckDBTableTarget):
         return True  # after the rebuild none of the subject's rows may remain
 
     def prepare(self) -> Staged:
-        sql_file = self.step.param("sql_file")
-        if not sql_file:
-            raise ApplyError(f"{self.step.dataset}: no SQL to rebuild it from")
-        try:
-            select = select_of(Path(sql_file).read_text())
-        except OSError as exc:
-            raise ApplyError(f"{self.step.dataset}: cannot read {sql_file}: {exc.strerror}") from exc
+        # The SELECT the plan carries (approved with it), never the file as it is now.
+        select = self.step.param("sql")
+        if not select or hashlib.sha256(select.encode()).hexdigest() != self.step.param(
+                "sql_sha256"):
+            raise ApplyError(f"{self.step.dataset}: the plan carries no SQL to rebuild it from "
+                             f"({self.step.param('sql_file')} had no readable SELECT when the "
+                             "plan was made)")
         tx = self.transaction()
         con = tx.con
         try:
