@@ -454,3 +454,32 @@ def test_policies_come_from_the_policy_store(world: dict, tmp_path: Path) -> Non
     with pytest.raises(StalePlan, match="changed since the plan was made"):
         apply_plan(catalog, plan, ApplyOptions(caller=world["boss"]))
     assert (world["data"] / "people.csv").read_text() == before
+
+
+def test_a_deleted_key_file_is_an_error_not_a_new_key(tmp_path: Path, classifier) -> None:
+    """Issue 11, attack 7 (part): with the key file gone, optout used to make a new key, and the
+    erasure ledger then matched nothing. Now every command says the key is missing, in one line,
+    and creates none; with the key back everything works."""
+    from scanner.scan import scan
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "people.csv").write_text("id,email\n1,ana@example.org\n2,ben@example.org\n")
+    catalog = Catalog(str(tmp_path / "c.duckdb"))
+    token = init_catalog(catalog)
+    scan([str(data)], catalog, classifier=classifier,
+         caller=Principal("admin", frozenset({"admin"})))
+    key = Path(catalog.path + ".key")
+    saved = key.read_bytes()
+    key.unlink()
+    runner = CliRunner(env={"OPTOUT_TOKEN": token})
+    result = runner.invoke(cli, ["--catalog", catalog.path, "plan", "--policy", str(POLICY),
+                                 "--subject", "email=ana@example.org"])
+    assert result.exit_code == 1 and "key file is missing" in result.output, result.output
+    assert not key.exists()
+    key.write_bytes(saved)
+    key.chmod(0o600)
+    result = runner.invoke(cli, ["--catalog", catalog.path, "plan", "--policy", str(POLICY),
+                                 "--subject", "email=ana@example.org", "-o",
+                                 str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output

@@ -48,7 +48,8 @@ def load_secret(catalog_path: str, create: bool = True) -> bytes:
         except ValueError:
             raise CatalogError(f"{path}: not a key file") from None
     if not create:
-        raise CatalogError(f"{path}: no key file (and {SECRET_ENV} is not set)")
+        raise CatalogError(f"{path}: the catalog's key file is missing (and {SECRET_ENV} is not "
+                           "set); restore it: a new key would match nothing the catalog holds")
     value = secrets.token_bytes(SECRET_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -67,6 +67,10 @@ class DatasetRecord:
         }
 
 
+#: tables whose rows were made under the catalog's key
+_KEYED_TABLES = ("key_sketches", "ledger_values", "principals", "audit_log", "plans")
+
+
 class Catalog:
     """The DuckDB catalog file at `path` (created, with mode 0600, on first write)."""
 
@@ -76,10 +80,22 @@ class Catalog:
         self._migrated = False  # this process saw the schema at LATEST: no check each time
 
     def hasher(self) -> KeyedHash:
-        """The keyed hash under this catalog's secret (the key file is created on first use)."""
+        """The keyed hash under this catalog's secret (the key file is created on first use,
+        never again once the catalog holds anything made under it)."""
         if self._hasher is None:
-            self._hasher = KeyedHash(load_secret(self.path))
+            self._hasher = KeyedHash(load_secret(self.path, create=not self._keyed()))
         return self._hasher
+
+    def _keyed(self) -> bool:
+        """True when the catalog holds something made under its key (sketches, erased subjects,
+        principals, the audit chain, plans): a new key would silently match none of it."""
+        if not os.path.exists(self.path):
+            return False
+        with self.connect(read_only=True) as con:
+            tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables").fetchall()}
+            return any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                       for t in _KEYED_TABLES if t in tables)
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
