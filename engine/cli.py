@@ -621,6 +621,24 @@ def token_group() -> None:
     """Manage tokens (admin): shown once at creation, stored only as scrypt hashes."""
 
 
+@cli.command("producer-key")
+@click.argument("principal")
+@click.pass_obj
+@errors_to_exit
+@guarded("producer-key")
+def producer_key_cmd(obj: Context, principal: str) -> None:
+    """Print the key a producer signs worker requests with (HMAC-SHA256 of the body, header
+    Optout-Signature: sha256=HEX, its name in Optout-Producer); the principal needs the
+    requester role. Shown on request only; keep it like a token."""
+    from engine.worker.signing import producer_key
+
+    roles = {n: r for n, r, _, _ in principals.list_principals(obj.catalog)}.get(principal)
+    if roles is None or not principals.Principal(principal, frozenset(roles)).holds("requester"):
+        raise click.ClickException(f"no principal {principal!r} with the requester role "
+                                   "(`optout user add NAME --role requester`)")
+    click.echo(producer_key(obj.catalog, principal).hex())
+
+
 @token_group.command("create")
 @click.argument("principal")
 @click.option("--days", type=click.FloatRange(0, 3650), default=principals.DEFAULT_EXPIRY_DAYS,
@@ -752,6 +770,7 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
 
     from engine.worker import bus
     from engine.worker.messages import REQUESTS, ErasureRequest, subject
+    from engine.worker.signing import signed_headers
 
     pairs = [s.partition("=") for s in subjects]
     if any(not k.strip() or not sep or not v.strip() for k, sep, v in pairs):
@@ -763,10 +782,13 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
         raise click.UsageError(f"not a valid request: {exc.errors()[0]['loc'][0]}: "
                                f"{exc.errors()[0]['msg']}") from None
 
+    body = request.model_dump_json().encode()
+    headers = signed_headers(obj.catalog, obj.caller.name, body)  # signed as the caller
+
     async def send() -> None:
         nc, js = await bus.connect(stream, namespace)
         try:
-            await js.publish(subject(namespace, REQUESTS), request.model_dump_json().encode())
+            await js.publish(subject(namespace, REQUESTS), body, headers=headers)
         finally:
             await nc.close()
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from engine.graph import IdentityGraph
 from engine.journal import ledger_values
 from engine.plan import ErasurePlan
+from engine.plan_store import record_plan
 from engine.planner import PlanRequest, SourcePool, build_plan
 from engine.policy import Policy
 from scanner.access import Principal
@@ -71,5 +72,7 @@ def reerasure_plan(catalog: Catalog, policy: Policy, policy_path: str, config: C
     request = PlanRequest([], policy, policy_path, known=ledger_seed(catalog),
                           created_by=caller.name if caller else "optout")
     plan = build_plan(catalog, request, config, caller=caller)
-    return replace(plan, steps=tuple(s for s in plan.steps if s.rows and (
+    plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows and (
         only is None or s.dataset_id in only))).sealed()
+    record_plan(catalog, plan)  # the narrowed plan is the one approved and applied
+    return plan

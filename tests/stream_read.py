@@ -28,10 +28,10 @@ def stream_messages(ns: str, kind: str) -> list[dict]:
     return asyncio.run(fetch())
 
 
-def publish_raw(ns: str, kind: str, data: bytes) -> None:
+def publish_raw(ns: str, kind: str, data: bytes, headers: dict[str, str] | None = None) -> None:
     """Publish bytes as they are (a hostile or broken producer) on one subject."""
     async def send() -> None:
         nc, js = await bus.connect("nats://127.0.0.1:4222", ns)
-        await js.publish(subject(ns, kind), data)
+        await js.publish(subject(ns, kind), data, headers=headers)
         await nc.close()
     asyncio.run(send())

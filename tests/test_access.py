@@ -91,9 +91,13 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "token create": ["token", "create", "viewer"],
         "token revoke": ["token", "revoke", token_id],
         "token list": ["token", "list"],
+        "producer-key": ["producer-key", "requester"],
         "worker": ["worker", "--namespace", world["ns"], "--until-idle"],
+        # A policy the worker does not have: the request is refused (failed, acknowledged), so
+        # `worker --until-idle` in the next role's turn ends (a request held for approval
+        # would stay pending).
         "request submit": ["request", "submit", "--namespace", world["ns"], "--identifier",
-                           f"email={SUBJECT}", "--policy", "gdpr-erasure"],
+                           f"email={SUBJECT}", "--policy", "no-such-policy"],
     }
 
 

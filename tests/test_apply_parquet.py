@@ -140,7 +140,7 @@ def test_a_plan_for_someone_the_data_does_not_hold_applies_as_a_no_op(dataset) -
     before = path.read_bytes()
     plan = build_plan(catalog, PlanRequest([parse_subject("email=nobody@example.net")],
                                            load_policy(ROOT / "policies" / "gdpr-erasure.yaml"),
-                                           "gdpr-erasure.yaml"))
+                                           str(ROOT / "policies" / "gdpr-erasure.yaml")))
     assert plan.steps == ()
     rid = apply_plan(catalog, plan, ApplyOptions())
     from engine.journal import Journal

@@ -174,7 +174,7 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
 
     from stream_read import publish_raw, stream_messages
 
-    from engine.worker.messages import DEAD, REQUESTS, STATUS
+    from engine.worker.messages import CHANGES, DEAD, REQUESTS, STATUS
     from scanner.access.principals import add_principal, create_token, init_catalog
 
     optout = [sys.executable, "-m", "engine.cli"]
@@ -200,6 +200,14 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
                                  env=env, capture_output=True, text=True, timeout=60)
             assert run.returncode == 0, run.stderr
         publish_raw(ns, REQUESTS, b"[" * 100_000)  # a poison message: nested 100 kB deep
+        # Issue 11, attack 4: anyone who can publish asks for an erasure, unsigned or forged,
+        # or points the indexer at a folder nobody scanned.
+        unsigned = json.dumps({"request_id": "anon", "policy": "auto",
+                               "identifiers": {"email": "eli.berg.4@example.org"}}).encode()
+        publish_raw(ns, REQUESTS, unsigned)
+        publish_raw(ns, REQUESTS, unsigned.replace(b"anon", b"forged"),
+                    {"Optout-Producer": "worker", "Optout-Signature": "sha256=" + "0" * 64})
+        publish_raw(ns, CHANGES, json.dumps({"location": str(tmp_path)}).encode())
         run = subprocess.run([*optout, "--catalog", catalog.path, "worker", "--namespace", ns,
                               "--policies-dir", str(policies), "--plans-dir", str(tmp_path),
                               "--until-idle"], env=env, capture_output=True, text=True,
@@ -210,10 +218,17 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
         assert final["family"]["status"] == "needs_review", final
         assert "email matches 2 rows of customers" in final["family"]["detail"]
         assert final["dara"]["status"] == "applied", final
-        [dead] = stream_messages(ns, DEAD)
-        assert dead["reason"] == "not JSON this worker reads: nested too deeply"
+        reasons = sorted(d["reason"] for d in stream_messages(ns, DEAD))
+        assert len(reasons) == 4, reasons
+        assert reasons[0].startswith(f"location '{tmp_path}' is outside every scanned root")
+        assert reasons[1] == "not JSON this worker reads: nested too deeply"
+        assert reasons[2] == "unauthenticated: no Optout-Producer/Optout-Signature headers " \
+            "(publish with `optout request submit` or sign the body)"
+        assert reasons[3] == "unauthenticated: the signature of 'worker' does not match the body"
+        assert {"anon", "forged"}.isdisjoint(final)
+        assert not any(d.location.startswith(str(tmp_path)) for d in catalog.datasets())
         after = snapshot.tables()
-        assert after["customers"] == before["customers"] - gone
+        assert after["customers"] == before["customers"] - gone  # customer 4 is still there
         family = snapshot.selected("customers", "email = 'family.berg@example.org'")
         assert sum(family.values()) == 2
 

@@ -44,6 +44,7 @@ from engine.worker.messages import (
     status_event,
     subject,
 )
+from engine.worker.signing import producer_of
 from scanner.access import Principal
 from scanner.catalog import Catalog
 from scanner.classify.column import Classifier
@@ -89,6 +90,8 @@ class Worker:
         self.settings = settings
         self.publish: Callable[[str, bytes], None] = lambda subject, body: None
         self._classifier: Classifier | None = None
+        #: request id → the principal that signed it (the request's author)
+        self._producers: dict[str, Principal] = {}
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -120,7 +123,8 @@ class Worker:
     async def _handle(self, msgs: list, handle: Callable[[list[bytes]], list[bool]]) -> None:
         """Run a handler over messages that arrived together, in a thread, while telling the
         server they are still being worked on; acknowledge each one the handler resolved."""
-        work = asyncio.create_task(asyncio.to_thread(handle, [m.data for m in msgs]))
+        work = asyncio.create_task(asyncio.to_thread(
+            handle, [(m.data, dict(m.headers or {})) for m in msgs]))
         while not work.done():
             await asyncio.wait({work}, timeout=self.settings.ack_wait / 3)
             if not work.done():
@@ -134,24 +138,28 @@ class Worker:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def handle_messages(self, datas: list[bytes]) -> list[bool]:
-        """Requests that arrived together: new ones under one policy are planned and applied
-        as one batch (one pass per dataset); the others one by one. Per message: resolved?"""
-        results: list[bool | None] = [None] * len(datas)
-        fresh: dict[str, list[tuple[int, ErasureRequest]]] = {}
+    def handle_messages(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[bool]:
+        """Requests that arrived together: new ones under one policy from one producer are
+        planned and applied as one batch (one pass per dataset); the others one by one. A
+        message that does not validate, or that no producer signed, is dead-lettered. Per
+        message: resolved?"""
+        results: list[bool | None] = [None] * len(messages)
+        fresh: dict[tuple[str, str], list[tuple[int, ErasureRequest]]] = {}
         later: list[tuple[int, ErasureRequest]] = []
         seen: set[str] = set()
-        for i, data in enumerate(datas):
+        for i, (data, headers) in enumerate(messages):
             try:
                 request = parse(ErasureRequest, data)
+                self._producers[request.request_id] = producer_of(self.catalog, headers, data)
             except MessageError as exc:
                 self._dead(data, exc)
                 results[i] = True
                 continue
+            producer = self._producers[request.request_id].name
             if request.request_id in seen or self._known(request.request_id) is not None:
                 later.append((i, request))  # a duplicate, a redelivery: on its own, after
             else:
-                fresh.setdefault(request.policy, []).append((i, request))
+                fresh.setdefault((request.policy, producer), []).append((i, request))
             seen.add(request.request_id)
         for items in fresh.values():
             if len(items) == 1:
@@ -230,9 +238,10 @@ class Worker:
                     ok.append(r)
                 except SubjectError as exc:
                     self._status(r.request_id, "failed", str(exc))
+            author = self._producers.get(requests[0].request_id, self.caller)
             plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), batch_id,
-                                                        created_by=self.caller.name),
-                              self.settings.config, caller=self.caller)
+                                                        created_by=author.name),
+                              self.settings.config, caller=author)
             for r in list(ok):
                 if self._stopped(plan, parsed[r.request_id], r.request_id):
                     ok.remove(r)  # resolved as needing a person: no erasure, no cascade
@@ -310,9 +319,10 @@ class Worker:
                 except SubjectError as exc:
                     self._status(rid, "failed", str(exc))
                     return True
+                author = self._producers.get(rid, self.caller)
                 plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), rid,
-                                                            created_by=self.caller.name),
-                                  self.settings.config, caller=self.caller)
+                                                            created_by=author.name),
+                                  self.settings.config, caller=author)
                 if self._stopped(plan, subjects, rid):
                     return True
                 self._status(rid, "planned", f"{len(plan.steps)} datasets")
@@ -344,16 +354,32 @@ class Worker:
 
     # -- dataset changes ---------------------------------------------------------------------
 
-    def _on_changes(self, datas: list[bytes]) -> list[bool]:
+    def _on_changes(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[bool]:
+        datas = [data for data, _ in messages]
         locations = []
         for data in datas:
             try:
-                locations.append(parse(DatasetChanged, data).location)
+                locations.append(self._scanned_root(parse(DatasetChanged, data).location))
             except MessageError as exc:
                 self._dead(data, exc)
         for location in dict.fromkeys(locations):  # a location changed twice: scanned once
             self.handle_change(location)
         return [True] * len(datas)
+
+    def _scanned_root(self, location: str) -> str:
+        """A changed location the worker may scan: a catalog dataset's, or one inside a root
+        that was scanned before; anything else is refused (a message cannot widen the scan)."""
+        known = {d.location for d in self.catalog.datasets()}
+        roots = self.catalog.source_locations()
+        if location in known or location in roots:
+            return location
+        if "://" not in location:
+            path = Path(location).resolve()
+            for root in roots:
+                if "://" not in root and path.is_relative_to(Path(root).resolve()):
+                    return location
+        raise MessageError(f"location {location!r} is outside every scanned root: scan it "
+                           "with `optout scan` first")
 
     def handle_change(self, location: str) -> str | None:
         """Re-scan one dataset; erase again any erased subject found in it (the ledger).

@@ -26,6 +26,7 @@ COMMAND_ROLES = {
     "audit verify": "auditor", "audit export": "auditor",
     "user add": "admin", "user list": "admin",
     "token create": "admin", "token revoke": "admin", "token list": "admin",
+    "producer-key": "admin",
     "worker": "operator", "request submit": "requester",
 }
 EMBEDDED = Principal("(embedded)", frozenset({"embedded"}))

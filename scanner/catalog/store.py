@@ -170,6 +170,11 @@ class Catalog:
                 ],
             )
 
+    def source_locations(self) -> list[str]:
+        """Every location a scan was given (folders, files, database URIs without passwords)."""
+        with self.connect(read_only=True) as con:
+            return [r[0] for r in con.execute("SELECT location FROM sources").fetchall()]
+
     def record_source(self, source_id: str, location: str, kind: str) -> None:
         """Remember a source (first seen, last scanned)."""
         with self.connect() as con:
