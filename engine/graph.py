@@ -48,8 +48,10 @@ AGENT_WORDS = frozenset({
     "updated", "modified", "manager", "referrer", "referred", "reports", "approver",
     "approved", "handled", "handler", "sales", "salesperson", "seller", "reviewer",
     "supervisor", "operator", "owner", "author", "by", "support", "responsible", "broker"})
-#: column types that cannot hold an identifier, whatever the column's name says
-_VETO_TYPES = re.compile(r"float|double|real|decimal|numeric|bool|money", re.I)
+#: column types that cannot hold an identifier, whatever the column's name says: floating
+#: point, booleans, money, and decimals with a fractional part (`numeric(10,0)` may be a key)
+_VETO_TYPES = re.compile(r"float|double|real|bool|money|(?:decimal|numeric)\(\s*\d+\s*,\s*[1-9]",
+                         re.I)
 #: value evidence needed for a pattern entity to be a match key: share of sampled values
 VALUE_EVIDENCE = 0.5
 RECORD = "RECORD_KEY"  # the entity of record keys (not people)

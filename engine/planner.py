@@ -95,7 +95,6 @@ class _Walk:
     graph: IdentityGraph
     hasher: KeyedHash
     subjects: list[SubjectState] = field(default_factory=list)
-    accept: bool = False
     results: dict[str, MatchResult] = field(default_factory=dict)
     asked: dict[str, MatchQuery] = field(default_factory=dict)  # the query of each result
     queries: dict[str, MatchQuery] = field(default_factory=dict)  # final: what apply matches
@@ -134,7 +133,8 @@ class _Walk:
 def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
                now: dt.datetime | None = None, caller: Principal | None = None,
                accept_ambiguous: bool = False) -> ErasurePlan:
-    """Plan the request against everything the catalog knows. Reads data, writes none.
+    """Plan the request against everything the catalog knows. Reads data, writes none; the
+    plan is recorded in the catalog (approve and apply trust that record, not a file).
 
     `accept_ambiguous`: plan subjects the resolution bound would stop (the plan says so)."""
     hasher = catalog.hasher()
@@ -145,7 +145,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         request = dataclasses.replace(request, created_by=who.name)
     graph = build_graph(catalog, config)
     config = config or Config()
-    walk = _Walk(graph, hasher, accept=accept_ambiguous)
+    walk = _Walk(graph, hasher)
     held = {e.subject_hash: e.reason for e in request.policy.exemptions if e.subject_hash}
     exempt_notes = []
     for subject in request.subjects:
