@@ -24,6 +24,16 @@ _SCRIPTS = {"chinook": ["chinook/Chinook_PostgreSql.sql"], "northwind": ["northw
             "pagila": ["pagila/pagila-schema.sql", "pagila/pagila-data.sql"]}
 
 
+def _worlds() -> Path:
+    """The shared worlds folder (beside the repository, as on every machine and in CI)."""
+    if not WORLDS.is_dir():
+        import pytest
+
+        pytest.fail(f"{WORLDS}: the shared worlds folder is missing (it sits beside the "
+                    "repository: ../shared/worlds)")
+    return WORLDS
+
+
 def truths(name: str) -> dict:
     """A world's truth file under tests/worlds/."""
     return yaml.safe_load((TRUTHS / f"{name}.yaml").read_text())
@@ -36,7 +46,7 @@ def load_postgres(world: str, uri: str) -> None:
         (load_traps if world == "traps" else load_shop)(uri)
         return
     for script in _SCRIPTS[world]:
-        text = (WORLDS / script).read_text(encoding="utf-8")
+        text = (_worlds() / script).read_text(encoding="utf-8")
         if world == "chinook":
             text = "\n".join(line for line in text.splitlines() if not _CHINOOK_SKIP.match(line))
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", uri, "-f", "-"],
@@ -46,7 +56,7 @@ def load_postgres(world: str, uri: str) -> None:
 def copy_sqlite(world: str, dest: Path) -> Path:
     """A copy of a world's shipped SQLite file (the original is never opened for writing)."""
     target = dest / f"{world}.sqlite"
-    shutil.copy(WORLDS / "chinook" / "Chinook_Sqlite.sqlite", target)
+    shutil.copy(_worlds() / "chinook" / "Chinook_Sqlite.sqlite", target)
     target.chmod(0o644)
     return target
 
