@@ -29,7 +29,7 @@ from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan
-from engine.policy import PolicyError, load_policy
+from engine.policy import load_policy, resolve_policy
 from engine.subjects import SubjectError, parse_subject
 from engine.worker import bus
 from engine.worker.messages import (
@@ -283,11 +283,8 @@ class Worker:
         return bool(reasons)
 
     def _policy_path(self, name: str) -> Path:
-        """A policy by name, from the policies folder only (message schema: no paths)."""
-        path = self.settings.policies_dir / f"{name}.yaml"
-        if not path.exists():
-            raise PolicyError(f"no policy '{name}' in {self.settings.policies_dir}")
-        return path
+        """A policy by name, from the worker's policy store only (message schema: no paths)."""
+        return resolve_policy(name, self.settings.policies_dir, admin=False)
 
     def _held(self, job: str) -> ErasurePlan | None:
         """The plan of a request (or batch) waiting for approval, if there is one."""
