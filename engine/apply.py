@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine import EngineError
-from engine.approvals import require_approved
+from engine.approvals import ApprovalError, require_approved
 from engine.faults import fault
 from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
@@ -122,6 +122,12 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
     if who is not EMBEDDED and not options.dry_run:
         require_approved(catalog, plan)
     journal = Journal(catalog)
+    done = None if options.dry_run else journal.applied(plan.content_hash)
+    if done is not None:  # a plan applies once: an approval is for one run
+        raise ApprovalError(
+            f"plan {plan.request_id} was applied already (request {done['id']}, "
+            f"{done['status']}): a plan applies once; `optout resume {done['id']}` finishes "
+            "one that did not complete, or plan again")
     journal.create(plan, options.principal if who is EMBEDDED else who.name, options.dry_run,
                    [(i, 2 if s.action == "recompute" else 1) for i, s in enumerate(plan.steps)])
     journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),

@@ -667,9 +667,12 @@ def audit_group() -> None:
 @errors_to_exit
 @guarded("audit verify")
 def audit_verify(obj: Context) -> None:
-    """Check the whole chain; names the first edited, missing, inserted or moved entry."""
+    """Check the whole chain (names the first edited, missing, inserted or moved entry) and
+    the seals of principals, tokens, approvals, plans and the journal."""
     count = audit.verify(obj.catalog)
-    click.echo(f"audit log verified: {count} entries, chain intact")
+    rows = audit.verify_records(obj.catalog)
+    click.echo(f"audit log verified: {count} entries, chain intact; sealed records intact: "
+               + ", ".join(f"{n} {table}" for table, n in rows.items()))
 
 
 @audit_group.command("export")

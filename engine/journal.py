@@ -17,6 +17,7 @@ import pyarrow as pa
 from engine import EngineError
 from engine.plan import ErasurePlan
 from scanner.catalog import Catalog
+from scanner.catalog.seal import read, seal
 from scanner.catalog.store import NOW
 
 LEASE_POLL = 0.2
@@ -40,8 +41,9 @@ class Journal:
             con.execute("DELETE FROM requests WHERE id = ?", [plan.request_id])
             con.execute("DELETE FROM request_steps WHERE request_id = ?", [plan.request_id])
             con.execute(f"INSERT INTO requests VALUES (?, ?, ?, ?, 'preparing', ?, ?, {NOW}, "
-                        f"{NOW}, NULL)", [plan.request_id, plan.content_hash, plan.to_json(),
-                                         plan.policy["name"], principal, dry_run])
+                        f"{NOW}, NULL, NULL)", [plan.request_id, plan.content_hash,
+                                               plan.to_json(), plan.policy["name"], principal,
+                                               dry_run])
             if stages:  # a plan may hold no step: the subject is nowhere
                 con.executemany(
                     "INSERT INTO request_steps (request_id, step_no, dataset_id, dataset, "
@@ -50,7 +52,37 @@ class Journal:
                     [[plan.request_id, i, plan.steps[i].dataset_id, plan.steps[i].dataset,
                       plan.steps[i].location, plan.steps[i].action, stage]
                      for i, stage in stages])
+            self._seal(con, plan.request_id)
             con.execute("COMMIT")
+
+    def _seal(self, con: Any, request_id: str, step_no: int | None = None) -> None:
+        """Seal a request's row and its steps (or one step) as they are now."""
+        secret = self.catalog.hasher().secret
+        if step_no is None:
+            seal(con, secret, "requests", "id = ?", [request_id])
+            seal(con, secret, "request_steps", "request_id = ?", [request_id])
+        else:
+            seal(con, secret, "request_steps", "request_id = ? AND step_no = ?",
+                 [request_id, step_no])
+
+    def _update(self, sql: str, params: list[Any], request_id: str,
+                step_no: int | None = None) -> None:
+        """One state change and its new seal, in one transaction."""
+        with self.catalog.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(sql, params)
+            if step_no is None:
+                seal(con, self.catalog.hasher().secret, "requests", "id = ?", [request_id])
+            else:
+                self._seal(con, request_id, step_no)
+            con.execute("COMMIT")
+
+    def applied(self, plan_hash: str) -> dict[str, Any] | None:
+        """The (not dry-run) request that applied a plan, if one did."""
+        with self.catalog.connect() as con:
+            rows = read(con, self.catalog.hasher().secret, "requests",
+                        "plan_hash = ? AND NOT dry_run", [plan_hash], "ORDER BY created_at")
+        return rows[0] if rows else None
 
     def find(self, request_id: str) -> dict[str, Any] | None:
         """A request's row, or None."""
@@ -60,28 +92,23 @@ class Journal:
             return None
 
     def request(self, request_id: str) -> dict[str, Any]:
-        """A request's row; raises when unknown."""
+        """A request's row (its seal checked); raises when unknown."""
         with self.catalog.connect() as con:
-            cur = con.execute("SELECT * FROM requests WHERE id = ?", [request_id])
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
+            rows = read(con, self.catalog.hasher().secret, "requests", "id = ?", [request_id])
         if not rows:
             raise EngineError(f"no request '{request_id}' in {self.catalog.path}")
-        return dict(zip(names, rows[0], strict=True))
+        return rows[0]
 
     def steps(self, request_id: str) -> list[dict[str, Any]]:
-        """A request's steps, in order."""
+        """A request's steps, in order (their seals checked)."""
         with self.catalog.connect() as con:
-            cur = con.execute("SELECT * FROM request_steps WHERE request_id = ? ORDER BY step_no",
-                              [request_id])
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            return read(con, self.catalog.hasher().secret, "request_steps", "request_id = ?",
+                        [request_id], "ORDER BY step_no")
 
     def set_request(self, request_id: str, status: str, error: str | None = None) -> None:
         """Move a request to a new status."""
-        with self.catalog.connect() as con:
-            con.execute(f"UPDATE requests SET status = ?, error = ?, updated_at = {NOW} "
-                        "WHERE id = ?", [status, error, request_id])
+        self._update(f"UPDATE requests SET status = ?, error = ?, updated_at = {NOW} "
+                     "WHERE id = ?", [status, error, request_id], request_id)
 
     def set_step(self, request_id: str, step_no: int, status: str, **fields: Any) -> None:
         """Move a step to a new status, recording any of its other fields."""
@@ -94,15 +121,14 @@ class Journal:
             sets.append(f"started_at = coalesce(started_at, {NOW})")
         if status in ("committed", "verified", "failed", "rolled_back", "retained"):
             sets.append(f"finished_at = {NOW}")
-        with self.catalog.connect() as con:
-            con.execute(f"UPDATE request_steps SET {', '.join(sets)} WHERE request_id = ? "
-                        "AND step_no = ?", [*values, request_id, step_no])
+        self._update(f"UPDATE request_steps SET {', '.join(sets)} WHERE request_id = ? "
+                     "AND step_no = ?", [*values, request_id, step_no], request_id, step_no)
 
     def attempt(self, request_id: str, step_no: int, error: str | None) -> None:
         """Count one attempt of a step, with its error if it failed."""
-        with self.catalog.connect() as con:
-            con.execute("UPDATE request_steps SET attempts = attempts + 1, error = ? "
-                        "WHERE request_id = ? AND step_no = ?", [error, request_id, step_no])
+        self._update("UPDATE request_steps SET attempts = attempts + 1, error = ? "
+                     "WHERE request_id = ? AND step_no = ?", [error, request_id, step_no],
+                     request_id, step_no)
 
     # -- leases ------------------------------------------------------------------------------
 

@@ -74,5 +74,4 @@ def reerasure_plan(catalog: Catalog, policy: Policy, policy_path: str, config: C
     plan = build_plan(catalog, request, config, caller=caller)
     plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows and (
         only is None or s.dataset_id in only))).sealed()
-    record_plan(catalog, plan)  # the narrowed plan is the one approved and applied
-    return plan
+    return record_plan(catalog, plan)  # the narrowed plan is the one approved and applied

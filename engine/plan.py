@@ -101,11 +101,14 @@ class ErasurePlan:
     resolution: tuple[SubjectResolution, ...] = ()
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
+    #: the catalog's MAC of the content hash (engine/plan_store.py): set once recorded
+    mac: str = field(default="", compare=False)
 
     def body(self) -> dict[str, Any]:
-        """Everything but the content hash, as plain data in a stable order."""
+        """Everything but the content hash and the MAC, as plain data in a stable order."""
         data = asdict(self)
         data.pop("content_hash")
+        data.pop("mac")
         return data
 
     def digest(self) -> str:
@@ -121,8 +124,11 @@ class ErasurePlan:
 
     def to_json(self) -> str:
         """The plan file's text."""
-        return json.dumps({**self.body(), "content_hash": self.content_hash or self.digest()},
-                          indent=2, sort_keys=True, default=str) + "\n"
+        sealed = {"content_hash": self.content_hash or self.digest()}
+        if self.mac:
+            sealed["mac"] = self.mac
+        return json.dumps({**self.body(), **sealed}, indent=2, sort_keys=True,
+                          default=str) + "\n"
 
     @property
     def summary(self) -> dict[str, int]:
@@ -161,7 +167,8 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
             approvals=int(data.get("approvals", 1)),
             resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
-            version=data["version"], content_hash=data["content_hash"])
+            version=data["version"], content_hash=data["content_hash"],
+            mac=str(data.get("mac", "")))
     except json.JSONDecodeError as exc:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:

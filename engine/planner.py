@@ -206,8 +206,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
     finally:
         pool.close()
     plan = _assemble(catalog, request, config, walk, records, exempt_notes, now)
-    record_plan(catalog, plan)  # approve and apply trust this record, not a file
-    return plan
+    return record_plan(catalog, plan)  # approve and apply trust this record, not a file
 
 
 def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:

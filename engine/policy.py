@@ -6,6 +6,7 @@ or a `retain` without `legal_basis` is an error naming the file, the key and the
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import hashlib
 from pathlib import Path
@@ -100,6 +101,8 @@ class Policy(_Strict):
     identifiers: list[str] = Field(min_length=1)
     default_action: Action = "delete_rows"
     approvals: int = Field(1, ge=0, le=5)  # 0: applied without approval (the worker)
+    #: how long an approval holds: a number and a unit (m, h, d); an older one counts for nothing
+    approval_ttl: str = Field("7d", pattern=r"^[0-9]{1,5}(\.[0-9]{1,3})?[mhd]$")
     rules: list[Rule] = Field(default_factory=list)
     exemptions: list[Exemption] = Field(default_factory=list)
     digest: str = ""
@@ -124,6 +127,12 @@ class Policy(_Strict):
                 continue
             return rule
         return None
+
+    @property
+    def approval_window(self) -> dt.timedelta:
+        """`approval_ttl` as a duration."""
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[self.approval_ttl[-1]]
+        return dt.timedelta(**{unit: float(self.approval_ttl[:-1])})
 
     def exemption_for(self, dataset: str) -> Exemption | None:
         """The legal hold on a dataset, if any."""

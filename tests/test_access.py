@@ -178,7 +178,7 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
     from engine.plan import PlanError
 
     edited = dataclasses.replace(plan, steps=plan.steps[:0]).sealed()
-    with pytest.raises(PlanError, match="this catalog never made a plan"):
+    with pytest.raises(PlanError, match="MAC does not match this catalog"):
         apply_plan(catalog, edited, ApplyOptions(caller=world["boss"]))
 
 
@@ -337,7 +337,7 @@ def test_a_plan_pointing_outside_the_catalog_is_refused(world: dict, tmp_path: P
     moved = dataclasses.replace(plan.steps[0], location=str(world["data"] / ".." / ".." /
                                                            tmp_path.name / "victim.csv"))
     evil = dataclasses.replace(plan, steps=(moved,)).sealed()
-    record_plan(catalog, evil)  # past the plan record too (a writer of the catalog file)
+    evil = record_plan(catalog, evil)  # past the plan record (a holder of the key)
     with pytest.raises(StalePlan, match="refused"):
         apply_plan(catalog, evil, ApplyOptions(caller=world["boss"]))
     assert victim.read_text() == "id,email\n7,user7@example.com\n"
@@ -382,9 +382,10 @@ def _resealed(path: Path, out: Path, **edits: object) -> Path:
 
     data = {**json.loads(path.read_text()), **edits}
     data.pop("content_hash")
+    mac = data.pop("mac")  # kept as it was: without the key file no other can be made
     data["content_hash"] = hashlib.sha256(json.dumps(
         data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-    out.write_text(json.dumps(data))
+    out.write_text(json.dumps({**data, "mac": mac}))
     return out
 
 
@@ -400,7 +401,7 @@ def test_resealed_plan_files_are_refused(world: dict, tmp_path: Path) -> None:
     no_approval = _resealed(made, tmp_path / "zero.json", approvals=0)
     result = operator.invoke(cli, ["--catalog", catalog.path, "apply", str(no_approval), "--yes"])
     assert result.exit_code == 1
-    assert "this catalog never made a plan" in result.output
+    assert "MAC does not match this catalog" in result.output
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and data.read_text() == before
 
@@ -410,7 +411,7 @@ def test_resealed_plan_files_are_refused(world: dict, tmp_path: Path) -> None:
     own.write_text(fresh_plan_as(world, Principal("both2", frozenset({"requester"}))).to_json())
     other = _resealed(own, tmp_path / "other.json", created_by="someone-else")
     result = both.invoke(cli, ["--catalog", catalog.path, "approve", str(other)])
-    assert result.exit_code == 1 and "this catalog never made a plan" in result.output
+    assert result.exit_code == 1 and "MAC does not match this catalog" in result.output
     result = both.invoke(cli, ["--catalog", catalog.path, "approve", str(own)])
     assert result.exit_code == 3 and "four eyes" in result.output
 

@@ -161,9 +161,9 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
 
     foreign = replace(plan.steps[0], dataset_id="000000000000", dataset="elsewhere")
     bad = replace(plan, steps=(foreign, *plan.steps[1:])).sealed()
-    with pytest.raises(PlanError, match="this catalog never made a plan"):
+    with pytest.raises(PlanError, match="MAC does not match this catalog"):
         apply_plan(world.catalog, bad, ApplyOptions(caller=world.admin))
-    record_plan(world.catalog, bad)  # past the record too (a writer of the catalog file)
+    bad = record_plan(world.catalog, bad)  # past the record (a holder of the key file)
     with pytest.raises(StalePlan, match=r"'elsewhere'.*not in the catalog"):
         apply_plan(world.catalog, bad, ApplyOptions(caller=world.admin))
     (world.data / "web" / "events.jsonl").write_text(
@@ -264,7 +264,7 @@ def test_verification_reads_datasets_outside_the_plan(world: World) -> None:
 
     plan = world.plan()
     partial = replace(plan, steps=tuple(s for s in plan.steps if s.dataset != "events")).sealed()
-    record_plan(world.catalog, partial)  # as if the planner had missed events
+    partial = record_plan(world.catalog, partial)  # as if the planner had missed events
     with pytest.raises(ApplyError, match=r"outside the plan in events \(8 rows\)"):
         apply_plan(world.catalog, partial, ApplyOptions(config=world.config))
     assert Journal(world.catalog).request(partial.request_id)["status"] == "blocked"

@@ -64,8 +64,7 @@ def with_locations(catalog: Catalog, plan, locations):
     said so)."""
     step = dataclasses.replace(plan.steps[0], locations=locations)
     plan = dataclasses.replace(plan, steps=(step,)).sealed()
-    record_plan(catalog, plan)
-    return plan
+    return record_plan(catalog, plan)
 
 
 def others(table: pa.Table) -> list[dict]:

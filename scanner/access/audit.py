@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.catalog import Catalog
+from scanner.catalog.seal import verify_all
 from scanner.errors import ScannerError
 from scanner.matching import TEXT_EMAIL
 
@@ -100,8 +101,11 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
                                ).fetchall()
             seq, previous = (last[0][0] + 1, last[0][1]) if last else (1, "")
             head = _read_head(catalog)
-            if head is not None and head[0] >= seq:  # entries were cut off the end: the gap
-                seq, previous = head[0] + 1, head[1]  # stays visible to verify
+            # A head that is missing (on a log with entries) or not sealed is left as it is,
+            # for `audit verify` to report; a sealed one ahead of the log keeps the gap visible.
+            keep_head = bool(last) and (head is None or not head.sealed)
+            if head is not None and head.sealed and head.seq >= seq:
+                seq, previous = head.seq + 1, head.mac
             mac = _mac(key, previous, seq, at, principal, role_text, command, text, outcome,
                        detail)
             con.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,7 +114,8 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
         except Exception:
             con.execute("ROLLBACK")
             raise
-    _write_head(catalog, seq, mac)
+    if not keep_head:
+        _write_head_file(head_path(catalog), catalog.hasher().secret, seq, mac)
     return seq
 
 
@@ -120,21 +125,52 @@ def head_path(catalog: Catalog) -> str:
     return catalog.path + ".audit-head"
 
 
-def _write_head(catalog: Catalog, seq: int, mac: str) -> None:
-    path = head_path(catalog)
+@dataclass(frozen=True)
+class Head:
+    """The head file: the newest entry's number and HMAC, sealed under the head key (so a
+    head rewritten after cutting entries off the end does not verify)."""
+
+    seq: int
+    mac: str
+    sealed: bool  # the head's own MAC holds
+
+
+def _head_mac(secret: bytes, seq: int, mac: str) -> str:
+    key = hmac.new(secret, b"optout audit head v1", hashlib.sha256).digest()
+    return hmac.new(key, f"{seq} {mac}".encode(), hashlib.sha256).hexdigest()
+
+
+def _write_head_file(path: str, secret: bytes, seq: int, mac: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"{seq} {mac}\n")
+        fh.write(f"{seq} {mac} {_head_mac(secret, seq, mac)}\n")
     os.replace(tmp, path)
 
 
-def _read_head(catalog: Catalog) -> tuple[int, str] | None:
+def _read_head(catalog: Catalog) -> Head | None:
+    """The head file, or None when there is none."""
     try:
-        seq, mac = Path(head_path(catalog)).read_text().split()
-        return int(seq), mac
-    except (OSError, ValueError):
+        text = Path(head_path(catalog)).read_text()
+    except FileNotFoundError:
         return None
+    except OSError:
+        return Head(0, "", False)
+    parts = text.split()
+    try:
+        seq, mac = int(parts[0]), parts[1]
+    except (IndexError, ValueError):
+        return Head(0, "", False)
+    sealed = len(parts) == 3 and hmac.compare_digest(
+        parts[2], _head_mac(catalog.hasher().secret, seq, mac))
+    return Head(seq, mac, sealed)
+
+
+def reseal_head(con: Any, catalog_path: str, secret: bytes) -> None:
+    """Write the head for the log as it stands (at the upgrade that introduced sealed heads)."""
+    last = con.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+    if last:
+        _write_head_file(catalog_path + ".audit-head", secret, last[0][0], last[0][1])
 
 
 def entries(catalog: Catalog, since: dt.datetime | None = None) -> Iterator[Entry]:
@@ -166,14 +202,29 @@ def verify(catalog: Catalog) -> int:
         previous, expected = e.mac, expected + 1
     head = _read_head(catalog)
     count = expected - 1
-    if head is not None:
-        if head[0] > count:
-            raise AuditError(f"audit log broken at entry {count + 1}: missing (the log ends at "
-                             f"{count}, its head file records {head[0]})")
-        if head[0] >= 1 and not hmac.compare_digest(head[1], _mac_at(catalog, head[0])):
-            raise AuditError(f"audit log broken at entry {head[0]}: it differs from the one "
-                             "its head file records")
+    if head is None:
+        if count:
+            raise AuditError(f"audit log: its head file {head_path(catalog)} is missing (the "
+                             f"log has {count} entries): entries may have been cut off the end")
+        return count
+    if not head.sealed:
+        raise AuditError(f"audit log: its head file {head_path(catalog)} does not carry this "
+                         "catalog's seal: it was rewritten outside optout")
+    if head.seq > count:
+        raise AuditError(f"audit log broken at entry {count + 1}: missing (the log ends at "
+                         f"{count}, its head file records {head.seq})")
+    if head.seq >= 1 and not hmac.compare_digest(head.mac, _mac_at(catalog, head.seq)):
+        raise AuditError(f"audit log broken at entry {head.seq}: it differs from the one "
+                         "its head file records")
     return count
+
+
+def verify_records(catalog: Catalog) -> dict[str, int]:
+    """Check the seal of every principal, token, approval, plan and journal row; returns
+    the rows checked per table (SealError names the first forged or edited one)."""
+    secret = catalog.hasher().secret
+    with catalog.connect(read_only=True) as con:
+        return verify_all(con, secret)
 
 
 def _mac_at(catalog: Catalog, seq: int) -> str:

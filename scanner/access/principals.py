@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from scanner.catalog import Catalog
+from scanner.catalog.seal import read, seal
 from scanner.errors import ScannerError
 
 #: what each role may do; `admin` manages principals and holds every other role too
@@ -94,15 +95,18 @@ def add_principal(catalog: Catalog, name: str, roles: list[str], created_by: str
     with catalog.connect() as con:
         if con.execute("SELECT 1 FROM principals WHERE name = ?", [name]).fetchall():
             raise PrincipalError(f"principal {name!r} exists already")
-        con.execute("INSERT INTO principals VALUES (?, ?, ?, ?)",
+        con.execute("BEGIN TRANSACTION")
+        con.execute("INSERT INTO principals VALUES (?, ?, ?, ?, NULL)",
                     [name, roles, _now(), created_by])
+        seal(con, catalog.hasher().secret, "principals", "name = ?", [name])
+        con.execute("COMMIT")
 
 
 def list_principals(catalog: Catalog) -> list[tuple[str, list[str], dt.datetime, str]]:
     """(name, roles, created at, created by) of every principal."""
     with catalog.connect() as con:
-        return con.execute("SELECT name, roles, created_at, created_by FROM principals "
-                           "ORDER BY name").fetchall()
+        rows = read(con, catalog.hasher().secret, "principals", order="ORDER BY name")
+    return [(r["name"], r["roles"], r["created_at"], r["created_by"]) for r in rows]
 
 
 def create_token(catalog: Catalog, principal: str, days: float | None = DEFAULT_EXPIRY_DAYS
@@ -115,8 +119,11 @@ def create_token(catalog: Catalog, principal: str, days: float | None = DEFAULT_
     with catalog.connect() as con:
         if not con.execute("SELECT 1 FROM principals WHERE name = ?", [principal]).fetchall():
             raise PrincipalError(f"no principal {principal!r} (add it with `optout user add`)")
-        con.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+        con.execute("BEGIN TRANSACTION")
+        con.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                     [token_id, principal, salt, _scrypt(secret, salt), _now(), expires])
+        seal(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        con.execute("COMMIT")
     return token_id, f"optout_{token_id}_{secret}"
 
 
@@ -126,15 +133,20 @@ def revoke_token(catalog: Catalog, token_id: str) -> None:
         found = con.execute("SELECT revoked_at FROM tokens WHERE id = ?", [token_id]).fetchall()
         if not found:
             raise PrincipalError(f"no token {token_id!r}")
+        read(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        con.execute("BEGIN TRANSACTION")
         con.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                     [_now(), token_id])
+        seal(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        con.execute("COMMIT")
 
 
 def list_tokens(catalog: Catalog) -> list[tuple]:
     """(id, principal, created, expires, revoked) of every token; never the hash."""
     with catalog.connect() as con:
-        return con.execute("SELECT id, principal, created_at, expires_at, revoked_at "
-                           "FROM tokens ORDER BY created_at").fetchall()
+        rows = read(con, catalog.hasher().secret, "tokens", order="ORDER BY created_at")
+    return [(r["id"], r["principal"], r["created_at"], r["expires_at"], r["revoked_at"])
+            for r in rows]
 
 
 def authenticate(catalog: Catalog, token: str | None) -> Principal:
@@ -146,13 +158,18 @@ def authenticate(catalog: Catalog, token: str | None) -> Principal:
     if not m:
         raise AuthError("OPTOUT_TOKEN is not an optout token")
     token_id, secret = m.groups()
+    key = catalog.hasher().secret
     with catalog.connect() as con:
-        rows = con.execute(
-            "SELECT t.salt, t.hash, t.expires_at, t.revoked_at, p.name, p.roles FROM tokens t "
-            "JOIN principals p ON p.name = t.principal WHERE t.id = ?", [token_id]).fetchall()
-    if not rows or not hmac.compare_digest(_scrypt(secret, rows[0][0]), rows[0][1]):
+        # both rows are checked against their seals: rows inserted into the catalog file
+        # (a principal, a token made up for it) authenticate nobody
+        tokens = read(con, key, "tokens", "id = ?", [token_id])
+        owners = read(con, key, "principals", "name = ?", [tokens[0]["principal"]]) \
+            if tokens else []
+    if not owners or not hmac.compare_digest(_scrypt(secret, tokens[0]["salt"]),
+                                             tokens[0]["hash"]):
         raise AuthError(f"token {token_id} is not valid for this catalog")
-    _, _, expires, revoked, name, roles = rows[0]
+    expires, revoked = tokens[0]["expires_at"], tokens[0]["revoked_at"]
+    name, roles = owners[0]["name"], owners[0]["roles"]
     if revoked is not None:
         raise AuthError(f"token {token_id} was revoked")
     if expires is not None and expires <= _now():

@@ -141,7 +141,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         approvals INTEGER NOT NULL, created_at TIMESTAMP NOT NULL, body VARCHAR NOT NULL);
     """,
     ),
+    (
+        8,
+        "seals (a MAC under the catalog secret) on the rows that decide access or outcomes",
+        """
+    ALTER TABLE principals ADD COLUMN mac VARCHAR;
+    ALTER TABLE tokens ADD COLUMN mac VARCHAR;
+    ALTER TABLE approvals ADD COLUMN mac VARCHAR;
+    ALTER TABLE plans ADD COLUMN mac VARCHAR;
+    ALTER TABLE requests ADD COLUMN mac VARCHAR;
+    ALTER TABLE request_steps ADD COLUMN mac VARCHAR;
+    """,
+    ),
 ]
+#: the first version with sealed rows: rows written before it are sealed at the upgrade
+SEALED_SINCE = 8
 
 LATEST = MIGRATIONS[-1][0]
 

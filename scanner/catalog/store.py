@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from scanner.catalog.migrations import LATEST, migrate
+from scanner.catalog.migrations import LATEST, SEALED_SINCE, migrate
+from scanner.catalog.seal import SEALED, seal_unsealed
 from scanner.catalog.secret import KeyedHash, load_secret
 from scanner.errors import CatalogError, DatasetNotFound
 from scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
@@ -130,7 +131,10 @@ class Catalog:
             if created:
                 os.chmod(self.path, 0o600)
             if not read_only and not (self._migrated and not created):
+                before = _version(con)
                 self._migrated = migrate(con) == LATEST
+                if 0 < before < SEALED_SINCE:
+                    self._seal_upgrade(con)
             elif _version(con) != LATEST:
                 raise CatalogError(
                     f"{self.path}: catalog schema is at version {_version(con)}, "
@@ -139,6 +143,19 @@ class Catalog:
             yield con
         finally:
             con.close()
+
+    def _seal_upgrade(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Seal the rows an older optout wrote (trusted as they stand at the upgrade) and
+        the audit head, so that nothing unsealed is accepted from now on."""
+        if not any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in SEALED):
+            return
+        from scanner.access.audit import reseal_head  # the audit log builds on the catalog
+
+        secret = load_secret(self.path, create=False)
+        con.execute("BEGIN TRANSACTION")
+        seal_unsealed(con, secret)
+        con.execute("COMMIT")
+        reseal_head(con, self.path, secret)
 
     # -- writing --------------------------------------------------------------------------
 
