@@ -25,19 +25,20 @@ from engine.faults import fault
 from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
 from engine.ledger import reappearances
-from engine.plan import ErasurePlan, PlanError, plan_from_json
+from engine.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
 from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
-from engine.policy import PolicyError, load_policy
+from engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError, load_policy
 from engine.targets import ApplyError, Staged, Target, target_for
 from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
-from scanner.catalog import Catalog
+from scanner.catalog import Catalog, DatasetRecord
 from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.sources import open_source
 
 FINAL = ("complete", "rolled_back", "dry_run")
+ACTIONS = (*ROW_ACTIONS, *COLUMN_ACTIONS)
 #: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
 #: first target committed), mid-file-commit (inside a multi-file commit), before-recompute,
 #: before-verify
@@ -83,6 +84,7 @@ def check_plan(catalog: Catalog, plan: ErasurePlan) -> None:
                                                            record.format):
             raise StalePlan(f"the plan's step for '{step.dataset}' names {step.location!r}, "
                             f"but the catalog has that dataset at {record.location!r}: refused")
+        check_step(step, record)
         if step.fingerprint is None or step.kind == "view":
             continue
         try:
@@ -93,6 +95,29 @@ def check_plan(catalog: Catalog, plan: ErasurePlan) -> None:
         if now is not None and now != step.fingerprint:
             raise StalePlan(f"{step.dataset} changed since the plan was made (file replaced, "
                             "rows or schema changed); plan again (or apply --replan)")
+
+
+def check_step(step: PlanStep, record: DatasetRecord) -> None:
+    """Refuse a step whose values do not come from the catalog: how the dataset is read, the
+    columns it matches and changes, its actions (every name here reaches SQL, quoted)."""
+    problem = None
+    columns = {c.name for c in record.columns}
+    named = [c for c, _, _ in step.keys] + [c for c, _ in step.columns] + list(step.texts)
+    if step.kind != record.kind or _canonical(dict(step.options)) != _canonical(
+            record.options):
+        problem = "reads it another way than the catalog does"
+    elif step.action not in ACTIONS:
+        problem = f"has an unknown action {step.action!r}"
+    elif unknown := [c for c in named if c not in columns]:
+        problem = f"names a column the catalog does not know ({unknown[0]!r})"
+    elif bad := [a for _, a in step.columns if a not in COLUMN_ACTIONS]:
+        problem = f"has an unknown column action {bad[0]!r}"
+    if problem:
+        raise StalePlan(f"the plan's step for '{step.dataset}' {problem}: refused")
+
+
+def _canonical(options: dict) -> str:
+    return json.dumps(options, sort_keys=True, default=str)
 
 
 def check_policy(plan: ErasurePlan) -> None:
@@ -117,10 +142,6 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
     if plan.digest() != plan.content_hash:
         raise PlanError("the plan's content hash does not match: it was altered")
     plan = recorded_plan(catalog, plan)
-    check_policy(plan)
-    check_plan(catalog, plan)
-    if who is not EMBEDDED and not options.dry_run:
-        require_approved(catalog, plan)
     journal = Journal(catalog)
     done = None if options.dry_run else journal.applied(plan.content_hash)
     if done is not None:  # a plan applies once: an approval is for one run
@@ -128,6 +149,10 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
             f"plan {plan.request_id} was applied already (request {done['id']}, "
             f"{done['status']}): a plan applies once; `optout resume {done['id']}` finishes "
             "one that did not complete, or plan again")
+    check_policy(plan)
+    check_plan(catalog, plan)
+    if who is not EMBEDDED and not options.dry_run:
+        require_approved(catalog, plan)
     journal.create(plan, options.principal if who is EMBEDDED else who.name, options.dry_run,
                    [(i, 2 if s.action == "recompute" else 1) for i, s in enumerate(plan.steps)])
     journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),

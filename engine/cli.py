@@ -28,7 +28,7 @@ from engine.erasure_report import (
 from engine.graph import build_graph
 from engine.journal import ledger_values
 from engine.ledger import reappearances, reerasure_plan
-from engine.plan import ErasurePlan, load_plan
+from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import DEFAULT_STORE, load_policy, resolve_policy
@@ -352,7 +352,8 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the plan here instead of standard output.")
-@click.option("--request-id", default=None, help="Request id (default: a new random one).")
+@click.option("--request-id", default=None, callback=lambda _c, _p, v: _cli_request_id(v),
+              help="Request id: letters, digits and . _ - (default: a new random one).")
 @click.option("--accept-ambiguous", is_flag=True,
               help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
 @click.pass_obj
@@ -387,6 +388,13 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     click.echo(summary_line(plan), err=True)
     if plan.review:
         sys.exit(NEEDS_REVIEW)
+
+
+def _cli_request_id(value: str | None) -> str | None:
+    """A request id given on the command line (the worker's `worker:` ids are not for it)."""
+    if value is not None and (":" in value or not REQUEST_ID.match(value)):
+        raise click.BadParameter("use letters, digits and . _ - (at most 80)")
+    return value
 
 
 def render_plan(plan: ErasurePlan, fmt: str) -> str:
@@ -468,6 +476,9 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
               yes: bool, replan_: bool, dry_run: bool, lease_wait: float) -> None:
     """Apply an erasure plan: atomic across datasets, verified, journaled."""
     config = load_config(obj.config_path)
+    if policy_path:  # from the policy store, as for `plan`
+        policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
+                                         "admin" in obj.caller.roles))
     if reapply:
         if plan_file or not policy_path:
             raise click.UsageError("--reapply takes --policy and no plan file")

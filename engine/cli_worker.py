@@ -42,12 +42,15 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
               show_default=True, help="Where a request's policy name is looked up.")
 @click.option("--reapply-policy", default="gdpr-erasure", show_default=True,
               help="Policy for erasing again a subject a changed dataset holds again.")
-@click.option("--plans-dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Where plans waiting for approval are written.")
+@click.option("--plans-dir", type=click.Path(file_okay=False), default=None,
+              help="Where plans waiting for approval are written [default: the folder "
+                   "`plans` beside the catalog].")
 @click.option("--ack-wait", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
               help="Seconds before an unacknowledged request is delivered again.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=16, show_default=True,
               help="Requests taken together: planned and applied as one pass per dataset.")
+@click.option("--max-deliver", type=click.IntRange(1, 10000), default=20, show_default=True,
+              help="Deliveries after which a request that keeps failing is dead-lettered.")
 @click.option("--seconds", type=float, default=None, help="Stop after this long.")
 @click.option("--until-idle", is_flag=True, help="Stop when no message is waiting.")
 @click.pass_obj
@@ -55,17 +58,19 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
 @guarded("worker")
 def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
                policies_dir: str,
-               reapply_policy: str, plans_dir: str, ack_wait: float, batch: int,
-               seconds: float | None, until_idle: bool) -> None:
+               reapply_policy: str, plans_dir: str | None, ack_wait: float, batch: int,
+               max_deliver: int, seconds: float | None, until_idle: bool) -> None:
     """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream."""
     import asyncio
 
     from engine.cascade.spec import load_targets
     from engine.worker.service import Worker, WorkerSettings
 
+    plans = Path(plans_dir) if plans_dir else Path(obj.catalog.path).resolve().parent / "plans"
+    plans.mkdir(mode=0o700, exist_ok=True)
     settings = WorkerSettings(stream, namespace, load_targets(targets_file), Path(policies_dir),
-                              reapply_policy, Path(plans_dir), ack_wait, batch,
-                              config=load_config(obj.config_path))
+                              reapply_policy, plans, ack_wait, batch,
+                              config=load_config(obj.config_path), max_deliver=max_deliver)
     asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
 
 

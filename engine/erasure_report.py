@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import EngineError
 from engine.cascade.run import steps as cascade_steps
-from engine.journal import Journal
+from engine.journal import WORKER_PREFIX, Journal
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 
@@ -42,7 +42,7 @@ def outcome(catalog: Catalog, request_id: str) -> str:
 
 def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     journal = Journal(catalog)
-    job = _job_of(catalog, request_id)
+    job = job_of(catalog, request_id)
     request = journal.request(job)
     plan = json.loads(request["plan"])
     steps = []
@@ -73,18 +73,28 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
                     f"{residue} residue" + ("" if request["status"] == "complete"
                                             else f" (request {request['status']})")),
     }
-    body["cascade"] = cascade_steps(catalog, request_id)
-    if job != request_id:
+    body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))
+    if job.removeprefix(WORKER_PREFIX) != request_id.removeprefix(WORKER_PREFIX):
         body["batch"] = job  # applied with other requests that arrived together
     return {**body, "signature": sign(catalog, body)}
 
 
-def _job_of(catalog: Catalog, request_id: str) -> str:
-    """The journal request a request was applied in: its own, or its worker batch's."""
+def job_of(catalog: Catalog, request_id: str) -> str:
+    """The journal request a request was applied in: a CLI request's own id, or, for a worker
+    request (`ID` or `worker:ID`), the worker's journal request or batch it was applied in.
+    An id that names both a CLI request and a worker request is refused as ambiguous."""
+    worker_id = request_id.removeprefix(WORKER_PREFIX)
     with catalog.connect() as con:
         rows = con.execute("SELECT batch_id FROM worker_requests WHERE request_id = ?",
-                           [request_id]).fetchall()
-    return rows[0][0] if rows and rows[0][0] else request_id
+                           [worker_id]).fetchall()
+    if not rows:
+        return request_id
+    job = rows[0][0] or worker_id  # requests of an older optout ran under their own id
+    if job != request_id and not request_id.startswith(WORKER_PREFIX) and \
+            Journal(catalog).find(request_id) is not None:
+        raise ReportError(f"'{request_id}' names a request made with the CLI and a worker "
+                          f"request: say `{WORKER_PREFIX}{request_id}` for the worker's")
+    return job
 
 
 def sign(catalog: Catalog, body: dict[str, Any]) -> str:

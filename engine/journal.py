@@ -21,6 +21,9 @@ from scanner.catalog.seal import read, seal
 from scanner.catalog.store import NOW
 
 LEASE_POLL = 0.2
+#: the worker's journal requests (`worker:<request id>`, `worker:batch-<hex>`): an id space of
+#: its own, which no CLI request id can enter
+WORKER_PREFIX = "worker:"
 
 
 class LeaseHeld(EngineError):
@@ -35,9 +38,18 @@ class Journal:
 
     def create(self, plan: ErasurePlan, principal: str, dry_run: bool,
                stages: list[tuple[int, int]]) -> None:
-        """Record a new request with its steps (step number, stage)."""
+        """Record a new request with its steps (step number, stage). Only the record of a
+        dry run, or of a run of the same plan that was rolled back (it changed nothing), is
+        replaced: a request id that changed data stays that request's."""
         with self.catalog.connect() as con:
             con.execute("BEGIN TRANSACTION")
+            ran = con.execute("SELECT plan_hash FROM requests WHERE id = ? AND NOT dry_run AND "
+                              "NOT (status = 'rolled_back' AND plan_hash = ?)",
+                              [plan.request_id, plan.content_hash]).fetchall()
+            if ran:
+                con.execute("ROLLBACK")
+                raise EngineError(f"request id {plan.request_id!r} is taken by a request that "
+                                  "was applied (another plan): plan again under another id")
             con.execute("DELETE FROM requests WHERE id = ?", [plan.request_id])
             con.execute("DELETE FROM request_steps WHERE request_id = ?", [plan.request_id])
             con.execute(f"INSERT INTO requests VALUES (?, ?, ?, ?, 'preparing', ?, ?, {NOW}, "
@@ -78,10 +90,12 @@ class Journal:
             con.execute("COMMIT")
 
     def applied(self, plan_hash: str) -> dict[str, Any] | None:
-        """The (not dry-run) request that applied a plan, if one did."""
+        """The request that applied a plan, if one did (a dry run, or a run rolled back
+        before any change, did not)."""
         with self.catalog.connect() as con:
             rows = read(con, self.catalog.hasher().secret, "requests",
-                        "plan_hash = ? AND NOT dry_run", [plan_hash], "ORDER BY created_at")
+                        "plan_hash = ? AND NOT dry_run AND status <> 'rolled_back'",
+                        [plan_hash], "ORDER BY created_at")
         return rows[0] if rows else None
 
     def find(self, request_id: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from scanner.identifiers import KINDS
 from scanner.model import DatasetRef
 
 PLAN_VERSION = 3
+#: a request id: it names files (staged versions, plans waiting for approval), so no paths;
+#: `worker:` starts the ids of the worker's requests, which no CLI request may take
+REQUEST_ID = re.compile(r"^(worker:)?[A-Za-z0-9._-]{1,80}$")
 
 
 class PlanError(EngineError):
@@ -173,6 +177,9 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{origin}: not a plan file (missing or bad field {exc})") from exc
+    if not REQUEST_ID.match(plan.request_id):
+        raise PlanError(f"{origin}: not a plan this optout made (request id "
+                        f"{plan.request_id[:80]!r})")
     bad = [k for step in plan.steps for _, k, _ in step.keys if k not in KINDS]
     if bad:
         raise PlanError(f"{origin}: not a plan this optout made (unknown match kind {bad[0]!r})")

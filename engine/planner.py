@@ -20,10 +20,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
-from engine.plan import DatasetNote, ErasurePlan, PlanStep
+from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
-from engine.rebuild import rebuild_params
+from engine.rebuild import rebuild_of
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
@@ -137,6 +137,9 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
     plan is recorded in the catalog (approve and apply trust that record, not a file).
 
     `accept_ambiguous`: plan subjects the resolution bound would stop (the plan says so)."""
+    if request.request_id is not None and not REQUEST_ID.match(request.request_id):
+        raise PlanError(f"bad request id {request.request_id[:80]!r}: use letters, digits and "
+                        ". _ - (at most 80)")
     hasher = catalog.hasher()
     who = authorize(catalog, caller, "plan", {
         "policy": request.policy_path, "request_id": request.request_id,
@@ -445,7 +448,8 @@ def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str
     if not edges:
         return ()
     upstream = tuple(sorted({e["upstream_id"] for e in edges}))
-    return (*rebuild_params(edges[0]["origin_ref"]), ("upstream", upstream))
+    rebuild = rebuild_of(edges[0]["origin_ref"], r, list(graph.datasets.values()))
+    return (*rebuild.params(edges[0]["origin_ref"]), ("upstream", upstream))
 
 
 def _match(query: MatchQuery | None, graph: IdentityGraph, r: DatasetRecord) -> tuple[str, ...]:

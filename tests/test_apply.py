@@ -310,3 +310,27 @@ def test_a_sql_file_swapped_after_planning_is_not_run(world: World) -> None:
     sql.write_text(original)  # for the recomputation the check compares with
     assert_erased(world, before)
     assert key.read_text().strip() not in repr(world.tables()["customer_ltv"])
+
+
+@pytest.mark.parametrize("source", ["read_text('{key}')", "read_text('/proc/self/environ')"])
+def test_rebuild_sql_that_reads_files_or_the_environment_is_refused(world: World,
+                                                                     source: str) -> None:
+    """Issue 11, attack 3 at plan time: the SQL file already reads the catalog's key and the
+    process environment when the plan is made. The rebuild runs where nothing but the
+    datasets it was bound to can be read: the plan says it cannot be rebuilt, apply refuses
+    it, and neither secret reaches the data. (The sandbox that would stop the read anyway is
+    tested on its own in test_sandbox.py.)"""
+    sql = world.data / "analytics" / "customer_ltv.sql"
+    key = Path(world.catalog.path + ".key")
+    sql.write_text("CREATE TABLE customer_ltv AS SELECT c.id AS customer_id, k.content AS "
+                   "email, 0.0 AS lifetime_value, 0 AS orders_count FROM customers c, "
+                   f"{source.format(key=key)} k;\n")
+    world.rescan_lineage()
+    plan = world.plan(request_id="reads")
+    [step] = [s for s in plan.steps if s.dataset == "customer_ltv"]
+    assert step.action == "recompute"
+    assert "a rebuild reads catalog datasets only" in step.param("sql_problem")
+    with pytest.raises(ApplyError, match="a rebuild reads catalog datasets only"):
+        apply_plan(world.catalog, plan, ApplyOptions())
+    ltv = repr(world.tables()["customer_ltv"])
+    assert key.read_text().strip() not in ltv and "PATH=" not in ltv

@@ -226,11 +226,11 @@ def test_a_killed_worker_is_finished_exactly_once_by_the_next(setup: Setup) -> N
     killed = setup.worker("--until-idle", "--ack-wait", "3",
                           env=setup.env(OPTOUT_FAULT="after-check"))
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    assert Journal(world.catalog).request("req-kill")["status"] == "preparing"
+    assert Journal(world.catalog).request("worker:req-kill")["status"] == "preparing"
     assert Hooks.calls == []
     finished = setup.worker("--seconds", "20", "--ack-wait", "3")
     assert finished.returncode == 0, finished.stderr
-    assert Journal(world.catalog).request("req-kill")["status"] == "complete"
+    assert Journal(world.catalog).request("worker:req-kill")["status"] == "complete"
     assert_erased(world, before)
     assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 1
     assert [e["status"] for e in setup.read(STATUS)

@@ -8,20 +8,22 @@ from typing import Any
 
 import duckdb
 
-from engine.planner import ref_of
+from engine.sandbox import Relation, SandboxError, run_select
 from engine.targets.base import ApplyError, Staged, Target
 from engine.targets.duckdb_table import DuckDBTableTarget
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.sources import open_source
+from scanner.sources.readers import FILE_FORMATS, reader_sql
 from scanner.sql import quote_ident
 
 
-def reader_sql(record: DatasetRecord) -> str:
-    """How DuckDB reads a file dataset of the catalog: the relation its source reads it by."""
+def upstream_relation(record: DatasetRecord) -> Relation:
+    """How the sandbox reads a file dataset of the catalog: its reader over its own files."""
     if record.format not in FILE_FORMATS:
         raise ApplyError(f"cannot read {record.name} ({record.format}) to recompute from it")
     with open_source(record.location) as source:
-        return source.relation(ref_of(record))
+        paths = source.files() if hasattr(source, "files") else [record.location]
+    return Relation(reader_sql(record.format, paths, record.options), tuple(paths))
 
 
 class RecomputeTarget(DuckDBTableTarget):
@@ -36,31 +38,39 @@ class RecomputeTarget(DuckDBTableTarget):
         return True  # after the rebuild none of the subject's rows may remain
 
     def prepare(self) -> Staged:
-        # The SELECT the plan carries (approved with it), never the file as it is now.
+        # The SELECT the plan carries (approved with it), never the file as it is now, run in
+        # the sandbox over the datasets the plan bound its tables to.
         select = self.step.param("sql")
         if not select or hashlib.sha256(select.encode()).hexdigest() != self.step.param(
                 "sql_sha256"):
+            why = self.step.param("sql_problem") or "it had no readable SELECT"
             raise ApplyError(f"{self.step.dataset}: the plan carries no SQL to rebuild it from "
-                             f"({self.step.param('sql_file')} had no readable SELECT when the "
-                             "plan was made)")
+                             f"({self.step.param('sql_file')}: {why})")
         tx = self.transaction()
         con = tx.con
         try:
             staged = Staged(handle=tx)
             staged.rows_before = self.count(con)
             staged.checksum_before = self.checksum(con)
-            for upstream in self.step.param("upstream", ()):
-                record = self.catalog.find(upstream)
-                if record.location != self.step.location:
-                    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(record.name)} AS "
-                                f"SELECT * FROM {reader_sql(record)}")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE optout_rebuilt AS {select}")
+            relations = {}
+            for name, dataset_id in self.step.param("tables", ()):
+                record = self.catalog.find(dataset_id)
+                if record.location == self.step.location and record.format == "duckdb":
+                    table = (f"{quote_ident(record.options['schema'])}."
+                             f"{quote_ident(record.options['table'])}")
+                    relations[name] = Relation(arrow=con.execute(
+                        f"SELECT * FROM {table}").to_arrow_table())
+                else:
+                    relations[name] = upstream_relation(record)
+            rebuilt = run_select(select, relations)
             con.execute(f"DELETE FROM {self.relation}")
+            con.register("optout_rebuilt", rebuilt)
             con.execute(f"INSERT INTO {self.relation} BY NAME SELECT * FROM optout_rebuilt")
+            con.unregister("optout_rebuilt")
             staged.rows_after = self.count(con)
             staged.rows_changed = staged.rows_before - staged.rows_after
             staged.checksum_after = self.checksum(con)
-        except duckdb.Error as exc:
+        except (duckdb.Error, SandboxError, ApplyError) as exc:
             self.rollback(Staged(handle=tx))
             raise ApplyError(f"{self.step.dataset}: recompute failed: "
                              f"{str(exc).splitlines()[0]}") from exc
@@ -71,10 +81,6 @@ class RecomputeTarget(DuckDBTableTarget):
         if left:
             raise ApplyError(f"{self.step.dataset}: the rebuilt table still holds {left} rows "
                              "of the subject")
-
-
-#: formats whose datasets DuckDB reads by a table function, from any connection
-FILE_FORMATS = ("parquet", "csv", "json", "log")
 
 
 class ViewTarget(Target):

@@ -24,7 +24,7 @@ from engine.approvals import approvers
 from engine.cascade.run import run_cascade
 from engine.cascade.spec import Spec
 from engine.graph import build_graph
-from engine.journal import Journal, ledger_values
+from engine.journal import WORKER_PREFIX, Journal, ledger_values
 from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
@@ -57,6 +57,15 @@ from scanner.scan import ScanOptions, scan
 RESOLVED = ("applied", "failed", "needs_review")
 
 
+@dataclass(frozen=True)
+class Message:
+    """One message as the handlers see it: body, headers, and how often it was delivered."""
+
+    data: bytes
+    headers: dict[str, str]
+    deliveries: int = 1
+
+
 @dataclass
 class WorkerSettings:
     """How the worker runs."""
@@ -70,6 +79,9 @@ class WorkerSettings:
     ack_wait: float = 30.0
     batch: int = 16
     config: Config | None = None
+    #: deliveries after which a request that keeps failing (blocked) is dead-lettered; one
+    #: waiting for approval comes back until approved
+    max_deliver: int = 20
 
 
 async def _drained(*subs) -> bool:
@@ -120,17 +132,23 @@ class Worker:
         finally:
             await nc.close()
 
-    async def _handle(self, msgs: list, handle: Callable[[list[bytes]], list[bool]]) -> None:
+    async def _handle(self, msgs: list, handle: Callable[[list[Message]], list[bool]]) -> None:
         """Run a handler over messages that arrived together, in a thread, while telling the
         server they are still being worked on; acknowledge each one the handler resolved."""
-        work = asyncio.create_task(asyncio.to_thread(
-            handle, [(m.data, dict(m.headers or {})) for m in msgs]))
+        work = asyncio.create_task(asyncio.to_thread(handle, [
+            Message(m.data, dict(m.headers or {}), m.metadata.num_delivered) for m in msgs]))
         while not work.done():
             await asyncio.wait({work}, timeout=self.settings.ack_wait / 3)
             if not work.done():
                 for msg in msgs:
                     await msg.in_progress()
-        for msg, resolved in zip(msgs, work.result(), strict=True):
+        try:
+            verdicts = work.result()
+        except Exception as exc:  # the handlers catch everything; this is the last guard
+            for msg in msgs:
+                self._dead(msg.data, exc)
+            verdicts = [True] * len(msgs)
+        for msg, resolved in zip(msgs, verdicts, strict=True):
             if resolved:
                 await msg.ack()
             else:
@@ -138,25 +156,29 @@ class Worker:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def handle_messages(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[bool]:
+    def handle_messages(self, messages: list[Message]) -> list[bool]:
         """Requests that arrived together: new ones under one policy from one producer are
         planned and applied as one batch (one pass per dataset); the others one by one. A
-        message that does not validate, or that no producer signed, is dead-lettered. Per
-        message: resolved?"""
+        message that does not validate, that no producer signed, whose handling raised, or
+        that stays unresolved (not waiting for approval) after `max_deliver` deliveries is
+        dead-lettered with the reason. Per message: resolved (acknowledge it)?"""
         results: list[bool | None] = [None] * len(messages)
         fresh: dict[tuple[str, str], list[tuple[int, ErasureRequest]]] = {}
         later: list[tuple[int, ErasureRequest]] = []
         seen: set[str] = set()
-        for i, (data, headers) in enumerate(messages):
+        requests: dict[int, ErasureRequest] = {}
+        for i, message in enumerate(messages):
             try:
-                request = parse(ErasureRequest, data)
-                self._producers[request.request_id] = producer_of(self.catalog, headers, data)
-            except MessageError as exc:
-                self._dead(data, exc)
+                request = requests[i] = parse(ErasureRequest, message.data)
+                self._producers[request.request_id] = producer_of(
+                    self.catalog, message.headers, message.data)
+                known = self._known(request.request_id)
+            except Exception as exc:  # MessageError, or anything a hostile message raises
+                self._dead(message.data, exc)
                 results[i] = True
                 continue
             producer = self._producers[request.request_id].name
-            if request.request_id in seen or self._known(request.request_id) is not None:
+            if request.request_id in seen or known is not None:
                 later.append((i, request))  # a duplicate, a redelivery: on its own, after
             else:
                 fresh.setdefault((request.policy, producer), []).append((i, request))
@@ -165,12 +187,35 @@ class Worker:
             if len(items) == 1:
                 later.insert(0, items[0])
                 continue
-            for (i, _), resolved in zip(items, self.handle_batch([r for _, r in items]),
-                                        strict=True):
+            try:
+                verdicts = self.handle_batch([r for _, r in items])
+            except Exception as exc:
+                verdicts = [self._failed(r, messages[i].data, exc) for i, r in items]
+            for (i, _), resolved in zip(items, verdicts, strict=True):
                 results[i] = resolved
         for i, request in later:
-            results[i] = self.handle_request(request)
+            try:
+                results[i] = self.handle_request(request)
+            except Exception as exc:
+                results[i] = self._failed(request, messages[i].data, exc)
+        for i, message in enumerate(messages):
+            rid = requests[i].request_id if results[i] is False else None
+            if rid and message.deliveries >= self.settings.max_deliver and \
+                    self._known(rid) != "awaiting_approval":
+                self._dead(message.data, MessageError(
+                    f"still unresolved after {message.deliveries} deliveries "
+                    f"({self._known(rid)}): see `optout report {rid}`"))
+                results[i] = True
         return [bool(r) for r in results]
+
+    def _failed(self, request: ErasureRequest, data: bytes, exc: Exception) -> bool:
+        """A request whose handling raised: failed, dead-lettered with the reason, resolved
+        (acknowledged: the same message would raise again)."""
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._dead(data, MessageError(f"handling failed: {reason}"))
+        if self._known(request.request_id) is not None:
+            self._status(request.request_id, "failed", reason)
+        return True
 
     def _dead(self, data: bytes, reason: Exception) -> None:
         """A message that is not valid goes to the dead-letter subject, with the reason."""
@@ -205,13 +250,16 @@ class Worker:
             return True
 
     def _receive(self, request: ErasureRequest, batch_id: str | None) -> None:
+        """Record a new request; the journal request it is applied in (its own, or its
+        batch's) has an id of the worker's own (`worker:...`), so a message can never name
+        a request the CLI made."""
         hasher = self.catalog.hasher()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         hashed = {k: hasher(v.strip().lower()) for k, v in request.identifiers.items()}
         with self.catalog.connect() as con:
             con.execute("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
                         [request.request_id, request.policy, json.dumps(hashed), now, now,
-                         batch_id])
+                         batch_id or f"{WORKER_PREFIX}{request.request_id}"])
         self._status(request.request_id, "received")
 
     def _batch_of(self, rid: str) -> str:
@@ -223,7 +271,7 @@ class Worker:
     def handle_batch(self, requests: list[ErasureRequest]) -> list[bool]:
         """New requests under one policy: one plan and one apply for all their subjects (one
         pass per dataset), then each request's cascade and status."""
-        batch_id = f"batch-{uuid.uuid4().hex[:12]}"
+        batch_id = f"{WORKER_PREFIX}batch-{uuid.uuid4().hex[:12]}"
         for r in requests:
             self._receive(r, batch_id)
         try:
@@ -286,15 +334,19 @@ class Worker:
         """A policy by name, from the worker's policy store only (message schema: no paths)."""
         return resolve_policy(name, self.settings.policies_dir, admin=False)
 
+    def _plan_file(self, job: str) -> Path:
+        """Where the plan of a request (or batch) waiting for approval is written."""
+        return self.settings.plans_dir / f"plan-{job.removeprefix(WORKER_PREFIX)}.json"
+
     def _held(self, job: str) -> ErasurePlan | None:
         """The plan of a request (or batch) waiting for approval, if there is one."""
-        path = self.settings.plans_dir / f"plan-{job}.json"
+        path = self._plan_file(job)
         # The file names the plan; what it needs and who made it come from the catalog.
         return recorded_plan(self.catalog, load_plan(path)) if path.exists() else None
 
     def _hold(self, plan: ErasurePlan, rids: list[str]) -> None:
         """Write a plan for `optout approve` and say the requests wait for it."""
-        out = self.settings.plans_dir / f"plan-{plan.request_id}.json"
+        out = self._plan_file(plan.request_id)
         out.write_text(plan.to_json())
         for rid in rids:
             self._status(rid, "awaiting_approval",
@@ -317,7 +369,7 @@ class Worker:
                     self._status(rid, "failed", str(exc))
                     return True
                 author = self._producers.get(rid, self.caller)
-                plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), rid,
+                plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), job,
                                                             created_by=author.name),
                                   self.settings.config, caller=author)
                 if self._stopped(plan, subjects, rid):
@@ -351,17 +403,21 @@ class Worker:
 
     # -- dataset changes ---------------------------------------------------------------------
 
-    def _on_changes(self, messages: list[tuple[bytes, dict[str, str]]]) -> list[bool]:
-        datas = [data for data, _ in messages]
-        locations = []
-        for data in datas:
+    def _on_changes(self, messages: list[Message]) -> list[bool]:
+        locations: dict[str, bytes] = {}  # a location changed twice: scanned once
+        for message in messages:
             try:
-                locations.append(self._scanned_root(parse(DatasetChanged, data).location))
-            except MessageError as exc:
-                self._dead(data, exc)
-        for location in dict.fromkeys(locations):  # a location changed twice: scanned once
-            self.handle_change(location)
-        return [True] * len(datas)
+                location = self._scanned_root(parse(DatasetChanged, message.data).location)
+                locations.setdefault(location, message.data)
+            except Exception as exc:
+                self._dead(message.data, exc)
+        for location, data in locations.items():
+            try:
+                self.handle_change(location)
+            except Exception as exc:  # a scan or re-erasure that fails: said, not fatal
+                self._dead(data, MessageError(f"re-scan of {location} failed: "
+                                              f"{type(exc).__name__}: {exc}"))
+        return [True] * len(messages)
 
     def _scanned_root(self, location: str) -> str:
         """A changed location the worker may scan: a catalog dataset's, or one inside a root
