@@ -1,14 +1,19 @@
 """Apply: carry out a plan so that, across every dataset it touches, the erasure happens
 completely or not at all, is retried until resolved, and is proven by re-reading the data.
 
+0. check — the plan is executable (the planner said so) and every target can be changed now;
 1. prepare — every row-changing target stages its change (new file versions beside the old
-   ones, fsynced; database changes inside open transactions);
+   ones, fsynced; database changes inside open transactions); then every derived dataset is
+   rebuilt from its SQL over the *staged* versions of what it reads, and staged the same way;
 2. check — every staged version is re-read: none of the subject's rows, the expected count;
-3. commit — renames and commits, each recorded in the journal as it happens; a failure here
-   is rolled forward (retried, re-preparing if its transaction was lost);
-4. recompute — derived tables are rebuilt from their SQL over the cleaned sources;
-5. verify — every step's dataset is read again for the subject: the residue must be zero.
+3. commit — renames and commits, sources then derived data, each recorded in the journal as
+   it happens; a failure here is rolled forward (retried, re-preparing if its transaction was
+   lost);
+4. verify — every step's dataset is read again for the subject: the residue must be zero.
 A failure before commit rolls everything back. `resume` finishes a request whose process died.
+A request ends `complete` when every dataset holding the subject was changed (or retained) and
+read back clean, `complete_with_review` when the plan also named datasets it could not account
+for (the report lists them first).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from engine.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
 from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
 from engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError, load_policy
-from engine.targets import ApplyError, Staged, Target, target_for
+from engine.sandbox import Relation
+from engine.targets import ApplyError, Staged, Target, reader_for, target_for
+from engine.targets.recompute import RecomputeTarget, Upstream
 from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
 from scanner.catalog import Catalog, DatasetRecord
@@ -37,11 +44,11 @@ from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.sources import open_source
 
-FINAL = ("complete", "rolled_back", "dry_run")
+FINAL = ("complete", "complete_with_review", "rolled_back", "dry_run", "superseded")
 ACTIONS = (*ROW_ACTIONS, *COLUMN_ACTIONS)
 #: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
-#: first target committed), mid-file-commit (inside a multi-file commit), before-recompute,
-#: before-verify
+#: first target committed), mid-file-commit (inside a multi-file commit), before-rebuild-commit
+#: (sources committed, derived datasets not), before-verify
 #: test hook: `dataset=N` makes that dataset's commit fail N times before it succeeds
 FAIL_COMMIT_ENV = "OPTOUT_FAIL_COMMIT"
 _failed_commits: dict[str, int] = {}
@@ -149,12 +156,14 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
             f"plan {plan.request_id} was applied already (request {done['id']}, "
             f"{done['status']}): a plan applies once; `optout resume {done['id']}` finishes "
             "one that did not complete, or plan again")
+    if plan.unexecutable:
+        _check_executable(plan, catalog)  # says which step cannot be carried out, and why
     check_policy(plan)
     check_plan(catalog, plan)
     if who is not EMBEDDED and not options.dry_run:
         require_approved(catalog, plan)
     journal.create(plan, options.principal if who is EMBEDDED else who.name, options.dry_run,
-                   [(i, 2 if s.action == "recompute" else 1) for i, s in enumerate(plan.steps)])
+                   [(i, 1) for i in range(len(plan.steps))])
     journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),
                     options.lease_wait)
     return _run(catalog, plan, journal, options, committed=set())
@@ -180,18 +189,30 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
         return _run(catalog, plan, journal, options, committed=set())
     committed = {s["step_no"] for s in steps if s["status"] in ("committed", "retained")}
     hasher = catalog.hasher()
-    for s in steps:
-        if s["step_no"] in committed or s["stage"] != 1:
+    by_step = {s["step_no"]: s for s in steps}
+    # Sources first, then rebuilds in dependency order: a rebuild prepared again reads its
+    # upstream datasets as they are now, committed.
+    sources = [i for i in _referencing_first(catalog, plan)
+               if plan.steps[i].action != "recompute"]
+    for i in [*sources, *_rebuild_order(plan)]:
+        s = by_step.get(i)
+        if s is None or i in committed:
             continue
-        target = target_for(plan.steps[s["step_no"]], hasher, catalog, request_id)
-        files = json.loads(s["staged"] or "{}").get("files", [])
+        target = target_for(plan.steps[i], hasher, catalog, request_id)
+        saved = json.loads(s["staged"] or "{}")
+        files = saved.get("files", [])
         if target.durable_staging and files and all(os.path.exists(n) for _, n in files):
-            staged = Staged(files=[tuple(f) for f in files])
-            _commit(journal, plan, s["step_no"], target, staged, options)
+            _commit(journal, plan, i, target, _staged_from(saved), options)
         else:
-            _roll_forward(journal, plan, s["step_no"], target, options)
-        committed.add(s["step_no"])
+            _roll_forward(journal, plan, i, target, options)
+        committed.add(i)
     return _run(catalog, plan, journal, options, committed=committed, committing=True)
+
+
+def _staged_from(saved: dict) -> Staged:
+    """A staged change as the journal kept it (files, counts and checksums)."""
+    fields = {k: v for k, v in saved.items() if k in Staged.__dataclass_fields__}
+    return Staged(**{**fields, "files": [tuple(f) for f in saved.get("files", [])]})
 
 
 def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOptions,
@@ -203,6 +224,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         if not committing:
             staged: dict[int, Staged] = {}
             try:
+                _check_executable(plan, catalog)
                 for i in _referencing_first(catalog, plan):
                     step = plan.steps[i]
                     if step.action == "recompute":
@@ -216,19 +238,31 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                     journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
                                      rows_before=staged[i].rows_before,
                                      checksum_before=staged[i].checksum_before)
+                # Derived datasets next, each from the staged versions of what it reads.
+                upstream = _staged_upstream(catalog, plan, targets, staged, hasher)
+                for i in _rebuild_order(plan):
+                    targets[i] = target_for(plan.steps[i], hasher, catalog, rid, upstream)
+                    staged[i] = targets[i].prepare()
+                    journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
+                                     rows_before=staged[i].rows_before,
+                                     checksum_before=staged[i].checksum_before)
                 fault("after-prepare")
                 for i, target in targets.items():
                     target.check(staged[i])
                     journal.set_step(rid, i, "checked")
                 fault("after-check")
-            except (ApplyError, ScannerError, OSError) as exc:
+            except Exception as exc:  # anything before the commit point: nothing changes
+                reason = str(exc) if isinstance(exc, ApplyError | ScannerError) else (
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
                 for i, target in targets.items():
                     if i in staged:
                         target.rollback(staged[i])
-                    journal.set_step(rid, i, "rolled_back", error=str(exc))
-                journal.set_request(rid, "rolled_back", str(exc))
+                    else:
+                        target.discard()  # its prepare failed half-way
+                    journal.set_step(rid, i, "rolled_back", error=reason)
+                journal.set_request(rid, "rolled_back", reason)
                 journal.release(rid)
-                raise ApplyError(f"nothing was changed: {exc}") from exc
+                raise ApplyError(f"nothing was changed: {reason}") from exc
             if options.dry_run:
                 for i, target in targets.items():
                     target.rollback(staged[i])
@@ -237,15 +271,20 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 journal.release(rid)
                 return rid
             journal.set_request(rid, "committing")
+            # From here a rebuild prepared again (a commit failure rolled forward) reads its
+            # upstream datasets as committed: their staged versions are renamed into place.
+            current = _staged_upstream(catalog, plan, {}, {}, hasher)
+            for target in targets.values():
+                if isinstance(target, RecomputeTarget):
+                    target.upstream = current
+            rebuilds = set(_rebuild_order(plan))
             for n, (i, target) in enumerate(targets.items()):
+                if i in rebuilds and not rebuilds & committed:
+                    fault("before-rebuild-commit")  # sources committed, derived data not yet
                 _commit(journal, plan, i, target, staged[i], options)
                 committed.add(i)
                 if n == 0:
                     fault("mid-commit")
-        fault("before-recompute")
-        for i, step in enumerate(plan.steps):
-            if step.action == "recompute" and i not in committed:
-                _roll_forward(journal, plan, i, target_for(step, hasher, catalog, rid), options)
         fault("before-verify")
         _verify(catalog, plan, journal, targets)
         graph = build_graph(catalog, options.config)
@@ -257,9 +296,58 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         raise
     journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, "complete")
+    journal.set_request(rid, "complete_with_review" if plan.review else "complete")
     journal.release(rid)
+    if plan.supersedes and journal.find(plan.supersedes) is not None:
+        journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
+        journal.release(plan.supersedes)
     return rid
+
+
+def _rebuild_order(plan: ErasurePlan) -> list[int]:
+    """The plan's derived steps (rebuilds and views), each after the derived steps it reads."""
+    derived = {s.dataset_id: i for i, s in enumerate(plan.steps) if s.action == "recompute"}
+    reads = {i: {derived[d] for _, d in plan.steps[i].param("tables", ()) if d in derived}
+             | {derived[d] for d in plan.steps[i].param("upstream", ()) if d in derived}
+             for i in derived.values()}
+    order: list[int] = []
+    remaining = set(reads)
+    while remaining:
+        ready = sorted(i for i in remaining if not (reads[i] - {i}) & remaining)
+        ready = ready or sorted(remaining)[:1]  # a cycle: keep plan order
+        order += ready
+        remaining -= set(ready)
+    return order
+
+
+def _staged_upstream(catalog: Catalog, plan: ErasurePlan, targets: dict[int, Target],
+                     staged: dict[int, Staged], hasher) -> Upstream:
+    """How a rebuild reads a dataset: the staged version when the plan changes it, else the
+    data as it is (through its database's open transaction when there is one)."""
+    index = {s.dataset_id: i for i, s in enumerate(plan.steps)}
+
+    def read(dataset_id: str) -> Relation:
+        i = index.get(dataset_id)
+        if i is not None and i in staged:
+            return targets[i].sandbox_relation(staged[i])
+        return reader_for(catalog, hasher, dataset_id)
+    return read
+
+
+def _check_executable(plan: ErasurePlan, catalog: Catalog) -> None:
+    """Refuse, before anything is staged, a plan the planner found unexecutable, or a step
+    whose target cannot be changed here now (apply checks again what planning checked)."""
+    if plan.unexecutable:
+        note = plan.unexecutable[0]
+        raise ApplyError(f"{note.dataset}: {note.reason} (the plan cannot be applied: "
+                         "fix it, then plan again)")
+    hasher = catalog.hasher()
+    for step in plan.steps:
+        if step.action == "retain" and not step.columns:
+            continue
+        problem = target_for(step, hasher, catalog, plan.request_id).executable()
+        if problem:
+            raise ApplyError(f"{step.dataset}: {problem}")
 
 
 def _referencing_first(catalog: Catalog, plan: ErasurePlan) -> list[int]:

@@ -51,6 +51,10 @@ def approve(catalog: Catalog, plan: ErasurePlan, approver: Principal) -> int:
     authorize(catalog, approver, "approve", {"request_id": plan.request_id,
                                              "plan_hash": plan.content_hash})
     plan = recorded_plan(catalog, plan)
+    if plan.unexecutable:
+        note = plan.unexecutable[0]
+        raise ApprovalError(f"plan {plan.request_id} cannot be applied ({note.dataset}: "
+                            f"{note.reason}): it cannot be approved; fix it and plan again")
     if approver.name == plan.created_by:
         raise ApprovalError(f"{approver.name} made plan {plan.request_id} and cannot approve it "
                             "(four eyes): another approver must")

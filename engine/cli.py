@@ -16,17 +16,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import EngineError, render
-from engine.apply import ApplyOptions, StalePlan, apply_plan, check_plan, resume
+from engine.apply import FINAL, ApplyOptions, StalePlan, apply_plan, check_plan, resume
 from engine.approvals import ApprovalError, approve
+from engine.erasure_render import report_html, report_markdown
 from engine.erasure_report import (
     build_report,
     outcome,
-    report_html,
-    report_markdown,
     verify_report,
 )
 from engine.graph import build_graph
-from engine.journal import ledger_values
+from engine.journal import Journal, ledger_values
 from engine.ledger import reappearances, reerasure_plan
 from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
@@ -386,7 +385,7 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     else:
         click.echo(text, nl=False)
     click.echo(summary_line(plan), err=True)
-    if plan.review:
+    if plan.review or plan.unexecutable:
         sys.exit(NEEDS_REVIEW)
 
 
@@ -463,8 +462,9 @@ def lineage_show(obj: Context, dataset: str) -> None:
               help="With --reapply: the policy to apply.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--replan", "replan_", is_flag=True,
-              help="If the data changed since the plan was made, plan again from it, show "
-                   "the difference, and apply the new plan.")
+              help="If the data changed since the plan was made, or its request stopped "
+                   "(blocked) after part of its work, plan again from it (the remaining work), "
+                   "show the difference, and write the new plan for approval.")
 @click.option("--dry-run", is_flag=True,
               help="Prepare and check every change, then roll back; nothing is changed.")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True,
@@ -493,16 +493,26 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
     elif plan_file:
         plan = load_plan(plan_file)
         if replan_:
-            try:
-                check_plan(obj.catalog, plan)
-            except StalePlan as exc:
-                click.echo(f"{exc}; scanning the plan's datasets and planning again")
+            started = Journal(obj.catalog).applied(plan.content_hash)
+            why, supersedes = None, ""
+            if started is not None and started["status"] not in FINAL:
+                why = (f"request {started['id']} stopped {started['status']} after part of its "
+                       "work; planning what remains")
+                supersedes = started["id"]
+            else:
+                try:
+                    check_plan(obj.catalog, plan)
+                except StalePlan as exc:
+                    why = f"{exc}; planning again"
+            if why:
+                click.echo(f"{why} (the plan's datasets are scanned again first)")
                 locations = sorted({s.location for s in plan.steps})
                 scan(locations, obj.catalog, ScanOptions(
                     sample_rows=config.scan.sample_rows, seed=config.scan.seed,
                     classifier=config.classifier_settings()), caller=obj.caller)
                 policy = load_policy(policy_path or plan.policy["path"])
-                plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller)
+                plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller,
+                                    supersedes=supersedes)
                 click.echo("\n".join(diff) or "the new plan has the same steps")
                 if not dry_run:
                     _hold_for_approval(plan, str(Path(plan_file).with_suffix(".replanned.json")))

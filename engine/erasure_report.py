@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from engine.journal import WORKER_PREFIX, Journal
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 
-SIGNED_FIELDS_VERSION = 1
+SIGNED_FIELDS_VERSION = 2
 
 
 class ReportError(EngineError):
@@ -40,38 +39,84 @@ def outcome(catalog: Catalog, request_id: str) -> str:
     return f"{report['status']}; {report['summary']}"
 
 
+#: step statuses after which the dataset was read back for the subject
+READ_BACK = ("verified", "residue")
+#: step statuses of a change that is visible in the data
+COMMITTED = ("committed", "verified", "residue")
+
+
+def _step(s: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """One step of the report; counts and checksums only where the journal has them (a step
+    that changed nothing has no after; a view is read, never written)."""
+    return {
+        "dataset": s["dataset"], "dataset_id": s["dataset_id"], "location": s["location"],
+        "kind": planned.get("kind"), "action": s["action"], "rule": planned["rule"],
+        "legal_basis": planned.get("legal_basis"), "columns": dict(planned["columns"]),
+        "status": s["status"], "rows_before": s["rows_before"], "rows_after": s["rows_after"],
+        "rows_changed": s["rows_changed"], "rows_planned": planned.get("rows"),
+        "checksum_before": s["checksum_before"], "checksum_after": s["checksum_after"],
+        "started_at": _ts(s["started_at"]), "finished_at": _ts(s["finished_at"]),
+        "attempts": s["attempts"], "last_error": s["error"],
+        "residue": s["residue"] if s["status"] in READ_BACK else None,
+    }
+
+
+def _summary(status: str, steps: list[dict[str, Any]], review: list[dict[str, str]],
+             error: str | None) -> tuple[str, str | None]:
+    """The summary line (what was proven, nothing more) and the next action, if any."""
+    erased = [s for s in steps if s["action"] != "retain" and s["status"] == "verified"]
+    retained = [s for s in steps if s["action"] == "retain"]
+    read = [s for s in steps if s["status"] in READ_BACK]
+    residue = sum(s["residue"] or 0 for s in read)
+    unread = len(steps) - len(read) - sum(1 for s in retained if s["status"] == "retained")
+    proven = (f"erased from {_n(len(erased), 'dataset')}, {len(retained)} retained under legal "
+              f"basis; {residue} residue in the {_n(len(read), 'dataset')} read back")
+    if unread:
+        proven += f"; {unread} not read back"
+    may_hold = ""
+    if review:
+        may_hold = (f"{_n(len(review), 'dataset')} may still hold the subject and "
+                    f"{'was' if len(review) == 1 else 'were'} not changed: "
+                    + "; ".join(f"{n['dataset']} ({n['reason']})" for n in review) + ". ")
+    if status in ("complete", "complete_with_review"):
+        return may_hold + (proven[0].upper() + proven[1:] if may_hold else proven), ("a person decides on the datasets needing review"
+                                   if review else None)
+    if status == "rolled_back":
+        return (f"failed before commit, nothing was changed: {error}",
+                "fix the cause, then apply the plan again (`optout apply PLAN`)")
+    if status == "dry_run":
+        return "dry run: every change was prepared and checked, then rolled back", None
+    done = [s["dataset"] for s in steps if s["status"] in COMMITTED]
+    left = [s["dataset"] for s in steps if s["status"] not in (*COMMITTED, "retained")]
+    text = (f"{status}: committed in {len(done)} of {len(steps)} datasets"
+            + (f" ({', '.join(done)})" if done else "")
+            + (f"; not committed: {', '.join(left)}" if left else "") + f"; {proven}"
+            + (f"; last error: {error}" if error else ""))
+    return text, "fix the cause, then `optout resume {rid}`" + (
+        " (or, when the plan itself cannot be carried out, `optout apply --replan PLAN`)")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     journal = Journal(catalog)
     job = job_of(catalog, request_id)
     request = journal.request(job)
     plan = json.loads(request["plan"])
-    steps = []
-    for s in journal.steps(job):
-        planned = plan["steps"][s["step_no"]]
-        steps.append({
-            "dataset": s["dataset"], "dataset_id": s["dataset_id"], "location": s["location"],
-            "action": s["action"], "rule": planned["rule"],
-            "legal_basis": planned.get("legal_basis"),
-            "columns": dict(planned["columns"]), "status": s["status"],
-            "rows_before": s["rows_before"], "rows_after": s["rows_after"],
-            "rows_changed": s["rows_changed"], "checksum_before": s["checksum_before"],
-            "checksum_after": s["checksum_after"], "started_at": _ts(s["started_at"]),
-            "finished_at": _ts(s["finished_at"]), "attempts": s["attempts"],
-            "last_error": s["error"], "residue": s["residue"],
-        })
-    erased = sum(1 for s in steps if s["action"] != "retain" and s["status"] == "verified")
-    retained = sum(1 for s in steps if s["action"] == "retain")
-    residue = sum(s["residue"] or 0 for s in steps)
+    steps = [_step(s, plan["steps"][s["step_no"]]) for s in journal.steps(job)]
+    review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"]}
+              for n in plan["review"]]
+    summary, next_action = _summary(request["status"], steps, review, request["error"])
     body = {
         "version": SIGNED_FIELDS_VERSION, "request_id": request_id,
         "status": request["status"], "policy": plan["policy"], "plan_hash": request["plan_hash"],
         "principal": request["principal"], "dry_run": request["dry_run"],
         "created_at": _ts(request["created_at"]), "updated_at": _ts(request["updated_at"]),
-        "error": request["error"], "subjects": plan["subjects"], "steps": steps,
-        "needs_review": [n["dataset"] for n in plan["review"]],
-        "summary": (f"erased from {erased} datasets, {retained} retained under legal basis, "
-                    f"{residue} residue" + ("" if request["status"] == "complete"
-                                            else f" (request {request['status']})")),
+        "error": request["error"], "subjects": plan["subjects"], "needs_review": review,
+        "steps": steps, "summary": summary,
+        "next_action": next_action.replace("{rid}", job) if next_action else None,
     }
     body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))
     if job.removeprefix(WORKER_PREFIX) != request_id.removeprefix(WORKER_PREFIX):
@@ -122,63 +167,3 @@ def verify_report(catalog: Catalog, path: str, caller: Principal | None = None
 
 def _ts(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
-
-
-def report_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown."""
-    out = [f"# Erasure report {report['request_id']}", "",
-           f"- status: **{report['status']}**", f"- policy: {report['policy']['name']}",
-           f"- plan hash: `{report['plan_hash']}`", f"- by {report['principal']}, "
-           f"{report['created_at']} → {report['updated_at']}",
-           "- subjects: " + ", ".join(f"{s['key']} `{s['hash'][:12]}…`"
-                                       for s in report["subjects"]), "",
-           f"**{report['summary']}**", "",
-           "| dataset | action | rows before | after | changed | residue | attempts | "
-           "checksum before → after |", "|---|---|---|---|---|---|---|---|"]
-    for s in report["steps"]:
-        out.append(f"| {s['dataset']} | {s['action']} | {s['rows_before']} | {s['rows_after']} "
-                   f"| {s['rows_changed']} | {s['residue']} | {s['attempts']} | "
-                   f"`{s['checksum_before']}` → `{s['checksum_after']}` |")
-    if report.get("cascade"):
-        out += ["", "| cascade target | kind | outcome | attempts | detail |", "|---|---|---|---|---|"]
-        out += [f"| {c['target']} | {c['kind']} | {c['status']} | {c['attempts']} | "
-                f"{c['detail'] or c['last_error'] or ''} |" for c in report["cascade"]]
-    out += ["", f"signature: `{report['signature']}`"]
-    return "\n".join(out) + "\n"
-
-
-def report_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page."""
-    e = html.escape
-    rows = "".join(
-        f"<tr><td><strong>{e(s['dataset'])}</strong><br><code>{e(s['location'])}</code></td>"
-        f"<td>{e(s['action'])}</td><td>{s['rows_before']}</td><td>{s['rows_after']}</td>"
-        f"<td>{s['rows_changed']}</td><td>{s['residue']}</td><td>{s['attempts']}</td>"
-        f"<td><code>{e(str(s['checksum_before']))}</code> → "
-        f"<code>{e(str(s['checksum_after']))}</code></td>"
-        f"<td>{e(s['legal_basis'] or '')}</td></tr>" for s in report["steps"])
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Erasure report "
-            f"{e(report['request_id'])}</title><style>body{{font:15px/1.5 system-ui,sans-serif;"
-            "max-width:76rem;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse;"
-            "width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;"
-            "vertical-align:top}code{font-size:12px}</style></head><body>"
-            f"<h1>Erasure report {e(report['request_id'])}</h1>"
-            f"<p>Status <strong>{e(report['status'])}</strong>; policy "
-            f"{e(report['policy']['name'])}; by {e(report['principal'])}, "
-            f"{e(str(report['created_at']))} → {e(str(report['updated_at']))}.</p>"
-            f"<p id='summary'><strong>{e(report['summary'])}</strong></p><table><tr>"
-            "<th>dataset</th><th>action</th><th>rows before</th><th>after</th><th>changed</th>"
-            "<th>residue</th><th>attempts</th><th>checksum</th><th>legal basis</th></tr>"
-            f"{rows}</table>{_cascade_html(report)}<p>Signature <code>{e(report['signature'])}</code></p>"
-            "</body></html>\n")
-
-
-def _cascade_html(report: dict[str, Any]) -> str:
-    e = html.escape
-    if not report.get("cascade"):
-        return ""
-    rows = "".join(f"<tr><td>{e(c['target'])}</td><td>{e(c['kind'])}</td><td>{e(c['status'])}"
-                   f"</td><td>{c['attempts']}</td><td>{e(c['detail'] or c['last_error'] or '')}"
-                   "</td></tr>" for c in report["cascade"])
-    return ("<h2>Cascade</h2><table><tr><th>target</th><th>kind</th><th>outcome</th>"
-            f"<th>attempts</th><th>detail</th></tr>{rows}</table>")

@@ -103,6 +103,10 @@ class ErasurePlan:
     exempt: tuple[DatasetNote, ...] = ()
     approvals: int = 1  # approvals the policy requires before apply
     resolution: tuple[SubjectResolution, ...] = ()
+    #: steps that cannot be carried out (engine/executable.py): the plan cannot be applied
+    unexecutable: tuple[DatasetNote, ...] = ()
+    #: the request this plan finishes (`apply --replan` of a blocked request)
+    supersedes: str = ""
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
     #: the catalog's MAC of the content hash (engine/plan_store.py): set once recorded
@@ -113,6 +117,9 @@ class ErasurePlan:
         data = asdict(self)
         data.pop("content_hash")
         data.pop("mac")
+        for name in ("unexecutable", "supersedes"):  # absent from older plans when empty:
+            if not data[name]:                          # their hashes stay as they were
+                data.pop(name)
         return data
 
     def digest(self) -> str:
@@ -145,6 +152,7 @@ class ErasurePlan:
         out["stopped"] = sum(1 for r in self.resolution if r.status == "stopped")
         out["searched_no_match"] = len(self.searched)
         out["exempt"] = len(self.exempt)
+        out["unexecutable"] = len(self.unexecutable)
         return out
 
 
@@ -171,6 +179,8 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
             approvals=int(data.get("approvals", 1)),
             resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
+            unexecutable=tuple(DatasetNote(**n) for n in data.get("unexecutable", ())),
+            supersedes=str(data.get("supersedes", "")),
             version=data["version"], content_hash=data["content_hash"],
             mac=str(data.get("mac", "")))
     except json.JSONDecodeError as exc:

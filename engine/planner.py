@@ -16,10 +16,13 @@ import dataclasses
 import datetime as dt
 import getpass
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 
+from engine.executable import settle
 from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
+from engine.journal import Journal
 from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
@@ -57,6 +60,8 @@ class PlanRequest:
     known: dict[str, frozenset[str]] = field(default_factory=dict)
     #: subjects as an earlier plan named them (keyed hashes), when planning again from it
     digests: tuple[dict[str, str], ...] = ()
+    #: the blocked request whose remaining work this plan is
+    supersedes: str = ""
 
 
 class SourcePool:
@@ -349,6 +354,9 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
             exempt.append(DatasetNote(r.id, r.name, r.location, f"legal hold: {hold.reason}"))
             continue
         steps.append(_step(graph, walk, policy, r, tags, holders))
+    settled = settle(catalog, graph, steps, {n.dataset_id: n.reason for n in (*exempt, *review)
+                                             if n.dataset_id})
+    steps, review = settled.steps, review + settled.review
     review += _subject_findings(walk)
     return ErasurePlan(
         request_id=request.request_id or uuid.uuid4().hex[:16],
@@ -361,7 +369,8 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt), approvals=policy.approvals,
-        resolution=tuple(s.resolution() for s in walk.subjects)).sealed()
+        resolution=tuple(s.resolution() for s in walk.subjects),
+        unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes).sealed()
 
 
 def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
@@ -484,14 +493,24 @@ def values_by_domain(graph: IdentityGraph, plan: ErasurePlan) -> dict[str, set[s
 
 
 def replan(catalog: Catalog, plan: ErasurePlan, policy: Policy, config: Config | None = None,
-           caller: Principal | None = None) -> tuple[ErasurePlan, list[str]]:
+           caller: Principal | None = None, supersedes: str = "") -> tuple[ErasurePlan,
+                                                                          list[str]]:
     """Plan again from an earlier plan (its keyed hashes, per domain, as they are now) and
-    say what changed: datasets added or dropped, other row counts or actions."""
+    say what changed: datasets added or dropped, other row counts or actions. `supersedes`:
+    the earlier plan's request started and stopped (blocked); the new plan is the remaining
+    work, under a request id of its own (`ID.2`, `ID.3`, ...), and finishes that request."""
     known = values_by_domain(build_graph(catalog, config), plan)
-    request = PlanRequest([], policy, plan.policy.get("path", ""), plan.request_id,
+    request_id = plan.request_id
+    if supersedes:
+        base = re.sub(r"\.\d+$", "", plan.request_id)
+        taken = Journal(catalog).find
+        request_id = next(f"{base}.{n}" for n in range(2, 10_000)
+                          if taken(f"{base}.{n}") is None)
+    request = PlanRequest([], policy, plan.policy.get("path", ""), request_id,
                           known={d: frozenset(h) for d, h in known.items()},
                           digests=plan.subjects,
-                          created_by=caller.name if caller else plan.created_by)
+                          created_by=caller.name if caller else plan.created_by,
+                          supersedes=supersedes)
     new = build_plan(catalog, request, config, caller=caller)
     old_steps = {s.dataset_id: s for s in plan.steps}
     new_steps = {s.dataset_id: s for s in new.steps}

@@ -76,7 +76,7 @@ def resolve_table(records: list[DatasetRecord], table: exp.Table,
         return local[0], None
     if len(found) == 1:
         return found[0], None
-    shown = table.sql(dialect="duckdb")
+    shown = ".".join(p for p in (table.catalog, table.db, table.name) if p)
     if not found:
         return None, f"it reads {shown}, which is not in the catalog"
     return None, (f"it reads {shown}, which names {len(found)} datasets ("

@@ -20,7 +20,11 @@ def summary_line(plan: ErasurePlan) -> str:
     changed = [f"{n} {ACTION_WORDS.get(a, a)}" for a, n in sorted(s.items())
                if a in ACTION_WORDS]
     rows = s["rows"]
-    return (f"{len(plan.steps)} datasets hold the subject ({', '.join(changed) or 'none'}); "
+    blocked = (f"CANNOT BE APPLIED: {len(plan.unexecutable)} step(s) cannot be carried out ("
+               + "; ".join(f"{n.dataset}: {n.reason}" for n in plan.unexecutable[:3])
+               + "). " if plan.unexecutable else "")
+    return (f"{blocked}{len(plan.steps)} datasets hold the subject "
+            f"({', '.join(changed) or 'none'}); "
             f"{rows} rows would be deleted; {s['needs_review']} need review"
             f"{f' (including {stopped} subjects stopped)' if (stopped := s['stopped']) else ''}; "
             f"{s['searched_no_match']} searched without a match; {s['exempt']} exempt.")
@@ -64,8 +68,11 @@ def to_markdown(plan: ErasurePlan) -> str:
         out += [f"  - learned {w}" for w in r.learned]
     if len(plan.resolution) > 50:
         out.append(f"- … and {len(plan.resolution) - 50} more (in the JSON plan)")
-    for title, notes in (("Needs review", plan.review), ("Exempt", plan.exempt),
+    for title, notes in (("Cannot be applied", plan.unexecutable),
+                         ("Needs review", plan.review), ("Exempt", plan.exempt),
                          ("Searched, no match", plan.searched)):
+        if title == "Cannot be applied" and not notes:
+            continue
         out += ["", f"## {title}", ""]
         out += [f"- **{n.dataset}** (`{n.location}`): {n.reason}" for n in notes] or ["- none"]
     return "\n".join(out) + "\n"
@@ -133,6 +140,7 @@ Catalog state <code>{e(plan.catalog_state[:16])}</code>; content hash
 <h2>Who the subjects resolved to</h2>
 <table id="resolution"><tr><th>subject</th><th>status</th><th>keys, and where they came from</th>
 </tr>{resolved}</table>
+{f"<h2>Cannot be applied</h2>{notes(plan.unexecutable, 'review')}" if plan.unexecutable else ""}
 <h2>Needs review</h2>
 {notes(plan.review, 'review')}
 <h2>Exempt</h2>

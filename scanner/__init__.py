@@ -1,6 +1,6 @@
-"""optout scanner: read sources, sample datasets, classify PII columns, keep the catalog."""
+"""optout scanner: read sources, sample datasets, classify PII columns, keep the catalog
+(`scanner.scan.scan` runs a scan)."""
 
 from scanner.errors import ScannerError
-from scanner.scan import ScanOptions, ScanReport, scan
 
-__all__ = ["ScanOptions", "ScanReport", "ScannerError", "scan"]
+__all__ = ["ScannerError"]

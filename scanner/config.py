@@ -10,8 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scanner.classify.column import ClassifierSettings
-from scanner.classify.presidio_engine import DEFAULT_MODEL
+from scanner.classify.settings import DEFAULT_MODEL, ClassifierSettings
 from scanner.errors import ConfigError
 from scanner.yamlfile import load_validated
 

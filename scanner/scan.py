@@ -8,11 +8,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 from scanner.catalog.store import DatasetExtras
-from scanner.classify.column import Classifier, ClassifierSettings
+from scanner.classify.settings import ClassifierSettings
 from scanner.errors import ScannerError
 from scanner.lineage import register_found_lineage, register_view_lineage
 from scanner.model import ColumnFinding, DatasetRef
@@ -20,6 +21,9 @@ from scanner.sketches import key_sketches
 from scanner.sources import open_source
 from scanner.sources.base import Source, one_line
 from scanner.sources.postgres import redact_uri
+
+if TYPE_CHECKING:
+    from scanner.classify.column import Classifier
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,10 @@ def scan(
     authorize(catalog, caller, "scan",
               {"sources": [redact_uri(s) for s in specs], "full": bool(options and options.full)})
     options = options or ScanOptions()
-    classifier = classifier or Classifier(options.classifier)  # bad settings fail before any write
+    if classifier is None:  # Presidio and spaCy load here, not when the module is imported
+        from scanner.classify.column import Classifier
+
+        classifier = Classifier(options.classifier)  # bad settings fail before any write
     notify = progress or (lambda *_: None)
     report = ScanReport(run_id=uuid.uuid4().hex[:12])
     started = time.perf_counter()

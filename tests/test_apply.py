@@ -52,9 +52,13 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
     rid = apply_plan(world.catalog, plan, ApplyOptions())
     assert_erased(world, before)
     report = build_report(world.catalog, rid)
-    assert report["status"] == "complete"
-    assert report["summary"].startswith("erased from ") and report["summary"].endswith(
-        " 0 residue")
+    assert report["status"] == "complete_with_review"
+    assert report["summary"].startswith(
+        "3 datasets may still hold the subject and were not changed: employees (not reachable")
+    assert report["summary"].endswith(
+        "Erased from 10 datasets, 1 retained under legal basis; 0 residue in the 11 datasets "
+        "read back")
+    assert [n["dataset"] for n in report["needs_review"]] == ["employees", "it_staff", "payroll"]
     steps = {s["dataset"]: s for s in report["steps"]}
     assert steps["orders"]["rows_changed"] == 2 and steps["orders"]["residue"] == 0
     assert steps["customers"]["checksum_before"] != steps["customers"]["checksum_after"]
@@ -65,7 +69,7 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
     assert verify_report(world.catalog, str(path))["request_id"] == "e2e"
     text = path.read_text()
     assert world.subject["email"] not in text
-    path.write_text(text.replace('"complete"', '"blocked"', 1))
+    path.write_text(text.replace('"complete_with_review"', '"blocked"', 1))
     with pytest.raises(ReportError, match="signature does not match"):
         verify_report(world.catalog, str(path))
 
@@ -100,12 +104,12 @@ def test_a_target_that_keeps_failing_blocks_the_request(world: World,
     assert Journal(world.catalog).request(plan.request_id)["status"] == "blocked"
     monkeypatch.setenv("OPTOUT_FAIL_COMMIT", "")
     resume(world.catalog, plan.request_id, ApplyOptions(backoff=0.01))
-    assert Journal(world.catalog).request(plan.request_id)["status"] == "complete"
+    assert Journal(world.catalog).request(plan.request_id)["status"] == "complete_with_review"
     assert_erased(world, before)
 
 
 @pytest.mark.parametrize("point", ["after-prepare", "after-check", "mid-commit",
-                                   "mid-file-commit", "before-recompute", "before-verify"])
+                                   "mid-file-commit", "before-rebuild-commit", "before-verify"])
 def test_killed_at_each_phase_then_resumed(world: World, point: str) -> None:
     before = world.tables()
     plan = world.plan(request_id=f"kill-{point}")
@@ -197,7 +201,7 @@ def test_database_gone_mid_request_changes_nothing(world: World,
 
     monkeypatch.setattr(engine.apply, "check_plan", check_then_vanish)
     try:
-        with pytest.raises(ApplyError, match=r"nothing was changed: .*cannot connect"):
+        with pytest.raises(ApplyError, match=r"nothing was changed: .*(cannot connect|connection failed)"):
             apply_plan(world.catalog, plan, ApplyOptions())
     finally:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
@@ -317,9 +321,9 @@ def test_rebuild_sql_that_reads_files_or_the_environment_is_refused(world: World
                                                                      source: str) -> None:
     """Issue 11, attack 3 at plan time: the SQL file already reads the catalog's key and the
     process environment when the plan is made. The rebuild runs where nothing but the
-    datasets it was bound to can be read: the plan says it cannot be rebuilt, apply refuses
-    it, and neither secret reaches the data. (The sandbox that would stop the read anyway is
-    tested on its own in test_sandbox.py.)"""
+    datasets it was bound to can be read: the plan says it cannot be rebuilt and falls back to
+    deleting the subject's rows of the table, and neither secret reaches the data. (The sandbox
+    that would stop the read anyway is tested on its own in test_sandbox.py.)"""
     sql = world.data / "analytics" / "customer_ltv.sql"
     key = Path(world.catalog.path + ".key")
     sql.write_text("CREATE TABLE customer_ltv AS SELECT c.id AS customer_id, k.content AS "
@@ -328,9 +332,11 @@ def test_rebuild_sql_that_reads_files_or_the_environment_is_refused(world: World
     world.rescan_lineage()
     plan = world.plan(request_id="reads")
     [step] = [s for s in plan.steps if s.dataset == "customer_ltv"]
-    assert step.action == "recompute"
-    assert "a rebuild reads catalog datasets only" in step.param("sql_problem")
-    with pytest.raises(ApplyError, match="a rebuild reads catalog datasets only"):
-        apply_plan(world.catalog, plan, ApplyOptions())
+    assert step.action == "delete_rows"
+    assert "(cannot be rebuilt: no SQL to rebuild it from" in step.rule
+    assert "a rebuild reads catalog datasets only); the subject's rows are deleted" in step.rule
+    before = world.tables()["customer_ltv"]
+    apply_plan(world.catalog, plan, ApplyOptions())
     ltv = repr(world.tables()["customer_ltv"])
+    assert len(world.tables()["customer_ltv"]) == len(before) - 1
     assert key.read_text().strip() not in ltv and "PATH=" not in ltv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.plan import PlanStep
+from engine.sandbox import Relation
 from engine.targets.base import ApplyError, Staged, Target
 from engine.targets.csv import CsvTarget
 from engine.targets.duckdb_table import DuckDBTableTarget
@@ -10,7 +11,13 @@ from engine.targets.json import JsonTarget
 from engine.targets.log import LogTarget
 from engine.targets.parquet import ParquetTarget
 from engine.targets.postgres_table import PostgresTableTarget
-from engine.targets.recompute import RecomputeTarget, ViewTarget
+from engine.targets.recompute import (
+    RecomputeTarget,
+    Upstream,
+    ViewTarget,
+    as_deleting,
+    reader_step,
+)
 from engine.targets.sqlite_table import SQLiteTableTarget
 from scanner.catalog import Catalog
 from scanner.catalog.secret import KeyedHash
@@ -22,22 +29,34 @@ TARGETS: dict[str, type[Target]] = {
 }
 
 
-def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: str) -> Target:
-    """The target that carries out one step."""
+def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: str,
+               upstream: Upstream | None = None) -> Target:
+    """The target that carries out one step; `upstream` tells a rebuild how to read the
+    datasets it reads (by default, as they are now)."""
     if step.kind == "view":
-        return ViewTarget(step, hasher)
-    if step.action == "recompute":
-        if step.format != "duckdb":
-            raise ApplyError(f"{step.dataset}: recompute of {step.format} datasets is not "
-                             "supported; declare a delete_rows rule for it")
-        return RecomputeTarget(step, hasher, catalog)
+        cls = TARGETS.get(step.format)
+        return ViewTarget(step, hasher, cls(step, hasher) if cls else None)
     cls = TARGETS.get(step.format)
     if cls is None:
         raise ApplyError(f"{step.dataset}: no target for format '{step.format}'")
+    if step.action == "recompute":
+        inner = target_for(as_deleting(step), hasher, catalog, request_id)
+        return RecomputeTarget(step, hasher, inner,
+                               upstream or (lambda ident: reader_for(catalog, hasher, ident)))
     target = cls(step, hasher)
     if hasattr(target, "request_id"):
         target.request_id = request_id
     return target
 
 
-__all__ = ["TARGETS", "ApplyError", "Staged", "Target", "target_for"]
+def reader_for(catalog: Catalog, hasher: KeyedHash, dataset_id: str) -> Relation:
+    """How a rebuild reads a catalog dataset as it is now (through its database's open
+    transaction when there is one)."""
+    record = catalog.find(dataset_id)
+    cls = TARGETS.get(record.format)
+    if cls is None:
+        raise ApplyError(f"{record.name}: no reader for format '{record.format}'")
+    return cls(reader_step(record), hasher).sandbox_relation(None)
+
+
+__all__ = ["TARGETS", "ApplyError", "Staged", "Target", "reader_for", "target_for"]

@@ -15,12 +15,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
 from engine import EngineError
 from engine.faults import fault
 from engine.plan import PlanStep
+from engine.sandbox import Relation
 from engine.targets.rows import RowEditor
 from scanner.catalog.secret import KeyedHash
 from scanner.matching import KeyMatch, MatchQuery
+from scanner.sources.readers import reader_sql
 
 STAGED_SUFFIX = ".optout-staged"
 
@@ -34,18 +38,21 @@ class Staged:
     """A prepared, not yet visible change of one dataset."""
 
     files: list[tuple[str, str]] = field(default_factory=list)  # (final path, staged path)
-    rows_before: int = 0
-    rows_after: int = 0
-    rows_changed: int = 0
+    rows_before: int | None = 0  # None: a view, which is only read
+    rows_after: int | None = 0
+    rows_changed: int | None = 0
     checksum_before: str | None = None
     checksum_after: str | None = None
     handle: Any = None  # an open transaction, for database targets
+    #: a rebuild: the rows its SQL computed (the staged version must hold exactly these)
+    rows_expected: int | None = None
 
     def as_journal(self) -> dict[str, Any]:
         """What the journal keeps of it (enough to commit or roll back after a crash)."""
         return {"files": self.files, "rows_before": self.rows_before,
                 "rows_after": self.rows_after, "rows_changed": self.rows_changed,
-                "checksum_before": self.checksum_before, "checksum_after": self.checksum_after}
+                "checksum_before": self.checksum_before, "checksum_after": self.checksum_after,
+                "rows_expected": self.rows_expected}
 
 
 class Target(ABC):
@@ -82,6 +89,34 @@ class Target(ABC):
     @abstractmethod
     def residue(self) -> int:
         """Rows of the committed data that still carry what the step removes."""
+
+    # -- rebuilding a derived dataset (engine/targets/recompute.py) ---------------------------
+
+    #: the target can replace the dataset's whole content with rows computed by a rebuild
+    rebuildable: ClassVar[bool] = False
+
+    def sandbox_relation(self, staged: Staged | None) -> Relation:
+        """How the rebuild sandbox reads this dataset: its staged version, or (None) the data
+        as it is now."""
+        raise ApplyError(f"{self.step.dataset}: {self.step.format} datasets cannot be read "
+                         "to rebuild another dataset from them")
+
+    def prepare_rebuild(self, table: pa.Table) -> Staged:
+        """Stage a new version holding exactly `table`'s rows (a rebuilt derived dataset)."""
+        raise ApplyError(f"{self.step.dataset}: {self.step.format} datasets cannot be rebuilt")
+
+    def staged_residue(self, staged: Staged) -> int:
+        """Rows of the staged version that still carry what the step removes."""
+        raise NotImplementedError
+
+    def discard(self) -> None:  # noqa: B027 - most targets stage nothing a failure leaves
+        """Remove what a prepare that failed half-way may have left (it returned nothing to
+        roll back)."""
+
+    def executable(self) -> str | None:
+        """Why the step cannot be carried out here (no permission to change the dataset), or
+        None; checks without writing anything, when the plan is made and before apply stages."""
+        return None
 
     # -- what the step asks ------------------------------------------------------------------
 
@@ -126,6 +161,21 @@ def file_checksum(path: str) -> str:
     return h.hexdigest()
 
 
+def checksum_of(*digests: str) -> str | None:
+    """The one checksum format of reports: `sha256:<hex>`. A file's own sha256; for several
+    files or a table's rows, the sha256 of their digests in order (None when there is none)."""
+    if not digests:
+        return None
+    if len(digests) == 1 and len(digests[0]) == 64:
+        return f"sha256:{digests[0]}"
+    return "sha256:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def files_checksum(paths: list[str]) -> str | None:
+    """`sha256:` of one file's bytes, or of several files' sha256s in order."""
+    return checksum_of(*(file_checksum(p) for p in paths))
+
+
 def staged_path(path: str, request_id: str) -> str:
     """Where the new version of a file is written before the rename (same directory, so the
     rename is atomic on the same filesystem)."""
@@ -133,16 +183,23 @@ def staged_path(path: str, request_id: str) -> str:
     return os.path.join(head, f".{tail}.{request_id}{STAGED_SUFFIX}")
 
 
-def ensure_writable(path: str, dataset: str) -> None:
-    """Refuse, before anything is staged, a file that cannot be replaced (read-only file
-    system, immutable or append-only file, no permission); the check writes nothing."""
+def writable_problem(path: str) -> str | None:
+    """Why a file cannot be replaced (read-only file system, immutable or append-only file,
+    no permission on it or its folder), or None; the check writes nothing."""
     try:
-        with open(path, "ab"):
-            pass
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # never creates it
     except OSError as exc:
-        raise ApplyError(f"{dataset}: {path} is not writable ({exc.strerror})") from exc
+        return f"{path} is not writable ({exc.strerror})"
     if not os.access(os.path.dirname(path) or ".", os.W_OK):
-        raise ApplyError(f"{dataset}: the folder of {path} is not writable")
+        return f"the folder of {path} is not writable"
+    return None
+
+
+def ensure_writable(path: str, dataset: str) -> None:
+    """Refuse, before anything is staged, a file that cannot be replaced."""
+    problem = writable_problem(path)
+    if problem:
+        raise ApplyError(f"{dataset}: {problem}")
 
 
 def fsync_file(path: str) -> None:
@@ -178,16 +235,30 @@ class FileTarget(Target):
         """Rows of one file version that still carry what the step removes; `original` is
         the file a staged version was made from."""
 
+    def files(self) -> list[str]:
+        """The dataset's files."""
+        return [self.step.location]
+
     def check(self, staged: Staged) -> None:
         super().check(staged)
-        for final, new in staged.files:
-            left = self.count_residue(new, final)
-            if left:
-                raise ApplyError(f"{self.step.dataset}: staged {new} still holds {left} rows "
-                                 "of the subject")
+        left = self.staged_residue(staged)
+        if left:
+            raise ApplyError(f"{self.step.dataset}: the staged version still holds {left} rows "
+                             "of the subject")
+
+    def staged_residue(self, staged: Staged) -> int:
+        return sum(self.count_residue(new, final) for final, new in staged.files)
 
     def residue(self) -> int:
         return self.count_residue(self.step.location)
+
+    def sandbox_relation(self, staged: Staged | None) -> Relation:
+        new = dict(staged.files) if staged is not None else {}
+        paths = [new.get(p, p) for p in self.files()]
+        return Relation(reader_sql(self.step.format, paths, self.options), tuple(paths))
+
+    def executable(self) -> str | None:
+        return next(filter(None, (writable_problem(p) for p in self.files())), None)
 
     def commit(self, staged: Staged) -> None:
         for n, (final, new) in enumerate(staged.files):
@@ -204,5 +275,8 @@ class FileTarget(Target):
 
     def rollback(self, staged: Staged) -> None:
         for _, new in staged.files:
-            if os.path.exists(new):
+            if os.path.lexists(new):
                 os.remove(new)
+
+    def discard(self) -> None:
+        self.rollback(Staged(files=[(p, staged_path(p, self.request_id)) for p in self.files()]))

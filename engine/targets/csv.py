@@ -6,11 +6,14 @@ import csv
 import io
 from collections.abc import Iterator
 
+import pyarrow as pa
+
 from engine.targets.base import (
+    ApplyError,
     FileTarget,
     Staged,
     ensure_writable,
-    file_checksum,
+    files_checksum,
     fsync_file,
     staged_path,
 )
@@ -95,10 +98,49 @@ class CsvTarget(FileTarget):
             fh.write("".join(out))
         fsync_file(new)
         after = before - (changed if self.deletes else 0)
-        return Staged([(path, new)], before, after, changed, file_checksum(path),
-                      file_checksum(new))
+        return Staged([(path, new)], before, after, changed, files_checksum([path]),
+                      files_checksum([new]))
+
+    rebuildable = True
+
+    def prepare_rebuild(self, table: pa.Table) -> Staged:
+        """The file with its header record and dialect, holding the rebuilt rows."""
+        path = self.step.location
+        delim, quote, _ = self._dialect()
+        ensure_writable(path, self.step.dataset)
+        head, rows = self._records(path)
+        before = sum(1 for _, row in rows if row is not None)
+        names = (next(csv.reader([head], delimiter=delim, quotechar=quote)) if head
+                 else table.column_names)
+        missing = [n for n in names if n not in table.column_names]
+        if missing:
+            raise ApplyError(f"{self.step.dataset}: the rebuilt rows have no column "
+                             f"{missing[0]!r}, which the file has")
+        ending = "\r\n" if head and head.endswith("\r\n") else "\n"
+        buf = io.StringIO()
+        if head is not None:
+            buf.write(head if head.endswith(("\n", "\r")) else head + ending)
+        writer = csv.writer(buf, delimiter=delim, quotechar=quote, lineterminator=ending)
+        for row in table.select(names).to_pylist():
+            writer.writerow([_text(row[n]) for n in names])
+        new = staged_path(path, self.request_id)
+        with open(new, "w", newline="", encoding="utf-8") as fh:
+            fh.write(buf.getvalue())
+        fsync_file(new)
+        after = sum(1 for _, row in self._records(new)[1] if row is not None)
+        return Staged([(path, new)], before, after, before - after, files_checksum([path]),
+                      files_checksum([new]), rows_expected=table.num_rows)
 
     def count_residue(self, path: str, original: str | None = None) -> int:
         _, rows = self._records(path)
         editor = self.residue_editor()
         return sum(1 for _, row in rows if row is not None and editor.matches(row))
+
+
+def _text(value: object) -> str:
+    """A rebuilt value as CSV text (no value: an empty field)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

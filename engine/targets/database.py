@@ -7,6 +7,9 @@ import contextlib
 from abc import abstractmethod
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
+from engine.sandbox import Relation
 from engine.targets.base import ApplyError, Staged, Target
 from engine.values import change
 from scanner.matching import MatchQuery
@@ -114,10 +117,63 @@ class DatabaseTarget(Target):
 
     def check(self, staged: Staged) -> None:
         super().check(staged)
-        left = len(self.matched(staged.handle.con, self.residue_query(), []))
+        left = self.staged_residue(staged)
         if left:
             raise ApplyError(f"{self.step.dataset}: {left} rows of the subject remain in the "
                              "staged transaction")
+
+    def staged_residue(self, staged: Staged) -> int:
+        return len(self.matched(staged.handle.con, self.residue_query(), []))
+
+    # -- rebuilding ---------------------------------------------------------------------------
+
+    rebuildable = True
+
+    @abstractmethod
+    def read(self, con: Any) -> pa.Table:
+        """The table's rows, as this connection sees them."""
+
+    @abstractmethod
+    def insert(self, con: Any, table: pa.Table) -> None:
+        """Insert rows (by column name) into the emptied table."""
+
+    def sandbox_relation(self, staged: Staged | None) -> Relation:
+        """The staged version is read inside its transaction; the data as it is now inside
+        the transaction open on this database, if any, else in a short one."""
+        if staged is not None:
+            return Relation(arrow=self.read(staged.handle.con))
+        tx = _OPEN.get((type(self).__name__, self.step.location))
+        if tx is not None:
+            return Relation(arrow=self.read(tx.con))
+        con = self.open()
+        try:
+            return Relation(arrow=self.read(con))
+        finally:
+            SharedTransaction(con, ()).finish("ROLLBACK", self.db_errors)
+
+    def prepare_rebuild(self, table: pa.Table) -> Staged:
+        """Inside the open transaction: every row replaced by the rebuilt ones."""
+        tx = self.transaction()
+        con = tx.con
+        try:
+            staged = Staged(handle=tx, rows_expected=table.num_rows)
+            staged.rows_before = self.count(con)
+            staged.checksum_before = self.checksum(con)
+            self.delete_all(con)
+            if table.num_rows:
+                self.insert(con, table)
+            staged.rows_after = self.count(con)
+            staged.rows_changed = staged.rows_before - staged.rows_after
+            staged.checksum_after = self.checksum(con)
+        except self.db_errors as exc:
+            self.rollback(Staged(handle=tx))
+            raise ApplyError(f"{self.step.dataset}: the rebuilt rows could not be written: "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
+        return staged
+
+    @abstractmethod
+    def delete_all(self, con: Any) -> None:
+        """Empty the table (inside the transaction)."""
 
     def residue(self) -> int:
         con = self.open()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from engine.targets.base import ApplyError
+from engine.targets.base import ApplyError, writable_problem
 from engine.targets.database import DatabaseTarget
 from scanner.matching import DuckDBMatcher, MatchQuery
 from scanner.sql import quote_ident
@@ -55,6 +56,24 @@ class DuckDBTableTarget(DatabaseTarget):
                         [[v, i] for i, v in changes])
 
     def checksum(self, con: Any) -> str:
-        value = con.execute(f"SELECT coalesce(sum(hash(t)::HUGEINT), 0) FROM {self.relation} t"
+        value = con.execute(f"SELECT sha256(coalesce(string_agg(h, '' ORDER BY h), '')) FROM "
+                            f"(SELECT md5(t::VARCHAR) AS h FROM {self.relation} t)"
                             ).fetchall()[0][0]
-        return f"{int(value) % (1 << 64):016x}"
+        return f"sha256:{value}"
+
+    def read(self, con: Any) -> pa.Table:
+        return con.sql(f"SELECT * FROM {self.relation}").to_arrow_table()
+
+    def delete_all(self, con: Any) -> None:
+        con.execute(f"DELETE FROM {self.relation}")
+
+    def insert(self, con: Any, table: pa.Table) -> None:
+        con.register("optout_rebuilt", table)
+        try:
+            con.execute(f"INSERT INTO {self.relation} BY NAME SELECT * FROM optout_rebuilt")
+        finally:
+            con.unregister("optout_rebuilt")
+
+    def executable(self) -> str | None:
+        return writable_problem(self.step.location)
+

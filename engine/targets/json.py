@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
+
+import pyarrow as pa
 
 from engine.targets.base import (
     ApplyError,
     FileTarget,
     Staged,
     ensure_writable,
-    file_checksum,
+    files_checksum,
     fsync_file,
     staged_path,
 )
@@ -75,8 +79,35 @@ class JsonTarget(FileTarget):
             fh.write(text)
         fsync_file(new)
         after = before - (changed if self.deletes else 0)
-        return Staged([(path, new)], before, after, changed, file_checksum(path),
-                      file_checksum(new))
+        return Staged([(path, new)], before, after, changed, files_checksum([path]),
+                      files_checksum([new]))
+
+    rebuildable = True
+
+    def prepare_rebuild(self, table: pa.Table) -> Staged:
+        """The file (JSON Lines or an array) holding the rebuilt rows."""
+        path = self.step.location
+        ensure_writable(path, self.step.dataset)
+        before = self._count(path)
+        rows = table.to_pylist()
+        if self.lines:
+            text = "".join(json.dumps(r, ensure_ascii=False, default=_plain) + "\n"
+                           for r in rows)
+        else:
+            text = json.dumps(rows, indent=1, ensure_ascii=False, default=_plain)
+        new = staged_path(path, self.request_id)
+        with open(new, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        fsync_file(new)
+        after = self._count(new)
+        return Staged([(path, new)], before, after, before - after, files_checksum([path]),
+                      files_checksum([new]), rows_expected=table.num_rows)
+
+    def _count(self, path: str) -> int:
+        if self.lines:
+            with open(path, encoding="utf-8") as fh:
+                return sum(1 for line in fh if line.strip())
+        return len(self._load_array(path))
 
     def count_residue(self, path: str, original: str | None = None) -> int:
         editor = self.residue_editor()
@@ -96,3 +127,12 @@ def _edited(editor: RowEditor, record: dict) -> bool:
     for column, value in edit.items():
         set_path(record, column, value)
     return True
+
+
+def _plain(value: object) -> object:
+    """A rebuilt value JSON has no type for: dates as ISO text, decimals as numbers."""
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)

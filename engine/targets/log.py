@@ -7,7 +7,7 @@ from engine.targets.base import (
     FileTarget,
     Staged,
     ensure_writable,
-    file_checksum,
+    files_checksum,
     fsync_file,
     staged_path,
 )
@@ -39,8 +39,8 @@ class LogTarget(FileTarget):
                     dst.write(redacted + line[len(body):])
         fsync_file(new)
         after = before - (changed if self.deletes else 0)
-        return Staged([(path, new)], before, after, changed, file_checksum(path),
-                      file_checksum(new))
+        return Staged([(path, new)], before, after, changed, files_checksum([path]),
+                      files_checksum([new]))
 
     def count_residue(self, path: str, original: str | None = None) -> int:
         hashes = frozenset(self.step.text_hashes)

@@ -4,6 +4,7 @@ by row group (memory bounded by a row group), keeping schema, compression and ro
 from __future__ import annotations
 
 import bisect
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
@@ -16,7 +17,7 @@ from engine.targets.base import (
     FileTarget,
     Staged,
     ensure_writable,
-    file_checksum,
+    files_checksum,
     fsync_file,
     staged_path,
 )
@@ -95,8 +96,49 @@ class ParquetTarget(FileTarget):
             staged.files.append((path, new))
             staged.rows_changed += len(matched)
             staged.rows_after += pq.ParquetFile(new).metadata.num_rows
-        staged.checksum_before = _checksums([p for p, _ in staged.files])
-        staged.checksum_after = _checksums([n for _, n in staged.files])
+        staged.checksum_before = files_checksum([p for p, _ in staged.files])
+        staged.checksum_after = files_checksum([n for _, n in staged.files])
+        return staged
+
+    rebuildable = True
+
+    def prepare_rebuild(self, table: pa.Table) -> Staged:
+        """Every part file gets a new version holding the rebuilt rows that belong in it: in a
+        hive-partitioned folder, the rows of its partition (in the folder's first file of that
+        partition; its other files are emptied); elsewhere all rows in the first file. Each
+        file keeps its schema and compression."""
+        files = self.files()
+        if not files:
+            raise ApplyError(f"{self.step.dataset}: no Parquet files to rebuild")
+        staged = Staged(rows_expected=table.num_rows)
+        parts = _partitions(self.step.location, files) if self.options.get("hive") else {}
+        keys = sorted({k for p in parts.values() for k, _ in p})
+        placed: set[int] = set()
+        first_of: dict[tuple, str] = {}
+        for path in files:
+            first_of.setdefault(parts.get(path, ()), path)
+        for path in files:
+            ensure_writable(path, self.step.dataset)
+            source = pq.ParquetFile(path)
+            staged.rows_before += source.metadata.num_rows
+            rows = np.zeros(table.num_rows, dtype=bool)
+            if first_of[parts.get(path, ())] == path:
+                rows = _rows_of(table, dict(parts.get(path, ())))
+                placed.update(np.flatnonzero(rows).tolist())
+            part = table.filter(pa.array(rows)).drop_columns(
+                [k for k in keys if k in table.column_names
+                 and k not in source.schema_arrow.names])
+            new = staged_path(path, self.request_id)
+            _write_like(source, part, new, self.step.dataset)
+            fsync_file(new)
+            staged.files.append((path, new))
+            staged.rows_after += pq.ParquetFile(new).metadata.num_rows
+        if len(placed) != table.num_rows:
+            raise ApplyError(f"{self.step.dataset}: {table.num_rows - len(placed)} rebuilt rows "
+                             "belong to partitions the folder does not have")
+        staged.rows_changed = staged.rows_before - staged.rows_after
+        staged.checksum_before = files_checksum([p for p, _ in staged.files])
+        staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
     def _rewrite(self, path: str, new: str, matched: set[int], kinds: dict[str, str],
@@ -161,5 +203,40 @@ class ParquetTarget(FileTarget):
                    for p in parquet_files(path))
 
 
-def _checksums(paths: list[str]) -> str | None:
-    return ",".join(file_checksum(p)[:16] for p in paths) or None
+def _partitions(root: str, files: list[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Per file, its hive partition (`key=value` folders between the root and the file)."""
+    out = {}
+    for path in files:
+        rel = os.path.relpath(os.path.dirname(path), root)
+        out[path] = tuple(tuple(d.split("=", 1)) for d in rel.split(os.sep) if "=" in d)
+    return out
+
+
+def _rows_of(table: pa.Table, partition: dict[str, str]) -> np.ndarray:
+    """Which rows of a rebuilt table belong in a partition (all, when there is none)."""
+    keep = np.ones(table.num_rows, dtype=bool)
+    for key, value in partition.items():
+        if key not in table.column_names:
+            raise ApplyError(f"the rebuilt rows have no column {key!r} to place them in "
+                             "the folder's partitions")
+        column = table.column(key).cast(pa.string()).to_numpy(zero_copy_only=False)
+        keep &= column == value
+    return keep
+
+
+def _write_like(source: pq.ParquetFile, table: pa.Table, new: str, dataset: str) -> None:
+    """Write `table` with the schema and compression of `source`."""
+    schema = source.schema_arrow
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise ApplyError(f"{dataset}: the rebuilt rows have no column {missing[0]!r}, which "
+                         "the file has")
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ApplyError(f"{dataset}: the rebuilt rows do not fit the file's schema: "
+                         f"{str(exc).splitlines()[0]}") from exc
+    meta = source.metadata
+    compression = (meta.row_group(0).column(0).compression.lower()
+                   if meta.num_row_groups else "snappy")
+    pq.write_table(table, new, compression=compression)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
 from engine.targets.base import ApplyError
 from engine.targets.database import DatabaseTarget
 from scanner.matching import MatchQuery
+from scanner.sources.base import rows_to_arrow
 from scanner.sources.postgres import match_condition
 
 
@@ -70,6 +72,35 @@ class PostgresTableTarget(DatabaseTarget):
 
     def checksum(self, con: Any) -> str:
         rel = self.relation(con)
-        value = con.execute(f"SELECT md5(coalesce(string_agg(md5(t::text), '' ORDER BY "
-                            f"md5(t::text)), '')) FROM {rel} t").fetchone()[0]
-        return value[:16]
+        value = con.execute(f"SELECT encode(sha256(convert_to(coalesce(string_agg(md5(t::text), "
+                            f"'' ORDER BY md5(t::text)), ''), 'UTF8')), 'hex') FROM {rel} t"
+                            ).fetchone()[0]
+        return f"sha256:{value}"
+
+    def read(self, con: Any) -> pa.Table:
+        with con.cursor() as cur:
+            cur.execute(f"SELECT * FROM {self.relation(con)}")
+            return rows_to_arrow([d.name for d in cur.description], cur.fetchall())
+
+    def delete_all(self, con: Any) -> None:
+        con.execute(f"DELETE FROM {self.relation(con)}")
+
+    def insert(self, con: Any, table: pa.Table) -> None:
+        names = table.column_names
+        columns = sql.SQL(", ").join(sql.Identifier(n) for n in names).as_string(con)
+        with con.cursor() as cur, cur.copy(
+                f"COPY {self.relation(con)} ({columns}) FROM STDIN") as copy:
+            for row in table.to_pylist():
+                copy.write_row([row[n] for n in names])
+
+    def executable(self) -> str | None:
+        """The connecting role may delete and update the table (asked, nothing written)."""
+        try:
+            with psycopg.connect(self.step.location, connect_timeout=5) as con:
+                ok = con.execute("SELECT has_table_privilege(%s, 'DELETE') AND "
+                                 "has_table_privilege(%s, 'UPDATE') AND "
+                                 "has_table_privilege(%s, 'INSERT')",
+                                 [self.relation(con)] * 3).fetchone()[0]
+        except psycopg.Error as exc:
+            return f"cannot check the role's privileges: {str(exc).strip().splitlines()[0]}"
+        return None if ok else "the connecting role may not delete, update and insert rows"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
 import sqlite3
 from typing import Any
 
-from engine.targets.base import ApplyError
+import pyarrow as pa
+
+from engine.targets.base import ApplyError, writable_problem
 from engine.targets.database import DatabaseTarget
 from scanner.matching import MatchQuery, PythonMatcher
+from scanner.sources.base import rows_to_arrow
 from scanner.sql import quote_ident
 
 
@@ -56,7 +61,32 @@ class SQLiteTableTarget(DatabaseTarget):
                         [(v, i) for i, v in changes])
 
     def checksum(self, con: Any) -> str:
-        h = hashlib.sha256()
-        for row in con.execute(f"SELECT * FROM {self.relation} ORDER BY rowid"):
-            h.update(repr(row).encode())
-        return h.hexdigest()[:16]
+        rows = sorted(hashlib.md5(repr(row).encode(), usedforsecurity=False).hexdigest()
+                      for row in con.execute(f"SELECT * FROM {self.relation}"))
+        return "sha256:" + hashlib.sha256("".join(rows).encode()).hexdigest()
+
+    def read(self, con: Any) -> pa.Table:
+        cur = con.execute(f"SELECT * FROM {self.relation}")
+        return rows_to_arrow([d[0] for d in cur.description], cur.fetchall())
+
+    def delete_all(self, con: Any) -> None:
+        con.execute(f"DELETE FROM {self.relation}")
+
+    def insert(self, con: Any, table: pa.Table) -> None:
+        names = table.column_names
+        con.executemany(
+            f"INSERT INTO {self.relation} ({', '.join(quote_ident(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})",
+            [tuple(_sqlite_value(row[n]) for n in names) for row in table.to_pylist()])
+
+    def executable(self) -> str | None:
+        return writable_problem(self.step.location)
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A rebuilt value as SQLite stores it (dates as ISO text, decimals as numbers)."""
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat(" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

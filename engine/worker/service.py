@@ -388,7 +388,7 @@ class Worker:
                     self._status(rid, "blocked", str(exc))
                     return False
                 raise
-        elif existing["status"] not in ("complete",):
+        elif existing["status"] not in ("complete", "complete_with_review"):
             try:
                 resume(self.catalog, job, options)
             except EngineError as exc:

