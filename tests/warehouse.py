@@ -26,7 +26,12 @@ FROM customers c JOIN orders o ON o.customer_id = c.id
 GROUP BY ALL
 ORDER BY customer_id;
 """
-FORMATS = ("parquet", "csv", "jsonl", "duckdb", "sqlite", "postgresql")
+#: customer_ltv as a hive-partitioned folder (`segment=high/`, `segment=low/`)
+LTV_SQL_HIVE = LTV_SQL.replace(
+    "count(*) AS orders_count",
+    "count(*) AS orders_count,\n       CASE WHEN sum(o.amount) > 600 THEN 'high' ELSE 'low' END "
+    "AS segment")
+FORMATS = ("parquet", "parquet-hive", "csv", "jsonl", "duckdb", "sqlite", "postgresql")
 
 
 def customers() -> pa.Table:
@@ -50,12 +55,12 @@ def subject_email() -> str:
     return customers().to_pylist()[SUBJECT - 1]["email"]
 
 
-def ltv(tables: dict[str, pa.Table]) -> pa.Table:
+def ltv(tables: dict[str, pa.Table], sql: str = LTV_SQL) -> pa.Table:
     """customer_ltv computed from the given customers and orders, with DuckDB directly."""
     con = duckdb.connect()
     for name, table in tables.items():
         con.register(name, table)
-    return con.sql(LTV_SQL.split(" AS\n", 1)[1]).to_arrow_table()
+    return con.sql(sql.split(" AS\n", 1)[1]).to_arrow_table()
 
 
 def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
@@ -63,9 +68,10 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
     database file), the SQL file beside the data."""
     root.mkdir(parents=True, exist_ok=True)
     tables = {"customers": customers(), "orders": orders()}
-    derived = ltv(tables)
-    (root / "customer_ltv.sql").write_text(LTV_SQL)
-    if fmt in ("parquet", "csv", "jsonl"):
+    sql = LTV_SQL_HIVE if fmt == "parquet-hive" else LTV_SQL
+    derived = ltv(tables, sql)
+    (root / "customer_ltv.sql").write_text(sql)
+    if fmt in ("parquet", "parquet-hive", "csv", "jsonl"):
         pq.write_table(tables["customers"], root / "customers.parquet")
         pq.write_table(tables["orders"], root / "orders.parquet")
         (root / "tickets.csv").write_text("ticket_id,customer_email,subject\n" + "".join(
@@ -76,6 +82,11 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
             for n in range(60)))
         if fmt == "parquet":
             pq.write_table(derived, root / "customer_ltv.parquet")
+        elif fmt == "parquet-hive":
+            con = duckdb.connect()
+            con.register("d", derived)
+            con.execute(f"COPY d TO '{root / 'customer_ltv'}' (FORMAT parquet, "
+                        "PARTITION_BY (segment))")
         elif fmt == "csv":
             con = duckdb.connect()
             con.register("d", derived)
@@ -124,8 +135,12 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
 def read(root: Path, fmt: str, name: str, pg_uri: str | None = None) -> pa.Table:
     """A dataset of the warehouse as it is now, read directly (not through optout)."""
     con = duckdb.connect()
-    if fmt in ("parquet", "csv", "jsonl"):
-        path = root / (f"customer_ltv.{fmt}" if name == "customer_ltv" else f"{name}.parquet")
+    if fmt == "parquet-hive" and name == "customer_ltv":
+        return con.sql(f"SELECT * FROM read_parquet('{root}/customer_ltv/**/*.parquet', "
+                       "hive_partitioning=true)").to_arrow_table()
+    if fmt in ("parquet", "parquet-hive", "csv", "jsonl"):
+        suffix = fmt if fmt in ("csv", "jsonl") else "parquet"
+        path = root / (f"customer_ltv.{suffix}" if name == "customer_ltv" else f"{name}.parquet")
         return con.sql(f"SELECT * FROM '{path}'").to_arrow_table()
     if fmt == "duckdb":
         db = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
