@@ -43,6 +43,7 @@ from scanner.catalog import Catalog, DatasetRecord
 from scanner.config import Config
 from scanner.errors import ScannerError
 from scanner.sources import open_source
+from scanner.sources.base import one_line
 
 FINAL = ("complete", "complete_with_review", "rolled_back", "dry_run", "superseded")
 ACTIONS = (*ROW_ACTIONS, *COLUMN_ACTIONS)
@@ -181,11 +182,14 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
     steps = journal.steps(request_id)
     journal.acquire(request_id, sorted({s.dataset_id for s in plan.steps}), options.lease_wait)
     if request["status"] in ("preparing", "failed"):
-        # Nothing was visible yet: drop what was staged and start over.
+        # Nothing was visible yet: drop what was staged (recorded or half-written) and start
+        # over.
+        hasher = catalog.hasher()
         for s in steps:
             for _, new in json.loads(s["staged"] or "{}").get("files", []):
-                if os.path.exists(new):
+                if os.path.lexists(new):
                     os.remove(new)
+            target_for(plan.steps[s["step_no"]], hasher, catalog, request_id).discard()
         return _run(catalog, plan, journal, options, committed=set())
     committed = {s["step_no"] for s in steps if s["status"] in ("committed", "retained")}
     hasher = catalog.hasher()
@@ -201,7 +205,9 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
         target = target_for(plan.steps[i], hasher, catalog, request_id)
         saved = json.loads(s["staged"] or "{}")
         files = saved.get("files", [])
-        if target.durable_staging and files and all(os.path.exists(n) for _, n in files):
+        if target.durable_staging and files and any(os.path.exists(n) for _, n in files):
+            # checked staged versions: rename what was not renamed yet (a multi-file commit
+            # the process died in the middle of is finished, not redone)
             _commit(journal, plan, i, target, _staged_from(saved), options)
         else:
             _roll_forward(journal, plan, i, target, options)
@@ -253,7 +259,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 fault("after-check")
             except Exception as exc:  # anything before the commit point: nothing changes
                 reason = str(exc) if isinstance(exc, ApplyError | ScannerError) else (
-                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+                    f"{type(exc).__name__}: {one_line(exc)}")
                 for i, target in targets.items():
                     if i in staged:
                         target.rollback(staged[i])

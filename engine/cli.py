@@ -31,6 +31,7 @@ from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import DEFAULT_STORE, load_policy, resolve_policy
+from engine.private_files import open_private, write_private
 from engine.report import summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
 from scanner.access import (
@@ -47,6 +48,7 @@ from scanner.catalog import Catalog
 from scanner.config import load_config
 from scanner.errors import ScannerError
 from scanner.lineage import register_lineage_file
+from scanner.redaction import printable, redact
 from scanner.scan import ScanOptions, scan
 
 DEFAULT_CATALOG = "optout.duckdb"
@@ -103,15 +105,32 @@ def errors_to_exit(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ScannerError, EngineError) as exc:
+        except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:
             ctx = click.get_current_context()
             if ctx.find_object(Context) and ctx.find_object(Context).debug:
                 raise
             if isinstance(exc, AccessDenied | AuthError | ApprovalError):
-                raise Denied(str(exc)) from None
-            raise click.ClickException(str(exc)) from None
+                raise Denied(shown(str(exc))) from None
+            raise click.ClickException(shown(failure(exc))) from None
 
     return wrapper
+
+
+def failure(exc: BaseException) -> str:
+    """A one-line reason for an error: the library's own message, or, for anything else (a
+    bug, an engine's error that escaped), its type and first line (redacted)."""
+    if isinstance(exc, ScannerError | EngineError):
+        return str(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return redact(f"internal error ({type(exc).__name__}: {first[:300]}); run with --debug "
+                  "for the traceback", engine=True)
+
+
+def shown(text: str) -> str:
+    """A message as the terminal gets it: no passwords or addresses, no control characters."""
+    return printable(redact(text))
 
 
 def guarded(command: str, by_api: bool = False,
@@ -135,10 +154,16 @@ def guarded(command: str, by_api: bool = False,
                 result = fn(*args, **kwargs)
             except AccessDenied:
                 raise  # the library entry point logged the denial
-            except (ScannerError, EngineError, click.ClickException) as exc:
+            except click.exceptions.Abort:
+                audit.append(obj.catalog, caller.name, caller.roles, command, params, "failed",
+                             "aborted at the confirmation")
+                raise
+            except Exception as exc:  # every way a command can end is logged
                 ended = "denied" if isinstance(exc, ApprovalError) else "failed"
+                reason = exc.format_message() if isinstance(exc, click.ClickException) \
+                    else failure(exc)
                 audit.append(obj.catalog, caller.name, caller.roles, command, params, ended,
-                             str(exc)[:500])
+                             redact(reason, obj.catalog.hasher())[:500])
                 raise
             except SystemExit as exc:
                 audit.append(obj.catalog, caller.name, caller.roles, command, params,
@@ -292,7 +317,7 @@ def catalog_show(obj: Context, dataset: str) -> None:
 def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
     """Export the catalog as JSON (the stable interface) or CSV (one row per column)."""
     data = obj.catalog.export()
-    out = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    out = open_private(output, newline="") if output else sys.stdout
     try:
         if fmt == "json":
             json.dump(data, out, indent=2, default=str)
@@ -381,7 +406,7 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
                       caller=obj.caller, accept_ambiguous=accept_ambiguous)
     text = render_plan(plan, fmt)
     if output:
-        Path(output).write_text(text)
+        write_private(output, text)
     else:
         click.echo(text, nl=False)
     click.echo(summary_line(plan), err=True)
@@ -530,7 +555,7 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
 
 def _hold_for_approval(plan: ErasurePlan, path: str) -> None:
     """Write a plan that needs approving before it is applied, and say so."""
-    Path(path).write_text(plan.to_json())
+    write_private(path, plan.to_json())
     click.echo(f"{summary_line(plan)}\nthe new plan is in {path}: it needs "
                f"{plan.approvals} approval(s) (`optout approve {path}`), then "
                f"`optout apply {path}`")
@@ -587,7 +612,7 @@ def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
     text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True) + "\n",
             "md": lambda: report_markdown(report), "html": lambda: report_html(report)}[fmt]()
     if output:
-        Path(output).write_text(text)
+        write_private(output, text)
     else:
         click.echo(text, nl=False)
 
@@ -707,7 +732,7 @@ def audit_export(obj: Context, since: Any, output: str | None) -> None:
     lines = [json.dumps(e.as_json(), sort_keys=True) + "\n"
              for e in audit.entries(obj.catalog, since)]
     if output:
-        Path(output).write_text("".join(lines))
+        write_private(output, "".join(lines))
     else:
         click.echo("".join(lines), nl=False)
 

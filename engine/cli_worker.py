@@ -51,6 +51,10 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
               help="Requests taken together: planned and applied as one pass per dataset.")
 @click.option("--max-deliver", type=click.IntRange(1, 10000), default=20, show_default=True,
               help="Deliveries after which a request that keeps failing is dead-lettered.")
+@click.option("--retention-days", type=click.FloatRange(0.01, 3650), default=7.0,
+              show_default=True,
+              help="How long the stream keeps a message (requests carry raw identifiers; a "
+                   "resolved request is deleted from it at once).")
 @click.option("--seconds", type=float, default=None, help="Stop after this long.")
 @click.option("--until-idle", is_flag=True, help="Stop when no message is waiting.")
 @click.pass_obj
@@ -59,7 +63,8 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
 def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
                policies_dir: str,
                reapply_policy: str, plans_dir: str | None, ack_wait: float, batch: int,
-               max_deliver: int, seconds: float | None, until_idle: bool) -> None:
+               max_deliver: int, retention_days: float, seconds: float | None,
+               until_idle: bool) -> None:
     """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream."""
     import asyncio
 
@@ -70,7 +75,8 @@ def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | No
     plans.mkdir(mode=0o700, exist_ok=True)
     settings = WorkerSettings(stream, namespace, load_targets(targets_file), Path(policies_dir),
                               reapply_policy, plans, ack_wait, batch,
-                              config=load_config(obj.config_path), max_deliver=max_deliver)
+                              config=load_config(obj.config_path), max_deliver=max_deliver,
+                              retention=retention_days * 86400)
     asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
 
 

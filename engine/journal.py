@@ -19,6 +19,7 @@ from engine.plan import ErasurePlan
 from scanner.catalog import Catalog
 from scanner.catalog.seal import read, seal
 from scanner.catalog.store import NOW
+from scanner.redaction import redact
 
 LEASE_POLL = 0.2
 #: the worker's journal requests (`worker:<request id>`, `worker:batch-<hex>`): an id space of
@@ -122,7 +123,7 @@ class Journal:
     def set_request(self, request_id: str, status: str, error: str | None = None) -> None:
         """Move a request to a new status."""
         self._update(f"UPDATE requests SET status = ?, error = ?, updated_at = {NOW} "
-                     "WHERE id = ?", [status, error, request_id], request_id)
+                     "WHERE id = ?", [status, _safe(error), request_id], request_id)
 
     def set_step(self, request_id: str, step_no: int, status: str, **fields: Any) -> None:
         """Move a step to a new status, recording any of its other fields."""
@@ -130,7 +131,8 @@ class Journal:
         values: list[Any] = [status]
         for key, value in fields.items():
             sets.append(f"{key} = ?")
-            values.append(json.dumps(value) if key == "staged" else value)
+            values.append(json.dumps(value) if key == "staged" else
+                          _safe(value) if key == "error" else value)
         if status in ("prepared",) and "started_at" not in fields:
             sets.append(f"started_at = coalesce(started_at, {NOW})")
         if status in ("committed", "verified", "failed", "rolled_back", "retained"):
@@ -141,7 +143,7 @@ class Journal:
     def attempt(self, request_id: str, step_no: int, error: str | None) -> None:
         """Count one attempt of a step, with its error if it failed."""
         self._update("UPDATE request_steps SET attempts = attempts + 1, error = ? "
-                     "WHERE request_id = ? AND step_no = ?", [error, request_id, step_no],
+                     "WHERE request_id = ? AND step_no = ?", [_safe(error), request_id, step_no],
                      request_id, step_no)
 
     # -- leases ------------------------------------------------------------------------------
@@ -209,6 +211,12 @@ class Journal:
         with self.catalog.connect() as con:
             con.execute("UPDATE datasets SET fingerprint = NULL WHERE id IN "
                         "(SELECT unnest(?::VARCHAR[]))", [dataset_ids])
+
+
+def _safe(error: str | None) -> str | None:
+    """An error as the journal (and every report) keeps it: no addresses, identifiers or
+    passwords (scanner/redaction.py)."""
+    return redact(error)[:2000] if error else error
 
 
 def _alive(pid: int) -> bool:

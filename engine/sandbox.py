@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from engine import EngineError
-from scanner.sources.base import memory_duckdb
+from scanner.sources.base import memory_duckdb, one_line
 from scanner.sql import quote_ident, quote_literal
 
 
@@ -55,6 +55,6 @@ def run_select(select: str, relations: dict[str, Relation]) -> pa.Table:
                             f"{relation.reader}")
         return con.sql(select).to_arrow_table()
     except duckdb.Error as exc:
-        raise SandboxError(str(exc).strip().splitlines()[0]) from exc
+        raise SandboxError(one_line(exc)) from exc
     finally:
         con.close()

@@ -97,11 +97,13 @@ def test_a_fault_inside_the_rebuild_leaves_every_file_byte_identical(
     plan = _plan(catalog)
     real = parquet_target._write_like
 
-    def disk_full(source, table, new, dataset):
+    def disk_full(source, table, path, request_id, dataset):
         if dataset == "customer_ltv":
-            Path(new).write_bytes(b"PAR1 half a file")
+            _, fh = parquet_target.open_staged(path, request_id)
+            with fh:
+                fh.write(b"PAR1 half a file")
             raise OSError(28, "No space left on device")
-        real(source, table, new, dataset)
+        return real(source, table, path, request_id, dataset)
 
     monkeypatch.setattr(parquet_target, "_write_like", disk_full)
     with pytest.raises(ApplyError, match=r"nothing was changed: .*No space left on device"):
@@ -140,7 +142,7 @@ def test_killed_between_the_sources_and_the_aggregate_is_resumed(tmp_path: Path,
     assert killed.returncode == -9, killed.stdout + killed.stderr
     assert wh.SUBJECT not in wh.read(root, "parquet", "customers").column("id").to_pylist()
     assert wh.subject_email() in str(wh.read(root, "parquet", "customer_ltv").to_pylist())
-    assert list(root.glob(".customer_ltv.parquet.killed.optout-staged"))
+    assert list(root.glob(".customer_ltv.parquet.killed.*.optout-staged"))
     resumed = optout("resume", "killed")
     assert resumed.returncode == 0, resumed.stderr
     assert "request killed: complete;" in resumed.stdout

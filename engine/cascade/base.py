@@ -44,16 +44,24 @@ class CascadeTarget(ABC):
 
     # -- the subject's values ----------------------------------------------------------------
 
-    def value(self, key: str) -> str:
-        """The normalized value of one identifier, or a clear error when the request lacks it."""
+    def _raw(self, key: str) -> str:
         if key not in self.identifiers:
             raise CascadeError(f"{self.spec.name}: needs the identifier '{key}', which the "
                                "request does not carry")
-        return normalize(KINDS.get(key, "code"), self.identifiers[key])
+        return str(self.identifiers[key]).strip()
+
+    def value(self, key: str) -> str:
+        """One identifier as the target stores it (its spec's `values`: as the request carries
+        it, by default), or a clear error when the request lacks it."""
+        form = getattr(self.spec, "values", "raw")
+        raw = self._raw(key)
+        if form == "raw":
+            return raw
+        return raw.lower() if form == "lower" else normalize(form, raw)
 
     def digest(self, key: str) -> str:
-        """The keyed hash of one identifier."""
-        return self.hasher(self.value(key))
+        """The keyed hash of one identifier (normalized as optout hashes it everywhere)."""
+        return self.hasher(normalize(KINDS.get(key, "code"), self._raw(key)))
 
     def fill(self, template: str, escape=lambda v: v) -> str:
         """A template with `{key}` and `{key_hash}` filled from the request (each value passed

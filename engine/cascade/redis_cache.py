@@ -10,6 +10,7 @@ import redis
 from engine.cascade.base import CascadeTarget
 from engine.cascade.spec import CascadeError
 from engine.targets.base import Staged
+from scanner.sources.base import one_line
 
 _GLOB = re.compile(r"([*?\[\]\\])")
 
@@ -23,7 +24,7 @@ class RedisTarget(CascadeTarget):
                                           socket_connect_timeout=5)
             client.ping()
         except (redis.RedisError, ValueError) as exc:
-            raise CascadeError(f"{self.spec.name}: cannot reach Redis: {exc}") from exc
+            raise CascadeError(f"{self.spec.name}: cannot reach Redis: {one_line(exc)}") from exc
         return client
 
     def _keys(self) -> list[bytes]:
@@ -35,7 +36,7 @@ class RedisTarget(CascadeTarget):
                 pattern = self.fill(template, lambda v: _GLOB.sub(r"\\\1", v))
                 found.update(client.scan_iter(match=pattern, count=1000))
         except redis.RedisError as exc:
-            raise CascadeError(f"{self.spec.name}: {exc}") from exc
+            raise CascadeError(f"{self.spec.name}: {one_line(exc)}") from exc
         return sorted(found)
 
     def prepare(self) -> Staged:
@@ -47,7 +48,7 @@ class RedisTarget(CascadeTarget):
         try:
             deleted = self._client().unlink(*keys) if keys else 0
         except redis.RedisError as exc:
-            raise CascadeError(f"{self.spec.name}: {exc}") from exc
+            raise CascadeError(f"{self.spec.name}: {one_line(exc)}") from exc
         return f"deleted {deleted} keys"
 
     def residue(self) -> int:

@@ -8,7 +8,11 @@
          secret_env: CRM_WEBHOOK_SECRET, identifiers: [email]}
 
 Templates and identifiers name the request's identifier keys: `{customer_id}` is the value the
-request carries, `{email_hash}` its keyed hash (HMAC-SHA256 under the catalog secret, hex). A
+request carries, exactly as it carries it (trimmed; `values: raw`, the default) or in a named
+normalization the system stores it in (`values: lower` / `email` / `phone` / `code`): for
+`user_id=u-42a`, `raw` fills `user:u-42a:*` and never `user:U42A:*`, another user. Redis keys
+are glob-escaped in SCAN patterns. `{email_hash}` is the keyed hash (HMAC-SHA256 under the
+catalog secret, hex) of the value normalized as optout hashes it. A
 webhook receives keyed hashes of every identifier, and raw values only of those listed under
 `identifiers` (what that integration is entitled to).
 """
@@ -34,14 +38,20 @@ class _Strict(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
 
+#: how a target's templates and terms receive the request's values
+Values = Literal["raw", "lower", "email", "phone", "code"]
+
+
 class RedisSpec(_Strict):
     kind: Literal["redis"]
+    values: Values = "raw"
     url: str = "redis://127.0.0.1:6379/0"
     keys: list[str] = Field(min_length=1)
 
 
 class TantivySpec(_Strict):
     kind: Literal["tantivy"]
+    values: Values = "raw"
     path: str
     field: str  # a raw-tokenized field holding the identifier
     identifier: str  # which of the request's identifiers is the term

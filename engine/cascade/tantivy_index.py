@@ -9,6 +9,7 @@ import tantivy
 from engine.cascade.base import CascadeTarget
 from engine.cascade.spec import CascadeError
 from engine.targets.base import Staged
+from scanner.sources.base import one_line
 
 
 class TantivyTarget(CascadeTarget):
@@ -19,7 +20,7 @@ class TantivyTarget(CascadeTarget):
             return tantivy.Index.open(self.spec.path)
         except (ValueError, OSError) as exc:
             raise CascadeError(f"{self.spec.name}: cannot open the index at {self.spec.path}: "
-                               f"{exc}") from exc
+                               f"{one_line(exc)}") from exc
 
     def _count(self, index: tantivy.Index) -> int:
         index.reload()
@@ -27,7 +28,7 @@ class TantivyTarget(CascadeTarget):
             query = tantivy.Query.term_query(index.schema, self.spec.field,
                                              self.value(self.spec.identifier))
         except ValueError as exc:
-            raise CascadeError(f"{self.spec.name}: {exc}") from exc
+            raise CascadeError(f"{self.spec.name}: {one_line(exc)}") from exc
         return index.searcher().search(query, 1).count
 
     def prepare(self) -> Staged:
@@ -39,7 +40,7 @@ class TantivyTarget(CascadeTarget):
         try:
             writer = index.writer()
         except ValueError as exc:
-            raise CascadeError(f"{self.spec.name}: the index is locked by a writer: {exc}") from exc
+            raise CascadeError(f"{self.spec.name}: the index is locked by a writer: {one_line(exc)}") from exc
         try:
             writer.delete_documents_by_term(self.spec.field, self.value(self.spec.identifier))
             writer.commit()

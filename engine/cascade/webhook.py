@@ -3,8 +3,17 @@ the catalog so a crash never loses a pending call. Retried with exponential back
 answers 2xx; every attempt and the reply are recorded for the report.
 
 The body carries the request id, the keyed hashes of every identifier, and the raw values of
-the identifiers the integration is entitled to. The outbox stores only the hashed body: raw
-values are added at send time from the request the worker holds in memory.
+the identifiers the integration is entitled to *when the call is sent* (the targets file as it
+is then: an entitlement removed stops the next retry from carrying the value). The outbox
+stores only the hashed body: raw values are added at send time from the request the worker
+holds in memory. Redirects are not followed (a 3xx is not a delivery; the signed body never
+goes elsewhere).
+
+The signature header is `X-Optout-Signature: t=<unix seconds>,v1=<hex>`, where `v1` is
+HMAC-SHA256 under the integration's secret of `<t>.<request id>.<body>` (the request id is the
+`X-Optout-Request` header): a receiver recomputes it, compares in constant time, and refuses a
+`t` older than its tolerance (five minutes, say), so a captured call cannot be replayed. See the
+README for a receiver.
 """
 
 from __future__ import annotations
@@ -22,12 +31,23 @@ from engine.cascade.base import CascadeTarget
 from engine.cascade.spec import CascadeError
 from engine.targets.base import Staged
 from scanner.catalog import Catalog
+from scanner.redaction import redact
 
 SIGNATURE_HEADER = "X-Optout-Signature"
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an error: the signed body (raw values included) never follows it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class WebhookTarget(CascadeTarget):
@@ -51,8 +71,7 @@ class WebhookTarget(CascadeTarget):
         self._secret()
         if self._row() is None:
             hashed = {k: self.digest(k) for k in sorted(self.identifiers)}
-            body = {"request_id": self.request_id, "hashes": hashed,
-                    "entitled": sorted(set(self.spec.identifiers) & set(self.identifiers))}
+            body = {"request_id": self.request_id, "hashes": hashed}
             with self.catalog.connect() as con:
                 con.execute("INSERT INTO outbox VALUES (?, ?, ?, ?, 'pending', 0, NULL, NULL, "
                             "NULL, ?, NULL)", [self.request_id, self.spec.name, self.spec.url,
@@ -64,9 +83,15 @@ class WebhookTarget(CascadeTarget):
             body = json.loads(con.execute("SELECT body FROM outbox WHERE request_id = ? AND "
                                           "target = ?", [self.request_id, self.spec.name]
                                           ).fetchall()[0][0])
-        entitled = body.pop("entitled")
+        body.pop("entitled", None)  # outboxes of an older optout froze it here: not used
+        entitled = sorted(set(self.spec.identifiers) & set(self.identifiers))
         body["identifiers"] = {k: self.identifiers[k] for k in entitled}
         return json.dumps(body, sort_keys=True).encode()
+
+    def sign(self, payload: bytes, at: int) -> str:
+        """The signature header's value for a body sent at `at` (unix seconds)."""
+        signed = f"{at}.{self.request_id}.".encode() + payload
+        return f"t={at},v1={hmac.new(self._secret(), signed, hashlib.sha256).hexdigest()}"
 
     def _record(self, status: str, reply_status: int | None, reply: str | None,
                 error: str | None) -> None:
@@ -82,7 +107,6 @@ class WebhookTarget(CascadeTarget):
         if row is not None and row[0] == "delivered":
             return f"delivered already ({row[1]} attempts)"
         payload = self._payload()
-        signature = hmac.new(self._secret(), payload, hashlib.sha256).hexdigest()
         delay, last = self.spec.backoff, ""
         for attempt in range(self.spec.retries):
             if attempt:
@@ -91,15 +115,17 @@ class WebhookTarget(CascadeTarget):
             request = urllib.request.Request(
                 self.spec.url, data=payload, method="POST",
                 headers={"Content-Type": "application/json", "X-Optout-Request": self.request_id,
-                         SIGNATURE_HEADER: f"sha256={signature}"})
+                         SIGNATURE_HEADER: self.sign(payload, int(time.time()))})
             try:
-                with urllib.request.urlopen(request, timeout=self.spec.timeout) as reply:
-                    text = reply.read(2000).decode(errors="replace")
+                with _OPENER.open(request, timeout=self.spec.timeout) as reply:
+                    text = redact(reply.read(2000).decode(errors="replace"))
                     self._record("delivered", reply.status, text, None)
                     return f"HTTP {reply.status} after {self._row()[1]} attempts"
             except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-                self._record("pending", exc.code, exc.read(2000).decode(errors="replace"), last)
+                last = f"HTTP {exc.code}" + (" (redirects are not followed)"
+                                             if 300 <= exc.code < 400 else "")
+                self._record("pending", exc.code,
+                             redact(exc.read(2000).decode(errors="replace")), last)
             except (urllib.error.URLError, OSError) as exc:
                 last = str(getattr(exc, "reason", exc))
                 self._record("pending", None, None, last)

@@ -9,11 +9,15 @@ makes it visible (an atomic rename, a transaction commit). `rollback` undoes a s
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import os
+import secrets
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import pyarrow as pa
 
@@ -176,16 +180,58 @@ def files_checksum(paths: list[str]) -> str | None:
     return checksum_of(*(file_checksum(p) for p in paths))
 
 
-def staged_path(path: str, request_id: str) -> str:
-    """Where the new version of a file is written before the rename (same directory, so the
-    rename is atomic on the same filesystem)."""
+def staged_glob(path: str, request_id: str) -> list[str]:
+    """The staged versions a request may have left beside a file (any random part)."""
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.{request_id}{STAGED_SUFFIX}")
+    return glob.glob(os.path.join(glob.escape(head), glob.escape(f".{tail}.{request_id}.")
+                                  + "*" + STAGED_SUFFIX))
 
 
-def writable_problem(path: str) -> str | None:
-    """Why a file cannot be replaced (read-only file system, immutable or append-only file,
-    no permission on it or its folder), or None; the check writes nothing."""
+def open_staged(path: str, request_id: str, mode: str = "wb", **kwargs: Any) -> tuple[str, IO]:
+    """A new version of `path`, opened for writing beside it (same folder, so the rename is
+    atomic): a random name created exclusively, never through a link (`O_CREAT | O_EXCL |
+    O_NOFOLLOW`: a name someone pre-created is not written through), with the original's
+    mode and owner (an erasure never widens who may read everyone else's rows)."""
+    head, tail = os.path.split(path)
+    st = os.stat(path, follow_symlinks=False)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(16):
+        new = os.path.join(head, f".{tail}.{request_id}.{secrets.token_hex(6)}{STAGED_SUFFIX}")
+        try:
+            fd = os.open(new, flags, 0o600)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise ApplyError(f"cannot create a staged version beside {path}")
+    try:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        if os.geteuid() in (0, st.st_uid):
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, st.st_uid, st.st_gid)
+        return new, os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        os.unlink(new)
+        raise
+
+
+def writable_problem(path: str, replaced: bool = True) -> str | None:
+    """Why a file cannot be changed (read-only file system, immutable or append-only file, no
+    permission on it or its folder) or, when a new version `replaced` it by rename, is not the
+    only name of its data (a link rather than the file, a second hard link that would keep the
+    old data), or None; the check writes nothing. Databases change in place (`replaced=False`):
+    a link to one changes the same data."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror})"
+    if replaced and stat.S_ISLNK(st.st_mode):
+        return (f"{path} is a symbolic link (to {os.path.realpath(path)}): optout changes "
+                "files, not links; scan the file it points to")
+    if replaced and st.st_nlink > 1:
+        return (f"{path} has {st.st_nlink} hard links: the other names would keep its data "
+                "after the new version replaces this one")
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # never creates it
     except OSError as exc:
@@ -279,4 +325,7 @@ class FileTarget(Target):
                 os.remove(new)
 
     def discard(self) -> None:
-        self.rollback(Staged(files=[(p, staged_path(p, self.request_id)) for p in self.files()]))
+        for path in self.files():
+            for new in staged_glob(path, self.request_id):
+                if stat.S_ISREG(os.lstat(new).st_mode):  # optout never makes links there
+                    os.unlink(new)

@@ -1,11 +1,22 @@
-"""CSV and TSV files: rewritten record by record; untouched records keep their exact bytes."""
+"""CSV and TSV files: rewritten record by record in the dialect the scan sniffed (delimiter,
+quote, escape); untouched records keep their exact bytes.
+
+Records are split the way DuckDB reads the file (a newline inside quotes, an escaped or doubled
+quote, do not end a record), and every count is checked against DuckDB's own reading of the
+file: when optout and DuckDB disagree on where records begin, optout cannot tell which bytes
+are whose, and the step is refused rather than guessed. The staged version is read back by
+DuckDB as well as by optout: both must find none of the subject's rows and the same count.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import re
+from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from engine.targets.base import (
@@ -15,22 +26,78 @@ from engine.targets.base import (
     ensure_writable,
     files_checksum,
     fsync_file,
-    staged_path,
+    open_staged,
 )
+from scanner.matching import DuckDBMatcher, MatchQuery
+from scanner.sources.base import memory_duckdb, one_line
+from scanner.sources.readers import reader_sql
+
+_NONE = ("", "(empty)", "\x00", None)
 
 
-def records(text: str, quote: str) -> list[str]:
-    """The file split into records (each with its line ending); a newline inside quotes does
-    not end a record (quotes are escaped by doubling, as the CSV standard has it)."""
-    out, current, quotes = [], [], 0
-    for line in text.splitlines(keepends=True):
-        current.append(line)
-        quotes += line.count(quote) if quote else 0
-        if quotes % 2 == 0:
-            out.append("".join(current))
-            current, quotes = [], 0
-    if current:
-        out.append("".join(current))
+@dataclass(frozen=True)
+class Dialect:
+    """How a file's records are written: the scan's sniffed dialect."""
+
+    delimiter: str = ","
+    quote: str = '"'  # "" when fields are never quoted
+    escape: str = '"'  # the quote itself: quotes are doubled inside quoted fields
+    header: bool = True
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> Dialect:
+        """The dialect the catalog recorded for a dataset."""
+        quote = "" if options.get("quote") in _NONE else str(options["quote"])
+        escape = "" if options.get("escape") in _NONE else str(options["escape"])
+        return cls(str(options.get("delimiter") or ","), quote, escape or quote,
+                   bool(options.get("header", True)))
+
+    def csv_args(self) -> dict[str, Any]:
+        """Python's csv module arguments for this dialect."""
+        if not self.quote:
+            return {"delimiter": self.delimiter, "quoting": csv.QUOTE_NONE,
+                    "escapechar": self.escape or None}
+        backslash = bool(self.escape) and self.escape != self.quote
+        return {"delimiter": self.delimiter, "quotechar": self.quote,
+                "escapechar": self.escape if backslash else None, "doublequote": not backslash}
+
+    def problem(self) -> str | None:
+        """Why optout cannot write this dialect back, if it cannot."""
+        for name, value in (("delimiter", self.delimiter), ("quote", self.quote),
+                            ("escape", self.escape)):
+            if len(value) > 1:
+                return f"its {name} {value!r} is longer than one character"
+        return None
+
+
+def split_records(text: str, dialect: Dialect) -> list[str]:
+    """The file's records, each with its line ending, split as a CSV reader reads them."""
+    quote, escape = dialect.quote, dialect.escape
+    special = re.compile("|".join(re.escape(c) for c in {quote, escape, "\n", "\r"} if c))
+    out: list[str] = []
+    start = 0
+    quoted = False
+    skip_to = -1
+    for m in special.finditer(text):
+        i, c = m.start(), m.group()
+        if i < skip_to:
+            continue
+        if quoted:
+            if escape and escape != quote and c == escape:
+                skip_to = i + 2  # the next character is taken as it is
+            elif c == quote:
+                if text.startswith(quote, i + 1):
+                    skip_to = i + 2  # a doubled quote
+                else:
+                    quoted = False
+        elif quote and c == quote:
+            # a quote opens a quoted field only where a field starts, as CSV readers have it
+            quoted = i == start or text[i - 1] == dialect.delimiter
+        elif c == "\n" or (c == "\r" and not text.startswith("\n", i + 1)):
+            out.append(text[start:i + 1])
+            start = i + 1
+    if start < len(text):
+        out.append(text[start:])
     return out
 
 
@@ -38,46 +105,96 @@ class CsvTarget(FileTarget):
     """One delimited file."""
 
     formats = ("csv",)
+    rebuildable = True
 
-    def _dialect(self) -> tuple[str, str, bool]:
-        delim = str(self.options.get("delimiter", ","))
-        quote = str(self.options.get("quote") or '"')
-        quote = '"' if quote in ("(empty)", "") else quote
-        return delim, quote, bool(self.options.get("header", True))
+    @property
+    def dialect(self) -> Dialect:
+        """The file's dialect, as the scan sniffed it."""
+        return Dialect.of(self.options)
 
-    def _records(self, path: str) -> tuple[str | None, Iterator]:
-        """(header record, iterator of (raw record, row dict or None for a blank line))."""
-        delim, quote, header = self._dialect()
-        with open(path, newline="", encoding="utf-8") as fh:
-            recs = records(fh.read(), quote)
-        names = (next(csv.reader([recs[0]], delimiter=delim, quotechar=quote))
-                 if header and recs else None)
+    def _read(self, path: str) -> tuple[str | None, list[str], list[str] | None]:
+        """(header record, data records, column names)."""
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                text = fh.read()
+        except UnicodeDecodeError as exc:
+            raise ApplyError(f"{self.step.dataset}: {path} is not UTF-8 text (byte "
+                             f"{exc.start}): optout writes CSV back only as UTF-8") from None
+        recs = split_records(text, self.dialect)
+        if not self.dialect.header or not recs:
+            return None, recs, None
+        return recs[0], recs[1:], self._fields(recs[0])
 
-        def rows() -> Iterator:
-            for rec in recs[1:] if header else recs:
-                if not rec.strip():
-                    yield rec, None
-                    continue
-                fields = next(csv.reader([rec], delimiter=delim, quotechar=quote))
-                keys = names or [f"column{i}" for i in range(len(fields))]
-                yield rec, dict(zip(keys, fields, strict=False))
+    def _fields(self, record: str) -> list[str]:
+        try:
+            return next(csv.reader([record], **self.dialect.csv_args()), [])
+        except csv.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: a record cannot be read in the file's "
+                             f"dialect ({one_line(exc)})") from None
 
-        return (recs[0] if header and recs else None), rows()
+    def _rows(self, path: str):
+        """(header, [(raw record, row dict or None for a blank line)])."""
+        head, recs, names = self._read(path)
+        rows = []
+        for rec in recs:
+            if not rec.strip("\r\n"):
+                rows.append((rec, None))
+                continue
+            fields = self._fields(rec)
+            keys = names or [f"column{i}" for i in range(len(fields))]
+            rows.append((rec, dict(zip(keys, fields, strict=False))))
+        return head, rows
+
+    def _duckdb_count(self, path: str) -> int:
+        """How many records DuckDB reads in the file (the independent reader)."""
+        con = memory_duckdb()
+        try:
+            return con.execute(f"SELECT count(*) FROM {self._reader(path)}").fetchall()[0][0]
+        except duckdb.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: DuckDB cannot read {path} in its sniffed "
+                             f"dialect: {one_line(exc)}") from None
+        finally:
+            con.close()
+
+    def _reader(self, path: str) -> str:
+        return reader_sql("csv", [path], self.options)
+
+    def _agree(self, path: str, ours: int) -> None:
+        theirs = self._duckdb_count(path)
+        if theirs != ours:
+            raise ApplyError(f"{self.step.dataset}: optout splits {path} into {ours} records, "
+                             f"DuckDB reads {theirs}: its dialect cannot be reproduced, so no "
+                             "record of it is changed")
+
+    def executable(self) -> str | None:
+        problem = super().executable() or self.dialect.problem()
+        if problem:
+            return problem
+        try:
+            _, rows = self._rows(self.step.location)
+            self._agree(self.step.location, sum(1 for _, r in rows if r is not None))
+        except ApplyError as exc:
+            return str(exc).removeprefix(f"{self.step.dataset}: ")
+        return None
+
+    def _write(self, path: str, text: str) -> str:
+        new, fh = open_staged(path, self.request_id, "w", newline="", encoding="utf-8")
+        with fh:
+            fh.write(text)
+        fsync_file(new)
+        return new
 
     def prepare(self) -> Staged:
         path = self.step.location
-        delim, quote, _ = self._dialect()
         ensure_writable(path, self.step.dataset)
-        head, rows = self._records(path)
+        head, rows = self._rows(path)
+        before = sum(1 for _, r in rows if r is not None)
+        self._agree(path, before)
         editor = self.editor()
         out = [head] if head is not None else []
-        before = changed = 0
+        changed = 0
         for rec, row in rows:
-            if row is None:
-                out.append(rec)
-                continue
-            before += 1
-            if not editor.matches(row):
+            if row is None or not editor.matches(row):
                 out.append(rec)
                 continue
             changed += 1
@@ -88,30 +205,28 @@ class CsvTarget(FileTarget):
                 out.append(rec)
                 continue
             row.update({k: "" if v is None else str(v) for k, v in edit.items()})
-            ending = "\r\n" if rec.endswith("\r\n") else "\n" if rec.endswith("\n") else ""
+            ending = rec[len(rec.rstrip("\r\n")):]
             buf = io.StringIO()
-            csv.writer(buf, delimiter=delim, quotechar=quote, lineterminator=ending).writerow(
+            csv.writer(buf, lineterminator=ending, **self.dialect.csv_args()).writerow(
                 list(row.values()))
             out.append(buf.getvalue())
-        new = staged_path(path, self.request_id)
-        with open(new, "w", newline="", encoding="utf-8") as fh:
-            fh.write("".join(out))
-        fsync_file(new)
+        new = self._write(path, "".join(out))
         after = before - (changed if self.deletes else 0)
         return Staged([(path, new)], before, after, changed, files_checksum([path]),
                       files_checksum([new]))
 
-    rebuildable = True
+    def check(self, staged: Staged) -> None:
+        super().check(staged)
+        for _, new in staged.files:
+            self._agree(new, staged.rows_after)
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         """The file with its header record and dialect, holding the rebuilt rows."""
         path = self.step.location
-        delim, quote, _ = self._dialect()
         ensure_writable(path, self.step.dataset)
-        head, rows = self._records(path)
+        head, rows = self._rows(path)
         before = sum(1 for _, row in rows if row is not None)
-        names = (next(csv.reader([head], delimiter=delim, quotechar=quote)) if head
-                 else table.column_names)
+        names = self._fields(head) if head else table.column_names
         missing = [n for n in names if n not in table.column_names]
         if missing:
             raise ApplyError(f"{self.step.dataset}: the rebuilt rows have no column "
@@ -120,21 +235,33 @@ class CsvTarget(FileTarget):
         buf = io.StringIO()
         if head is not None:
             buf.write(head if head.endswith(("\n", "\r")) else head + ending)
-        writer = csv.writer(buf, delimiter=delim, quotechar=quote, lineterminator=ending)
+        writer = csv.writer(buf, lineterminator=ending, **self.dialect.csv_args())
         for row in table.select(names).to_pylist():
             writer.writerow([_text(row[n]) for n in names])
-        new = staged_path(path, self.request_id)
-        with open(new, "w", newline="", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
-        fsync_file(new)
-        after = sum(1 for _, row in self._records(new)[1] if row is not None)
+        new = self._write(path, buf.getvalue())
+        after = sum(1 for _, row in self._rows(new)[1] if row is not None)
         return Staged([(path, new)], before, after, before - after, files_checksum([path]),
                       files_checksum([new]), rows_expected=table.num_rows)
 
     def count_residue(self, path: str, original: str | None = None) -> int:
-        _, rows = self._records(path)
+        """Rows still carrying what the step removes, by optout's reading and DuckDB's (their
+        sum: either finding one fails the check)."""
+        _, rows = self._rows(path)
         editor = self.residue_editor()
-        return sum(1 for _, row in rows if row is not None and editor.matches(row))
+        ours = sum(1 for _, row in rows if row is not None and editor.matches(row))
+        return ours + self._duckdb_residue(path, self.residue_query())
+
+    def _duckdb_residue(self, path: str, query: MatchQuery) -> int:
+        if not query.keys and not query.texts:
+            return 0
+        con = memory_duckdb()
+        try:
+            return DuckDBMatcher(con, self.hasher).match(self._reader(path), query).rows
+        except duckdb.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: DuckDB cannot read {path}: "
+                             f"{one_line(exc)}") from None
+        finally:
+            con.close()
 
 
 def _text(value: object) -> str:

@@ -13,6 +13,7 @@ from engine.sandbox import Relation
 from engine.targets.base import ApplyError, Staged, Target
 from engine.values import change
 from scanner.matching import MatchQuery
+from scanner.sources.base import one_line
 
 
 class SharedTransaction:
@@ -168,7 +169,7 @@ class DatabaseTarget(Target):
         except self.db_errors as exc:
             self.rollback(Staged(handle=tx))
             raise ApplyError(f"{self.step.dataset}: the rebuilt rows could not be written: "
-                             f"{str(exc).strip().splitlines()[0]}") from exc
+                             f"{one_line(exc)}") from exc
         return staged
 
     @abstractmethod

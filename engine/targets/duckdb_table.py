@@ -10,6 +10,7 @@ import pyarrow as pa
 from engine.targets.base import ApplyError, writable_problem
 from engine.targets.database import DatabaseTarget
 from scanner.matching import DuckDBMatcher, MatchQuery
+from scanner.sources.base import one_line
 from scanner.sql import quote_ident
 
 
@@ -30,7 +31,7 @@ class DuckDBTableTarget(DatabaseTarget):
                 "autoinstall_known_extensions": False, "autoload_known_extensions": False})
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot open {self.step.location} for "
-                             f"writing: {str(exc).splitlines()[0]}") from exc
+                             f"writing: {one_line(exc)}") from exc
         con.execute("BEGIN TRANSACTION")
         return con
 
@@ -75,5 +76,5 @@ class DuckDBTableTarget(DatabaseTarget):
             con.unregister("optout_rebuilt")
 
     def executable(self) -> str | None:
-        return writable_problem(self.step.location)
+        return writable_problem(self.step.location, replaced=False)
 

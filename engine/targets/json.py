@@ -16,9 +16,10 @@ from engine.targets.base import (
     ensure_writable,
     files_checksum,
     fsync_file,
-    staged_path,
+    open_staged,
 )
 from engine.targets.rows import Flat, RowEditor, set_path
+from scanner.sources.base import one_line
 
 
 class JsonTarget(FileTarget):
@@ -36,7 +37,7 @@ class JsonTarget(FileTarget):
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
         except (OSError, json.JSONDecodeError) as exc:
-            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {exc}") from exc
+            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         if not isinstance(data, list):
             raise ApplyError(f"{self.step.dataset}: {path} is not a JSON array")
         return data
@@ -46,7 +47,6 @@ class JsonTarget(FileTarget):
         editor = self.editor()
         ensure_writable(path, self.step.dataset)
         before = changed = 0
-        new = staged_path(path, self.request_id)
         if self.lines:
             out = []
             with open(path, encoding="utf-8", newline="") as fh:
@@ -75,9 +75,7 @@ class JsonTarget(FileTarget):
                 if _edited(editor, record):
                     kept.append(record)
             text = json.dumps(kept, indent=1, ensure_ascii=False)
-        with open(new, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        fsync_file(new)
+        new = self._write(path, text)
         after = before - (changed if self.deletes else 0)
         return Staged([(path, new)], before, after, changed, files_checksum([path]),
                       files_checksum([new]))
@@ -95,13 +93,17 @@ class JsonTarget(FileTarget):
                            for r in rows)
         else:
             text = json.dumps(rows, indent=1, ensure_ascii=False, default=_plain)
-        new = staged_path(path, self.request_id)
-        with open(new, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        fsync_file(new)
+        new = self._write(path, text)
         after = self._count(new)
         return Staged([(path, new)], before, after, before - after, files_checksum([path]),
                       files_checksum([new]), rows_expected=table.num_rows)
+
+    def _write(self, path: str, text: str) -> str:
+        new, fh = open_staged(path, self.request_id, "w", encoding="utf-8", newline="")
+        with fh:
+            fh.write(text)
+        fsync_file(new)
+        return new
 
     def _count(self, path: str) -> int:
         if self.lines:

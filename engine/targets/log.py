@@ -9,7 +9,7 @@ from engine.targets.base import (
     ensure_writable,
     files_checksum,
     fsync_file,
-    staged_path,
+    open_staged,
 )
 from scanner.matching import redact
 
@@ -23,10 +23,10 @@ class LogTarget(FileTarget):
         path = self.step.location
         hashes = frozenset(self.step.text_hashes)
         ensure_writable(path, self.step.dataset)
-        new = staged_path(path, self.request_id)
+        new, dst = open_staged(path, self.request_id, "w", encoding="utf-8",
+                               errors="surrogateescape", newline="")
         before = changed = 0
-        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, \
-                open(new, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as src, dst:
             for line in src:
                 before += 1
                 body = line.rstrip("\r\n")

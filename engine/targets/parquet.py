@@ -1,11 +1,11 @@
-"""Parquet files and folders: only the files that hold matching rows are rewritten, row group
-by row group (memory bounded by a row group), keeping schema, compression and row order."""
+"""Parquet files and folders: only the files that hold matching rows are rewritten, in record
+batches (memory bounded by bytes, not by what a row group decodes to), keeping schema,
+compression and row order."""
 
 from __future__ import annotations
 
 import bisect
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -19,12 +19,16 @@ from engine.targets.base import (
     ensure_writable,
     files_checksum,
     fsync_file,
-    staged_path,
+    open_staged,
 )
 from engine.values import change
 from scanner.matching import DuckDBMatcher, MatchQuery, Prefilter
-from scanner.sources.base import file_fingerprint, memory_duckdb
+from scanner.sources.base import file_fingerprint, memory_duckdb, one_line
 from scanner.sources.parquet import file_relation, parquet_files
+
+#: a rewrite holds at most about this many bytes of decoded rows (and reads BATCH_ROWS at once)
+BATCH_BYTES = 64 << 20
+BATCH_ROWS = 8192
 
 
 class ParquetTarget(FileTarget):
@@ -53,7 +57,7 @@ class ParquetTarget(FileTarget):
             found = matcher.select(file_relation(path, rows), query, "file_row_number",
                                    prefilter)
         except duckdb.Error as exc:
-            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {exc}") from exc
+            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         finally:
             con.close()
         return set(found)
@@ -90,8 +94,7 @@ class ParquetTarget(FileTarget):
                 staged.rows_after += meta.num_rows
                 continue
             ensure_writable(path, self.step.dataset)
-            new = staged_path(path, self.request_id)
-            self._rewrite(path, new, matched, kinds, params)
+            new = self._rewrite(path, matched, kinds, params)
             fsync_file(new)
             staged.files.append((path, new))
             staged.rows_changed += len(matched)
@@ -128,8 +131,7 @@ class ParquetTarget(FileTarget):
             part = table.filter(pa.array(rows)).drop_columns(
                 [k for k in keys if k in table.column_names
                  and k not in source.schema_arrow.names])
-            new = staged_path(path, self.request_id)
-            _write_like(source, part, new, self.step.dataset)
+            new = _write_like(source, part, path, self.request_id, self.step.dataset)
             fsync_file(new)
             staged.files.append((path, new))
             staged.rows_after += pq.ParquetFile(new).metadata.num_rows
@@ -141,38 +143,45 @@ class ParquetTarget(FileTarget):
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-    def _rewrite(self, path: str, new: str, matched: set[int], kinds: dict[str, str],
-                 params: dict) -> None:
-        """Write the new version row group by row group: reading and editing one while the
-        previous one is encoded and written on another thread (two row groups in memory)."""
+    def _rewrite(self, path: str, matched: set[int], kinds: dict[str, str],
+                 params: dict) -> str:
+        """Write the new version in record batches, in memory bounded by BATCH_BYTES whatever
+        the row groups hold once decoded (a row group that fits stays one row group; a larger
+        one becomes several of at most that size). Returns the staged file's path."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         compression = (meta.row_group(0).column(0).compression.lower()
                        if meta.num_row_groups else "snappy")
-        writer = pq.ParquetWriter(new, source.schema_arrow, compression=compression)
+        new, fh = open_staged(path, self.request_id)
+        writer = pq.ParquetWriter(fh, source.schema_arrow, compression=compression)
         ordered = sorted(matched)
-        pending: Future | None = None
         try:
-            with ThreadPoolExecutor(1, thread_name_prefix="optout-parquet-writer") as pool:
-                offset = 0
-                for i in range(meta.num_row_groups):
-                    group = source.read_row_group(i, use_threads=False)
+            offset = 0
+            for i in range(meta.num_row_groups):
+                pending: list[pa.RecordBatch] = []
+                size = 0
+                for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[i],
+                                                 use_threads=False):
                     hits = [r - offset for r in ordered[
                         bisect.bisect_left(ordered, offset):
-                        bisect.bisect_left(ordered, offset + group.num_rows)]]
-                    offset += group.num_rows
+                        bisect.bisect_left(ordered, offset + batch.num_rows)]]
+                    offset += batch.num_rows
                     if hits:
-                        group = self._edit(group, hits, kinds, params)
-                    if pending is not None:
-                        pending.result()
-                        pending = None
-                    if group.num_rows:
-                        pending = pool.submit(writer.write_table, group,
-                                              row_group_size=max(group.num_rows, 1))
-                if pending is not None:
-                    pending.result()
+                        batch = self._edit(pa.Table.from_batches([batch]), hits, kinds,
+                                           params).combine_chunks().to_batches()
+                        batch = batch[0] if batch else None
+                    if batch is None or not batch.num_rows:
+                        continue
+                    if pending and size + batch.nbytes > BATCH_BYTES:
+                        _write(writer, pending)
+                        pending, size = [], 0
+                    pending.append(batch)
+                    size += batch.nbytes
+                _write(writer, pending)
         finally:
             writer.close()
+            fh.close()
+        return new
 
     def _edit(self, group: pa.Table, hits: list[int], kinds: dict[str, str],
               params: dict) -> pa.Table:
@@ -224,8 +233,17 @@ def _rows_of(table: pa.Table, partition: dict[str, str]) -> np.ndarray:
     return keep
 
 
-def _write_like(source: pq.ParquetFile, table: pa.Table, new: str, dataset: str) -> None:
-    """Write `table` with the schema and compression of `source`."""
+def _write(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
+    """One row group of the batches (none: nothing)."""
+    if batches:
+        table = pa.Table.from_batches(batches)
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+
+def _write_like(source: pq.ParquetFile, table: pa.Table, path: str, request_id: str,
+                dataset: str) -> str:
+    """A staged version of `path` holding `table`, with the schema and compression of
+    `source`; returns its path."""
     schema = source.schema_arrow
     missing = [n for n in schema.names if n not in table.column_names]
     if missing:
@@ -235,8 +253,11 @@ def _write_like(source: pq.ParquetFile, table: pa.Table, new: str, dataset: str)
         table = table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise ApplyError(f"{dataset}: the rebuilt rows do not fit the file's schema: "
-                         f"{str(exc).splitlines()[0]}") from exc
+                         f"{one_line(exc)}") from exc
     meta = source.metadata
     compression = (meta.row_group(0).column(0).compression.lower()
                    if meta.num_row_groups else "snappy")
-    pq.write_table(table, new, compression=compression)
+    new, fh = open_staged(path, request_id)
+    with fh:
+        pq.write_table(table, fh, compression=compression)
+    return new

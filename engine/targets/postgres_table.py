@@ -17,7 +17,7 @@ from psycopg import sql
 from engine.targets.base import ApplyError
 from engine.targets.database import DatabaseTarget
 from scanner.matching import MatchQuery
-from scanner.sources.base import rows_to_arrow
+from scanner.sources.base import one_line, rows_to_arrow
 from scanner.sources.postgres import match_condition
 
 
@@ -37,7 +37,7 @@ class PostgresTableTarget(DatabaseTarget):
             con = psycopg.connect(self.step.location, connect_timeout=5, autocommit=True)
         except psycopg.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot connect to {self.step.location}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+                             f"{one_line(exc)}") from exc
         con.execute("BEGIN")
         return con
 
@@ -102,5 +102,5 @@ class PostgresTableTarget(DatabaseTarget):
                                  "has_table_privilege(%s, 'INSERT')",
                                  [self.relation(con)] * 3).fetchone()[0]
         except psycopg.Error as exc:
-            return f"cannot check the role's privileges: {str(exc).strip().splitlines()[0]}"
+            return f"cannot check the role's privileges: {one_line(exc)}"
         return None if ok else "the connecting role may not delete, update and insert rows"

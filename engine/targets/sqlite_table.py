@@ -13,7 +13,7 @@ import pyarrow as pa
 from engine.targets.base import ApplyError, writable_problem
 from engine.targets.database import DatabaseTarget
 from scanner.matching import MatchQuery, PythonMatcher
-from scanner.sources.base import rows_to_arrow
+from scanner.sources.base import one_line, rows_to_arrow
 from scanner.sql import quote_ident
 
 
@@ -34,7 +34,7 @@ class SQLiteTableTarget(DatabaseTarget):
             con.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot open {self.step.location} for "
-                             f"writing: {exc}") from exc
+                             f"writing: {one_line(exc)}") from exc
         return con
 
     def matched(self, con: Any, query: MatchQuery, columns: list[str]) -> list[tuple]:
@@ -80,7 +80,7 @@ class SQLiteTableTarget(DatabaseTarget):
             [tuple(_sqlite_value(row[n]) for n in names) for row in table.to_pylist()])
 
     def executable(self) -> str | None:
-        return writable_problem(self.step.location)
+        return writable_problem(self.step.location, replaced=False)
 
 
 def _sqlite_value(value: Any) -> Any:

@@ -3,6 +3,9 @@ and dead letters (so nothing is lost); durable pull consumers read requests and 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
@@ -19,8 +22,10 @@ def stream_name(namespace: str) -> str:
     return namespace.upper().replace(".", "_").replace("-", "_")
 
 
-async def connect(url: str, namespace: str = NAMESPACE) -> tuple[nats.NATS, JetStreamContext]:
-    """A connection and its JetStream context, the namespace's stream created if missing."""
+async def connect(url: str, namespace: str = NAMESPACE, retention: float | None = None
+                  ) -> tuple[nats.NATS, JetStreamContext]:
+    """A connection and its JetStream context, the namespace's stream created if missing;
+    `retention` (seconds): the stream's maximum message age, set on it if it differs."""
     try:
         nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3,
                                 allow_reconnect=True)
@@ -28,11 +33,22 @@ async def connect(url: str, namespace: str = NAMESPACE) -> tuple[nats.NATS, JetS
         raise CascadeError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
     js = nc.jetstream()
     try:
-        await js.stream_info(stream_name(namespace))
+        info = await js.stream_info(stream_name(namespace))
     except NotFoundError:
         await js.add_stream(StreamConfig(name=stream_name(namespace), subjects=[
-            subject(namespace, k) for k in (REQUESTS, CHANGES, STATUS, DEAD)]))
+            subject(namespace, k) for k in (REQUESTS, CHANGES, STATUS, DEAD)],
+            max_age=retention))
+    else:
+        if retention and info.config.max_age != retention:
+            await js.update_stream(dataclasses.replace(info.config, max_age=retention))
     return nc, js
+
+
+async def forget(js: JetStreamContext, namespace: str, sequence: int) -> None:
+    """Delete one message from the namespace's stream (a resolved request: its raw
+    identifiers go with it)."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_msg(stream_name(namespace), sequence)
 
 
 async def consumer(js: JetStreamContext, namespace: str, kind: str, durable: str,

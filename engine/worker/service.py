@@ -30,6 +30,7 @@ from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy, resolve_policy
+from engine.private_files import write_private
 from engine.subjects import SubjectError, parse_subject
 from engine.worker import bus
 from engine.worker.messages import (
@@ -40,6 +41,7 @@ from engine.worker.messages import (
     DatasetChanged,
     ErasureRequest,
     MessageError,
+    dead_letter,
     parse,
     status_event,
     subject,
@@ -50,6 +52,7 @@ from scanner.catalog import Catalog
 from scanner.classify.column import Classifier
 from scanner.config import Config
 from scanner.errors import ScannerError
+from scanner.redaction import redact
 from scanner.scan import ScanOptions, scan
 
 #: a request in one of these states is acknowledged; one awaiting approval comes back (after
@@ -82,6 +85,8 @@ class WorkerSettings:
     #: deliveries after which a request that keeps failing (blocked) is dead-lettered; one
     #: waiting for approval comes back until approved
     max_deliver: int = 20
+    #: how long the stream keeps any message (requests carry raw identifiers): seconds
+    retention: float = 7 * 86400
 
 
 async def _drained(*subs) -> bool:
@@ -104,13 +109,15 @@ class Worker:
         self._classifier: Classifier | None = None
         #: request id → the principal that signed it (the request's author)
         self._producers: dict[str, Principal] = {}
+        self._js = None  # the JetStream context while running
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self, seconds: float | None = None, idle_exit: bool = False) -> None:
         """Consume until stopped (or for `seconds`; or until no message is left)."""
         ns = self.settings.namespace
-        nc, js = await bus.connect(self.settings.stream, ns)
+        nc, js = await bus.connect(self.settings.stream, ns, self.settings.retention)
+        self._js = js
         loop = asyncio.get_running_loop()
         self.publish = lambda kind, body: asyncio.run_coroutine_threadsafe(
             js.publish(subject(ns, kind), body), loop).result(30)
@@ -151,6 +158,10 @@ class Worker:
         for msg, resolved in zip(msgs, verdicts, strict=True):
             if resolved:
                 await msg.ack()
+                if msg.subject.endswith(f".{REQUESTS}"):
+                    # a resolved request's raw identifiers leave the stream with it
+                    await bus.forget(self._js, self.settings.namespace,
+                                     msg.metadata.sequence.stream)
             else:
                 await msg.nak(delay=self.settings.ack_wait)
 
@@ -218,12 +229,13 @@ class Worker:
         return True
 
     def _dead(self, data: bytes, reason: Exception) -> None:
-        """A message that is not valid goes to the dead-letter subject, with the reason."""
-        self.publish(DEAD, json.dumps({"reason": str(reason),
-                                       "message": data.decode(errors="replace")}).encode())
+        """A message that is not valid goes to the dead-letter subject with the reason and
+        what identifies it, never its raw identifiers (engine/worker/messages.py)."""
+        self.publish(DEAD, dead_letter(data, reason, self.catalog.hasher()))
 
     def _status(self, rid: str, status: str, detail: str = "") -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        detail = redact(detail, self.catalog.hasher())
         with self.catalog.connect() as con:
             con.execute("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
                         "WHERE request_id = ?", [status, detail, now, rid])
@@ -347,7 +359,7 @@ class Worker:
     def _hold(self, plan: ErasurePlan, rids: list[str]) -> None:
         """Write a plan for `optout approve` and say the requests wait for it."""
         out = self._plan_file(plan.request_id)
-        out.write_text(plan.to_json())
+        write_private(out, plan.to_json())
         for rid in rids:
             self._status(rid, "awaiting_approval",
                          f"{plan.approvals} approval(s) needed: optout approve {out}")

@@ -25,6 +25,7 @@ from scanner.catalog import Catalog
 from scanner.catalog.seal import verify_all
 from scanner.errors import ScannerError
 from scanner.matching import TEXT_EMAIL
+from scanner.redaction import redact, redact_uri_passwords
 
 _EMAIL = re.compile(TEXT_EMAIL, re.IGNORECASE)
 COLUMNS = "seq, logged_at, principal, roles, command, args, outcome, detail, mac"
@@ -68,9 +69,14 @@ def _mac(key: bytes, previous: str, seq: int, at: dt.datetime, principal: str, r
     return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
+#: arguments that carry a subject's identifiers: their values are never kept
+SUBJECT_ARGS = ("subjects", "subject", "identifier", "identifiers")
+
+
 def safe_args(catalog: Catalog, args: dict[str, Any]) -> str:
-    """Arguments as canonical JSON, every email address inside a value and every subject
-    (`KEY=VALUE` under `subjects`) replaced by its keyed hash."""
+    """Arguments as canonical JSON with nothing of a subject or a secret in clear: a subject
+    (`KEY=VALUE`, or anything given where a subject goes) becomes `KEY=hmac:...`, every e-mail
+    address inside a value its keyed hash, a URI's password `***`."""
     hasher = catalog.hasher()
 
     def clean(key: str, value: Any) -> Any:
@@ -78,10 +84,12 @@ def safe_args(catalog: Catalog, args: dict[str, Any]) -> str:
             return [clean(key, v) for v in value]
         if not isinstance(value, str):
             return value
-        if key == "subjects" and "=" in value:
-            k, _, v = value.partition("=")
-            return f"{k.strip()[:40]}=hmac:{hasher(v.strip().lower())[:32]}"
-        return _EMAIL.sub(lambda m: f"hmac:{hasher(m.group().lower())[:32]}", value)
+        if key in SUBJECT_ARGS:
+            k, sep, v = value.partition("=")
+            name, text = (k.strip()[:40], v) if sep else ("?", value)
+            return f"{name}=hmac:{hasher(text.strip().lower())[:32]}"
+        return redact_uri_passwords(_EMAIL.sub(
+            lambda m: f"hmac:{hasher(m.group().lower())[:32]}", value))
 
     return json.dumps({k: clean(k, v) for k, v in sorted(args.items())}, sort_keys=True,
                       default=str)
@@ -93,6 +101,7 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
     key = _key(catalog)
     role_text = ",".join(sorted(roles))
     text = safe_args(catalog, args)
+    detail = redact(detail, catalog.hasher()) if detail else detail
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")

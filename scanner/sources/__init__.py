@@ -51,6 +51,8 @@ def open_source(spec: str, exclude: frozenset[str] = frozenset()) -> Source:
         )
     if not os.path.exists(spec):
         raise SourceUnavailable(f"{spec}: no such file or directory")
+    if os.path.islink(spec) and os.path.isfile(spec):
+        spec = os.path.realpath(spec)  # the data is the file a link points to
     if os.path.isdir(spec):
         if is_parquet_folder(Path(spec), os.listdir(spec)):
             return ParquetSource(spec)

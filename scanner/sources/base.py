@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import ClassVar
@@ -16,9 +15,7 @@ from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
 from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
-
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}\b")
-_DIGITS = re.compile(r"\d{6,}")
+from scanner.redaction import redact
 
 
 class Source(ABC):
@@ -79,15 +76,13 @@ class Source(ABC):
 
 
 def one_line(error: BaseException | str) -> str:
-    """The first line of an error message, with anything that looks like PII masked.
+    """The first line of an error message, with anything that looks like PII taken out.
 
     Engines quote offending values in their messages (a CSV line, a failed cast); the catalog
-    and the terminal must not receive them raw.
+    and the terminal must not receive them (scanner/redaction.py).
     """
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    text = _EMAIL.sub("<email>", text)
-    text = _DIGITS.sub("<digits>", text)
-    return text[:300]
+    return redact(text, engine=True)[:300]
 
 
 #: per file: (path, fingerprint when read, row numbers of the matching rows)

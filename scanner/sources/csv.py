@@ -6,6 +6,7 @@ import duckdb
 
 from scanner.errors import DatasetUnreadable
 from scanner.sources.base import StreamedFileSource, one_line
+from scanner.sources.readers import reader_sql
 from scanner.sql import quote_literal
 
 
@@ -43,8 +44,4 @@ class CsvSource(StreamedFileSource):
         return tuple(sorted(self.sniffed().items()))
 
     def reader(self) -> str:
-        d = self.sniffed()
-        return (
-            f"read_csv({quote_literal(self.location)}, delim={quote_literal(str(d['delimiter']))}, "
-            f"header={'true' if d['header'] else 'false'}, strict_mode=true)"
-        )
+        return reader_sql("csv", [self.location], self.sniffed())

@@ -63,6 +63,9 @@ class DirectorySource(Source):
                 yield ref
 
     def _walk(self, root: Path) -> Iterator[Path]:
+        """Datasets below the root; a symbolic link to a file is the file it points to (what
+        apply changes is the data, never a link), each file once."""
+        seen: set[Path] = set()
         for dirpath, dirs, files in os.walk(root):
             here = Path(dirpath)
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
@@ -72,7 +75,13 @@ class DirectorySource(Source):
                 continue
             for name in sorted(files):
                 path = here / name
-                if not name.startswith((".", "_")) and str(path.resolve()) not in self._exclude:
+                if path.is_symlink():
+                    path = path.resolve()
+                    if not path.is_file():
+                        continue
+                if (not name.startswith((".", "_")) and str(path.resolve()) not in self._exclude
+                        and path not in seen):
+                    seen.add(path)
                     yield path
 
     def _owner(self, ref: DatasetRef) -> Source:

@@ -30,7 +30,7 @@ def reader_sql(fmt: str, paths: Sequence[str], options: dict[str, Any]) -> str:
         escape = options.get("escape")
         extra = "".join(f", {k}={quote_literal(str(v))}" for k, v in (("quote", quote),
                                                                      ("escape", escape))
-                        if v not in (None, "", "\x00"))
+                        if v not in (None, "", "\x00", "(empty)"))
         return (f"read_csv({literal_list(paths)}, delim={quote_literal(delim)}, "
                 f"header={'true' if options.get('header', True) else 'false'}{extra}, "
                 "strict_mode=true)")
