@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import os
@@ -24,6 +23,7 @@ from engine.erasure_report import (
     outcome,
     verify_report,
 )
+from engine.export_csv import write_columns
 from engine.graph import build_graph
 from engine.journal import Journal, ledger_values
 from engine.ledger import reappearances, reerasure_plan
@@ -323,43 +323,7 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
             json.dump(data, out, indent=2, default=str)
             out.write("\n")
         else:
-            writer = csv.writer(out)
-            writer.writerow(
-                [
-                    "dataset_id",
-                    "dataset",
-                    "kind",
-                    "location",
-                    "row_count",
-                    "column",
-                    "type",
-                    "pii",
-                    "entity",
-                    "score",
-                    "identifier",
-                    "free_text",
-                    "entities",
-                ]
-            )
-            for d in data["datasets"]:
-                for c in d["columns"]:
-                    writer.writerow(
-                        [
-                            d["id"],
-                            d["name"],
-                            d["kind"],
-                            d["location"],
-                            d["row_count"],
-                            c["name"],
-                            c["type"],
-                            c["pii"],
-                            c["entity"],
-                            c["score"],
-                            c["identifier"],
-                            c["free_text"],
-                            json.dumps(c["entities"]),
-                        ]
-                    )
+            write_columns(data, out)
     finally:
         if output:
             out.close()
@@ -408,8 +372,8 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     if output:
         write_private(output, text)
     else:
-        click.echo(text, nl=False)
-    click.echo(summary_line(plan), err=True)
+        click.echo(printable(text), nl=False)
+    click.echo(printable(summary_line(plan)), err=True)
     if plan.review or plan.unexecutable:
         sys.exit(NEEDS_REVIEW)
 
@@ -538,25 +502,25 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
                 policy = load_policy(policy_path or plan.policy["path"])
                 plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller,
                                     supersedes=supersedes)
-                click.echo("\n".join(diff) or "the new plan has the same steps")
+                click.echo(printable("\n".join(diff) or "the new plan has the same steps"))
                 if not dry_run:
                     _hold_for_approval(plan, str(Path(plan_file).with_suffix(".replanned.json")))
                     return
     else:
         raise click.UsageError("give a plan file (or --reapply --policy POLICY)")
-    click.echo(summary_line(plan))
+    click.echo(printable(summary_line(plan)))
     if not (yes or dry_run):
         click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} datasets?",
                       abort=True)
     rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait,
                                                      config=config, caller=obj.caller))
-    click.echo(f"request {rid}: {outcome(obj.catalog, rid)}")
+    click.echo(printable(f"request {rid}: {outcome(obj.catalog, rid)}"))
 
 
 def _hold_for_approval(plan: ErasurePlan, path: str) -> None:
     """Write a plan that needs approving before it is applied, and say so."""
     write_private(path, plan.to_json())
-    click.echo(f"{summary_line(plan)}\nthe new plan is in {path}: it needs "
+    click.echo(f"{printable(summary_line(plan))}\nthe new plan is in {path}: it needs "
                f"{plan.approvals} approval(s) (`optout approve {path}`), then "
                f"`optout apply {path}`")
 
@@ -586,7 +550,7 @@ def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
     """Finish a request whose process died or whose commit kept failing."""
     resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait, caller=obj.caller,
                                                  config=load_config(obj.config_path)))
-    click.echo(f"request {request_id}: {outcome(obj.catalog, request_id)}")
+    click.echo(printable(f"request {request_id}: {outcome(obj.catalog, request_id)}"))
 
 
 @cli.command("report")
@@ -614,7 +578,7 @@ def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
     if output:
         write_private(output, text)
     else:
-        click.echo(text, nl=False)
+        click.echo(printable(text), nl=False)
 
 
 @cli.command("init")

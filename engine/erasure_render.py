@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from engine import markdown as md
 from engine.erasure_report import COMMITTED
 
 
@@ -45,26 +46,25 @@ HEAD = ["dataset", "action", "status", "rows before", "after", "changed", "resid
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown."""
     out = [f"# Erasure report {report['request_id']}", "",
-           f"**{report['status']}**: {report['summary']}", ""]
+           f"**{report['status']}**: {md.text(report['summary'])}", ""]
     if report.get("next_action"):
-        out += [f"Next: {report['next_action']}", ""]
+        out += [f"Next: {md.text(report['next_action'])}", ""]
     if report["needs_review"]:
         out += ["## May still hold the subject (not changed)", ""]
-        out += [f"- **{n['dataset']}** (`{n['location']}`): {n['reason']}"
-                for n in report["needs_review"]] + [""]
+        out += [f"- **{md.text(n['dataset'])}** ({md.code(n['location'])}): "
+                f"{md.text(n['reason'])}" for n in report["needs_review"]] + [""]
     out += ["## Request", "", f"- policy: {report['policy']['name']}",
             f"- plan hash: `{report['plan_hash']}`",
             f"- by {report['principal']}, {report['created_at']} → {report['updated_at']}",
             "- subjects: " + ", ".join(f"{s['key']} `{s['hash'][:12]}…`"
                                        for s in report["subjects"]), "", "## Datasets", "",
             "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
-            for row in _rows(report)]
+    out += ["| " + " | ".join(md.text(c) for c in row) + " |" for row in _rows(report)]
     if report.get("cascade"):
         out += ["", "## Cascade", "", "| target | kind | outcome | attempts | detail |",
                 "|---|---|---|---|---|"]
-        out += [f"| {c['target']} | {c['kind']} | {c['status']} | {c['attempts']} | "
-                f"{c['detail'] or c['last_error'] or ''} |" for c in report["cascade"]]
+        out += [f"| {md.text(c['target'])} | {c['kind']} | {c['status']} | {c['attempts']} | "
+                f"{md.text(c['detail'] or c['last_error'] or '')} |" for c in report["cascade"]]
     out += ["", f"signature: `{report['signature']}`"]
     return "\n".join(out) + "\n"
 

@@ -143,9 +143,21 @@ def job_of(catalog: Catalog, request_id: str) -> str:
 
 
 def sign(catalog: Catalog, body: dict[str, Any]) -> str:
-    """HMAC-SHA256 of the canonical JSON of a report body."""
+    """HMAC-SHA256 of the canonical JSON of a report body, under the report key (derived from
+    the catalog secret for reports alone: never the key identifiers are hashed with)."""
+    key = hmac.new(catalog.hasher().secret, b"optout report signature v2", hashlib.sha256)
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(catalog.hasher().secret, text.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key.digest(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key appears twice (readers that keep the first and
+    readers that keep the last would see two different reports)."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ReportError(f"the report has the key {twice!r} twice: refused")
+    return dict(pairs)
 
 
 def verify_report(catalog: Catalog, path: str, caller: Principal | None = None
@@ -153,9 +165,11 @@ def verify_report(catalog: Catalog, path: str, caller: Principal | None = None
     """The report at `path` if its signature is right; raises ReportError otherwise."""
     authorize(catalog, caller, "report verify", {"file": path})
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path}: not a readable JSON report: {exc}") from exc
+        data = json.loads(Path(path).read_text(), object_pairs_hook=_no_duplicates)
+    except (OSError, json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: not a readable JSON report: {type(exc).__name__}") from exc
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or "signature" not in data:
         raise ReportError(f"{path}: not a signed optout report")
     body = {k: v for k, v in data.items() if k != "signature"}

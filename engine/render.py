@@ -1,13 +1,24 @@
-"""Terminal rendering of scan results and catalog entries (rich tables); no logic lives here."""
+"""Terminal rendering of scan results and catalog entries (rich tables); no logic lives here.
+
+Everything that comes from the data (dataset, column and file names, error texts, examples) is
+shown as plain text: never read as rich markup (`e-mail[/x]` is a name, not a closing tag), and
+with control characters shown as `\\x..` rather than sent to the terminal."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from engine.graph import IdentityGraph
 from scanner.catalog import DatasetRecord
+from scanner.redaction import printable
 from scanner.scan import ScanReport
+
+
+def _t(value: object, style: str = "") -> Text:
+    """Data as text: no markup, no control characters."""
+    return Text(printable(str(value)), style=style)
 
 
 def scan_summary(console: Console, report: ScanReport) -> None:
@@ -19,9 +30,11 @@ def scan_summary(console: Console, report: ScanReport) -> None:
         pii = ", ".join(
             f"{f.name} ({f.entity}{', free text' if f.free_text else ''})" for f in r.pii_columns
         )
-        status = r.status if r.status != "failed" else f"[red]failed[/red]: {r.error}"
+        status = _t(r.status) if r.status != "failed" else Text.assemble(
+            ("failed", "red"), ": ", _t(r.error))
         rows = "" if r.row_count is None else f"{r.row_count:,}"
-        table.add_row(r.ref.name, f"{r.ref.format} {r.ref.kind}", rows, status, pii or "-")
+        table.add_row(_t(r.ref.name), _t(f"{r.ref.format} {r.ref.kind}"), rows, status,
+                      _t(pii or "-"))
     console.print(table)
     s = report.stats()
     console.print(
@@ -39,19 +52,20 @@ def dataset_list(console: Console, records: list[DatasetRecord]) -> None:
     for d in records:
         pii = ", ".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
         rows = "" if d.row_count is None else f"{d.row_count:,}"
-        name = d.name if d.status == "ok" else f"{d.name} [red](failed)[/red]"
-        table.add_row(d.id, name, f"{d.format} {d.kind}", rows, pii or "-", d.location)
+        name = _t(d.name) if d.status == "ok" else Text.assemble(_t(d.name), " ",
+                                                                   ("(failed)", "red"))
+        table.add_row(d.id, name, _t(f"{d.format} {d.kind}"), rows, _t(pii or "-"),
+                      _t(d.location))
     console.print(table)
 
 
 def dataset_detail(console: Console, d: DatasetRecord) -> None:
     """`optout catalog show DATASET`: columns, findings and their evidence."""
-    console.print(f"[bold]{d.name}[/bold]  id {d.id}  {d.format} {d.kind}  {d.location}")
+    console.print(Text.assemble(_t(d.name, "bold"), f"  id {d.id}  ",
+                                _t(f"{d.format} {d.kind}  {d.location}")))
     rows = "unknown" if d.row_count is None else f"{d.row_count:,}"
-    console.print(
-        f"rows {rows}; scanned {d.scanned_at}; status {d.status}"
-        + (f" ({d.error})" if d.error else "")
-    )
+    console.print(_t(f"rows {rows}; scanned {d.scanned_at}; status {d.status}"
+                     + (f" ({d.error})" if d.error else "")))
     table = Table()
     for col in (
         "column",
@@ -72,8 +86,8 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
         )
         fired = [k for k in ("name", "patterns", "ner") if c.signals.get(k)]
         table.add_row(
-            c.name,
-            c.type,
+            _t(c.name),
+            _t(c.type),
             "yes" if c.pii else "",
             c.entity or "",
             f"{c.score:.2f}" if c.pii else "",
@@ -81,7 +95,7 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
             "yes" if c.free_text else "",
             entities,
             ", ".join(fired),
-            "; ".join(c.examples),
+            _t("; ".join(c.examples)),
         )
     console.print(table)
 
@@ -98,7 +112,7 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
     table.add_column("domain")
     table.add_column("columns", overflow="fold")
     for domain, columns in sorted(domains.items()):
-        table.add_row(domain, ", ".join(columns))
+        table.add_row(_t(domain), _t(", ".join(columns)))
     console.print(table)
     links = Table(title="links", title_justify="left")
     for col in ("from", "to", "kind", "status", "evidence"):
@@ -106,8 +120,8 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
     for link in graph.links:
         if link.status == "rejected" and not show_all:
             continue
-        links.add_row(graph.name(link.a), graph.name(link.b), link.kind, link.status,
-                      link.evidence)
+        links.add_row(_t(graph.name(link.a)), _t(graph.name(link.b)), link.kind, link.status,
+                      _t(link.evidence))
     console.print(links)
     if graph.vetoed:
         vetoed = Table(title="not match keys (PII, never used to find a subject)",
@@ -115,7 +129,7 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
         vetoed.add_column("column")
         vetoed.add_column("why", overflow="fold")
         for column, why in sorted(graph.vetoed.items()):
-            vetoed.add_row(graph.name(column), why)
+            vetoed.add_row(_t(graph.name(column)), _t(why))
         console.print(vetoed)
     console.print("Roles: own (the table's key), attribute (its row's email, phone, ...), owner "
                   "(whose row it is), agent (another person named in the row: never learned).")
@@ -125,7 +139,8 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
 
 def lineage(console: Console, record: DatasetRecord, edges: list[dict]) -> None:
     """`optout lineage show DATASET`."""
-    console.print(f"[bold]{record.name}[/bold]  id {record.id}  {record.location}")
+    console.print(Text.assemble(_t(record.name, "bold"), f"  id {record.id}  ",
+                                _t(record.location)))
     for title, mine, other in (("upstream", "downstream_id", "upstream"),
                                ("downstream", "upstream_id", "downstream")):
         table = Table(title=title, title_justify="left")
@@ -135,6 +150,6 @@ def lineage(console: Console, record: DatasetRecord, edges: list[dict]) -> None:
             if e[mine] == record.id:
                 cols = "; ".join(f"{out} <- {', '.join(spec['from']) or '*'} ({spec['kind']})"
                                  for out, spec in sorted(e["columns"].items()))
-                table.add_row(e[other], e["kind"], f"{e['origin']} {e['origin_ref'] or ''}",
-                              cols)
+                table.add_row(_t(e[other]), e["kind"],
+                              _t(f"{e['origin']} {e['origin_ref'] or ''}"), _t(cols))
         console.print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 
+from engine import markdown as md
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
 
 ACTION_WORDS = {
@@ -38,6 +39,10 @@ def _columns(step: PlanStep) -> str:
     return ", ".join(f"{c}: {ACTION_WORDS.get(a, a)}" for c, a in step.columns) or "—"
 
 
+def _md_columns(step: PlanStep) -> str:
+    return md.text(_columns(step))
+
+
 def to_markdown(plan: ErasurePlan) -> str:
     """The plan as Markdown."""
     out = [f"# Erasure plan {plan.request_id}", "",
@@ -52,20 +57,21 @@ def to_markdown(plan: ErasurePlan) -> str:
            "| dataset | location | action | rows | columns | rule |",
            "|---|---|---|---|---|---|"]
     for s in plan.steps:
-        out.append(f"| {s.dataset} | `{s.location}` | {ACTION_WORDS.get(s.action, s.action)} | "
-                   f"{_rows(s)} | {_columns(s)} | {s.rule} |")
+        out.append(f"| {md.text(s.dataset)} | {md.code(s.location)} | "
+                   f"{ACTION_WORDS.get(s.action, s.action)} | {_rows(s)} | {_md_columns(s)} | "
+                   f"{md.text(s.rule)} |")
     for s in plan.steps:
-        out += ["", f"### {s.dataset}", ""]
-        out += [f"- matched by: {m}" for m in s.match]
-        out += [f"- reached: {v}" for v in s.via]
+        out += ["", f"### {md.text(s.dataset)}", ""]
+        out += [f"- matched by: {md.text(m)}" for m in s.match]
+        out += [f"- reached: {md.text(v)}" for v in s.via]
         if s.legal_basis:
-            out.append(f"- legal basis: {s.legal_basis}")
+            out.append(f"- legal basis: {md.text(s.legal_basis)}")
     out += ["", "## Who the subjects resolved to", ""]
     for r in plan.resolution[:50]:
         keys = ", ".join(f"{n} in {d}" for d, n in r.keys) or "nothing"
-        out.append(f"- `{r.subject[:12]}…` **{r.status}**: {keys}"
-                   + (f" — {r.reason}" if r.reason else ""))
-        out += [f"  - learned {w}" for w in r.learned]
+        out.append(f"- `{r.subject[:12]}…` **{r.status}**: {md.text(keys)}"
+                   + (f" — {md.text(r.reason)}" if r.reason else ""))
+        out += [f"  - learned {md.text(w)}" for w in r.learned]
     if len(plan.resolution) > 50:
         out.append(f"- … and {len(plan.resolution) - 50} more (in the JSON plan)")
     for title, notes in (("Cannot be applied", plan.unexecutable),
@@ -74,7 +80,8 @@ def to_markdown(plan: ErasurePlan) -> str:
         if title == "Cannot be applied" and not notes:
             continue
         out += ["", f"## {title}", ""]
-        out += [f"- **{n.dataset}** (`{n.location}`): {n.reason}" for n in notes] or ["- none"]
+        out += [f"- **{md.text(n.dataset)}** ({md.code(n.location)}): {md.text(n.reason)}"
+                for n in notes] or ["- none"]
     return "\n".join(out) + "\n"
 
 

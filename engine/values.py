@@ -18,8 +18,9 @@ _DATE = re.compile(r"^(\d{4})-\d{2}-\d{2}")
 
 
 def change(action: str, value: Any, kind: str, params: dict[str, Any], hasher: KeyedHash,
-           text_hashes: frozenset[str] = frozenset()) -> Any:
-    """The new value of one matched cell."""
+           text_hashes: frozenset[str] = frozenset(), bits: int = 64) -> Any:
+    """The new value of one matched cell; `bits`: the width of an integer column (its keyed
+    hash is reduced into the column's positive range, so an INT32 key stays an INT32)."""
     if value is None or action == "null":
         return None
     if action == "hash":
@@ -27,7 +28,7 @@ def change(action: str, value: Any, kind: str, params: dict[str, Any], hasher: K
         if isinstance(value, bool):
             return None
         if isinstance(value, int):
-            return int(digest[:15], 16)
+            return int(digest[:16], 16) % ((1 << (max(bits, 8) - 1)) - 1)
         if isinstance(value, str):
             return digest[:32]
         return None

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import sqlglot
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as column_lineage
 
 from scanner.catalog import Catalog
 from scanner.errors import ConfigError, ScannerError
+from scanner.yamlfile import load_validated
 
 KINDS = ("copied", "transformed", "aggregated", "filter")
 RANK = {k: i for i, k in enumerate(KINDS)}  # lower rank: more of the value survives
@@ -119,38 +121,48 @@ def _select(query: exp.Expression) -> exp.Select | None:
     return query if isinstance(query, exp.Select) else query.find(exp.Select)
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DeclaredColumn(_Strict):
+    """Where one downstream column comes from."""
+
+    from_: list[str] = Field(default_factory=list, alias="from", max_length=1000)
+    kind: Literal["copied", "transformed", "aggregated", "filter"] = "copied"
+
+
+class DeclaredEdge(_Strict):
+    """One declared edge: upstream → downstream, with its column map."""
+
+    downstream: str = Field(min_length=1, max_length=512)
+    upstream: str = Field(min_length=1, max_length=512)
+    columns: dict[str, DeclaredColumn | None] = Field(default_factory=dict, max_length=10_000)
+
+
+class DeclaredLineage(_Strict):
+    """A declared lineage file."""
+
+    lineage: list[DeclaredEdge] = Field(max_length=10_000)
+
+
 def edges_from_declared(path: Path) -> list[LineageEdge]:
-    """Edges from a declared lineage file (YAML):
+    """Edges from a declared lineage file (YAML), validated like policies (an error names the
+    file, the line and the key; anchors and aliases, and files over 1 MiB, are refused):
 
         lineage:
           - downstream: customer_segments
             upstream: customers
             columns: {customer_id: {from: [id], kind: copied}, segment: {from: [], kind: transformed}}
     """
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read lineage file: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("lineage"), list):
-        raise ConfigError(f"{path}: expected a top-level 'lineage' list")
+    declared, _ = load_validated(path, DeclaredLineage, ConfigError, "lineage file")
     edges = []
-    for i, entry in enumerate(data["lineage"]):
-        where = f"{path}: lineage[{i}]"
-        if not isinstance(entry, dict) or set(entry) - {"downstream", "upstream", "columns"}:
-            raise ConfigError(f"{where}: expected keys downstream, upstream, columns")
-        if not isinstance(entry.get("downstream"), str) or not isinstance(entry.get("upstream"), str):
-            raise ConfigError(f"{where}: downstream and upstream must be dataset names")
-        columns = entry.get("columns") or {}
-        if not isinstance(columns, dict):
-            raise ConfigError(f"{where}.columns: expected a mapping")
-        edge = LineageEdge(entry["upstream"], entry["downstream"], origin="declared",
+    for entry in declared.lineage:
+        edge = LineageEdge(entry.upstream, entry.downstream, origin="declared",
                            origin_ref=str(path))
-        for out, spec in columns.items():
-            spec = spec or {}
-            kind = spec.get("kind", "copied")
-            if kind not in KINDS:
-                raise ConfigError(f"{where}.columns.{out}.kind: one of {', '.join(KINDS)}")
-            edge.columns[out] = {"from": list(spec.get("from") or []), "kind": kind}
+        for out, spec in entry.columns.items():
+            spec = spec or DeclaredColumn()
+            edge.columns[out] = {"from": list(spec.from_), "kind": spec.kind}
         edges.append(edge)
     return edges
 

@@ -56,9 +56,23 @@ class Quality:
         return out
 
 
-def score(truth_file: Path, findings: dict[str, list[ColumnFinding]]) -> Quality:
-    """Compare findings (dataset name → columns) with the truth file."""
-    truth = json.loads(truth_file.read_text())
+def load_truth(path: Path) -> dict[str, dict[str, dict]]:
+    """A truth file: the fixture's JSON (`{"pii": bool, "entity": ...}` per column) or a
+    world's YAML (`column: ENTITY | no | [ENTITY, ...]`), as dataset → column → label."""
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    import yaml
+
+    out: dict[str, dict[str, dict]] = {}
+    for table, columns in yaml.safe_load(path.read_text()).items():
+        out[table] = {str(c): {"pii": v is not False and v != "no", "entity": v}
+                      for c, v in columns.items()}
+    return out
+
+
+def score(truth: Path | dict, findings: dict[str, list[ColumnFinding]]) -> Quality:
+    """Compare findings (dataset name → columns) with a truth file (or its loaded labels)."""
+    truth = load_truth(truth) if isinstance(truth, Path) else truth
     q = Quality()
     for ds, columns in truth.items():
         got = {f.name: f for f in findings.get(ds, [])}

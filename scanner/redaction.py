@@ -20,7 +20,7 @@ _URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s@/]*@", re.IG
 _EMAIL = re.compile(TEXT_EMAIL, re.IGNORECASE)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b")
 #: six or more digits, possibly split by spaces, dots, dashes, slashes or parentheses
-_NUMBER = re.compile(r"\+?\(?\d(?:[\d \t./()-]{4,}\d)")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])\+?\(?\d(?:[\d \t./()-]{4,}\d)(?![A-Za-z0-9])")
 _QUOTED = re.compile(r"'(?:[^'\\\n]|\\.|'')*'|\"(?:[^\"\\\n]|\\.)*\"|`[^`\n]*`")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

@@ -4,34 +4,28 @@ edited in place), and row-level snapshots of them for checking an erasure."""
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import sqlite3
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import psycopg
 import yaml
 
-WORLDS = Path(__file__).resolve().parent.parent.parent / "shared" / "worlds"
-TRUTHS = Path(__file__).resolve().parent / "worlds"
+from fixtures.worlds import WorldsMissing, worlds
+from fixtures.worlds import load_postgres as load_real
 
-#: the load commands of each world's README (Chinook's drops/creates its own database: those
-#: three lines are left out on the way in, the file stays untouched)
-_CHINOOK_SKIP = re.compile(r"^(DROP DATABASE IF EXISTS chinook;|CREATE DATABASE chinook;|\\c chinook;)$")
-_SCRIPTS = {"chinook": ["chinook/Chinook_PostgreSql.sql"], "northwind": ["northwind/northwind.sql"],
-            "pagila": ["pagila/pagila-schema.sql", "pagila/pagila-data.sql"]}
+TRUTHS = Path(__file__).resolve().parent / "worlds"
 
 
 def _worlds() -> Path:
     """The shared worlds folder (beside the repository, as on every machine and in CI)."""
-    if not WORLDS.is_dir():
+    try:
+        return worlds()
+    except WorldsMissing as exc:
         import pytest
 
-        pytest.fail(f"{WORLDS}: the shared worlds folder is missing (it sits beside the "
-                    "repository: ../shared/worlds)")
-    return WORLDS
+        pytest.fail(str(exc))
 
 
 def truths(name: str) -> dict:
@@ -40,17 +34,13 @@ def truths(name: str) -> dict:
 
 
 def load_postgres(world: str, uri: str) -> None:
-    """Load a world's scripts into the (empty) database at `uri` with psql, as its README says
-    (`traps`: the generated world of `load_traps`)."""
+    """Load a world into the (empty) database at `uri`: a real one with psql, as its README
+    says, or `traps` / `shop`, the generated worlds below."""
     if world in ("traps", "shop"):
         (load_traps if world == "traps" else load_shop)(uri)
         return
-    for script in _SCRIPTS[world]:
-        text = (_worlds() / script).read_text(encoding="utf-8")
-        if world == "chinook":
-            text = "\n".join(line for line in text.splitlines() if not _CHINOOK_SKIP.match(line))
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", uri, "-f", "-"],
-                       input=text, text=True, check=True, capture_output=True)
+    _worlds()
+    load_real(world, uri)
 
 
 def copy_sqlite(world: str, dest: Path) -> Path:

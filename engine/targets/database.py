@@ -44,6 +44,9 @@ class SharedTransaction:
 
 
 _OPEN: dict[tuple, SharedTransaction] = {}
+#: integer column types and their width: a keyed hash of an integer stays in the column's range
+INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "INTEGER": 32, "INT": 32, "BIGINT": 64,
+            "UTINYINT": 8, "USMALLINT": 16, "UINTEGER": 32, "UBIGINT": 64}
 
 
 class DatabaseTarget(Target):
@@ -88,6 +91,10 @@ class DatabaseTarget(Target):
     def checksum(self, con: Any) -> str:
         """A checksum of the table's content."""
 
+    def column_type(self, con: Any, column: str) -> str:
+        """The engine's type name of one column ("" when it does not say)."""
+        return ""
+
     def prepare(self) -> Staged:
         tx = self.transaction()
         con = tx.con
@@ -105,9 +112,11 @@ class DatabaseTarget(Target):
                 self.delete(con, [r[0] for r in rows])
             elif rows:
                 for i, column in enumerate(columns):
+                    bits = INT_BITS.get(self.column_type(con, column).upper(), 64)
                     self.update(con, column, [
                         (r[0], change(actions[column], r[1 + i], kinds.get(column, "code"),
-                                      params, self.hasher, frozenset(self.step.text_hashes)))
+                                      params, self.hasher, frozenset(self.step.text_hashes),
+                                      bits))
                         for r in rows])
             staged.rows_after = self.count(con)
             staged.checksum_after = self.checksum(con)

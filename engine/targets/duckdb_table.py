@@ -62,6 +62,12 @@ class DuckDBTableTarget(DatabaseTarget):
                             ).fetchall()[0][0]
         return f"sha256:{value}"
 
+    def column_type(self, con: Any, column: str) -> str:
+        rows = con.execute("SELECT data_type FROM information_schema.columns WHERE "
+                           "table_schema = ? AND table_name = ? AND column_name = ?",
+                           [self.options["schema"], self.options["table"], column]).fetchall()
+        return rows[0][0] if rows else ""
+
     def read(self, con: Any) -> pa.Table:
         return con.sql(f"SELECT * FROM {self.relation}").to_arrow_table()
 

@@ -193,10 +193,11 @@ class ParquetTarget(FileTarget):
             if column not in group.column_names:
                 continue
             values = group.column(column).to_pylist()
+            field = group.schema.field(column)
+            bits = field.type.bit_width if pa.types.is_integer(field.type) else 64
             for i in hits:
                 values[i] = change(action, values[i], kinds.get(column, "code"), params,
-                                   self.hasher, frozenset(self.step.text_hashes))
-            field = group.schema.field(column)
+                                   self.hasher, frozenset(self.step.text_hashes), bits)
             index = group.column_names.index(column)
             try:
                 array = pa.array(values, type=field.type)

@@ -77,6 +77,12 @@ class PostgresTableTarget(DatabaseTarget):
                             ).fetchone()[0]
         return f"sha256:{value}"
 
+    def column_type(self, con: Any, column: str) -> str:
+        row = con.execute("SELECT data_type FROM information_schema.columns WHERE "
+                          "table_schema = %s AND table_name = %s AND column_name = %s",
+                          [self.options["schema"], self.options["table"], column]).fetchone()
+        return row[0] if row else ""
+
     def read(self, con: Any) -> pa.Table:
         with con.cursor() as cur:
             cur.execute(f"SELECT * FROM {self.relation(con)}")
