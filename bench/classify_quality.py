@@ -2,6 +2,11 @@
 categories found, scan time, and every misclassified column.
 
     python bench/classify_quality.py [--sets company,chinook,northwind,pagila,mixed] [--quiet]
+    python bench/classify_quality.py --baseline cca0548 [--repeat 2]
+
+With `--baseline REF`, the same bench runs from a git worktree of REF and from this tree, each
+in its own process, alternating, `--repeat` times; it prints both tables, then each set's best
+scan seconds before and after and their ratio (machines are noisy: the ratio is what counts).
 
 Sets: `company` (the fixture company, fixtures/generate.py), `chinook`, `northwind`, `pagila`
 (the real worlds of ../shared/worlds, loaded into throwaway PostgreSQL databases, labelled in
@@ -12,6 +17,7 @@ numeric tables, look-alikes and special categories).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,11 +48,55 @@ def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, i
         return score(truth, findings), seconds, special_recall(truth, findings)
 
 
+def _table(script: Path, sets: str) -> tuple[list[str], dict[str, float]]:
+    """Run one tree's bench; its table lines and each set's scan seconds."""
+    out = subprocess.run([sys.executable, str(script), "--quiet", "--sets", sets],
+                         capture_output=True, text=True, check=True, cwd=script.parent.parent)
+    lines = out.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("set "))
+    table = lines[start:]
+    return table, {line.split()[0]: float(line.split()[-1]) for line in table[1:]}
+
+
+def compare(baseline: str, sets: str, repeat: int) -> None:
+    """Before (a git worktree of `baseline`) and after (this tree), alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        if (ROOT.parent / "shared").is_dir():  # the worlds sit beside the repository
+            (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), baseline], cwd=ROOT,
+                       check=True, capture_output=True)
+        try:
+            runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+            tables: dict[str, list[str]] = {}
+            for _ in range(repeat):
+                for side, root in (("before", tree), ("after", ROOT)):
+                    tables[side], seconds = _table(root / "bench" / "classify_quality.py", sets)
+                    runs[side].append(seconds)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=False, capture_output=True)
+    for side in ("before", "after"):
+        print(f"== {side} ({baseline if side == 'before' else 'this tree'})")
+        print("\n".join(tables[side]))
+    print(f"\nscan seconds, best of {repeat} (alternating runs)")
+    print(f"{'set':<10} {'before':>7} {'after':>7} {'ratio':>6}")
+    for name in sets.split(","):
+        before = min(r[name] for r in runs["before"])
+        after = min(r[name] for r in runs["after"])
+        print(f"{name:<10} {before:>7.1f} {after:>7.1f} {after / before:>6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--quiet", action="store_true", help="no per-column errors")
+    parser.add_argument("--baseline", help="a git ref to compare with (before/after)")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    if args.baseline:
+        compare(args.baseline, args.sets, args.repeat)
+        return
     classifier = Classifier()
     rows = []
     for name in args.sets.split(","):

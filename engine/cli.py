@@ -32,7 +32,7 @@ from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
 from engine.policy import DEFAULT_STORE, load_policy, resolve_policy
 from engine.private_files import open_private, write_private
-from engine.report import summary_line, to_html, to_markdown
+from engine.report import special_line, summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
 from scanner.access import (
     AccessDenied,
@@ -374,6 +374,8 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     else:
         click.echo(printable(text), nl=False)
     click.echo(printable(summary_line(plan)), err=True)
+    if special_line(plan):
+        click.echo(printable(special_line(plan)), err=True)
     if plan.review or plan.unexecutable:
         sys.exit(NEEDS_REVIEW)
 

@@ -9,7 +9,8 @@ import json
 from typing import IO, Any
 
 HEADER = ["dataset_id", "dataset", "kind", "location", "row_count", "column", "type", "pii",
-          "entity", "score", "identifier", "free_text", "entities"]
+          "entity", "score", "identifier", "free_text", "entities", "sensitivity", "category",
+          "evidence"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
@@ -29,4 +30,5 @@ def write_columns(data: dict[str, Any], out: IO[str]) -> None:
             writer.writerow([cell(v) for v in (
                 d["id"], d["name"], d["kind"], d["location"], d["row_count"], c["name"],
                 c["type"], c["pii"], c["entity"], c["score"], c["identifier"], c["free_text"],
-                json.dumps(c["entities"]))])
+                json.dumps(c["entities"]), c.get("sensitivity"), c.get("category"),
+                c.get("evidence"))])

@@ -17,7 +17,7 @@ from engine import EngineError
 from scanner.identifiers import KINDS
 from scanner.model import DatasetRef
 
-PLAN_VERSION = 3
+PLAN_VERSION = 4  # 4: steps name their special-category columns
 #: a request id: it names files (staged versions, plans waiting for approval), so no paths;
 #: `worker:` starts the ids of the worker's requests, which no CLI request may take
 REQUEST_ID = re.compile(r"^(worker:)?[A-Za-z0-9._-]{1,80}$")
@@ -54,6 +54,9 @@ class PlanStep:
     #: where the matching rows are, per file: (path, file fingerprint, row numbers); apply
     #: uses them while the file's fingerprint holds (Parquet), else it matches by a full pass
     locations: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+    #: GDPR Art. 9 special-category columns of the dataset: (column, category, what the step
+    #: does to it: `deleted with the row`, a column action, or `kept`)
+    special: tuple[tuple[str, str, str], ...] = ()
 
     def param(self, key: str, default: Any = None) -> Any:
         """One action parameter."""
@@ -208,6 +211,7 @@ def _step(s: dict[str, Any]) -> PlanStep:
         "keys": tuple((c, k, tuple(h)) for c, k, h in s["keys"]), "texts": tuple(s["texts"]),
         "text_hashes": tuple(s["text_hashes"]),
         "locations": tuple((p, f, tuple(r)) for p, f, r in s.get("locations", ())),
+        "special": tuple(tuple(c) for c in s.get("special", ())),
         "options": tuple((k, _freeze(v)) for k, v in s["options"])})
 
 

@@ -27,6 +27,7 @@ from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanSte
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
 from engine.rebuild import rebuild_of
+from engine.report import ACTION_WORDS
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
@@ -356,7 +357,10 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         steps.append(_step(graph, walk, policy, r, tags, holders))
     settled = settle(catalog, graph, steps, {n.dataset_id: n.reason for n in (*exempt, *review)
                                              if n.dataset_id})
-    steps, review = settled.steps, review + settled.review
+    by_id = {r.id: r for r in records}
+    steps = [_special(by_id[s.dataset_id], s) for s in settled.steps]
+    review = review + settled.review
+    review += [n for n in map(_kept_in_clear, steps) if n is not None]
     review += _subject_findings(walk)
     return ErasurePlan(
         request_id=request.request_id or uuid.uuid4().hex[:16],
@@ -420,8 +424,10 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         return PlanStep(r.id, r.name, r.location, r.format, r.kind, "recompute",
                         "view: follows its base tables", rows, _match(query, graph, r),
                         (), tuple(via), **matching)
+    pii = [c for c in r.columns if c.pii]
     rule = policy.rule_for(r.name, tags, entities, [c.name for c in r.columns], derivation,
-                           free_text_only)
+                           free_text_only, frozenset(c.sensitivity for c in pii if c.sensitivity),
+                           frozenset(c.category for c in pii if c.category))
     action = rule.action if rule else policy.default_action
     rule_name = rule.name if rule else "default"
     if action == "recompute" and not _has_sql(graph, r):
@@ -436,6 +442,36 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         r.id, r.name, r.location, r.format, r.kind, action, rule_name, rows,
         _match(query, graph, r), _columns(r, rule, action), tuple(via),
         rule.legal_basis if rule and action == "retain" else None, params, **matching)
+
+
+def _special(r: DatasetRecord, step: PlanStep) -> PlanStep:
+    """The step with the dataset's special-category columns and what it does to each: an
+    auditor sees at once when a rule keeps one in clear."""
+    changed = dict(step.columns)
+    out = []
+    for c in r.columns:
+        if not (c.pii and c.category):
+            continue
+        if step.action == "delete_rows":
+            fate = "deleted with the row"
+        elif step.action == "recompute":
+            fate = "rebuilt without the subject"
+        else:
+            act = changed.get(c.name)
+            fate = "kept" if act is None else ACTION_WORDS.get(act, act)
+        out.append((c.name, c.category, fate))
+    return dataclasses.replace(step, special=tuple(out))
+
+
+def _kept_in_clear(step: PlanStep) -> DatasetNote | None:
+    """A finding when the step keeps the subject's special-category data in clear."""
+    kept = [f"{c} ({cat})" for c, cat, fate in step.special if fate == "kept"]
+    if not kept:
+        return None
+    return DatasetNote(step.dataset_id, step.dataset, step.location,
+                       f"special-category data (GDPR Art. 9) kept in clear by rule "
+                       f"{step.rule}: {', '.join(kept)}; anonymize it in the rule (its "
+                       f"columns or entities) or confirm the legal basis covers it")
 
 
 def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> dict:

@@ -32,6 +32,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Sensitivity = Literal["special_category", "financial", "identifier", "contact", "other"]
+Category = Literal["religion", "ethnic_origin", "nationality", "political_opinion",
+                   "sexual_orientation", "trade_union", "health", "biometric", "genetic"]
+
+
 class Match(_Strict):
     """What a rule applies to; every field given must hold (none given: every dataset)."""
 
@@ -42,6 +47,11 @@ class Match(_Strict):
     derivation: list[Derivation] = Field(default_factory=list,
                                          description="derived from its sources this way")
     free_text: bool | None = Field(None, description="the subject appears only in free text")
+    sensitivity: list[Sensitivity] = Field(
+        default_factory=list, description="holds a column of any of these sensitivities")
+    categories: list[Category] = Field(
+        default_factory=list, description="holds a column of any of these GDPR Art. 9 "
+                                          "special categories")
 
 
 class Anonymize(_Strict):
@@ -108,8 +118,11 @@ class Policy(_Strict):
     digest: str = ""
 
     def rule_for(self, dataset: str, tags: set[str], entities: set[str], columns: list[str],
-                 derivation: str | None, free_text_only: bool) -> Rule | None:
-        """The first rule that applies to a dataset, or None (the default action applies)."""
+                 derivation: str | None, free_text_only: bool,
+                 sensitivities: frozenset[str] = frozenset(),
+                 categories: frozenset[str] = frozenset()) -> Rule | None:
+        """The first rule that applies to a dataset, or None (the default action applies).
+        `sensitivities` and `categories`: those of the dataset's PII columns."""
         for rule in self.rules:
             m = rule.match
             if m.datasets and not any(fnmatch.fnmatchcase(dataset, g) for g in m.datasets):
@@ -124,6 +137,10 @@ class Policy(_Strict):
             if m.derivation and derivation not in m.derivation:
                 continue
             if m.free_text is not None and m.free_text != free_text_only:
+                continue
+            if m.sensitivity and not sensitivities.intersection(m.sensitivity):
+                continue
+            if m.categories and not categories.intersection(m.categories):
                 continue
             return rule
         return None

@@ -47,15 +47,18 @@ def scan_summary(console: Console, report: ScanReport) -> None:
 def dataset_list(console: Console, records: list[DatasetRecord]) -> None:
     """`optout catalog list`."""
     table = Table()
-    for col in ("id", "dataset", "format", "rows", "PII columns", "location"):
+    for col in ("id", "dataset", "format", "rows", "PII columns", "special categories",
+                "location"):
         table.add_column(col, overflow="fold")
     for d in records:
         pii = ", ".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
+        special = Text(", ".join(f"{c.name}:{c.category}" for c in d.columns
+                                 if c.pii and c.category), style="bold red")
         rows = "" if d.row_count is None else f"{d.row_count:,}"
         name = _t(d.name) if d.status == "ok" else Text.assemble(_t(d.name), " ",
                                                                    ("(failed)", "red"))
         table.add_row(d.id, name, _t(f"{d.format} {d.kind}"), rows, _t(pii or "-"),
-                      _t(d.location))
+                      special, _t(d.location))
     console.print(table)
 
 
@@ -74,6 +77,8 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
         "entity",
         "score",
         "identifier",
+        "sensitivity",
+        "evidence",
         "free text",
         "entities (hit rate)",
         "signals",
@@ -92,6 +97,9 @@ def dataset_detail(console: Console, d: DatasetRecord) -> None:
             c.entity or "",
             f"{c.score:.2f}" if c.pii else "",
             "yes" if c.identifier else "",
+            Text(f"{c.sensitivity}: {c.category}", style="bold red") if c.category
+            else (c.sensitivity or ""),
+            _t(c.evidence or ""),
             "yes" if c.free_text else "",
             entities,
             ", ".join(fired),

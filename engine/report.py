@@ -31,6 +31,24 @@ def summary_line(plan: ErasurePlan) -> str:
             f"{s['searched_no_match']} searched without a match; {s['exempt']} exempt.")
 
 
+def special_columns(plan: ErasurePlan) -> list[tuple[PlanStep, str, str, str]]:
+    """Every special-category column (GDPR Art. 9) the plan touches: (step, column,
+    category, what happens to it)."""
+    return [(s, c, cat, fate) for s in plan.steps for c, cat, fate in s.special]
+
+
+def special_line(plan: ErasurePlan) -> str:
+    """One sentence on the special categories, or '' when the plan meets none."""
+    found = special_columns(plan)
+    if not found:
+        return ""
+    kept = [f"{s.dataset}.{c} ({cat})" for s, c, cat, fate in found if fate == "kept"]
+    return (f"Special categories (GDPR Art. 9): {len(found)} column(s) in "
+            f"{len({s.dataset_id for s, *_ in found})} dataset(s)"
+            + (f"; KEPT IN CLEAR by the policy: {', '.join(kept)}." if kept else
+               "; none kept in clear."))
+
+
 def _rows(step: PlanStep) -> str:
     return "derived" if step.rows is None else str(step.rows)
 
@@ -53,7 +71,8 @@ def to_markdown(plan: ErasurePlan) -> str:
            + (", …" if len(plan.subjects) > 5 else "") + ")",
            f"- catalog state: `{plan.catalog_state[:16]}`",
            f"- content hash: `{plan.content_hash}`", "", "## Summary", "",
-           summary_line(plan), "", "## Steps", "",
+           summary_line(plan), *(["", f"**{md.text(special_line(plan))}**"]
+                                  if special_line(plan) else []), "", "## Steps", "",
            "| dataset | location | action | rows | columns | rule |",
            "|---|---|---|---|---|---|"]
     for s in plan.steps:
@@ -66,6 +85,14 @@ def to_markdown(plan: ErasurePlan) -> str:
         out += [f"- reached: {md.text(v)}" for v in s.via]
         if s.legal_basis:
             out.append(f"- legal basis: {md.text(s.legal_basis)}")
+        out += [f"- **special category** {md.text(cat)}: {md.code(c)}, {md.text(fate)}"
+                for c, cat, fate in s.special]
+    if special_columns(plan):
+        out += ["", "## Special categories (GDPR Art. 9)", "",
+                "| dataset | column | category | what happens |", "|---|---|---|---|"]
+        out += [f"| {md.text(s.dataset)} | {md.code(c)} | {md.text(cat)} | "
+                f"{'**KEPT IN CLEAR**' if fate == 'kept' else md.text(fate)} |"
+                for s, c, cat, fate in special_columns(plan)]
     out += ["", "## Who the subjects resolved to", ""]
     for r in plan.resolution[:50]:
         keys = ", ".join(f"{n} in {d}" for d, n in r.keys) or "nothing"
@@ -93,7 +120,8 @@ th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #d0d7de;vertic
 th{background:#f6f8fa}code{font:13px ui-monospace,monospace;background:#f6f8fa;padding:0 .2rem}
 .meta{color:#59636e}.summary{background:#ddf4ff;border:1px solid #54aeff;padding:.8rem 1rem;
 border-radius:6px}.action{font-weight:600}.delete_rows{color:#cf222e}.retain{color:#1a7f37}
-.review{background:#fff8c5}ul.details{margin:.2rem 0;padding-left:1.1rem;color:#59636e}
+.review{background:#fff8c5}.special{background:#ffebe9;border:1px solid #ff8182;
+padding:.8rem 1rem;border-radius:6px}.kept{color:#cf222e;font-weight:700}ul.details{margin:.2rem 0;padding-left:1.1rem;color:#59636e}
 """
 
 
@@ -106,6 +134,8 @@ def to_html(plan: ErasurePlan) -> str:
         details += "".join(f"<li>reached: {e(v)}</li>" for v in s.via)
         if s.legal_basis:
             details += f"<li>legal basis: {e(s.legal_basis)}</li>"
+        details += "".join(f"<li class=kept>special category {e(cat)}: {e(c)}, {e(fate)}</li>"
+                           for c, cat, fate in s.special)
         rows.append(
             f"<tr><td><strong>{e(s.dataset)}</strong><br><code>{e(s.location)}</code>"
             f"<ul class=details>{details}</ul></td><td class='action {e(s.action)}'>"
@@ -128,6 +158,16 @@ def to_html(plan: ErasurePlan) -> str:
         f"{e(r.reason or '')}</td></tr>" for r in plan.resolution[:50])
     subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
                          for s in plan.subjects[:5]) + (" …" if len(plan.subjects) > 5 else "")
+    special = "".join(
+        f"<tr class='{'review' if fate == 'kept' else ''}'><td>{e(s.dataset)}</td>"
+        f"<td><code>{e(c)}</code></td><td>{e(cat)}</td><td class='{'kept' if fate == 'kept' else ''}'>"
+        f"{e('KEPT IN CLEAR' if fate == 'kept' else fate)}</td></tr>"
+        for s, c, cat, fate in special_columns(plan))
+    special_html = (
+        f"<h2>Special categories (GDPR Art. 9)</h2><p class=special id=special>"
+        f"{e(special_line(plan))}</p><table id=special-columns><tr><th>dataset</th>"
+        f"<th>column</th><th>category</th><th>what happens</th></tr>{special}</table>"
+        if special else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -141,6 +181,7 @@ Catalog state <code>{e(plan.catalog_state[:16])}</code>; content hash
 <code>{e(plan.content_hash)}</code>.</p>
 <h2>Summary</h2>
 <p class="summary" id="summary">{e(summary_line(plan))}</p>
+{special_html}
 <h2>Steps</h2>
 <table id="steps"><tr><th>dataset</th><th>action</th><th>rows</th><th>columns</th><th>rule</th></tr>
 {''.join(rows)}</table>

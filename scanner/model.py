@@ -77,6 +77,11 @@ class ColumnFinding:
     non_null: int = 0
     distinct: int = 0
     examples: list[str] = field(default_factory=list)  # masked, never raw
+    #: special_category (with `category`), financial, identifier, contact, other; None: no PII
+    sensitivity: str | None = None
+    category: str | None = None  # the GDPR Art. 9 category of a special-category column
+    #: what decided the finding: values, name+values, name-only, table (context), reference
+    evidence: str | None = None
 
     def as_export(self) -> dict[str, Any]:
         """The stable export shape other tools read (names never change, fields may be added)."""
@@ -92,4 +97,7 @@ class ColumnFinding:
             "signals": self.signals,
             "sample_size": self.sample_size,
             "examples": self.examples,
+            "sensitivity": self.sensitivity,
+            "category": self.category,
+            "evidence": self.evidence,
         }

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 from scanner.catalog.store import DatasetExtras
+from scanner.classify.context import link_people, settle
 from scanner.classify.settings import ClassifierSettings
 from scanner.errors import ScannerError
 from scanner.lineage import register_found_lineage, register_view_lineage
-from scanner.model import ColumnFinding, DatasetRef
+from scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
 from scanner.sketches import key_sketches
 from scanner.sources import open_source
 from scanner.sources.base import Source, one_line
@@ -141,12 +142,10 @@ def scan(
     key = options.key()
     try:
         for source_id, source, refs in opened:
-            for ref in refs:
-                result = _scan_one(
-                    catalog, report, source_id, source, ref, options, key, classifier
-                )
+            for result in _scan_source(catalog, report, source_id, source, refs, options, key,
+                                       classifier):
                 report.results.append(result)
-                notify("done", ref, result)
+                notify("done", result.ref, result)
         for spec in specs:
             if os.path.isdir(spec):
                 report.lineage_errors += register_found_lineage(catalog, spec)
@@ -159,7 +158,45 @@ def scan(
     return report
 
 
-def _scan_one(
+@dataclass
+class _Classified:
+    """A dataset sampled and classified, not yet written (its table's context may change its
+    findings)."""
+
+    ref: DatasetRef
+    sample: Sample
+    fingerprint: str | None
+    findings: list[ColumnFinding]
+    foreign_keys: list[ForeignKey]
+
+
+def _scan_source(catalog: Catalog, report: ScanReport, source_id: str, source: Source,
+                 refs: list[DatasetRef], options: ScanOptions, key: str,
+                 classifier: Classifier) -> list[DatasetResult]:
+    """Every dataset of one source: sampled and classified, then read in context (each table
+    with its columns, the tables with their foreign keys: scanner/classify/context.py), then
+    written to the catalog."""
+    results: dict[str, DatasetResult] = {}
+    classified: list[_Classified] = []
+    for ref in refs:
+        done = _classify_one(catalog, report, source_id, source, ref, options, key, classifier)
+        if isinstance(done, DatasetResult):
+            results[ref.id] = done
+        else:
+            classified.append(done)
+    for c in classified:
+        settle(c.ref.name, c.findings)
+    tables = {c.ref.name: c.findings for c in classified}
+    unchanged = {r.id for r in refs if r.id in results and results[r.id].status == "skipped"}
+    if unchanged:  # tables scanned before: their findings are the context
+        tables |= {d.name: d.columns for d in catalog.datasets() if d.id in unchanged}
+    link_people(tables, {c.ref.name: c.foreign_keys for c in classified})
+    for c in classified:
+        results[c.ref.id] = _record(catalog, report, source_id, source, c, key)
+    return [results[r.id] for r in refs]
+
+
+def _classify_one(
     catalog: Catalog,
     report: ScanReport,
     source_id: str,
@@ -168,7 +205,7 @@ def _scan_one(
     options: ScanOptions,
     key: str,
     classifier: Classifier,
-) -> DatasetResult:
+) -> DatasetResult | _Classified:
     try:
         fingerprint = source.fingerprint(ref)
         if not options.full and catalog.is_current(ref, fingerprint, key):
@@ -176,6 +213,7 @@ def _scan_one(
         sample = source.sample(ref, options.sample_rows, options.seed)
         report.rows_sampled += sample.table.num_rows
         findings = classifier.classify(ref.name, sample)
+        foreign_keys = source.foreign_keys(ref)
     except ScannerError as exc:
         error = str(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
@@ -184,15 +222,21 @@ def _scan_one(
         error = one_line(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
         return DatasetResult(ref, "failed", error=error)
+    return _Classified(ref, sample, fingerprint, findings, foreign_keys)
+
+
+def _record(catalog: Catalog, report: ScanReport, source_id: str, source: Source,
+            c: _Classified, key: str) -> DatasetResult:
+    ref, sample, findings = c.ref, c.sample, c.findings
     try:
         extras = DatasetExtras(
-            foreign_keys=source.foreign_keys(ref),
+            foreign_keys=c.foreign_keys,
             definition=source.definition(ref),
             sketches=key_sketches(sample, findings, catalog.hasher()),
         )
     except ScannerError as exc:
         catalog.record_failure(report.run_id, source_id, ref, ref.location, str(exc))
         return DatasetResult(ref, "failed", error=str(exc))
-    catalog.record_dataset(report.run_id, source_id, ref, sample, fingerprint, key, findings,
+    catalog.record_dataset(report.run_id, source_id, ref, sample, c.fingerprint, key, findings,
                            extras)
     return DatasetResult(ref, "scanned", sample.row_count, findings)

@@ -153,6 +153,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ALTER TABLE request_steps ADD COLUMN mac VARCHAR;
     """,
     ),
+    (
+        9,
+        "findings say how sensitive a column is (special categories of GDPR Art. 9) and what "
+        "decided them",
+        """
+    ALTER TABLE findings ADD COLUMN sensitivity VARCHAR;
+    ALTER TABLE findings ADD COLUMN category VARCHAR;
+    ALTER TABLE findings ADD COLUMN evidence VARCHAR;
+    """,
+    ),
 ]
 #: the first version with sealed rows: rows written before it are sealed at the upgrade
 SEALED_SINCE = 8

@@ -248,7 +248,8 @@ class Catalog:
                 )
                 if findings:
                     con.executemany(
-                        "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?, ?, ?)",
                         [
                             [
                                 ref.id,
@@ -264,6 +265,9 @@ class Catalog:
                                 f.non_null,
                                 f.distinct,
                                 json.dumps(f.examples),
+                                f.sensitivity,
+                                f.category,
+                                f.evidence,
                             ]
                             for f in findings
                         ],
@@ -335,7 +339,8 @@ class Catalog:
             cols = con.execute(
                 "SELECT c.dataset_id, c.name, c.type, f.pii, f.entity, f.score, f.identifier, "
                 "f.free_text, f.entities, f.signals, f.sample_size, f.non_null, f.distinct_count, "
-                "f.examples FROM columns c LEFT JOIN findings f ON f.dataset_id = c.dataset_id "
+                "f.examples, f.sensitivity, f.category, f.evidence FROM columns c LEFT JOIN "
+                "findings f ON f.dataset_id = c.dataset_id "
                 "AND f.column_name = c.name ORDER BY c.dataset_id, c.position"
             ).fetchall()
         by_ds: dict[str, list[ColumnFinding]] = {}
@@ -355,6 +360,9 @@ class Catalog:
                     non_null=r[11] or 0,
                     distinct=r[12] or 0,
                     examples=_json(r[13], []),
+                    sensitivity=r[14],
+                    category=r[15],
+                    evidence=r[16],
                 )
             )
         records = [

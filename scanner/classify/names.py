@@ -76,6 +76,10 @@ HINTS: dict[str, tuple[str, ...]] = {
         "cardholder",
         "holder name",
         "employee name",
+        "actor",
+        "actors",
+        "manager",
+        "manager name",
     ),
     "LOCATION": (
         "address",
@@ -126,6 +130,15 @@ HINTS: dict[str, tuple[str, ...]] = {
         "geboortedatum",
     ),
     "US_SSN": ("ssn", "social security", "social security number"),
+    "PHOTO": ("photo", "picture", "avatar", "portrait", "headshot", "selfie", "foto", "bild",
+              "photo path", "photo url", "avatar url", "profile picture", "profile photo"),
+    "URL": ("profile url", "profile link", "linkedin", "twitter", "facebook", "instagram",
+            "social profile", "personal website"),
+    "ORGANIZATION": ("company", "company name", "employer", "organization", "organisation",
+                     "firm", "firma", "empresa", "societe", "arbeitgeber", "business name",
+                     "employer name"),
+    "CARD_SECURITY_CODE": ("cvv", "cvc", "cvv2", "cvc2", "card verification",
+                           "security code", "card code"),
     "IBAN_CODE": ("iban",),
     "CREDIT_CARD": (
         "credit card",
@@ -190,8 +203,87 @@ HINTS: dict[str, tuple[str, ...]] = {
         "lead id",
         "buyer id",
         "owner id",
+        "kdnr",
+        "kundennr",
+        "username",
+        "user name",
+        "login name",
+        "screen name",
+        "nickname",
+        "benutzername",
+        "reports to",
+        "handle",
+        "user handle",
     ),
 }
+
+#: place words that name a column of a person's address only in context (an `address` table,
+#: a table of people, a sibling street or city column): `state` is also an order's state
+WEAK_LOCATION: tuple[str, ...] = (
+    "state", "province", "county", "region", "district", "prefecture", "country", "land",
+    "pays", "provincia", "bundesland", "departement", "canton", "kanton", "house",
+    "house number", "building", "suburb", "neighborhood", "neighbourhood", "territory",
+)
+
+#: GDPR Art. 9 special categories: category → (entity, name hints in several languages)
+SPECIAL: dict[str, tuple[str, tuple[str, ...]]] = {
+    "religion": ("NRP", ("religion", "religious", "religion affiliation", "faith",
+                         "denomination", "confession", "konfession", "religionszugehorigkeit",
+                         "religione", "confesion", "culte")),
+    "ethnic_origin": ("NRP", ("ethnicity", "ethnic", "ethnic origin", "ethnic group", "race",
+                              "racial", "etnia", "ethnie", "herkunft", "etnico", "origen etnico")),
+    "nationality": ("NRP", ("nationality", "citizenship", "staatsangehorigkeit",
+                            "staatsangehoerigkeit", "nacionalidad", "nationalite",
+                            "nazionalita")),
+    "political_opinion": ("NRP", ("political", "political party", "party affiliation",
+                                  "political affiliation", "political opinion", "partido",
+                                  "partei", "parteizugehorigkeit", "vote intention")),
+    "sexual_orientation": ("NRP", ("sexual orientation", "orientation", "sexuality",
+                                   "orientacion", "orientacion sexual", "sexuelle orientierung",
+                                   "orientation sexuelle")),
+    "trade_union": ("NRP", ("trade union", "union membership", "union member", "union",
+                            "sindical", "sindicato", "afiliacion sindical", "gewerkschaft",
+                            "syndicat")),
+    "health": ("MEDICAL", ("diagnosis", "diagnoses", "diagnostico", "diagnose", "icd", "icd10",
+                           "medical condition", "condition", "disease", "illness", "medication",
+                           "allergy", "allergies", "blood type", "blood group",
+                           "grupo sanguineo", "blutgruppe", "disability", "health status",
+                           "medical", "symptoms", "krankheit", "enfermedad", "pregnancy")),
+    "biometric": ("BIOMETRIC", ("biometric", "fingerprint", "fingerprint template",
+                                "face template", "face embedding", "iris", "retina",
+                                "voiceprint")),
+    "genetic": ("BIOMETRIC", ("dna", "genome", "genotype", "genetic", "gene")),
+}
+for _category, (_entity, _hints) in SPECIAL.items():
+    HINTS.setdefault(_entity, ())
+    HINTS[_entity] = (*HINTS[_entity], *_hints)
+HINTS["LOCATION"] = (*HINTS["LOCATION"], *WEAK_LOCATION)
+
+#: words naming a kind of person: `<word> id`, `<word> no`, `id <word>` are keys of people
+PERSON_NOUNS = frozenset({
+    "customer", "customers", "client", "clients", "user", "users", "member", "members",
+    "employee", "employees", "staff", "actor", "actors", "patient", "patients", "person",
+    "people", "contact", "subscriber", "manager", "rep", "representative", "agent", "owner",
+    "buyer", "seller", "driver", "student", "teacher", "doctor", "physician", "nurse",
+    "author", "guest", "passenger", "tenant", "applicant", "candidate", "player", "worker",
+    "supervisor", "kunde", "kunden", "kd", "cliente", "paciente", "usuario", "empleado",
+    "mitarbeiter", "utilisateur", "benutzer", "personne", "salarie", "socio", "mitglied",
+    "emp", "cust", "pax", "resident", "donor", "volunteer", "voter", "citizen", "holder",
+})
+#: words that make a name a key (`customer_id`, `staff_no`, `id_paciente`)
+KEY_WORDS = frozenset({"id", "key", "no", "nr", "num", "number", "nummer", "numero", "code",
+                       "ref", "fk", "pk", "uuid", "guid"})
+
+#: words that make `<word>_code`/`<word>_number` a value, not a key of a thing: a postal code
+#: is an address, a card number a card
+NOT_A_KEY = frozenset({"card", "credit", "phone", "tax", "ssn", "passport", "license",
+                       "licence", "iban", "account", "bank", "routing", "social", "security",
+                       "national", "insurance", "postal", "zip", "post", "plz", "postleitzahl",
+                       "verification", "cvv", "cvc", "telefon", "mobile", "fax"})
+#: words that make a key one of a kind of person, not of a person (`customer_type_id`)
+KIND_WORDS = frozenset({"type", "kind", "group", "status", "segment", "tier", "class", "level",
+                        "demo", "demographic", "demographics", "role", "category", "typ",
+                        "tipo", "grade", "band", "cohort"})
 
 #: tokens that, next to a PERSON hint, say the name is not a person's (`product_name`)
 NOT_A_PERSON = frozenset(
@@ -327,9 +419,10 @@ REFUTES: dict[str, frozenset[str]] = {
         ),
         frozenset({"*"}),
     ),
+    **dict.fromkeys(("country",), frozenset({"PERSON"})),
     **dict.fromkeys(
-        ("country", "currency", "language", "locale", "lang", "timezone", "tz"),
-        frozenset({"LOCATION", "PERSON", "NRP"}),
+        ("currency", "language", "locale", "lang", "timezone", "tz"),
+        frozenset({"LOCATION", "PERSON", "NRP", "ORGANIZATION"}),
     ),
     **dict.fromkeys(
         (
@@ -372,7 +465,12 @@ class NameHint:
     entity: str | None = None
     matched: str | None = None
     refutes: frozenset[str] = field(default_factory=frozenset)
-    weak: bool = False  # a bare `name`: a person only if the values agree
+    #: a bare `name`, a `state`, a `company`: the entity only where values or the table agree
+    weak: bool = False
+    category: str | None = None  # a GDPR Art. 9 special category the name says
+    #: `address_id`, `store_no`: a key of a thing (what the key names): never that thing's
+    #: entity (an address id is not an address), nor a person
+    key_of: str | None = None
 
     def refuted(self, entity: str) -> bool:
         """True when the name says the column cannot hold `entity`."""
@@ -401,12 +499,25 @@ class NameHints:
         """The hint for a column of a dataset."""
         toks = tokens(column)
         refutes = frozenset().union(*(REFUTES.get(t, frozenset()) for t in toks))
+        key = _person_key(toks, dataset)
+        if key is not None:
+            return NameHint("PERSON_ID", key, refutes - {"PERSON_ID"})
+        if toks in (["name"], ["full", "name"]) and _named_by_person(dataset):
+            return NameHint("PERSON", "name of a person's " + dataset, refutes)
+        if toks == ["code"] and _is_card_table(dataset):
+            return NameHint("CARD_SECURITY_CODE", "code of a card", refutes)
+        if len(toks) > 1 and (toks[-1] in KEY_WORDS or toks[0] in ("id", "fk")):
+            thing = " ".join(t for t in toks if t not in KEY_WORDS)
+            if thing and not NOT_A_KEY & set(toks):
+                return NameHint(None, None, frozenset({"*"}), key_of=thing)
         for hint_tokens, entity in self._hints:
             if _matches(toks, hint_tokens):
                 if entity == "PERSON" and NOT_A_PERSON.intersection(toks):
                     continue
-                weak = entity == "PERSON" and hint_tokens == ("name",)
-                return NameHint(entity, " ".join(hint_tokens), refutes - {entity}, weak)
+                text = " ".join(hint_tokens)
+                weak = (entity == "PERSON" and hint_tokens == ("name",)) or (
+                    entity == "LOCATION" and text in WEAK_LOCATION) or entity == "ORGANIZATION"
+                return NameHint(entity, text, refutes - {entity}, weak, _CATEGORY.get(text))
         if toks == ["id"] and _is_person_table(dataset):
             return NameHint("PERSON_ID", "id of a person table", refutes)
         return NameHint(None, None, refutes)
@@ -429,15 +540,64 @@ _PERSON_TABLES = (
     "cliente",
     "mitarbeiter",
     "staff",
+    "actor",
     "student",
     "applicant",
     "candidate",
 )
 
 
+#: tables of things that carry one person's name (`payment_card.name` is the cardholder)
+_NAMED_BY_PERSON = ("card", "passport", "licence", "license", "membership")
+#: hint text → special category
+_CATEGORY = {" ".join(tokens(h)): c for c, (_, hs) in SPECIAL.items() for h in hs}
+
+
 def _is_person_table(dataset: str) -> bool:
-    last = tokens(dataset.rsplit(".", 1)[-1])
-    return bool(last) and any(last[-1].startswith(p) for p in _PERSON_TABLES)
+    """A table whose rows are people: its name (any word of it) is a kind of person, and
+    not a kind of people (`customer_demographics`, `user_types`)."""
+    toks = tokens(dataset.rsplit(".", 1)[-1])
+    if KIND_WORDS & set(toks) or any(t.rstrip("s") in KIND_WORDS for t in toks):
+        return False
+    return any(t.startswith(p) for t in toks for p in _PERSON_TABLES) or bool(
+        PERSON_NOUNS & set(toks))
+
+
+def _is_card_table(dataset: str) -> bool:
+    return any(t.startswith("card") for t in tokens(dataset.rsplit(".", 1)[-1]))
+
+
+def _named_by_person(dataset: str) -> bool:
+    toks = tokens(dataset.rsplit(".", 1)[-1])
+    return _is_person_table(dataset) or any(t.startswith(p) for t in toks
+                                            for p in _NAMED_BY_PERSON)
+
+
+def _person_key(toks: list[str], dataset: str) -> str | None:
+    """How a column name says it holds a key of a person (`support_rep_id`, `staff_no`,
+    `id_paciente`, `manager_staff_id`), or None."""
+    if len(toks) < 2:
+        return None
+    words = [t for t in toks if t not in KEY_WORDS]
+    if not words or words == toks:
+        return None
+    keyed = toks[-1] in KEY_WORDS or toks[0] in KEY_WORDS
+    if keyed and PERSON_NOUNS & set(words) and not (THING_NOUNS | KIND_WORDS) & set(words):
+        return " ".join(toks)
+    return None
+
+
+#: words that make a key one of a thing even beside a person's word (`product_owner_id` is
+#: still a person; `customer_order_id` is an order)
+THING_NOUNS = frozenset({"product", "company", "item", "order", "invoice", "category", "file",
+                         "event", "campaign", "device", "app", "page", "project", "team",
+                         "org", "organization", "transaction", "txn", "session", "ticket",
+                         "address", "card", "account", "payment", "shipment"})
+
+
+#: hints that match whole tokens only (`actors` is not in `factors`, `handle` not `handler`)
+WHOLE_TOKEN = frozenset({"actor", "actors", "manager", "handle", "union", "orientation",
+                         "condition", "political", "genetic", "race", "racial"})
 
 
 def _matches(toks: list[str], hint: tuple[str, ...]) -> bool:
@@ -445,6 +605,6 @@ def _matches(toks: list[str], hint: tuple[str, ...]) -> bool:
     for i in range(len(toks) - n + 1):
         if tuple(toks[i : i + n]) == hint:
             return True
-    if n == 1 and len(hint[0]) >= 5:
+    if n == 1 and len(hint[0]) >= 5 and hint[0] not in WHOLE_TOKEN:
         return any(hint[0] in t for t in toks)
     return False

@@ -79,8 +79,6 @@ def build_nlp_engine(model: str | None) -> NlpEngine:
             "models": [{"lang_code": LANGUAGE, "model_name": model}],
             "ner_model_configuration": {
                 "labels_to_ignore": [
-                    "ORG",
-                    "ORGANIZATION",
                     "CARDINAL",
                     "EVENT",
                     "LANGUAGE",
@@ -140,6 +138,9 @@ def presidio_setup(
         r for r in registry.recognizers if not _needs_nlp(r) and LANGUAGE in _languages(r)
     )
     ner = tuple(r for r in registry.recognizers if _needs_nlp(r)) if has_ner else ()
+    for recognizer in ner:  # companies: an employer is personal beside a person
+        if "ORGANIZATION" not in recognizer.supported_entities:
+            recognizer.supported_entities.append("ORGANIZATION")
     return PresidioSetup(nlp_engine, model if has_ner else None, patterns, ner)
 
 

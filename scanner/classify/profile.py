@@ -22,6 +22,8 @@ _KEY = r"^[A-Za-z]{0,6}[-_]?\d{1,12}$"
 _NAME = r"^\p{Lu}[\p{L}'’-]+(?:\.?[ ]\p{Lu}[\p{L}'’.-]*){0,3}$"
 _DATE_ONLY = r"^(?:\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{4})$"
 _DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+_MIDNIGHT = r"^\d{4}-\d{2}-\d{2}[T ]00:00(?::00(?:\.0+)?)?(?:[+-]00(?::?00)?|Z)?$"
+_CAPITALIZED = r"^[\p{Lu}]"
 _LETTER = r"\p{L}"
 _ALPHA_WORD = r"^[\p{L}'’-]+[,.!?;:]?$"
 _NATURAL = r"^[\p{L}\p{M}][\p{L}\p{M}\d\s'’.,&-]*$"
@@ -46,6 +48,8 @@ class ValueProfile:
     mean_words: float = 0.0
     alpha_words: float = 0.0  # share of whitespace-separated tokens that are plain words
     mean_length: float = 0.0
+    midnight: float = 0.0  # timestamps whose time is always 00:00 (a date kept as a timestamp)
+    capitalized: float = 0.0  # share of words starting with a capital (Title Case, CAPS)
     birth_like: bool = False
     forced_prose: bool = False  # the source says so (a log line)
 
@@ -83,12 +87,20 @@ def profile(values: pl.DataFrame, today: dt.date | None = None) -> ValueProfile:
                 "name_shaped": v.str.contains(_NAME),
                 "date_only": v.str.contains(_DATE_ONLY),
                 "datetime": v.str.contains(_DATETIME),
+                "midnight": v.str.contains(_MIDNIGHT),
                 "has_letters": v.str.contains(_LETTER),
                 "natural": v.str.contains(_NATURAL),
             }.items()
         ],
         ((v.str.count_matches(r"\S+") * pl.col("n")).sum() / total).alias("mean_words"),
         ((v.str.len_chars() * pl.col("n")).sum() / total).alias("mean_length"),
+        (
+            (
+                v.str.split(" ").list.eval(pl.element().str.contains(_CAPITALIZED)).list.sum()
+                * pl.col("n")
+            ).sum()
+            / pl.max_horizontal((v.str.count_matches(r"\S+") * pl.col("n")).sum(), 1)
+        ).alias("capitalized"),
         (
             (
                 v.str.split(" ").list.eval(pl.element().str.contains(_ALPHA_WORD)).list.sum()
@@ -99,7 +111,8 @@ def profile(values: pl.DataFrame, today: dt.date | None = None) -> ValueProfile:
     ).row(0, named=True)
     return ValueProfile(
         **{k: float(x or 0.0) for k, x in shares.items()},
-        birth_like=_birth_like(values, shares["date_only"], today),
+        birth_like=_birth_like(values, (shares["date_only"] or 0) + (shares["midnight"] or 0),
+                               today),
     )
 
 
