@@ -46,6 +46,7 @@ from scanner.access import (
 from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
 from scanner.config import load_config
+from scanner.dbt import register_dbt
 from scanner.errors import ScannerError
 from scanner.lineage import register_lineage_file
 from scanner.redaction import printable, redact
@@ -417,9 +418,26 @@ def lineage_group() -> None:
 def lineage_add_sql(obj: Context, files: tuple[str, ...]) -> None:
     """Register SQL files that build datasets (CREATE ... AS SELECT, INSERT ... SELECT, views,
     dbt-style SELECT files named after their table)."""
-    for f in files:
-        n = register_lineage_file(obj.catalog, Path(f))
-        click.echo(f"{f}: {n} lineage edges")
+    _register(obj, files)
+
+
+@lineage_group.command("add-dbt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_obj
+@errors_to_exit
+@guarded('lineage add-dbt')
+def lineage_add_dbt(obj: Context, paths: tuple[str, ...]) -> None:
+    """Register the lineage of dbt projects (a project folder, or its target/manifest.json):
+    models, seeds and snapshots with the relations they build, from the manifest."""
+    warned = False
+    for path in paths:
+        n, problems = register_dbt(obj.catalog, Path(path))
+        click.echo(f"{printable(path)}: {n} lineage edges")
+        for p in problems:
+            click.echo(f"warning: {printable(p)}", err=True)
+        warned = warned or bool(problems)
+    if warned:
+        sys.exit(1)
 
 
 @lineage_group.command("add")
@@ -429,9 +447,21 @@ def lineage_add_sql(obj: Context, files: tuple[str, ...]) -> None:
 @guarded('lineage add')
 def lineage_add(obj: Context, files: tuple[str, ...]) -> None:
     """Register declared lineage files (YAML) or SQL files."""
+    _register(obj, files)
+
+
+def _register(obj: Context, files: tuple[str, ...]) -> None:
+    """Register lineage files; every statement or edge that was not followed is a warning
+    naming it, and the command then exits 1."""
+    warned = False
     for f in files:
-        n = register_lineage_file(obj.catalog, Path(f))
-        click.echo(f"{f}: {n} lineage edges")
+        n, problems = register_lineage_file(obj.catalog, Path(f))
+        click.echo(f"{printable(f)}: {n} lineage edges")
+        for p in problems:
+            click.echo(f"warning: {printable(p)}", err=True)
+        warned = warned or bool(problems)
+    if warned:
+        sys.exit(1)
 
 
 @lineage_group.command("show")

@@ -26,7 +26,7 @@ from engine.journal import Journal
 from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
-from engine.rebuild import rebuild_of
+from engine.rebuild import dbt_rebuild, rebuild_of
 from engine.report import ACTION_WORDS
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
@@ -277,7 +277,7 @@ def _derivation(graph: IdentityGraph, record: DatasetRecord, holders: set[str]) 
 
 
 def _has_sql(graph: IdentityGraph, record: DatasetRecord) -> bool:
-    return any(e["origin"] in ("sql", "view") for e in graph.upstream(record.id))
+    return any(e["origin"] in ("sql", "view", "dbt") for e in graph.upstream(record.id))
 
 
 def _columns(record: DatasetRecord, rule: Rule | None, action: str) -> tuple[tuple[str, str], ...]:
@@ -489,12 +489,15 @@ def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> d
 def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str, object], ...]:
     """The SQL that rebuilds a derived dataset (its text, read now), and the datasets it
     reads."""
-    edges = [e for e in graph.upstream(r.id) if e["origin"] == "sql"]
+    edges = [e for e in graph.upstream(r.id) if e["origin"] in ("sql", "dbt")]
     if not edges:
         return ()
     upstream = tuple(sorted({e["upstream_id"] for e in edges}))
-    rebuild = rebuild_of(edges[0]["origin_ref"], r, list(graph.datasets.values()))
-    return (*rebuild.params(edges[0]["origin_ref"]), ("upstream", upstream))
+    records = list(graph.datasets.values())
+    ref = edges[0]["origin_ref"]
+    rebuild = dbt_rebuild(ref, r, records) if edges[0]["origin"] == "dbt" else \
+        rebuild_of(ref, r, records)
+    return (*rebuild.params(ref), ("upstream", upstream))
 
 
 def _match(query: MatchQuery | None, graph: IdentityGraph, r: DatasetRecord) -> tuple[str, ...]:

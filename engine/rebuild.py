@@ -12,16 +12,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from scanner.catalog import DatasetRecord
-
-PLACEHOLDER = "optout_upstream_{}"
-DEFAULT_SCHEMAS = ("main", "public")
+from scanner.relations import bind_tables, matches
 
 
 @dataclass(frozen=True)
@@ -48,41 +45,6 @@ def _target(statement: exp.Expression) -> exp.Table | None:
     return None
 
 
-def database_of(location: str) -> str:
-    """The name SQL gives a dataset's database: a DuckDB or SQLite file's stem, a PostgreSQL
-    URI's database name."""
-    if "://" in location:
-        return urlparse(location).path.lstrip("/")
-    return Path(location).stem
-
-
-def _matches(record: DatasetRecord, table: exp.Table) -> bool:
-    schema = table.db
-    name = table.name if not schema or schema in DEFAULT_SCHEMAS else f"{schema}.{table.name}"
-    if record.name.lower() != name.lower():
-        return False
-    return not table.catalog or database_of(record.location).lower() == table.catalog.lower()
-
-
-def resolve_table(records: list[DatasetRecord], table: exp.Table,
-                  prefer_location: str) -> tuple[DatasetRecord | None, str | None]:
-    """The catalog dataset a table reference of SQL names (`t`, `schema.t`, `db.schema.t`,
-    quoted or not), preferring the derived dataset's own database; else None and why."""
-    found = [r for r in records if _matches(r, table)]
-    exact = [r for r in found if r.name == table.name or r.name.endswith("." + table.name)]
-    found = exact if len(exact) == 1 else found
-    local = [r for r in found if r.location == prefer_location]
-    if len(local) == 1:
-        return local[0], None
-    if len(found) == 1:
-        return found[0], None
-    shown = ".".join(p for p in (table.catalog, table.db, table.name) if p)
-    if not found:
-        return None, f"it reads {shown}, which is not in the catalog"
-    return None, (f"it reads {shown}, which names {len(found)} datasets ("
-                  f"{', '.join(sorted(r.location for r in found))})")
-
-
 def bind(text: str, target: DatasetRecord, records: list[DatasetRecord]) -> Rebuild:
     """The SELECT in `text` that builds `target` (a CREATE ... AS SELECT or INSERT ... SELECT
     of it, or a bare SELECT file named after it), its tables bound to catalog datasets."""
@@ -97,7 +59,7 @@ def bind(text: str, target: DatasetRecord, records: list[DatasetRecord]) -> Rebu
     select = None
     for statement in statements:
         table = _target(statement)
-        if table is not None and _matches(target, table) and isinstance(
+        if table is not None and matches(target, table) and isinstance(
                 statement.expression, exp.Query):
             select = statement.expression.copy()
             break
@@ -105,27 +67,14 @@ def bind(text: str, target: DatasetRecord, records: list[DatasetRecord]) -> Rebu
             select = statement.copy()
     if select is None:
         return Rebuild(None, problem=f"the SQL holds no SELECT that builds {target.name}")
-    ctes = {c.alias_or_name.lower() for c in select.find_all(exp.CTE)}
-    bound: dict[str, str] = {}
-    for table in list(select.find_all(exp.Table)):
-        if not table.db and not table.catalog and table.name.lower() in ctes:
-            continue  # a CTE of the query, not a table
-        if not isinstance(table.this, exp.Identifier):
-            return Rebuild(None, problem=f"it calls {table.this.sql(dialect='duckdb')[:60]}: a "
-                                         "rebuild reads catalog datasets only")
-        record, problem = resolve_table(records, table, target.location)
-        if record is None:
-            return Rebuild(None, problem=problem)
-        if record.id == target.id:
-            return Rebuild(None, problem=f"it reads {target.name} itself (incremental): "
-                                         "it cannot be rebuilt from its sources alone")
-        name = bound.setdefault(record.id, PLACEHOLDER.format(len(bound)))
-        alias = table.alias or (table.name if table.name != name else "")
-        table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
-                                alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-                                if alias else None))
+    tables, problem = bind_tables(select, records, target.location)
+    if problem:
+        return Rebuild(None, problem=problem)
+    if any(r.id == target.id for r in tables.values()):
+        return Rebuild(None, problem=f"it reads {target.name} itself (incremental): "
+                                    "it cannot be rebuilt from its sources alone")
     return Rebuild(select.sql(dialect="duckdb"),
-                   tuple(sorted((name, ident) for ident, name in bound.items())))
+                   tuple(sorted((name, r.id) for name, r in tables.items())))
 
 
 def rebuild_of(sql_file: str, target: DatasetRecord, records: list[DatasetRecord]) -> Rebuild:
@@ -135,3 +84,23 @@ def rebuild_of(sql_file: str, target: DatasetRecord, records: list[DatasetRecord
     except OSError as exc:
         return Rebuild(None, problem=f"{sql_file} is not readable ({exc.strerror})")
     return bind(text, target, records)
+
+
+def dbt_rebuild(origin_ref: str, target: DatasetRecord, records: list[DatasetRecord]) -> Rebuild:
+    """How `target` is rebuilt from the dbt model that builds it (`MANIFEST#unique_id`): its
+    compiled SQL, read from the manifest now, once. An incremental model reads itself: it is
+    erased as a table, and a seed is its CSV's copy (both erased row by row)."""
+    from scanner.dbt import model_of
+
+    found = model_of(origin_ref)
+    if found is None:
+        return Rebuild(None, problem="its dbt manifest or model is gone")
+    _, node = found
+    if node.materialized == "incremental":
+        return Rebuild(None, problem="an incremental dbt model: erased as a table (a rebuild "
+                                     "from its sources may not give back its history)")
+    if node.resource_type == "seed":
+        return Rebuild(None, problem="a dbt seed: erased as a table, like its CSV")
+    if not node.compiled_code:
+        return Rebuild(None, problem="no compiled SQL in the dbt manifest (run `dbt compile`)")
+    return bind(node.compiled_code, target, records)

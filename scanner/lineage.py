@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as column_lineage
+from sqlglot.optimizer.qualify import qualify
 
-from scanner.catalog import Catalog
+from scanner.catalog import Catalog, DatasetRecord
 from scanner.errors import ConfigError, ScannerError
+from scanner.relations import bind_tables, resolve_table, shown
 from scanner.yamlfile import load_validated
 
 KINDS = ("copied", "transformed", "aggregated", "filter")
@@ -47,78 +49,149 @@ class LineageEdge:
         return min(kinds, key=RANK.__getitem__)
 
 
-def _table_name(table: exp.Table) -> str:
-    parts = [p for p in (table.catalog, table.db, table.name) if p]
-    return ".".join(p for p in parts if p not in ("main", "public") or p == parts[-1])
+def _kind(node) -> str:
+    """How much of the value survives along one column's lineage: the least along its path
+    (an aggregate in any CTE on the way makes the column aggregated)."""
+    kind = "copied"
+    for n in node.walk():
+        expression = n.expression
+        if isinstance(expression, exp.Table):
+            continue
+        inner = expression.this if isinstance(expression, exp.Alias) else expression
+        if inner.find(exp.AggFunc) is not None:
+            return "aggregated"
+        if not isinstance(inner, exp.Column | exp.Star):
+            kind = "transformed"
+    return kind
 
 
-def _kind(expression: exp.Expression) -> str:
-    inner = expression.this if isinstance(expression, exp.Alias) else expression
-    if isinstance(inner, exp.Column):
-        return "copied"
-    if inner.find(exp.AggFunc) is not None:
-        return "aggregated"
-    return "transformed"
+@dataclass
+class SqlLineage:
+    """What one SQL text says: its edges, and every statement or table that could not be
+    followed (named, never dropped in silence)."""
+
+    edges: list[LineageEdge] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
-def edges_from_sql(text: str, dialect: str | None, schemas: dict[str, dict[str, str]],
+def edges_from_sql(text: str, dialect: str | None, records: list[DatasetRecord],
                    default_target: str | None = None, origin: str = "sql",
-                   origin_ref: str | None = None) -> list[LineageEdge]:
+                   origin_ref: str | None = None,
+                   prefer_location: str | None = None) -> SqlLineage:
     """Edges from every CREATE ... AS SELECT, CREATE VIEW, INSERT ... SELECT, or bare SELECT
-    (a dbt-style model named `default_target`) in `text`."""
+    (a model named `default_target`, a catalog dataset name or `LOCATION#NAME`) in `text`.
+    Table names resolve against the catalog (`t`, `schema.t`, `db.schema.t`, quoted or not;
+    CTEs are not tables); `select *` expands through the catalog's schemas."""
+    where = origin_ref or "SQL"
+    out = SqlLineage()
+    if "{{" in text or "{%" in text:
+        out.problems.append(f"{where}: Jinja (a dbt model?): register the dbt project with "
+                            "`optout lineage add-dbt PROJECT` instead")
+        return out
     try:
         statements = [s for s in sqlglot.parse(text, dialect=dialect) if s is not None]
     except SqlglotError as exc:
-        raise ConfigError(f"{origin_ref or 'SQL'}: cannot parse: {str(exc).splitlines()[0]}") from exc
-    edges: list[LineageEdge] = []
+        out.problems.append(f"{where}: cannot parse: {str(exc).splitlines()[0]}")
+        return out
     for statement in statements:
-        target, select = _target_and_select(statement, default_target)
-        if target is None or select is None:
+        if isinstance(statement, exp.Command):
+            out.problems.append(f"{where}: cannot parse {statement.sql()[:60]!r}")
             continue
-        by_upstream: dict[str, LineageEdge] = {}
-        for table in select.find_all(exp.Table):
-            name = _table_name(table)
-            by_upstream.setdefault(name, LineageEdge(name, target, origin=origin,
-                                                     origin_ref=origin_ref))
-        for expression in select.selects:
-            out = expression.alias_or_name
-            if not out or out == "*":
-                continue
-            try:
-                node = column_lineage(out, select, schema=schemas or None, dialect=dialect)
-            except (SqlglotError, KeyError, ValueError):
-                continue
-            kind = _kind(expression)
-            leaves = [n for n in node.walk() if not n.downstream]
-            sources = [(leaf.expression, leaf.name.split(".")[-1]) for leaf in leaves
-                       if isinstance(leaf.expression, exp.Table)]
-            if not sources:  # count(*): aggregated from every table in FROM
-                for edge in by_upstream.values():
-                    edge.columns[out] = {"from": [], "kind": "aggregated"}
-                continue
-            for table, column in sources:
-                edge = by_upstream[_table_name(table)]
-                entry = edge.columns.setdefault(out, {"from": [], "kind": kind})
-                entry["from"] = sorted({*entry["from"], column})
+        target, query = _target_and_query(statement, default_target, records, prefer_location)
+        if query is None:
+            continue
+        if target is None:
+            out.problems.append(f"{where}: builds a table that is not in the catalog "
+                                f"({_target_name(statement) or default_target})")
+            continue
+        problem = _add_edges(out.edges, query.copy(), target, dialect, records, origin,
+                             origin_ref, prefer_location)
+        if problem:
+            out.problems.append(f"{where}: {problem}")
+    return out
+
+
+def _add_edges(edges: list[LineageEdge], query: exp.Query, target: str, dialect: str | None,
+               records: list[DatasetRecord], origin: str, origin_ref: str | None,
+               prefer_location: str | None) -> str | None:
+    """The edges of one query into `target`, or why it cannot be followed."""
+    tables, problem = bind_tables(query, records, prefer_location)
+    if problem:
+        return problem
+    schema = {name: {c.name: c.type or "VARCHAR" for c in r.columns}
+              for name, r in tables.items()}
+    by_upstream = {name: LineageEdge(_ref(r), target, origin=origin, origin_ref=origin_ref)
+                   for name, r in tables.items()}
+    try:
+        qualified = qualify(query, schema=schema, dialect=dialect, validate_qualify_columns=False)
+    except (SqlglotError, KeyError, ValueError) as exc:
+        qualified = None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         edges.extend(by_upstream.values())
-    return edges
+        return f"column lineage not followed ({why}); table-level edges kept"
+    selects = qualified.selects if isinstance(qualified, exp.Select) else (
+        _first_select(qualified).selects if _first_select(qualified) else [])
+    for expression in selects:
+        out = expression.alias_or_name
+        if not out or out == "*":
+            continue
+        try:
+            node = column_lineage(out, qualified, schema=schema, dialect=dialect)
+        except (SqlglotError, KeyError, ValueError):
+            continue
+        kind = _kind(node)
+        sources = [(leaf.expression.name, leaf.name.split(".")[-1].strip('"'))
+                   for leaf in node.walk()
+                   if not leaf.downstream and isinstance(leaf.expression, exp.Table)]
+        if not sources:  # count(*): aggregated from every table it reads
+            for edge in by_upstream.values():
+                edge.columns[out] = {"from": [], "kind": "aggregated"}
+            continue
+        for table, column in sources:
+            edge = by_upstream.get(table)
+            if edge is None:
+                continue
+            entry = edge.columns.setdefault(out, {"from": [], "kind": kind})
+            entry["from"] = sorted({*entry["from"], column})
+    edges.extend(by_upstream.values())
+    return None
 
 
-def _target_and_select(statement: exp.Expression,
-                       default: str | None) -> tuple[str | None, exp.Select | None]:
-    if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
-        table = statement.this if isinstance(statement.this, exp.Table) else statement.this.find(exp.Table)
-        return _table_name(table), _select(statement.expression)
-    if isinstance(statement, exp.Insert) and isinstance(statement.expression, exp.Query):
-        table = statement.this if isinstance(statement.this, exp.Table) else statement.this.find(exp.Table)
-        return _table_name(table), _select(statement.expression)
-    if isinstance(statement, exp.Query):
-        return default, _select(statement)
-    return None, None
+def _ref(record: DatasetRecord) -> str:
+    """A dataset named without ambiguity (the catalog resolves `LOCATION#NAME`)."""
+    return f"{record.location}#{record.name}"
 
 
-def _select(query: exp.Expression) -> exp.Select | None:
+def _first_select(query: exp.Expression) -> exp.Select | None:
     return query if isinstance(query, exp.Select) else query.find(exp.Select)
+
+
+def _target_name(statement: exp.Expression) -> str | None:
+    if isinstance(statement, exp.Create | exp.Insert):
+        table = statement.this if isinstance(statement.this, exp.Table) else \
+            statement.this.find(exp.Table)
+        return shown(table) if table is not None else None
+    return None
+
+
+def _target_and_query(statement: exp.Expression, default: str | None,
+                      records: list[DatasetRecord], prefer_location: str | None,
+                      ) -> tuple[str | None, exp.Query | None]:
+    """The dataset a statement builds (`LOCATION#NAME`) and the query that builds it."""
+    if isinstance(statement, exp.Create | exp.Insert) and isinstance(statement.expression,
+                                                                     exp.Query):
+        table = statement.this if isinstance(statement.this, exp.Table) else \
+            statement.this.find(exp.Table)
+        record, _ = resolve_table(records, table, prefer_location)
+        return (_ref(record) if record else None), statement.expression
+    if isinstance(statement, exp.Query) and default:
+        if "#" in default:
+            return default, statement
+        found = [r for r in records if r.name == default]
+        local = [r for r in found if r.location == prefer_location]
+        pick = local if len(local) == 1 else found
+        return (_ref(pick[0]) if len(pick) == 1 else None), statement
+    return None, None
 
 
 class _Strict(BaseModel):
@@ -176,49 +249,70 @@ def is_lineage_file(path: Path) -> bool:
         tuple("." + n for n in LINEAGE_FILES))
 
 
-def read_lineage_file(catalog: Catalog, path: Path) -> list[LineageEdge]:
-    """The edges a SQL file or a declared lineage file describes."""
+def read_lineage_file(catalog: Catalog, path: Path) -> SqlLineage:
+    """The edges a SQL file or a declared lineage file describes, and what it could not
+    follow."""
     if path.suffix == ".sql":
         try:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"{path}: {exc.strerror}") from exc
-        return edges_from_sql(text, "duckdb", catalog.schemas(), default_target=path.stem,
+        return edges_from_sql(text, "duckdb", catalog.datasets(), default_target=path.stem,
                               origin="sql", origin_ref=str(path.resolve()))
-    return edges_from_declared(path)
+    return SqlLineage(edges_from_declared(path))
 
 
-def register_lineage_file(catalog: Catalog, path: Path) -> int:
-    """Parse and store the edges of one lineage file (replacing what it said before)."""
-    edges = read_lineage_file(catalog, path)
-    for edge in edges:
+def register_lineage_file(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
+    """Parse and store the edges of one lineage file (replacing what it said before): how many
+    were stored, and one line per statement, table or edge that was not."""
+    found = read_lineage_file(catalog, path)
+    for edge in found.edges:
         edge.origin_ref = str(path.resolve())
-    return catalog.replace_lineage(str(path.resolve()), edges)
+    unresolved: list[str] = []
+    n = catalog.replace_lineage(str(path.resolve()), found.edges, unresolved=unresolved)
+    return n, found.problems + [f"{path}: {u}" for u in unresolved]
 
 
 def register_found_lineage(catalog: Catalog, folder: str) -> list[str]:
-    """Register every lineage file below a scanned folder; returns one-line errors."""
+    """Register every lineage file below a scanned folder (a dbt project through its manifest,
+    scanner/dbt.py); returns one line per file, statement or edge that could not be followed."""
+    from scanner.dbt import find_projects, register_dbt
+
     errors = []
+    projects = find_projects(Path(folder))
+    for project in projects:
+        try:
+            errors += register_dbt(catalog, project)[1]
+        except ScannerError as exc:
+            errors.append(str(exc))
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and is_lineage_file(path) and not any(
+        if not (path.is_file() and is_lineage_file(path)) or any(
                 p.startswith((".", "_")) for p in path.relative_to(folder).parts):
-            try:
-                register_lineage_file(catalog, path)
-            except ScannerError as exc:
-                errors.append(str(exc))
+            continue
+        if any(project in path.parents for project in projects):
+            continue  # a dbt project's models are Jinja: its manifest says what they build
+        try:
+            errors += register_lineage_file(catalog, path)[1]
+        except ScannerError as exc:
+            errors.append(str(exc))
     return errors
 
 
 def register_view_lineage(catalog: Catalog, run_id: str) -> list[str]:
-    """Edges from the definitions of the views a scan run read; returns one-line errors."""
+    """Edges from the definitions of the views a scan run read; returns one line per view,
+    table or edge that could not be followed."""
     errors = []
+    records = catalog.datasets()
     for dataset_id, name, location, sql, dialect in catalog.view_definitions(run_id):
         try:
-            edges = edges_from_sql(sql, dialect, catalog.schemas(), default_target=name,
-                                   origin="view", origin_ref=dataset_id)
-            for edge in edges:
-                edge.downstream = name
-            catalog.replace_lineage(dataset_id, edges, prefer_location=location)
+            found = edges_from_sql(sql, dialect, records, default_target=f"{location}#{name}",
+                                   origin="view", origin_ref=dataset_id,
+                                   prefer_location=location)
+            unresolved: list[str] = []
+            catalog.replace_lineage(dataset_id, found.edges, prefer_location=location,
+                                    unresolved=unresolved)
+            errors += [f"view {name} ({location}): {p.split(': ', 1)[-1]}"
+                       for p in found.problems + unresolved]
         except ScannerError as exc:
             errors.append(f"view {name} ({location}): {exc}")
     return errors

@@ -218,11 +218,16 @@ def _classify_one(
         error = str(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
         return DatasetResult(ref, "failed", error=error)
-    except OSError as exc:
-        error = one_line(exc)
+    except Exception as exc:  # one dataset never ends the scan
+        error = one_line(exc) if isinstance(exc, OSError) else _unexpected(exc)
         catalog.record_failure(report.run_id, source_id, ref, ref.location, error)
         return DatasetResult(ref, "failed", error=error)
     return _Classified(ref, sample, fingerprint, findings, foreign_keys)
+
+
+def _unexpected(exc: BaseException) -> str:
+    """An error optout did not foresee, named with its type (the traceback is in --debug)."""
+    return f"could not be read ({type(exc).__name__}: {one_line(exc)})"
 
 
 def _record(catalog: Catalog, report: ScanReport, source_id: str, source: Source,
@@ -237,6 +242,9 @@ def _record(catalog: Catalog, report: ScanReport, source_id: str, source: Source
     except ScannerError as exc:
         catalog.record_failure(report.run_id, source_id, ref, ref.location, str(exc))
         return DatasetResult(ref, "failed", error=str(exc))
+    except Exception as exc:  # one dataset never ends the scan
+        catalog.record_failure(report.run_id, source_id, ref, ref.location, _unexpected(exc))
+        return DatasetResult(ref, "failed", error=_unexpected(exc))
     catalog.record_dataset(report.run_id, source_id, ref, sample, c.fingerprint, key, findings,
                            extras)
     return DatasetResult(ref, "scanned", sample.row_count, findings)

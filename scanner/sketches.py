@@ -6,6 +6,8 @@ They let the identity graph test whether `orders.customer_id` values are contain
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from scanner.catalog.secret import KeyedHash
 from scanner.classify.names import tokens
 from scanner.identifiers import kind_of, normalize
@@ -30,6 +32,8 @@ def key_sketches(sample: Sample, findings: list[ColumnFinding],
     for f in findings:
         if not is_key_column(f) or f.name not in sample.table.column_names:
             continue
+        if pa.types.is_nested(sample.table.schema.field(f.name).type):
+            continue  # a list or an object is no key
         kind = kind_of(f.entity)
         values = {v for v in sample.table.column(f.name).to_pylist() if v is not None}
         hashes = sorted({hasher(normalize(kind, v))[:HASH_CHARS] for v in values

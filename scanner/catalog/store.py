@@ -435,10 +435,23 @@ class Catalog:
             return local[0]
         return rows[0][0] if len(rows) == 1 else None
 
+    def _unresolved(self, upstream: str, downstream: str) -> str:
+        """Why an edge's upstream name was left out: unknown, or which datasets it names."""
+        with self.connect() as con:
+            rows = con.execute("SELECT location || '#' || name FROM datasets WHERE name = ? "
+                               "ORDER BY 1", [upstream]).fetchall()
+        if not rows:
+            return f"edge {upstream} -> {downstream} left out: no dataset {upstream!r}"
+        return (f"edge {upstream} -> {downstream} left out: {upstream!r} names "
+                f"{len(rows)} datasets ({', '.join(r for (r,) in rows)}): name one as "
+                "LOCATION#NAME")
+
     def replace_lineage(self, origin_ref: str, edges: list[Any],
-                        prefer_location: str | None = None) -> int:
+                        prefer_location: str | None = None,
+                        unresolved: list[str] | None = None) -> int:
         """Store the edges one origin (a SQL file, a lineage file, a view) describes, replacing
-        what it said before. Upstream names the catalog does not know are left out; an unknown
+        what it said before. An upstream name the catalog does not know, or knows more than
+        once, is left out and named in `unresolved` (with the candidates); an unknown
         downstream is an error."""
         rows = []
         for edge in edges:
@@ -447,12 +460,16 @@ class Catalog:
                 raise CatalogError(f"{origin_ref}: no dataset '{edge.downstream}' in the catalog "
                                    "(scan it first)")
             up = self.resolve(edge.upstream, prefer_location)
+            if up is None and unresolved is not None:
+                unresolved.append(self._unresolved(edge.upstream, edge.downstream))
             if up is not None and up != down:
                 rows.append([up, down, json.dumps(edge.columns, sort_keys=True), edge.kind,
-                             edge.origin, origin_ref])
+                             edge.origin, edge.origin_ref or origin_ref])
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
-            con.execute("DELETE FROM lineage_edges WHERE origin_ref = ?", [origin_ref])
+            # an origin's edges may name a part of it (`MANIFEST#model.shop.orders`)
+            con.execute("DELETE FROM lineage_edges WHERE origin_ref = ? OR "
+                        "starts_with(origin_ref, ? || '#')", [origin_ref, origin_ref])
             if rows:
                 con.executemany(f"INSERT INTO lineage_edges VALUES (?, ?, ?, ?, ?, ?, {NOW})", rows)
             con.execute("COMMIT")

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scanner.catalog.secret import KeyedHash
+from scanner.dbt import artifact_dirs
 from scanner.errors import ScannerError
 from scanner.matching import MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
@@ -22,6 +23,8 @@ class DirectorySource(Source):
     hive partitions, is one dataset; anything else is read file by file.
 
     A file that cannot be opened becomes a failed dataset of the scan, never the end of it.
+    In a dbt project, what dbt writes (target/, dbt_packages/, logs/) is not data: its
+    manifest is read for lineage (scanner/dbt.py), its compiled SQL never scanned.
     """
 
     kind = "directory"
@@ -68,7 +71,8 @@ class DirectorySource(Source):
         seen: set[Path] = set()
         for dirpath, dirs, files in os.walk(root):
             here = Path(dirpath)
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+            skip = artifact_dirs(here) if "dbt_project.yml" in files else set()
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d not in skip)
             if here != root and is_parquet_folder(here, files):
                 dirs[:] = []
                 yield here

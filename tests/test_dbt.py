@@ -1,0 +1,147 @@
+"""A real dbt project (fixtures/dbt_shop: seeds with people, staging views with ref(), an
+ephemeral model, marts as tables, an incremental model, tests), built with dbt-duckdb, scanned,
+and a customer erased from it: gone from every model and seed, nobody else changed, the marts
+equal to what `dbt build` makes of the cleaned seeds, and the project's own tests passing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from engine.apply import ApplyOptions, apply_plan
+from engine.journal import Journal
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from scanner.catalog import Catalog
+from scanner.classify.column import Classifier
+from scanner.scan import scan
+
+PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_shop"
+POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
+DBT = Path(sys.executable).with_name("dbt")
+SUBJECT_ID = 7
+MODELS = ("customers", "orders", "order_events", "stg_customers", "stg_orders")
+
+
+def dbt(project: Path, database: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run dbt in a project folder against one DuckDB file."""
+    env = {**os.environ, "SHOP_DUCKDB": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+           "DO_NOT_TRACK": "1"}
+    done = subprocess.run([str(DBT), *args, "--profiles-dir", str(project)], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    return done
+
+
+def build(root: Path) -> Path:
+    """A copy of the project, built (`dbt build`: seeds, models, tests) into shop.duckdb."""
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
+    dbt(root, root / "shop.duckdb", "build")
+    return root
+
+
+def seed_rows(root: Path, name: str) -> list[dict[str, str]]:
+    with open(root / "seeds" / f"{name}.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def table(database: Path, name: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
+
+
+@pytest.fixture(scope="module")
+def erased(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier):
+    """The project built, scanned, and the subject erased; with a copy of it as it was."""
+    tmp = tmp_path_factory.mktemp("dbt")
+    root = build(tmp / "shop")
+    before = tmp / "before"
+    shutil.copytree(root, before)
+    catalog = Catalog(str(tmp / "catalog.duckdb"))
+    report = scan([str(root)], catalog, classifier=classifier)
+    subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={subject['email']}")],
+                                           load_policy(POLICY), str(POLICY)))
+    apply_plan(catalog, plan, ApplyOptions())
+    return root, before, catalog, report, plan, subject
+
+
+def test_the_scan_reads_the_manifest_not_the_artifacts(erased) -> None:
+    _, _, catalog, report, _, _ = erased
+    assert not report.failed and report.lineage_errors == []
+    files = [d.location for d in catalog.datasets() if d.kind == "file"]
+    assert files and not [f for f in files if "/target/" in f or "/logs/" in f]
+    edges = {(e["upstream"], e["downstream"], e["origin"]) for e in catalog.lineage()
+             if e["origin"] == "dbt"}
+    # the manifest's relation edges (the ephemeral order_amounts inlined into orders), and
+    # each seed's CSV linked to its table
+    assert {(u, d) for u, d, _ in edges} == {
+        ("raw_customers", "stg_customers"), ("raw_orders", "stg_orders"),
+        ("raw_payments", "stg_payments"), ("stg_orders", "orders"), ("stg_payments", "orders"),
+        ("stg_customers", "customers"), ("orders", "customers"), ("stg_orders", "order_events"),
+        ("raw_customers", "raw_customers"), ("raw_orders", "raw_orders"),
+        ("raw_payments", "raw_payments")}
+    customers = next(e for e in catalog.lineage() if e["origin"] == "dbt"
+                     and (e["upstream"], e["downstream"]) == ("stg_customers", "customers"))
+    assert customers["columns"]["email"] == {"from": ["email"], "kind": "copied"}
+
+
+def test_the_plan_rebuilds_the_mart_and_erases_seeds_and_the_incremental_model(erased) -> None:
+    _, _, _, _, plan, _ = erased
+    steps = {(s.dataset, s.format): s for s in plan.steps}
+    assert steps[("customers", "duckdb")].action == "recompute"
+    assert steps[("customers", "duckdb")].param("sql")  # its compiled SQL, bound
+    assert steps[("order_events", "duckdb")].action == "delete_rows"
+    assert steps[("raw_customers", "csv")].action == "delete_rows"
+    assert steps[("raw_orders", "csv")].action == "delete_rows"
+    assert not plan.unexecutable
+
+
+def test_the_subject_is_gone_from_every_model_and_seed(erased) -> None:
+    root, _, catalog, _, plan, subject = erased
+    db = root / "shop.duckdb"
+    assert str(SUBJECT_ID) not in {r["id"] for r in seed_rows(root, "raw_customers")}
+    assert str(SUBJECT_ID) not in {r["user_id"] for r in seed_rows(root, "raw_orders")}
+    for name in ("raw_customers", "stg_customers", "customers"):
+        assert subject["email"] not in {r for row in table(db, name) for r in row}
+    for name, key in (("raw_orders", "user_id"), ("stg_orders", "customer_id"),
+                      ("orders", "customer_id"), ("order_events", "customer_id")):
+        with duckdb.connect(str(db), read_only=True) as con:
+            assert con.execute(f"SELECT count(*) FROM {name} WHERE {key} = ?",
+                               [SUBJECT_ID]).fetchone() == (0,)
+    assert Journal(catalog).request(plan.request_id)["status"] == "complete"
+
+
+def test_nobody_else_changed(erased) -> None:
+    root, before, _, _, _, _ = erased
+    for name, key in (("raw_customers", "id"), ("raw_orders", "user_id")):
+        kept = [r for r in seed_rows(before, name) if r[key] != str(SUBJECT_ID)]
+        assert seed_rows(root, name) == kept
+    assert (root / "seeds" / "raw_payments.csv").read_bytes() == (
+        before / "seeds" / "raw_payments.csv").read_bytes()
+    for name, col in (("raw_customers", 0), ("raw_orders", 1), ("order_events", 1)):
+        assert table(root / "shop.duckdb", name) == [
+            r for r in table(before / "shop.duckdb", name) if r[col] != SUBJECT_ID]
+
+
+def test_the_marts_equal_a_dbt_build_from_the_cleaned_seeds(erased, tmp_path: Path) -> None:
+    root, _, _, _, _, _ = erased
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root, fresh, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
+    dbt(fresh, fresh / "shop.duckdb", "build")
+    for name in MODELS:
+        assert table(root / "shop.duckdb", name) == table(fresh / "shop.duckdb", name), name
+
+
+def test_the_projects_own_tests_pass_after_the_erasure(erased) -> None:
+    root, _, _, _, _, _ = erased
+    done = dbt(root, root / "shop.duckdb", "test")
+    assert "PASS=" in done.stdout and "ERROR=0" in done.stdout
