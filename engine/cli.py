@@ -49,6 +49,7 @@ from scanner.config import load_config
 from scanner.dbt import register_dbt
 from scanner.errors import ScannerError
 from scanner.lineage import register_lineage_file
+from scanner.openlineage import register_openlineage
 from scanner.redaction import printable, redact
 from scanner.scan import ScanOptions, scan
 
@@ -429,15 +430,18 @@ def lineage_add_sql(obj: Context, files: tuple[str, ...]) -> None:
 def lineage_add_dbt(obj: Context, paths: tuple[str, ...]) -> None:
     """Register the lineage of dbt projects (a project folder, or its target/manifest.json):
     models, seeds and snapshots with the relations they build, from the manifest."""
-    warned = False
-    for path in paths:
-        n, problems = register_dbt(obj.catalog, Path(path))
-        click.echo(f"{printable(path)}: {n} lineage edges")
-        for p in problems:
-            click.echo(f"warning: {printable(p)}", err=True)
-        warned = warned or bool(problems)
-    if warned:
-        sys.exit(1)
+    _report_lineage([(p, *register_dbt(obj.catalog, Path(p))) for p in paths])
+
+
+@lineage_group.command("add-openlineage")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_obj
+@errors_to_exit
+@guarded('lineage add-openlineage')
+def lineage_add_openlineage(obj: Context, paths: tuple[str, ...]) -> None:
+    """Register OpenLineage RunEvents (JSON or JSON Lines files, or folders of them): the
+    columnLineage facet, else dataset-level inputs and outputs."""
+    _report_lineage([(p, *register_openlineage(obj.catalog, Path(p))) for p in paths])
 
 
 @lineage_group.command("add")
@@ -451,16 +455,18 @@ def lineage_add(obj: Context, files: tuple[str, ...]) -> None:
 
 
 def _register(obj: Context, files: tuple[str, ...]) -> None:
-    """Register lineage files; every statement or edge that was not followed is a warning
-    naming it, and the command then exits 1."""
-    warned = False
-    for f in files:
-        n, problems = register_lineage_file(obj.catalog, Path(f))
-        click.echo(f"{printable(f)}: {n} lineage edges")
+    """Register lineage files."""
+    _report_lineage([(f, *register_lineage_file(obj.catalog, Path(f))) for f in files])
+
+
+def _report_lineage(done: list[tuple[str, int, list[str]]]) -> None:
+    """Edges stored per file; every statement, table or edge that was not followed is a
+    warning naming it, and the command then exits 1."""
+    for path, n, problems in done:
+        click.echo(f"{printable(path)}: {n} lineage edges")
         for p in problems:
             click.echo(f"warning: {printable(p)}", err=True)
-        warned = warned or bool(problems)
-    if warned:
+    if any(problems for _, _, problems in done):
         sys.exit(1)
 
 

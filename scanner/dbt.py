@@ -266,13 +266,43 @@ def dbt_edges(manifest_path: Path, manifest: Manifest, records: list[DatasetReco
     return out
 
 
+#: column tags that say a column holds personal data
+PII_TAGS = frozenset({"pii", "contains_pii", "personal_data", "gdpr"})
+
+
+def declared_pii(node: Node) -> dict[str, str | None]:
+    """Columns a model's owners declare personal (`meta: {pii: EMAIL_ADDRESS}` or
+    `meta: {pii: true}`, `contains_pii: true`, or a `pii`/`contains_pii` tag): column →
+    entity (None when the declaration names none)."""
+    out: dict[str, str | None] = {}
+    for name, column in node.columns.items():
+        meta = {str(k).lower(): v for k, v in column.meta.items()}
+        value = meta.get("pii", meta.get("contains_pii"))
+        tagged = PII_TAGS & {t.lower() for t in column.tags}
+        if value in (None, False, "false", "no") and not tagged:
+            continue
+        entity = value.upper() if isinstance(value, str) and value.strip() and value.upper() \
+            not in ("TRUE", "YES") else None
+        out[column.name or name] = entity
+    return out
+
+
 def register_dbt(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
-    """Register the lineage of a dbt project folder or manifest: (edges stored, problems)."""
+    """Register the lineage of a dbt project folder or manifest, and the columns its models
+    declare personal: (edges stored, problems)."""
     manifest_path = manifest_of(path)
     manifest = read_manifest(manifest_path)
-    found = dbt_edges(manifest_path, manifest, catalog.datasets())
+    records = catalog.datasets()
+    found = dbt_edges(manifest_path, manifest, records)
     unresolved: list[str] = []
     n = catalog.replace_lineage(str(manifest_path.resolve()), found.edges, unresolved=unresolved)
+    for node in manifest.nodes.values():
+        declared = declared_pii(node) if node.resource_type in BUILT else {}
+        record = relation_record(node, records)[0] if declared else None
+        for column, entity in declared.items():
+            if record is not None and column in {c.name for c in record.columns}:
+                catalog.declare_pii(record.id, column, entity,
+                                    f"declared: dbt meta of {node.unique_id}")
     return n, found.problems + unresolved
 
 

@@ -9,6 +9,7 @@ only filters or joins has an edge of kind `filter` with an empty map.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,9 @@ from scanner.catalog import Catalog, DatasetRecord
 from scanner.errors import ConfigError, ScannerError
 from scanner.relations import bind_tables, resolve_table, shown
 from scanner.yamlfile import load_validated
+
+#: sqlglot logs what it cannot parse with the statement's text; optout names the file itself
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 KINDS = ("copied", "transformed", "aggregated", "filter")
 RANK = {k: i for i, k in enumerate(KINDS)}  # lower rank: more of the value survives

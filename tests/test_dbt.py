@@ -94,6 +94,15 @@ def test_the_scan_reads_the_manifest_not_the_artifacts(erased) -> None:
     assert customers["columns"]["email"] == {"from": ["email"], "kind": "copied"}
 
 
+def test_columns_the_project_declares_personal_are_flagged(erased) -> None:
+    _, _, catalog, _, _, _ = erased
+    mart = next(d for d in catalog.datasets() if d.name == "customers" and d.format == "duckdb")
+    cols = {c.name: c for c in mart.columns}
+    assert cols["first_order"].pii and not cols["first_order"].identifier
+    assert cols["first_order"].evidence == "declared: dbt meta of model.shop.customers"
+    assert cols["email"].evidence != "declared: dbt meta of model.shop.customers"  # found
+
+
 def test_the_plan_rebuilds_the_mart_and_erases_seeds_and_the_incremental_model(erased) -> None:
     _, _, _, _, plan, _ = erased
     steps = {(s.dataset, s.format): s for s in plan.steps}

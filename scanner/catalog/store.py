@@ -435,6 +435,24 @@ class Catalog:
             return local[0]
         return rows[0][0] if len(rows) == 1 else None
 
+    def declare_pii(self, dataset_id: str, column: str, entity: str | None,
+                    evidence: str) -> bool:
+        """Mark a column PII because its owners say so (a dbt `meta: {pii: ...}`), when the
+        scan did not find it; True when the finding changed. The declaration never makes a
+        column an identifier (erasure does not look people up by it)."""
+        from scanner.classify.sensitivity import SENSITIVITY
+
+        with self.connect() as con:
+            row = con.execute("SELECT pii FROM findings WHERE dataset_id = ? AND column_name = ?",
+                              [dataset_id, column]).fetchone()
+            if row is None or row[0]:
+                return False
+            entity = entity or "PERSONAL_DATA"  # declared personal, of no named kind
+            con.execute("UPDATE findings SET pii = true, entity = ?, score = 0.5, evidence = ?, "
+                        "sensitivity = ? WHERE dataset_id = ? AND column_name = ?",
+                        [entity, evidence, SENSITIVITY.get(entity, "other"), dataset_id, column])
+        return True
+
     def _unresolved(self, upstream: str, downstream: str) -> str:
         """Why an edge's upstream name was left out: unknown, or which datasets it names."""
         with self.connect() as con:
