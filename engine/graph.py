@@ -349,11 +349,19 @@ def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
 
 
 def _column_ref(ref: str, by_name: dict[str, list[DatasetRecord]]) -> Column:
+    """`dataset:column` or `LOCATION#NAME:column` → the column."""
     name, column = ref.rsplit(":", 1)
-    matches = by_name.get(name, [])
-    if len(matches) != 1:
-        what = "no dataset" if not matches else f"{len(matches)} datasets"
-        raise EngineError(f"identity link '{ref}': {what} named '{name}' in the catalog")
+    if "#" in name:
+        location, _, short = name.rpartition("#")
+        matches = [d for d in by_name.get(short, []) if d.location == location]
+    else:
+        matches = by_name.get(name, [])
+    if not matches:
+        raise EngineError(f"identity link '{ref}': no dataset named '{name}' in the catalog")
+    if len(matches) > 1:
+        raise EngineError(f"identity link '{ref}': {len(matches)} datasets are named '{name}' ("
+                          + ", ".join(sorted(f"{d.location}#{d.name}" for d in matches))
+                          + "): name one as LOCATION#NAME:column")
     if column not in {c.name for c in matches[0].columns}:
         raise EngineError(f"identity link '{ref}': dataset '{name}' has no column '{column}'")
     return (matches[0].id, column)

@@ -95,12 +95,13 @@ def dbt_rebuild(origin_ref: str, target: DatasetRecord, records: list[DatasetRec
     found = model_of(origin_ref)
     if found is None:
         return Rebuild(None, problem="its dbt manifest or model is gone")
-    _, node = found
+    node, code = found
     if node.materialized == "incremental":
         return Rebuild(None, problem="an incremental dbt model: erased as a table (a rebuild "
                                      "from its sources may not give back its history)")
     if node.resource_type == "seed":
         return Rebuild(None, problem="a dbt seed: erased as a table, like its CSV")
-    if not node.compiled_code:
-        return Rebuild(None, problem="no compiled SQL in the dbt manifest (run `dbt compile`)")
-    return bind(node.compiled_code, target, records)
+    if not code:
+        return Rebuild(None, problem="no compiled SQL in the dbt manifest or under target/"
+                                     "compiled (run `dbt compile`)")
+    return bind(code, target, records)

@@ -74,6 +74,7 @@ class Node(_Loose):
     depends_on: DependsOn = Field(default_factory=DependsOn)
     compiled_code: str | None = None
     original_file_path: str | None = None
+    package_name: str | None = None
     columns: dict[str, Column] = Field(default_factory=dict)
 
     @property
@@ -208,6 +209,20 @@ def _upstream(manifest: Manifest, node: Node) -> list[Node]:
     return out
 
 
+def compiled_sql(manifest_path: Path, node: Node) -> str | None:
+    """A model's compiled SQL: in the manifest, or (after a `dbt test` or `dbt seed`, whose
+    manifests carry none) the file the last compile wrote under `target/compiled/`."""
+    if node.compiled_code:
+        return node.compiled_code
+    if not (node.package_name and node.original_file_path):
+        return None
+    path = manifest_path.parent / "compiled" / node.package_name / node.original_file_path
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 class DbtLineage:
     """What a manifest says: edges, the models each dataset is built by, and problems."""
 
@@ -243,15 +258,16 @@ def dbt_edges(manifest_path: Path, manifest: Manifest, records: list[DatasetReco
                  if c.name in names}, origin="dbt", origin_ref=ref))
             continue
         found = []
-        if node.compiled_code:
-            sql = edges_from_sql(node.compiled_code, manifest.metadata.adapter_type or "duckdb",
+        code = compiled_sql(manifest_path, node)
+        if code:
+            sql = edges_from_sql(code, manifest.metadata.adapter_type or "duckdb",
                                  records, default_target=f"{record.location}#{record.name}",
                                  origin="dbt", origin_ref=ref, prefer_location=record.location)
             found = sql.edges
             out.problems += [f"{uid}: {p.split(': ', 1)[-1]}" for p in sql.problems]
         else:
-            out.problems.append(f"{uid}: no compiled SQL in the manifest (run `dbt compile`): "
-                                "table-level edges only")
+            out.problems.append(f"{uid}: no compiled SQL in the manifest or under target/"
+                                "compiled (run `dbt compile`): table-level edges only")
         shown = {e.upstream for e in found}
         for up in _upstream(manifest, node):
             up_record, problem = relation_record(up, records)
@@ -306,13 +322,14 @@ def register_dbt(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
     return n, found.problems + unresolved
 
 
-def model_of(origin_ref: str) -> tuple[Manifest, Node] | None:
-    """The manifest and node an edge of origin `dbt` names (`MANIFEST#unique_id`), read now."""
+def model_of(origin_ref: str) -> tuple[Node, str | None] | None:
+    """The node an edge of origin `dbt` names (`MANIFEST#unique_id`) and its compiled SQL,
+    read now."""
     path, _, uid = origin_ref.rpartition("#")
     try:
         manifest = read_manifest(Path(path))
     except ConfigError:
         return None
     node = manifest.node(uid)
-    return (manifest, node) if node is not None else None
+    return (node, compiled_sql(Path(path), node)) if node is not None else None
 

@@ -154,3 +154,31 @@ def test_the_projects_own_tests_pass_after_the_erasure(erased) -> None:
     root, _, _, _, _, _ = erased
     done = dbt(root, root / "shop.duckdb", "test")
     assert "PASS=" in done.stdout and "ERROR=0" in done.stdout
+
+
+def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Classifier) -> None:
+    """A manifest registered by hand (the database scanned alone, not the project folder);
+    the command needs the scanner role."""
+    from scanner.access.principals import add_principal, create_token, init_catalog
+
+    root, _, _, _, _, _ = erased
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(root / "shop.duckdb"), str(root / "seeds")], catalog, classifier=classifier)
+    admin = init_catalog(catalog)
+    add_principal(catalog, "viewer", ["viewer"], "admin")
+    viewer = create_token(catalog, "viewer")[1]
+
+    def cli(token: str, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "engine.cli", "--catalog", catalog.path,
+                               *argv], capture_output=True, text=True, timeout=120,
+                              cwd=PROJECT.parent.parent, env={**os.environ,
+                                                              "OPTOUT_TOKEN": token})
+
+    manifest = root / "target" / "manifest.json"
+    assert cli(viewer, "lineage", "add-dbt", str(manifest)).returncode == 3
+    done = cli(admin, "lineage", "add-dbt", str(manifest))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{manifest}: 11 lineage edges"
+    assert cli(admin, "lineage", "add-dbt", str(root)).stdout.strip() == (
+        f"{root}: 11 lineage edges")  # the project folder: the same manifest, edges replaced
+    assert len([e for e in catalog.lineage() if e["origin"] == "dbt"]) == 11

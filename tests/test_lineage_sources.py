@@ -224,3 +224,23 @@ def test_a_scan_survives_files_it_does_not_understand(tmp_path: Path,
         assert status[name][1].startswith("not a table: one JSON object"), status[name]
     again = scan([str(root)], catalog, classifier=classifier)
     assert {r.ref.name: r.status for r in again.results}["manifest"] == "failed"
+
+
+def test_a_config_link_names_a_dataset_by_location_when_its_name_is_shared(
+        shop, tmp_path: Path) -> None:
+    from engine import EngineError
+    from engine.graph import build_graph
+    from scanner.config import load_config
+
+    root, catalog = shop
+    parquet, db = root / "customers.parquet", root / "jaffle.duckdb"
+    config = tmp_path / "optout.yaml"
+    config.write_text("identity:\n  links:\n"
+                      f"    - columns: ['{parquet}#customers:id', '{db}#orders:customer_id']\n")
+    graph = build_graph(catalog, load_config(str(config)))
+    ids = {catalog.resolve(f"{parquet}#customers"), catalog.resolve(f"{db}#orders")}
+    assert [x for x in graph.links if x.kind == "declared" and {x.a[0], x.b[0]} == ids]
+    config.write_text("identity:\n  links:\n    - columns: ['customers:id', 'orders:customer_id']\n")
+    with pytest.raises(EngineError, match="2 datasets are named 'customers'") as err:
+        build_graph(catalog, load_config(str(config)))
+    assert f"{parquet}#customers" in str(err.value) and f"{db}#customers" in str(err.value)

@@ -18,6 +18,7 @@ from scanner.errors import ScannerError
 #: the role each command needs (admins hold every role)
 COMMAND_ROLES = {
     "scan": "scanner", "lineage add": "scanner", "lineage add-sql": "scanner",
+    "lineage add-dbt": "scanner", "lineage add-openlineage": "scanner",
     "catalog list": "viewer", "catalog show": "viewer", "catalog export": "viewer",
     "graph": "viewer", "lineage show": "viewer",
     "plan": "requester", "approve": "approver",
