@@ -26,14 +26,14 @@ from engine.journal import Journal
 from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
-from engine.rebuild import dbt_rebuild, rebuild_of
+from engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
 from engine.report import ACTION_WORDS
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.catalog.secret import KeyedHash
-from scanner.config import Config
+from scanner.config import Config, DbtConfig
 from scanner.errors import ScannerError
 from scanner.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
 from scanner.model import DatasetRef
@@ -354,7 +354,7 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         if hold is not None:
             exempt.append(DatasetNote(r.id, r.name, r.location, f"legal hold: {hold.reason}"))
             continue
-        steps.append(_step(graph, walk, policy, r, tags, holders))
+        steps.append(_step(graph, walk, policy, r, tags, holders, config.dbt))
     settled = settle(catalog, graph, steps, {n.dataset_id: n.reason for n in (*exempt, *review)
                                              if n.dataset_id})
     by_id = {r.id: r for r in records}
@@ -404,7 +404,7 @@ def _subject_findings(walk: _Walk) -> list[DatasetNote]:
 
 
 def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, tags: set[str],
-          holders: set[str]) -> PlanStep:
+          holders: set[str], dbt: DbtConfig) -> PlanStep:
     query = walk.queries.get(r.id)
     rows = walk.rows.get(r.id) or None
     derivation = _derivation(graph, r, holders)
@@ -437,7 +437,7 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         action, rule_name = "recompute", f"{rule_name} (derived: rebuilt from its sources)"
     params = _params(rule, action)
     if action == "recompute":
-        params += _recompute_params(graph, r)
+        params += _recompute_params(graph, r, dbt)
     return PlanStep(
         r.id, r.name, r.location, r.format, r.kind, action, rule_name, rows,
         _match(query, graph, r), _columns(r, rule, action), tuple(via),
@@ -486,7 +486,8 @@ def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> d
     return out
 
 
-def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str, object], ...]:
+def _recompute_params(graph: IdentityGraph, r: DatasetRecord,
+                      dbt: DbtConfig) -> tuple[tuple[str, object], ...]:
     """The SQL that rebuilds a derived dataset (its text, read now), and the datasets it
     reads."""
     edges = [e for e in graph.upstream(r.id) if e["origin"] in ("sql", "dbt")]
@@ -495,6 +496,10 @@ def _recompute_params(graph: IdentityGraph, r: DatasetRecord) -> tuple[tuple[str
     upstream = tuple(sorted({e["upstream_id"] for e in edges}))
     records = list(graph.datasets.values())
     ref = edges[0]["origin_ref"]
+    if edges[0]["origin"] == "dbt" and dbt.rebuild == "command":
+        built = dbt_command_params(ref, dbt)
+        if built:
+            return (*built, ("upstream", upstream))
     rebuild = dbt_rebuild(ref, r, records) if edges[0]["origin"] == "dbt" else \
         rebuild_of(ref, r, records)
     return (*rebuild.params(ref), ("upstream", upstream))

@@ -105,3 +105,19 @@ def dbt_rebuild(origin_ref: str, target: DatasetRecord, records: list[DatasetRec
         return Rebuild(None, problem="no compiled SQL in the dbt manifest or under target/"
                                      "compiled (run `dbt compile`)")
     return bind(code, target, records)
+
+
+def dbt_command_params(origin_ref: str, dbt) -> tuple[tuple[str, object], ...]:
+    """A plan step's params for a model dbt rebuilds itself (`dbt: {rebuild: command}`): the
+    project, the model, and the command (approved with the plan); () when the model is not a
+    plain table (incremental models and seeds are erased as tables)."""
+    from scanner.dbt import model_of
+
+    found = model_of(origin_ref)
+    if found is None or found[0].resource_type != "model" or \
+            found[0].materialized not in ("table", "view"):
+        return ()
+    manifest = Path(origin_ref.rpartition("#")[0]).resolve()
+    return (("rebuild", "dbt"), ("dbt_project", str(manifest.parent.parent)),
+            ("dbt_model", found[0].name), ("dbt_command", tuple(dbt.command)),
+            ("dbt_args", tuple(dbt.args)))

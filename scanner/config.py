@@ -7,6 +7,7 @@ to defaults silently.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -72,6 +73,19 @@ class DatasetConfig(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+class DbtConfig(BaseModel):
+    """The `dbt:` section: how marts built by dbt are rebuilt after an erasure."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: sql: the model's compiled SQL over the cleaned upstreams, inside the atomic unit;
+    #: command: `dbt build --select MODEL` with the user's profile once the sources are committed
+    rebuild: Literal["sql", "command"] = "sql"
+    command: list[str] = Field(default_factory=lambda: ["dbt"], min_length=1, max_length=20)
+    #: extra arguments for `dbt build` (`--profiles-dir`, `--target`)
+    args: list[str] = Field(default_factory=list, max_length=20)
+
+
 class Config(BaseModel):
     """The whole file."""
 
@@ -82,6 +96,7 @@ class Config(BaseModel):
     #: the policy store: the folder policies are planned from (default `policies/` here)
     policies: str | None = None
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
+    dbt: DbtConfig = Field(default_factory=DbtConfig)
 
     def classifier_settings(
         self, entities: list[str] | None = None, seed: int | None = None

@@ -182,3 +182,56 @@ def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Cla
     assert cli(admin, "lineage", "add-dbt", str(root)).stdout.strip() == (
         f"{root}: 11 lineage edges")  # the project folder: the same manifest, edges replaced
     assert len([e for e in catalog.lineage() if e["origin"] == "dbt"]) == 11
+
+
+def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
+        tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dbt: {rebuild: command}`: the mart is rebuilt by `dbt build --select customers` once
+    its sources are committed, then read back."""
+    from scanner.config import load_config
+
+    root = build(tmp_path / "shop")
+    monkeypatch.setenv("SHOP_DUCKDB", str(root / "shop.duckdb"))
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    config_file = tmp_path / "optout.yaml"
+    config_file.write_text(f"dbt:\n  rebuild: command\n  command: ['{DBT}']\n")
+    config = load_config(str(config_file))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(root)], catalog, classifier=classifier)
+    subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={subject['email']}")],
+                                           load_policy(POLICY), str(POLICY)), config)
+    mart = next(s for s in plan.steps if (s.dataset, s.format) == ("customers", "duckdb"))
+    assert (mart.action, mart.param("rebuild"), mart.param("dbt_model")) == (
+        "recompute", "dbt", "customers")
+    assert mart.param("dbt_project") == str(root)
+    apply_plan(catalog, plan, ApplyOptions(config=config))
+    journal = Journal(catalog)
+    assert journal.request(plan.request_id)["status"] == "complete"
+    [row] = [s for s in journal.steps(plan.request_id) if s["dataset_id"] == mart.dataset_id]
+    assert (row["status"], row["residue"]) == ("verified", 0)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root, fresh, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
+    dbt(fresh, fresh / "shop.duckdb", "build")
+    for name in MODELS:
+        assert table(root / "shop.duckdb", name) == table(fresh / "shop.duckdb", name), name
+
+
+def test_a_failing_dbt_build_blocks_the_request_by_name(
+        tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.targets import ApplyError
+    from scanner.config import load_config
+
+    root = build(tmp_path / "shop")
+    monkeypatch.setenv("SHOP_DUCKDB", str(root / "shop.duckdb"))
+    config_file = tmp_path / "optout.yaml"
+    config_file.write_text("dbt:\n  rebuild: command\n  command: ['false']\n")
+    config = load_config(str(config_file))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(root)], catalog, classifier=classifier)
+    subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={subject['email']}")],
+                                           load_policy(POLICY), str(POLICY)), config)
+    with pytest.raises(ApplyError, match="dbt build --select customers failed"):
+        apply_plan(catalog, plan, ApplyOptions(config=config))
+    assert Journal(catalog).request(plan.request_id)["status"] == "blocked"

@@ -6,6 +6,7 @@ from engine.plan import PlanStep
 from engine.sandbox import Relation
 from engine.targets.base import ApplyError, Staged, Target
 from engine.targets.csv import CsvTarget
+from engine.targets.dbt_build import DbtBuildTarget
 from engine.targets.duckdb_table import DuckDBTableTarget
 from engine.targets.json import JsonTarget
 from engine.targets.log import LogTarget
@@ -36,6 +37,8 @@ def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: 
     if step.kind == "view":
         cls = TARGETS.get(step.format)
         return ViewTarget(step, hasher, cls(step, hasher) if cls else None)
+    if step.action == "recompute" and step.param("rebuild") == "dbt":
+        return DbtBuildTarget(step, hasher)
     cls = TARGETS.get(step.format)
     if cls is None:
         raise ApplyError(f"{step.dataset}: no target for format '{step.format}'")
