@@ -140,8 +140,19 @@ def _stem(toks: list[str]) -> tuple[str, ...]:
                  for t in toks if t not in _KEY_WORDS)
 
 
+#: words that qualify a table without saying what its rows are (`customer_list`,
+#: `stg_customers`, `dim_customer`, `customers_v`): never the stem `id` is named after
+_TABLE_QUALIFIERS = frozenset({
+    "list", "view", "v", "vw", "info", "detail", "details", "summary", "all", "current",
+    "latest", "dim", "fact", "stg", "staging", "raw", "tbl", "table", "data", "history",
+    "hist", "snapshot", "archive", "backup", "copy", "export", "extract", "mart", "int",
+    "base", "clean", "new", "old", "tmp", "temp"})
+
+
 def _table_stem(dataset: str) -> tuple[str, ...]:
-    return _stem(tokens(dataset.rsplit(".", 1)[-1]))[-1:]
+    """What a table's rows are, for its `id`: its last word that is not a qualifier."""
+    stems = [t for t in _stem(tokens(dataset.rsplit(".", 1)[-1])) if t not in _TABLE_QUALIFIERS]
+    return tuple(stems[-1:]) or _stem(tokens(dataset.rsplit(".", 1)[-1]))[-1:]
 
 
 def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:

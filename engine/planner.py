@@ -107,6 +107,17 @@ class _Walk:
     rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
+    #: keyed hash → the normalized value behind it, for the request's identifiers and the keys
+    #: learned from matched rows: engines match these values by plain equality and hash only
+    #: what matched. In memory only: never in the plan, the journal or a log.
+    raw: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def learn_raw(self, result: MatchResult) -> None:
+        """Remember the values behind the keyed hashes a match brought back."""
+        for group in result.groups:
+            for h, v in zip(group.hashes, group.raw, strict=False):
+                if h is not None and v is not None:
+                    self.raw[h] = v
 
     def _roles(self, record: DatasetRecord, roles: tuple[str, ...]) -> list[str]:
         return [c.name for c in record.columns if self.graph.roles.get((record.id, c.name))
@@ -122,7 +133,8 @@ class _Walk:
             col = (record.id, column)
             values = set().union(*(s.known.get(self.graph.domains[col], set()) for s in active))
             if values:
-                keys.append(KeyMatch(column, kind_of_column(self.graph, col), frozenset(values)))
+                keys.append(KeyMatch(column, kind_of_column(self.graph, col), frozenset(values),
+                                     frozenset(self.raw[h] for h in values if h in self.raw)))
         text_hashes = frozenset(set().union(*(s.text_hashes for s in active)))
         texts = tuple(c.name for c in record.columns if c.free_text) if text_hashes else ()
         collect = tuple((c, kind_of_column(self.graph, (record.id, c)))
@@ -133,7 +145,7 @@ class _Walk:
                            if c.pii and c.entity == "PERSON" and not c.free_text)
             names = (person,) if len(person) == 2 else tuple((p,) for p in person)
         return MatchQuery(tuple(keys), texts, text_hashes if texts else frozenset(), collect,
-                          names)
+                          names, raw_collect=True)
 
 
 def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
@@ -163,6 +175,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                                             f"legal hold: {held[subject.digest(hasher)]}"))
             continue
         walk.subjects.append(_seed(graph, subject, hasher, accept_ambiguous))
+        walk.raw.update((hasher(v), v) for v in subject.values)
     if request.known:  # keys of subjects resolved by an earlier plan: not bounded again
         carried = SubjectState("(carried from an earlier plan)", bounded=False)
         for domain, hashes in request.known.items():
@@ -201,6 +214,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                     continue
                 walk.results[record.id] = result
                 walk.asked[record.id] = query
+                walk.learn_raw(result)
                 grew |= attribute(graph, record, query, result, walk.subjects, hasher,
                                   accept_ambiguous)
             for s in walk.subjects:

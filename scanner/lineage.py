@@ -23,7 +23,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.errors import ConfigError, ScannerError
-from scanner.relations import bind_tables, resolve_table, shown
+from scanner.relations import bind_known, resolve_table, shown
 from scanner.yamlfile import load_validated
 
 #: sqlglot logs what it cannot parse with the statement's text; optout names the file itself
@@ -108,20 +108,18 @@ def edges_from_sql(text: str, dialect: str | None, records: list[DatasetRecord],
             out.problems.append(f"{where}: builds a table that is not in the catalog "
                                 f"({_target_name(statement) or default_target})")
             continue
-        problem = _add_edges(out.edges, query.copy(), target, dialect, records, origin,
-                             origin_ref, prefer_location)
-        if problem:
+        for problem in _add_edges(out.edges, query.copy(), target, dialect, records, origin,
+                                  origin_ref, prefer_location):
             out.problems.append(f"{where}: {problem}")
     return out
 
 
 def _add_edges(edges: list[LineageEdge], query: exp.Query, target: str, dialect: str | None,
                records: list[DatasetRecord], origin: str, origin_ref: str | None,
-               prefer_location: str | None) -> str | None:
-    """The edges of one query into `target`, or why it cannot be followed."""
-    tables, problem = bind_tables(query, records, prefer_location)
-    if problem:
-        return problem
+               prefer_location: str | None) -> list[str]:
+    """The edges of one query into `target` from every table it reads that the catalog
+    knows; the tables (or columns) it could not follow."""
+    tables, problems = bind_known(query, records, prefer_location)
     schema = {name: {c.name: c.type or "VARCHAR" for c in r.columns}
               for name, r in tables.items()}
     by_upstream = {name: LineageEdge(_ref(r), target, origin=origin, origin_ref=origin_ref)
@@ -132,7 +130,7 @@ def _add_edges(edges: list[LineageEdge], query: exp.Query, target: str, dialect:
         qualified = None
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         edges.extend(by_upstream.values())
-        return f"column lineage not followed ({why}); table-level edges kept"
+        return [*problems, f"column lineage not followed ({why}); table-level edges kept"]
     selects = qualified.selects if isinstance(qualified, exp.Select) else (
         _first_select(qualified).selects if _first_select(qualified) else [])
     for expression in selects:
@@ -158,7 +156,7 @@ def _add_edges(edges: list[LineageEdge], query: exp.Query, target: str, dialect:
             entry = edge.columns.setdefault(out, {"from": [], "kind": kind})
             entry["from"] = sorted({*entry["from"], column})
     edges.extend(by_upstream.values())
-    return None
+    return problems
 
 
 def _ref(record: DatasetRecord) -> str:

@@ -27,11 +27,14 @@ TEXT_WORD = r"\p{L}+"
 
 @dataclass(frozen=True)
 class KeyMatch:
-    """One column compared by keyed hash."""
+    """One column compared by keyed hash; while planning, also by the normalized values
+    behind some of the hashes (`raw`: in memory only, never in a plan or a log), so the engine
+    compares plain values and computes keyed hashes only of the rows that matched."""
 
     column: str
     kind: str  # normalization kind: email, phone, name, code
     hashes: frozenset[str]
+    raw: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class MatchQuery:
     #: person-name column groups (first + last name, or a full name) whose values, joined by a
     #: space, are returned from matching rows (held in memory, never stored)
     names: tuple[tuple[str, ...], ...] = ()
+    #: also return the normalized values of the collected columns (in memory, never stored)
+    raw_collect: bool = False
 
 
 @dataclass
@@ -73,6 +78,8 @@ class MatchGroup:
     hashes: tuple[str | None, ...]
     names: tuple[str | None, ...]
     rows: int
+    #: the normalized values behind `hashes` when the query asked (in memory only)
+    raw: tuple[str | None, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -88,8 +95,12 @@ class MatchResult:
     def from_groups(cls, rows: list[tuple], query: MatchQuery) -> MatchResult:
         """From grouped result rows: the collected hashes, the names, then the row count."""
         n = len(query.collect)
-        groups = [MatchGroup(tuple(r[:n]), tuple(r[n:-1]), int(r[-1]))
-                  for r in rows[:MAX_GROUPS]]
+        if query.raw_collect and rows and len(rows[0]) == 2 * n + len(query.names) + 1:
+            groups = [MatchGroup(tuple(r[:n]), tuple(r[2 * n:-1]), int(r[-1]),
+                                 tuple(r[n:2 * n])) for r in rows[:MAX_GROUPS]]
+        else:
+            groups = [MatchGroup(tuple(r[:n]), tuple(r[n:-1]), int(r[-1]))
+                      for r in rows[:MAX_GROUPS]]
         return cls(sum(g.rows for g in groups), groups, len(rows) > MAX_GROUPS)
 
 
@@ -98,6 +109,7 @@ class DuckDBMatcher:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, hasher: KeyedHash) -> None:
         self.con = con
+        self.hasher = hasher
         inner, outer = hasher.pads
         con.execute(
             "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
@@ -121,6 +133,7 @@ class DuckDBMatcher:
                 f"SELECT {quote_ident(column)}{extra} FROM {relation} WHERE {where}").fetchall()
         finally:
             self.con.unregister("optout_subject_hashes")
+            self.con.unregister("optout_subject_values")
         if learn:
             for i, k in enumerate(query.keys):
                 prefilter.seen.setdefault(k.column, set()).update(
@@ -131,16 +144,32 @@ class DuckDBMatcher:
     def _register(self, query: MatchQuery, top: set[str],
                   prefilter: Prefilter | None = None) -> str:
         """Register the subject hashes; return the WHERE condition matching the query."""
-        hashes = [(f"k{i}", h) for i, k in enumerate(query.keys) for h in k.hashes]
+        hashes: list[tuple[str, str]] = []
+        values: list[tuple[str, str]] = []
+        conditions = []
+        for i, k in enumerate(query.keys):
+            norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
+            # plain equality on the values behind the hashes the planner knows them for; the
+            # keyed hash only for the hashes it does not (computed for every row)
+            raw = {v for v in k.raw if self.hasher(v) in k.hashes}
+            rest = k.hashes - {self.hasher(v) for v in raw}
+            values += [(f"k{i}", v) for v in raw]
+            hashes += [(f"k{i}", h) for h in rest]
+            either = []
+            if raw:
+                either.append(f"{norm} IN (SELECT v FROM optout_subject_values "
+                              f"WHERE slot = 'k{i}')")
+            if rest:
+                either.append(f"optout_hmac({norm}) IN "
+                              f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
+            conditions.append("(" + " OR ".join(either) + ")" if either else "false")
         hashes += [("text", h) for h in query.text_hashes]
         self.con.register("optout_subject_hashes", pa.table({
             "slot": pa.array([s for s, _ in hashes], pa.string()),
             "h": pa.array([h for _, h in hashes], pa.string())}))
-        conditions = []
-        for i, k in enumerate(query.keys):
-            norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
-            conditions.append(f"optout_hmac({norm}) IN "
-                              f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
+        self.con.register("optout_subject_values", pa.table({
+            "slot": pa.array([s for s, _ in values], pa.string()),
+            "v": pa.array([v for _, v in values], pa.string())}))
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         where = " OR ".join(conditions) or "false"
         if prefilter is not None and query.keys:
@@ -163,6 +192,9 @@ class DuckDBMatcher:
         try:
             selects = [f"optout_hmac({sql_normalize(kind, column_sql(c, top), 'duckdb')})"
                        for c, kind in query.collect]
+            if query.raw_collect:
+                selects += [sql_normalize(kind, column_sql(c, top), "duckdb")
+                            for c, kind in query.collect]
             selects += [sql_normalize("name", _joined(group, top), "duckdb")
                         for group in query.names]
             group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(selects)))}" \
@@ -172,6 +204,7 @@ class DuckDBMatcher:
                 f"{group} LIMIT {MAX_GROUPS + 1}").fetchall()
         finally:
             self.con.unregister("optout_subject_hashes")
+            self.con.unregister("optout_subject_values")
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
 
@@ -219,20 +252,35 @@ class PythonMatcher:
         for kind in [k.kind for k in query.keys] + [kind for _, kind in query.collect]:
             if kind not in KINDS:
                 raise ValueError(f"unknown normalization kind {kind!r}")
+        self._raw = [frozenset(v for v in k.raw if hasher(v) in k.hashes) for k in query.keys]
+        # a key all of whose hashes have known values needs no hash of a non-matching row
+        self._hashed = [len(r) < len(k.hashes) for r, k in zip(self._raw, query.keys,
+                                                               strict=True)]
 
     def key(self, slot: int, value: object) -> str | None:
         """Keyed hash of a stored value of the `slot`-th collected column, or None for NULL."""
         kind = self.query.collect[slot][1]
         return None if value is None else self.hasher(normalize(kind, value))
 
+    def plain(self, slot: int, value: object) -> str | None:
+        """The normalized value of the `slot`-th collected column (in memory only)."""
+        kind = self.query.collect[slot][1]
+        return None if value is None else normalize(kind, value)
+
     def name(self, value: object) -> str | None:
         """A normalized person name (kept in memory only), or None when blank."""
         return normalize("name", value) if value is not None and str(value).strip() else None
 
     def member(self, slot: int, value: object) -> int:
-        """1 when the value's keyed hash is among the hashes of the `slot`-th key."""
+        """1 when the value's keyed hash is among the hashes of the `slot`-th key (its
+        normalized value among the values the planner knows: no hash computed then)."""
+        if value is None:
+            return 0
         k = self.query.keys[slot]
-        return int(value is not None and self.hasher(normalize(k.kind, value)) in k.hashes)
+        plain = normalize(k.kind, value)
+        if plain in self._raw[slot]:
+            return 1
+        return int(self._hashed[slot] and self.hasher(plain) in k.hashes)
 
     def text_hit(self, value: object) -> int:
         """1 when free text mentions a hashed email, phone number or name."""

@@ -72,22 +72,37 @@ def bind_tables(query: exp.Expression, records: list[DatasetRecord], prefer_loca
     """Replace every table the query reads (in place) by a placeholder
     (`optout_upstream_0`, ...) bound to its dataset; (placeholder → dataset, None), or
     ({}, why) when a table cannot be bound or is not a plain table."""
+    out, problems = bind_known(query, records, prefer_location, strict=True)
+    return (out, None) if not problems else ({}, problems[0])
+
+
+def bind_known(query: exp.Expression, records: list[DatasetRecord], prefer_location: str | None,
+               strict: bool = False) -> tuple[dict[str, DatasetRecord], list[str]]:
+    """Like `bind_tables`, but tables that cannot be bound are left as they are and named
+    (lineage keeps the edges it can follow); `strict` stops at the first one."""
     ctes = cte_names(query)
     bound: dict[str, str] = {}
     out: dict[str, DatasetRecord] = {}
+    problems: list[str] = []
     for table in list(query.find_all(exp.Table)):
         if is_cte(table, ctes):
             continue
         if not isinstance(table.this, exp.Identifier):
-            return {}, (f"it calls {table.this.sql(dialect='duckdb')[:60]}: only catalog "
-                        "datasets can be read")
+            problems.append(f"it calls {table.this.sql(dialect='duckdb')[:60]}: a rebuild reads "
+                            "catalog datasets only")
+            if strict:
+                return {}, problems
+            continue
         record, problem = resolve_table(records, table, prefer_location)
         if record is None:
-            return {}, problem
+            problems.append(problem or shown(table))
+            if strict:
+                return {}, problems
+            continue
         name = bound.setdefault(record.id, PLACEHOLDER.format(len(bound)))
         out[name] = record
         alias = table.alias or (table.name if table.name != name else "")
         table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
                                 alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
                                 if alias else None))
-    return out, None
+    return out, problems

@@ -329,7 +329,8 @@ def test_rebuild_sql_that_reads_files_or_the_environment_is_refused(world: World
     sql.write_text("CREATE TABLE customer_ltv AS SELECT c.id AS customer_id, k.content AS "
                    "email, 0.0 AS lifetime_value, 0 AS orders_count FROM customers c, "
                    f"{source.format(key=key)} k;\n")
-    world.rescan_lineage()
+    [warning] = world.rescan_lineage()  # named at scan time already
+    assert warning.startswith(f"{sql.resolve()}: it calls READ_TEXT(")
     plan = world.plan(request_id="reads")
     [step] = [s for s in plan.steps if s.dataset == "customer_ltv"]
     assert step.action == "delete_rows"

@@ -243,7 +243,8 @@ class Classifier:
             if temporal and (prof.birth_like or hint.entity == "DATE_TIME"):
                 rates["DATE_TIME"] = max(dates, 1.0 if pa.types.is_date(arrow_type) else 0.0)
         if hint.entity == "PERSON_ID" and prof.opaque_id < DOMINANT:
-            rates["PERSON_ID"] = max(prof.key, prof.uuid)
+            # keys: numbers, prefixed numbers, UUIDs, or one-word codes (`ALFKI`, `u-42a`)
+            rates["PERSON_ID"] = max(prof.key, prof.uuid, share(values, _code_like.fullmatch))
         if hint.entity == "PERSON" and prof.name_shaped >= DOMINANT:
             rates["PERSON"] = max(rates.get("PERSON", 0.0), prof.name_shaped)
         if hint.entity == "PERSON" and hint.weak and rates.get("ORGANIZATION", 0.0) >= max(
@@ -332,6 +333,8 @@ class Classifier:
 #: with values that do not contradict it, decides
 VALUELESS = frozenset({"PHOTO", "CARD_SECURITY_CODE", "NRP", "MEDICAL", "BIOMETRIC",
                        "ORGANIZATION"})
+#: a one-word code a key may be (`ALFKI`, `u-42a`, `jsmith`): no spaces, at most 64 characters
+_code_like = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 #: entities whose values are machine-shaped (hex, base64): opaque values do not refute them
 OPAQUE_ENTITIES = frozenset({"BIOMETRIC"})
 #: validated entities first when two fit every value (a Luhn-valid card is also digits a phone

@@ -62,8 +62,19 @@ def match_condition(con: psycopg.Connection, query: MatchQuery,
     conditions = []
     for k in query.keys:
         col = sql.Identifier(k.column).as_string(con)
-        conditions.append(f"{hmac(sql_normalize(k.kind, col, 'postgres'))} = ANY(%s)")
-        params.append(sorted(k.hashes))
+        norm = sql_normalize(k.kind, col, "postgres")
+        # values the planner knows (bound parameters, never logged) by equality; the keyed
+        # hash, computed for every row, only for the hashes whose values it does not know
+        raw = sorted(v for v in k.raw if hasher(v) in k.hashes)
+        rest = sorted(k.hashes - {hasher(v) for v in raw})
+        either = []
+        if raw:
+            either.append(f"{norm} = ANY(%s)")
+            params.append(raw)
+        if rest:
+            either.append(f"{hmac(norm)} = ANY(%s)")
+            params.append(rest)
+        conditions.append("(" + " OR ".join(either) + ")" if either else "false")
     for column in query.texts:
         col = f"lower(({sql.Identifier(column).as_string(con)})::text)"
         phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
@@ -196,6 +207,9 @@ class PostgresSource(Source):
         for column, kind in query.collect:
             col = sql.Identifier(column).as_string(self._con)
             selects.append(hmac(sql_normalize(kind, col, "postgres")))
+        if query.raw_collect:
+            selects += [sql_normalize(kind, sql.Identifier(column).as_string(self._con),
+                                      "postgres") for column, kind in query.collect]
         for group in query.names:
             cols = ", ".join(sql.Identifier(c).as_string(self._con) for c in group)
             selects.append(sql_normalize("name", f"concat_ws(' ', {cols})", "postgres"))

@@ -111,6 +111,10 @@ class SQLiteSource(Source):
         rel = quote_ident(ref.option("table"))
         selects = [f"optout_key({i}, {quote_ident(column)})"
                    for i, (column, _) in enumerate(query.collect)]
+        if query.raw_collect:
+            self._con.create_function("optout_plain", 2, m.plain, deterministic=True)
+            selects += [f"optout_plain({i}, {quote_ident(column)})"
+                        for i, (column, _) in enumerate(query.collect)]
         selects += ["optout_name(" + " || ' ' || ".join(f"coalesce({quote_ident(c)}, '')"
                                                        for c in group) + ")"
                     for group in query.names]
