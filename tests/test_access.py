@@ -69,6 +69,11 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
     report = root / f"report-{role}.json"
     report.write_text(json.dumps(build_report(catalog, rid, world["boss"])))
     (root / f"lineage-{role}.yaml").write_text("lineage: []\n")
+    (root / f"manifest-{role}.json").write_text(json.dumps({"metadata": {
+        "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}, "nodes": {}}))
+    (root / f"events-{role}.json").write_text(json.dumps({
+        "eventType": "COMPLETE", "run": {"runId": "0193f1c4-5a4e-7b1a-9c1e-3f0d2b9a7c11"},
+        "job": {"namespace": "airflow", "name": "nightly"}, "inputs": [], "outputs": []}))
     token_id = create_token(catalog, "viewer")[0]
     return {
         "scan": ["scan", "-q", str(world["data"])],
@@ -77,6 +82,9 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "graph": ["graph"], "lineage show": ["lineage", "show", "people"],
         "lineage add": ["lineage", "add", str(root / f"lineage-{role}.yaml")],
         "lineage add-sql": ["lineage", "add-sql", str(root / f"lineage-{role}.yaml")],
+        "lineage add-dbt": ["lineage", "add-dbt", str(root / f"manifest-{role}.json")],
+        "lineage add-openlineage": ["lineage", "add-openlineage",
+                                    str(root / f"events-{role}.json")],
         "plan": ["plan", "--subject", f"email={SUBJECT}", "--policy", str(POLICY), "-o",
                  str(root / f"made-{role}.json")],
         "approve": ["approve", str(plan)],
