@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from engine.worker import bus  # noqa: E402
 from engine.worker.messages import REQUESTS, STATUS, ErasureRequest, subject  # noqa: E402
 from engine.worker.service import Worker, WorkerSettings  # noqa: E402
+from engine.worker.signing import signed_headers  # noqa: E402
 from scanner.access import Principal  # noqa: E402
+from scanner.access.principals import add_principal, init_catalog  # noqa: E402
 from scanner.catalog import Catalog  # noqa: E402
 from scanner.scan import scan  # noqa: E402
 
@@ -46,8 +48,9 @@ def emails(n: int) -> list[str]:
     return [known[i] if i < len(known) else f"nobody{i}@example.net" for i in range(n)]
 
 
-async def submit(ns: str, people: list[str]) -> dict[str, float]:
-    """Publish one request per person; their submit times (epoch seconds)."""
+async def submit(ns: str, people: list[str], catalog: Catalog) -> dict[str, float]:
+    """Publish one request per person, signed by the producer `crm`; their submit times
+    (epoch seconds)."""
     nc, js = await bus.connect(NATS, ns)
     sent = {}
     for i, email in enumerate(people):
@@ -55,7 +58,8 @@ async def submit(ns: str, people: list[str]) -> dict[str, float]:
         body = ErasureRequest(request_id=rid, identifiers={"email": email},
                               policy="auto-erasure").model_dump_json().encode()
         sent[rid] = time.time()
-        await js.publish(subject(ns, REQUESTS), body)
+        await js.publish(subject(ns, REQUESTS), body,
+                         headers=signed_headers(catalog, "crm", body))
     await nc.close()
     return sent
 
@@ -89,12 +93,14 @@ def run(people: list[str], batch: int, work: Path) -> dict:
     (policies / "auto-erasure.yaml").write_text(
         (ROOT / "policies" / "gdpr-erasure.yaml").read_text() + "\napprovals: 0\n")
     catalog = Catalog(str(work / "catalog.duckdb"))
-    scan([str(data)], catalog)
+    init_catalog(catalog)  # requests are signed by a producer holding the requester role
+    add_principal(catalog, "crm", ["requester"], "admin")
+    scan([str(data)], catalog, caller=Principal("bench", frozenset({"admin"})))
     ns = f"bench{uuid.uuid4().hex[:8]}"
     worker = Worker(catalog, Principal("worker", frozenset({"admin"})),
                     WorkerSettings(NATS, ns, [], policies, "auto-erasure", work,
                                    ack_wait=120, batch=batch))
-    sent = asyncio.run(submit(ns, people))
+    sent = asyncio.run(submit(ns, people, catalog))
     start = time.time()
     asyncio.run(worker.run(idle_exit=True))
     done, failed = asyncio.run(applied(ns))
