@@ -127,7 +127,6 @@ def _add_edges(edges: list[LineageEdge], query: exp.Query, target: str, dialect:
     try:
         qualified = qualify(query, schema=schema, dialect=dialect, validate_qualify_columns=False)
     except (SqlglotError, KeyError, ValueError) as exc:
-        qualified = None
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         edges.extend(by_upstream.values())
         return [*problems, f"column lineage not followed ({why}); table-level edges kept"]
@@ -251,23 +250,26 @@ def is_lineage_file(path: Path) -> bool:
         tuple("." + n for n in LINEAGE_FILES))
 
 
-def read_lineage_file(catalog: Catalog, path: Path) -> SqlLineage:
+def read_lineage_file(catalog: Catalog, path: Path,
+                      records: list[DatasetRecord] | None = None) -> SqlLineage:
     """The edges a SQL file or a declared lineage file describes, and what it could not
-    follow."""
+    follow (`records`: the catalog's datasets, when the caller has read them already)."""
     if path.suffix == ".sql":
         try:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"{path}: {exc.strerror}") from exc
-        return edges_from_sql(text, "duckdb", catalog.datasets(), default_target=path.stem,
+        records = catalog.datasets() if records is None else records
+        return edges_from_sql(text, "duckdb", records, default_target=path.stem,
                               origin="sql", origin_ref=str(path.resolve()))
     return SqlLineage(edges_from_declared(path))
 
 
-def register_lineage_file(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
+def register_lineage_file(catalog: Catalog, path: Path,
+                          records: list[DatasetRecord] | None = None) -> tuple[int, list[str]]:
     """Parse and store the edges of one lineage file (replacing what it said before): how many
     were stored, and one line per statement, table or edge that was not."""
-    found = read_lineage_file(catalog, path)
+    found = read_lineage_file(catalog, path, records)
     for edge in found.edges:
         edge.origin_ref = str(path.resolve())
     unresolved: list[str] = []
@@ -282,6 +284,7 @@ def register_found_lineage(catalog: Catalog, folder: str) -> list[str]:
 
     errors = []
     projects = find_projects(Path(folder))
+    records = catalog.datasets()  # read once for every SQL file below the folder
     for project in projects:
         try:
             errors += register_dbt(catalog, project)[1]
@@ -294,7 +297,7 @@ def register_found_lineage(catalog: Catalog, folder: str) -> list[str]:
         if any(project in path.parents for project in projects):
             continue  # a dbt project's models are Jinja: its manifest says what they build
         try:
-            errors += register_lineage_file(catalog, path)[1]
+            errors += register_lineage_file(catalog, path, records)[1]
         except ScannerError as exc:
             errors.append(str(exc))
     return errors

@@ -151,8 +151,8 @@ class DuckDBMatcher:
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
             # plain equality on the values behind the hashes the planner knows them for; the
             # keyed hash only for the hashes it does not (computed for every row)
-            raw = {v for v in k.raw if self.hasher(v) in k.hashes}
-            rest = k.hashes - {self.hasher(v) for v in raw}
+            known = {h: v for v in k.raw if (h := self.hasher(v)) in k.hashes}
+            raw, rest = set(known.values()), k.hashes - known.keys()
             values += [(f"k{i}", v) for v in raw]
             hashes += [(f"k{i}", h) for h in rest]
             either = []

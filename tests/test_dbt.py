@@ -184,23 +184,32 @@ def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Cla
     assert len([e for e in catalog.lineage() if e["origin"] == "dbt"]) == 11
 
 
-def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
-        tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`dbt: {rebuild: command}`: the mart is rebuilt by `dbt build --select customers` once
-    its sources are committed, then read back."""
+def planned_with_command(tmp_path: Path, classifier: Classifier,
+                         monkeypatch: pytest.MonkeyPatch, command: str):
+    """The project built and scanned, the customer planned under `dbt: {rebuild: command}`
+    with `command` as the dbt executable: (project root, catalog, plan, config)."""
     from scanner.config import load_config
 
     root = build(tmp_path / "shop")
     monkeypatch.setenv("SHOP_DUCKDB", str(root / "shop.duckdb"))
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     config_file = tmp_path / "optout.yaml"
-    config_file.write_text(f"dbt:\n  rebuild: command\n  command: ['{DBT}']\n")
+    config_file.write_text(f"dbt:\n  rebuild: command\n  command: ['{command}']\n")
     config = load_config(str(config_file))
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))
     scan([str(root)], catalog, classifier=classifier)
     subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={subject['email']}")],
                                            load_policy(POLICY), str(POLICY)), config)
+    return root, catalog, plan, config
+
+
+def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
+        tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dbt: {rebuild: command}`: the mart is rebuilt by `dbt build --select customers` once
+    its sources are committed, then read back."""
+    root, catalog, plan, config = planned_with_command(tmp_path, classifier, monkeypatch,
+                                                       str(DBT))
     mart = next(s for s in plan.steps if (s.dataset, s.format) == ("customers", "duckdb"))
     assert (mart.action, mart.param("rebuild"), mart.param("dbt_model")) == (
         "recompute", "dbt", "customers")
@@ -220,18 +229,8 @@ def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
 def test_a_failing_dbt_build_blocks_the_request_by_name(
         tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.targets import ApplyError
-    from scanner.config import load_config
 
-    root = build(tmp_path / "shop")
-    monkeypatch.setenv("SHOP_DUCKDB", str(root / "shop.duckdb"))
-    config_file = tmp_path / "optout.yaml"
-    config_file.write_text("dbt:\n  rebuild: command\n  command: ['false']\n")
-    config = load_config(str(config_file))
-    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
-    scan([str(root)], catalog, classifier=classifier)
-    subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
-    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={subject['email']}")],
-                                           load_policy(POLICY), str(POLICY)), config)
+    _, catalog, plan, config = planned_with_command(tmp_path, classifier, monkeypatch, "false")
     with pytest.raises(ApplyError, match="dbt build --select customers failed"):
         apply_plan(catalog, plan, ApplyOptions(config=config))
     assert Journal(catalog).request(plan.request_id)["status"] == "blocked"

@@ -248,6 +248,15 @@ def ensure_writable(path: str, dataset: str) -> None:
         raise ApplyError(f"{dataset}: {problem}")
 
 
+def write_staged_text(path: str, request_id: str, text: str) -> str:
+    """Stage a text file's new version beside it (see `open_staged`), synced; its path."""
+    new, fh = open_staged(path, request_id, "w", newline="", encoding="utf-8")
+    with fh:
+        fh.write(text)
+    fsync_file(new)
+    return new
+
+
 def fsync_file(path: str) -> None:
     """Flush a written file and its directory entry to disk."""
     fd = os.open(path, os.O_RDONLY)

@@ -25,8 +25,7 @@ from engine.targets.base import (
     Staged,
     ensure_writable,
     files_checksum,
-    fsync_file,
-    open_staged,
+    write_staged_text,
 )
 from scanner.matching import DuckDBMatcher, MatchQuery
 from scanner.sources.base import memory_duckdb, one_line
@@ -177,13 +176,6 @@ class CsvTarget(FileTarget):
             return str(exc).removeprefix(f"{self.step.dataset}: ")
         return None
 
-    def _write(self, path: str, text: str) -> str:
-        new, fh = open_staged(path, self.request_id, "w", newline="", encoding="utf-8")
-        with fh:
-            fh.write(text)
-        fsync_file(new)
-        return new
-
     def prepare(self) -> Staged:
         path = self.step.location
         ensure_writable(path, self.step.dataset)
@@ -210,7 +202,7 @@ class CsvTarget(FileTarget):
             csv.writer(buf, lineterminator=ending, **self.dialect.csv_args()).writerow(
                 list(row.values()))
             out.append(buf.getvalue())
-        new = self._write(path, "".join(out))
+        new = write_staged_text(path, self.request_id, "".join(out))
         after = before - (changed if self.deletes else 0)
         return Staged([(path, new)], before, after, changed, files_checksum([path]),
                       files_checksum([new]))
@@ -238,7 +230,7 @@ class CsvTarget(FileTarget):
         writer = csv.writer(buf, lineterminator=ending, **self.dialect.csv_args())
         for row in table.select(names).to_pylist():
             writer.writerow([_text(row[n]) for n in names])
-        new = self._write(path, buf.getvalue())
+        new = write_staged_text(path, self.request_id, buf.getvalue())
         after = sum(1 for _, row in self._rows(new)[1] if row is not None)
         return Staged([(path, new)], before, after, before - after, files_checksum([path]),
                       files_checksum([new]), rows_expected=table.num_rows)

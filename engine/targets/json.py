@@ -15,8 +15,7 @@ from engine.targets.base import (
     Staged,
     ensure_writable,
     files_checksum,
-    fsync_file,
-    open_staged,
+    write_staged_text,
 )
 from engine.targets.rows import Flat, RowEditor, set_path
 from scanner.sources.base import one_line
@@ -75,7 +74,7 @@ class JsonTarget(FileTarget):
                 if _edited(editor, record):
                     kept.append(record)
             text = json.dumps(kept, indent=1, ensure_ascii=False)
-        new = self._write(path, text)
+        new = write_staged_text(path, self.request_id, text)
         after = before - (changed if self.deletes else 0)
         return Staged([(path, new)], before, after, changed, files_checksum([path]),
                       files_checksum([new]))
@@ -93,17 +92,10 @@ class JsonTarget(FileTarget):
                            for r in rows)
         else:
             text = json.dumps(rows, indent=1, ensure_ascii=False, default=_plain)
-        new = self._write(path, text)
+        new = write_staged_text(path, self.request_id, text)
         after = self._count(new)
         return Staged([(path, new)], before, after, before - after, files_checksum([path]),
                       files_checksum([new]), rows_expected=table.num_rows)
-
-    def _write(self, path: str, text: str) -> str:
-        new, fh = open_staged(path, self.request_id, "w", encoding="utf-8", newline="")
-        with fh:
-            fh.write(text)
-        fsync_file(new)
-        return new
 
     def _count(self, path: str) -> int:
         if self.lines:

@@ -118,9 +118,8 @@ class Classifier:
         if hint.entity and hint.entity not in self.entities:
             hint = NameHint(None, None, hint.refutes)
         arrow_type = column.type
-        if hint.entity == "PERSON" and set(tokens(name)) <= PERSON_NOUNS and \
-                pa.types.is_integer(arrow_type):
-            hint = replace(hint, entity="PERSON_ID", weak=False)
+        if pa.types.is_integer(arrow_type):
+            hint = _person_noun_key(hint, name)
         vetoed = _type_veto(arrow_type, hint)
         if vetoed:
             finding.signals = {"name": hint.matched, "patterns": [], "ner": [], "profile": {},
@@ -131,10 +130,8 @@ class Classifier:
         prof = profile(values)
         if free_text:
             prof = replace(prof, forced_prose=True)
-        if hint.entity == "PERSON" and set(tokens(name)) <= PERSON_NOUNS and (
-                pa.types.is_integer(arrow_type) or prof.key >= DOMINANT):
-            # `manager`, `owner`, `customer` holding keys: the key of that person
-            hint = replace(hint, entity="PERSON_ID", weak=False)
+        if prof.key >= DOMINANT:
+            hint = _person_noun_key(hint, name)
         if hint.key_of and (pa.types.is_integer(arrow_type) or prof.key >= DOMINANT
                             or prof.numeric >= DOMINANT):
             finding.signals = {"name": None, "patterns": [], "ner": [],
@@ -348,6 +345,14 @@ _FLOAT_VETO = "a floating-point or boolean column holds no identifier, contact o
 _INT_ALLOWED = frozenset({"PERSON_ID", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN",
                           "CARD_SECURITY_CODE", "US_BANK_NUMBER", "DATE_TIME", "NRP",
                           "MEDICAL", "LOCATION"})
+
+
+def _person_noun_key(hint: NameHint, name: str) -> NameHint:
+    """`manager`, `owner`, `customer` holding keys (integers, key-shaped codes): the key of
+    that person, not a name."""
+    if hint.entity == "PERSON" and set(tokens(name)) <= PERSON_NOUNS:
+        return replace(hint, entity="PERSON_ID", weak=False)
+    return hint
 
 
 def _type_veto(arrow_type: pa.DataType, hint: NameHint) -> str | None:

@@ -65,8 +65,8 @@ def match_condition(con: psycopg.Connection, query: MatchQuery,
         norm = sql_normalize(k.kind, col, "postgres")
         # values the planner knows (bound parameters, never logged) by equality; the keyed
         # hash, computed for every row, only for the hashes whose values it does not know
-        raw = sorted(v for v in k.raw if hasher(v) in k.hashes)
-        rest = sorted(k.hashes - {hasher(v) for v in raw})
+        known = {h: v for v in k.raw if (h := hasher(v)) in k.hashes}
+        raw, rest = sorted(known.values()), sorted(k.hashes - known.keys())
         either = []
         if raw:
             either.append(f"{norm} = ANY(%s)")
