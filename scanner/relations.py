@@ -102,7 +102,10 @@ def bind_known(query: exp.Expression, records: list[DatasetRecord], prefer_locat
         name = bound.setdefault(record.id, PLACEHOLDER.format(len(bound)))
         out[name] = record
         alias = table.alias or (table.name if table.name != name else "")
-        table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
-                                alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
-                                if alias else None))
+        # renamed in place: a parenthesized join hangs its joins on the table node itself
+        table.set("this", exp.to_identifier(name, quoted=True))
+        table.set("db", None)
+        table.set("catalog", None)
+        if alias and not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
     return out, problems
