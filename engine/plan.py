@@ -126,9 +126,14 @@ class ErasurePlan:
         return data
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of the body."""
-        text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        """sha256 of the canonical JSON of the body (computed once per plan object: a plan
+        is not changed in place, `dataclasses.replace` makes a new one)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), default=str)
+            cached = hashlib.sha256(text.encode()).hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
     def sealed(self) -> ErasurePlan:
         """The same plan with its content hash filled in."""

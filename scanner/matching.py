@@ -68,6 +68,12 @@ class Prefilter:
 
 #: most distinct matched rows one match brings back for attribution; past it the match says so
 MAX_GROUPS = 200_000
+#: DuckDB integer types whose values all fit in a BIGINT
+_INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                       "UINTEGER"})
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
+#: most matching rows a match keeps in memory for the narrower matches after it
+MAX_KEPT = 200_000
 
 
 @dataclass
@@ -115,37 +121,54 @@ class DuckDBMatcher:
             "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
             f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(x))))")
 
-    def select(self, relation: str, query: MatchQuery, column: str,
+    def _describe(self, relation: str) -> dict[str, str]:
+        """Column → DuckDB type of a relation's top-level columns."""
+        return {d[0]: d[1] for d in
+                self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+    def select(self, relation: str, query: MatchQuery, column: str | tuple[str, ...],
                prefilter: Prefilter | None = None) -> list:
-        """Values of `column` (a row number, a rowid) of the rows that match `query`.
+        """Values of `column` (a row number, a rowid) of the rows that match `query`; tuples of
+        the values when `column` is a tuple of columns.
 
         With a `prefilter` that has learned, only rows whose cheap hash in one key column was
         seen are hashed with the keyed hash; one that has not learns from this query's matches
         (the cheap hash of every key column of every matching row).
         """
-        top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        where = self._register(query, top, prefilter if prefilter and prefilter.ready else None)
+        types = self._describe(relation)
+        top = set(types)
+        where = self._register(query, top, prefilter if prefilter and prefilter.ready else None,
+                               types)
+        columns = column if isinstance(column, tuple) else (column,)
+        width = len(columns)
         learn = prefilter is not None and not prefilter.ready and query.keys
         extra = "".join(f", hash({column_sql(k.column, top)})"
                         for k in query.keys) if learn else ""
         try:
             rows = self.con.execute(
-                f"SELECT {quote_ident(column)}{extra} FROM {relation} WHERE {where}").fetchall()
+                f"SELECT {', '.join(quote_ident(c) for c in columns)}{extra} FROM {relation} "
+                f"WHERE {where}").fetchall()
         finally:
             self.con.unregister("optout_subject_hashes")
             self.con.unregister("optout_subject_values")
+            self.con.unregister("optout_subject_numbers")
         if learn:
             for i, k in enumerate(query.keys):
                 prefilter.seen.setdefault(k.column, set()).update(
-                    r[1 + i] for r in rows if r[1 + i] is not None)
+                    r[width + i] for r in rows if r[width + i] is not None)
             prefilter.ready = True
+        if isinstance(column, tuple):
+            return [r[:width] for r in rows]
         return [r[0] for r in rows]
 
     def _register(self, query: MatchQuery, top: set[str],
-                  prefilter: Prefilter | None = None) -> str:
-        """Register the subject hashes; return the WHERE condition matching the query."""
+                  prefilter: Prefilter | None = None,
+                  types: dict[str, str] | None = None) -> str:
+        """Register the subject hashes; return the WHERE condition matching the query.
+        `types` (column → DuckDB type) lets integer key columns be compared as integers."""
         hashes: list[tuple[str, str]] = []
         values: list[tuple[str, str]] = []
+        numbers: list[tuple[str, int]] = []
         conditions = []
         for i, k in enumerate(query.keys):
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
@@ -153,10 +176,17 @@ class DuckDBMatcher:
             # keyed hash only for the hashes it does not (computed for every row)
             known = {h: v for v in k.raw if (h := self.hasher(v)) in k.hashes}
             raw, rest = set(known.values()), k.hashes - known.keys()
-            values += [(f"k{i}", v) for v in raw]
             hashes += [(f"k{i}", h) for h in rest]
             either = []
-            if raw:
+            if raw and k.kind == "code" and (types or {}).get(k.column) in _INTEGERS:
+                # an integer normalizes to its digits without the sign: compare numbers, not
+                # the text of every row
+                numbers += [(f"k{i}", n) for v in raw if _DIGITS.fullmatch(v)
+                            for n in {int(v), -int(v)} if -(1 << 63) <= n < (1 << 63)]
+                either.append(f"{column_sql(k.column, top)} IN (SELECT n FROM "
+                              f"optout_subject_numbers WHERE slot = 'k{i}')")
+            elif raw:
+                values += [(f"k{i}", v) for v in raw]
                 either.append(f"{norm} IN (SELECT v FROM optout_subject_values "
                               f"WHERE slot = 'k{i}')")
             if rest:
@@ -170,6 +200,9 @@ class DuckDBMatcher:
         self.con.register("optout_subject_values", pa.table({
             "slot": pa.array([s for s, _ in values], pa.string()),
             "v": pa.array([v for _, v in values], pa.string())}))
+        self.con.register("optout_subject_numbers", pa.table({
+            "slot": pa.array([s for s, _ in numbers], pa.string()),
+            "n": pa.array([n for _, n in numbers], pa.int64())}))
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         where = " OR ".join(conditions) or "false"
         if prefilter is not None and query.keys:
@@ -183,13 +216,51 @@ class DuckDBMatcher:
             where = f"hash({column_sql(gate.column, top)}) IN ({listed}) AND ({where})"
         return where
 
-    def match(self, relation: str, query: MatchQuery) -> MatchResult:
-        """Run `query` against `relation` (SQL: a table name or a table function call)."""
+    def keep_more(self, relation: str, query: MatchQuery, keep: str,
+                  by: tuple[str, ...]) -> bool:
+        """Add to the kept rows of an earlier `match` the rows of `relation` that `query`
+        matches and `keep` lacks (rows told apart by the `by` columns). False, with the table
+        dropped, when that makes more than MAX_KEPT rows."""
+        if not query.keys and not query.texts:
+            return True
+        types = self._describe(relation)
+        where = self._register(query, set(types), types=types)
+        same = " AND ".join(f"k.{quote_ident(c)} = r.{quote_ident(c)}" for c in by)
+        try:
+            self.con.execute(
+                f"INSERT INTO {quote_ident(keep)} SELECT * FROM (SELECT * FROM {relation} "
+                f"WHERE {where} LIMIT {MAX_KEPT + 1}) AS r WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {quote_ident(keep)} AS k WHERE {same})")
+        finally:
+            self.con.unregister("optout_subject_hashes")
+            self.con.unregister("optout_subject_values")
+            self.con.unregister("optout_subject_numbers")
+        if self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0] > MAX_KEPT:
+            self.con.execute(f"DROP TABLE {quote_ident(keep)}")
+            return False
+        return True
+
+    def match(self, relation: str, query: MatchQuery, keep: str | None = None) -> MatchResult:
+        """Run `query` against `relation` (SQL: a table name or a table function call).
+
+        `keep`: also keep the matching rows, every column, in a temporary table of that name
+        (in memory, dropped with the connection), when at most MAX_KEPT rows match; a later
+        match whose query `covers` says it can only match among them reads that table
+        instead of the dataset. The table is absent when more rows matched."""
         if not query.keys and not query.texts:
             return MatchResult()
-        top = {d[0] for d in self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        where = self._register(query, top)
+        types = self._describe(relation)
+        top = set(types)
+        where = self._register(query, top, types=types)
         try:
+            if keep is not None:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(keep)} AS SELECT * "
+                                 f"FROM {relation} WHERE {where} LIMIT {MAX_KEPT + 1}")
+                kept = self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0]
+                if kept > MAX_KEPT:
+                    self.con.execute(f"DROP TABLE {quote_ident(keep)}")
+                else:
+                    relation, where = quote_ident(keep), "true"
             selects = [f"optout_hmac({sql_normalize(kind, column_sql(c, top), 'duckdb')})"
                        for c, kind in query.collect]
             if query.raw_collect:
@@ -205,7 +276,41 @@ class DuckDBMatcher:
         finally:
             self.con.unregister("optout_subject_hashes")
             self.con.unregister("optout_subject_values")
+            self.con.unregister("optout_subject_numbers")
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
+
+
+def merged(a: MatchQuery, b: MatchQuery) -> MatchQuery:
+    """A query matching every row either matches (what a kept table holds after both)."""
+    keys: dict[tuple[str, str], frozenset[str]] = {}
+    for k in (*a.keys, *b.keys):
+        keys[(k.column, k.kind)] = keys.get((k.column, k.kind), frozenset()) | k.hashes
+    texts = tuple(dict.fromkeys((*a.texts, *b.texts)))
+    return MatchQuery(tuple(KeyMatch(c, kind, h) for (c, kind), h in keys.items()), texts,
+                      a.text_hashes | b.text_hashes if texts else frozenset())
+
+
+def beyond(query: MatchQuery, known: MatchQuery) -> MatchQuery:
+    """The part of `query` that `known` does not cover: a row `query` matches matches `known`
+    or this (the hashes `known` lacks, per key; new free-text hashes or columns)."""
+    have = {(k.column, k.kind): k.hashes for k in known.keys}
+    keys = tuple(KeyMatch(k.column, k.kind, rest, k.raw) for k in query.keys
+                 if (rest := k.hashes - have.get((k.column, k.kind), frozenset())))
+    texts, text_hashes = query.texts, query.text_hashes
+    if set(texts) <= set(known.texts):
+        text_hashes = text_hashes - known.text_hashes
+        texts = texts if text_hashes else ()
+    return MatchQuery(keys, texts, text_hashes if texts else frozenset())
+
+
+def covers(wide: MatchQuery, narrow: MatchQuery) -> bool:
+    """True when every row `narrow` matches also matches `wide`: each of its keys is a key of
+    `wide` (same column and kind) with a subset of its hashes, and its free-text search is part
+    of `wide`'s. What `narrow` collects does not matter."""
+    keys = {(k.column, k.kind): k.hashes for k in wide.keys}
+    return (all(k.hashes <= keys.get((k.column, k.kind), frozenset()) for k in narrow.keys)
+            and set(narrow.texts) <= set(wide.texts)
+            and (not narrow.texts or narrow.text_hashes <= wide.text_hashes))
 
 
 def column_sql(name: str, top_level: set[str]) -> str:

@@ -146,3 +146,41 @@ def test_a_plan_for_someone_the_data_does_not_hold_applies_as_a_no_op(dataset) -
 
     assert Journal(catalog).request(rid)["status"] == "complete"
     assert path.read_bytes() == before
+
+
+def test_the_rewrite_encodes_each_column_as_the_file_did(tmp_path: Path, classifier) -> None:
+    """Dictionary pages where the file had them, plain pages where it had none."""
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "people.parquet"
+    table = people()
+    pq.write_table(table, path, row_group_size=200, compression="gzip",
+                   use_dictionary=["full_name"])
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+
+    def dictionary(column: int) -> bool:
+        meta = pq.ParquetFile(path).metadata
+        return all(meta.row_group(g).column(column).has_dictionary_page
+                   for g in range(meta.num_row_groups))
+
+    assert (dictionary(1), dictionary(2)) == (False, True)
+    apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert_erased(path, table)
+    assert (dictionary(1), dictionary(2)) == (False, True)
+
+
+def test_a_failure_while_reading_ahead_changes_nothing(dataset, monkeypatch) -> None:
+    """The batches are read and edited in a thread ahead of the writer: its failure is the
+    step's failure, and nothing is left behind."""
+    catalog, path, _table = dataset
+    before = path.read_bytes()
+
+    def broken(self, group, hits, *args):
+        raise OSError("disk went away while reading")
+
+    monkeypatch.setattr(ParquetTarget, "_edit", broken)
+    with pytest.raises(ApplyError, match=r"nothing was changed: .*disk went away"):
+        apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*optout-staged"))

@@ -4,13 +4,15 @@ with SCAN (never KEYS), and verified by scanning again."""
 from __future__ import annotations
 
 import re
-
-import redis
+from typing import TYPE_CHECKING
 
 from engine.cascade.base import CascadeTarget
 from engine.cascade.spec import CascadeError
 from engine.targets.base import Staged
 from scanner.sources.base import one_line
+
+if TYPE_CHECKING:  # imported where a cache is reached (most runs reach none)
+    import redis
 
 _GLOB = re.compile(r"([*?\[\]\\])")
 
@@ -19,6 +21,8 @@ class RedisTarget(CascadeTarget):
     """Deletes the subject's keys from one Redis database."""
 
     def _client(self) -> redis.Redis:
+        import redis
+
         try:
             client = redis.Redis.from_url(self.spec.url, socket_timeout=5,
                                           socket_connect_timeout=5)
@@ -28,6 +32,8 @@ class RedisTarget(CascadeTarget):
         return client
 
     def _keys(self) -> list[bytes]:
+        import redis
+
         client = self._client()
         found: set[bytes] = set()
         try:
@@ -44,6 +50,8 @@ class RedisTarget(CascadeTarget):
         return Staged(rows_before=len(keys), rows_changed=len(keys), handle=keys)
 
     def commit(self, staged: Staged) -> str:
+        import redis
+
         keys = staged.handle or []
         try:
             deleted = self._client().unlink(*keys) if keys else 0

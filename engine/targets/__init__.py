@@ -11,7 +11,6 @@ from engine.targets.duckdb_table import DuckDBTableTarget
 from engine.targets.json import JsonTarget
 from engine.targets.log import LogTarget
 from engine.targets.parquet import ParquetTarget
-from engine.targets.postgres_table import PostgresTableTarget
 from engine.targets.recompute import (
     RecomputeTarget,
     Upstream,
@@ -23,11 +22,24 @@ from engine.targets.sqlite_table import SQLiteTableTarget
 from scanner.catalog import Catalog
 from scanner.catalog.secret import KeyedHash
 
-TARGETS: dict[str, type[Target]] = {
+
+class _Targets(dict):
+    """Format → target class; PostgreSQL's is imported when a step needs it (psycopg is not
+    loaded by a run that touches no database)."""
+
+    def get(self, key: str, default: type[Target] | None = None) -> type[Target] | None:
+        if key == "postgresql" and key not in self:
+            from engine.targets.postgres_table import PostgresTableTarget
+
+            self[key] = PostgresTableTarget
+        return super().get(key, default)
+
+
+TARGETS: dict[str, type[Target]] = _Targets({
     cls.formats[0]: cls
     for cls in (ParquetTarget, CsvTarget, JsonTarget, LogTarget, DuckDBTableTarget,
-                SQLiteTableTarget, PostgresTableTarget)
-}
+                SQLiteTableTarget)
+})
 
 
 def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: str,

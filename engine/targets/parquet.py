@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Iterator
 
 import duckdb
 import numpy as np
@@ -21,6 +22,7 @@ from engine.targets.base import (
     fsync_file,
     open_staged,
 )
+from engine.targets.prefetch import prefetched
 from engine.values import change
 from scanner.matching import DuckDBMatcher, MatchQuery, Prefilter
 from scanner.sources.base import file_fingerprint, memory_duckdb, one_line
@@ -62,24 +64,37 @@ class ParquetTarget(FileTarget):
             con.close()
         return set(found)
 
-    def _find(self, path: str, query: MatchQuery) -> set[int]:
-        """The file's matching rows: where the plan located them while the file is as it was
-        then (only those rows are hashed), else by a keyed-hash pass over the whole file. A
-        delete also teaches the file's prefilter the matched rows' values."""
+    def _located(self, path: str) -> tuple[int, ...] | None:
+        """The row numbers the plan located in the file, while it is as it was then."""
+        located = {p: (fp, rows) for p, fp, rows in self.step.locations}.get(path)
+        if located is None or file_fingerprint(path) != located[0]:
+            return None
+        return tuple(sorted(located[1]))
+
+    def _confirmed(self, path: str, query: MatchQuery, rows: tuple[int, ...],
+                   taken: pa.Table) -> bool:
+        """True when every row the plan located still matches, read from the rows the rewrite
+        took out of the file (`taken`, in row order), not from the file again; a delete also
+        teaches the file's prefilter their values. Where DuckDB would type a key column of
+        those rows otherwise than it types the file's columns (the prefilter compares cheap
+        hashes of typed values), the located rows are read from the file instead."""
         prefilter = self._prefilters[path] = Prefilter()
         use = prefilter if self.deletes else None
-        located = {p: (fp, rows) for p, fp, rows in self.step.locations}.get(path)
-        if located is not None and file_fingerprint(path) == located[0]:
-            rows = located[1]
-            if not rows:
-                prefilter.ready = True  # nothing of the subject in this file
-                return set()
-            matched = self._matched(path, query, use, rows)
-            if matched == set(rows):
-                return matched
-            prefilter = self._prefilters[path] = Prefilter()  # not as planned: read it all
-            use = prefilter if self.deletes else None
-        return self._matched(path, query, use)
+        if taken.num_rows != len(rows):
+            return False
+        con = memory_duckdb(threads=None)
+        try:
+            con.register("optout_taken", taken.append_column(
+                "optout_row", pa.array(rows, pa.int64())))
+            matcher = DuckDBMatcher(con, self.hasher)
+            if (_types(con, "optout_taken", "optout_row")
+                    != _types(con, file_relation(path), "file_row_number")):
+                return self._matched(path, query, use, rows) == set(rows)
+            return set(matcher.select("optout_taken", query, "optout_row", use)) == set(rows)
+        except duckdb.Error as exc:
+            raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
+        finally:
+            con.close()
 
     def prepare(self) -> Staged:
         query = self.match_query()
@@ -89,12 +104,28 @@ class ParquetTarget(FileTarget):
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
             staged.rows_before += meta.num_rows
-            matched = self._find(path, query)
+            rows = self._located(path) if query.keys or query.texts else ()
+            new = None
+            if rows == ():  # the plan found nothing of the subject in this file
+                self._prefilters[path] = Prefilter(ready=True)
+                matched: set[int] = set()
+            elif rows is not None:  # edit where the plan located the rows, then confirm
+                ensure_writable(path, self.step.dataset)
+                matched = set(rows)
+                new, taken = self._rewrite(path, matched, kinds, params)
+                if not self._confirmed(path, query, rows, taken):  # not as planned: read it
+                    os.unlink(new)
+                    new = None
+                    rows = None
+            if rows is None:  # every row hashed: a pass over the whole file
+                self._prefilters[path] = prefilter = Prefilter()
+                matched = self._matched(path, query, prefilter if self.deletes else None)
+                if matched:
+                    ensure_writable(path, self.step.dataset)
+                    new, _ = self._rewrite(path, matched, kinds, params)
             if not matched:
                 staged.rows_after += meta.num_rows
                 continue
-            ensure_writable(path, self.step.dataset)
-            new = self._rewrite(path, matched, kinds, params)
             fsync_file(new)
             staged.files.append((path, new))
             staged.rows_changed += len(matched)
@@ -144,44 +175,61 @@ class ParquetTarget(FileTarget):
         return staged
 
     def _rewrite(self, path: str, matched: set[int], kinds: dict[str, str],
-                 params: dict) -> str:
+                 params: dict) -> tuple[str, pa.Table]:
         """Write the new version in record batches, in memory bounded by BATCH_BYTES whatever
         the row groups hold once decoded (a row group that fits stays one row group; a larger
-        one becomes several of at most that size). Returns the staged file's path."""
+        one becomes several of at most that size), read a few batches ahead in a thread.
+        Columns are dictionary-encoded where the file's are. Returns the staged file's path
+        and the matched rows as they were (in row order)."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         compression = (meta.row_group(0).column(0).compression.lower()
                        if meta.num_row_groups else "snappy")
         new, fh = open_staged(path, self.request_id)
-        writer = pq.ParquetWriter(fh, source.schema_arrow, compression=compression)
-        ordered = sorted(matched)
+        taken: list[pa.RecordBatch] = []
         try:
-            offset = 0
-            for i in range(meta.num_row_groups):
+            with pq.ParquetWriter(fh, source.schema_arrow, compression=compression,
+                                  use_dictionary=_dictionary_columns(meta)) as writer:
                 pending: list[pa.RecordBatch] = []
-                size = 0
-                for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[i],
-                                                 use_threads=False):
-                    hits = [r - offset for r in ordered[
-                        bisect.bisect_left(ordered, offset):
-                        bisect.bisect_left(ordered, offset + batch.num_rows)]]
-                    offset += batch.num_rows
-                    if hits:
-                        batch = self._edit(pa.Table.from_batches([batch]), hits, kinds,
-                                           params).combine_chunks().to_batches()
-                        batch = batch[0] if batch else None
-                    if batch is None or not batch.num_rows:
-                        continue
-                    if pending and size + batch.nbytes > BATCH_BYTES:
+                size, group = 0, None
+                for i, batch in prefetched(self._edited(source, matched, kinds, params,
+                                                        taken)):
+                    if pending and (i != group or size + batch.nbytes > BATCH_BYTES):
                         _write(writer, pending)
                         pending, size = [], 0
+                    group = i
                     pending.append(batch)
                     size += batch.nbytes
                 _write(writer, pending)
-        finally:
-            writer.close()
+        except BaseException:
             fh.close()
-        return new
+            os.unlink(new)
+            raise
+        fh.close()
+        return new, pa.Table.from_batches(taken, schema=source.schema_arrow)
+
+    def _edited(self, source: pq.ParquetFile, matched: set[int], kinds: dict[str, str],
+                params: dict, taken: list[pa.RecordBatch]
+                ) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """The file's record batches with the matched rows edited (or gone), each with the
+        number of the row group it came from; empty batches are left out. The matched rows,
+        as they were, go to `taken`."""
+        ordered = sorted(matched)
+        offset = 0
+        for i in range(source.metadata.num_row_groups):
+            for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[i],
+                                             use_threads=False):
+                hits = [r - offset for r in ordered[
+                    bisect.bisect_left(ordered, offset):
+                    bisect.bisect_left(ordered, offset + batch.num_rows)]]
+                offset += batch.num_rows
+                if hits:
+                    taken.append(batch.take(pa.array(hits, pa.int64())))
+                    edited = self._edit(pa.Table.from_batches([batch]), hits, kinds,
+                                        params).combine_chunks().to_batches()
+                    batch = edited[0] if edited else None
+                if batch is not None and batch.num_rows:
+                    yield i, batch
 
     def _edit(self, group: pa.Table, hits: list[int], kinds: dict[str, str],
               params: dict) -> pa.Table:
@@ -232,6 +280,22 @@ def _rows_of(table: pa.Table, partition: dict[str, str]) -> np.ndarray:
         column = table.column(key).cast(pa.string()).to_numpy(zero_copy_only=False)
         keep &= column == value
     return keep
+
+
+def _types(con: duckdb.DuckDBPyConnection, relation: str, but: str) -> dict[str, str]:
+    """Column → DuckDB type of a relation's columns, but one."""
+    return {name: kind for name, kind, *_ in con.execute(
+        f"DESCRIBE SELECT * FROM {relation}").fetchall() if name != but}
+
+
+def _dictionary_columns(meta: pq.FileMetaData) -> bool | list[str]:
+    """The columns the file dictionary-encodes (in its first row group): a rewrite encodes
+    those alike, and spends no time building dictionaries the file does not have."""
+    if not meta.num_row_groups:
+        return True
+    group = meta.row_group(0)
+    return [group.column(j).path_in_schema for j in range(group.num_columns)
+            if any("DICTIONARY" in e for e in group.column(j).encodings)]
 
 
 def _write(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:

@@ -10,6 +10,7 @@ Every call the worker makes goes through the same role checks and audit log as t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -46,7 +47,7 @@ from engine.worker.messages import (
     status_event,
     subject,
 )
-from engine.worker.signing import producer_of
+from engine.worker.signing import producer_of, producers
 from scanner.access import Principal
 from scanner.catalog import Catalog
 from scanner.classify.column import Classifier
@@ -178,12 +179,19 @@ class Worker:
         later: list[tuple[int, ErasureRequest]] = []
         seen: set[str] = set()
         requests: dict[int, ErasureRequest] = {}
+        parsed: dict[int, ErasureRequest] = {}
+        for i, message in enumerate(messages):
+            with contextlib.suppress(Exception):  # a message that does not parse: below
+                parsed[i] = parse(ErasureRequest, message.data)
+        # one read of the catalog for the whole delivery: who may sign, what is known
+        principals = producers(self.catalog)
+        statuses = self._known_many([r.request_id for r in parsed.values()])
         for i, message in enumerate(messages):
             try:
-                request = requests[i] = parse(ErasureRequest, message.data)
+                request = requests[i] = parsed.get(i) or parse(ErasureRequest, message.data)
                 self._producers[request.request_id] = producer_of(
-                    self.catalog, message.headers, message.data)
-                known = self._known(request.request_id)
+                    self.catalog, message.headers, message.data, principals)
+                known = statuses.get(request.request_id)
             except Exception as exc:  # MessageError, or anything a hostile message raises
                 self._dead(message.data, exc)
                 results[i] = True
@@ -234,18 +242,35 @@ class Worker:
         self.publish(DEAD, dead_letter(data, reason, self.catalog.hasher()))
 
     def _status(self, rid: str, status: str, detail: str = "") -> None:
+        self._statuses([(rid, status, detail)])
+
+    def _statuses(self, changes: list[tuple[str, str, str]]) -> None:
+        """Record (request id, status, detail) for several requests in one transaction, then
+        publish each status event."""
+        if not changes:
+            return
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        detail = redact(detail, self.catalog.hasher())
+        hasher = self.catalog.hasher()
+        changes = [(rid, status, redact(detail, hasher)) for rid, status, detail in changes]
         with self.catalog.connect() as con:
-            con.execute("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
-                        "WHERE request_id = ?", [status, detail, now, rid])
-        self.publish(STATUS, status_event(rid, status, detail))
+            con.executemany("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
+                            "WHERE request_id = ?",
+                            [[status, detail, now, rid] for rid, status, detail in changes])
+        for rid, status, detail in changes:
+            self.publish(STATUS, status_event(rid, status, detail))
 
     def _known(self, rid: str) -> str | None:
+        return self._known_many([rid]).get(rid)
+
+    def _known_many(self, rids: list[str]) -> dict[str, str]:
+        """Request id → its recorded status, for those the worker has seen."""
+        if not rids:
+            return {}
         with self.catalog.connect() as con:
-            rows = con.execute("SELECT status FROM worker_requests WHERE request_id = ?",
-                               [rid]).fetchall()
-        return rows[0][0] if rows else None
+            rows = con.execute("SELECT request_id, status FROM worker_requests "
+                               "WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+                               [list(rids)]).fetchall()
+        return dict(rows)
 
     def handle_request(self, request: ErasureRequest) -> bool:
         """Resolve one request; True when it is resolved (the message may be acknowledged)."""
@@ -254,25 +279,29 @@ class Worker:
         if known in RESOLVED:
             return True  # a duplicate or a redelivery: nothing is done or reported again
         if known is None:
-            self._receive(request, None)
+            self._receive([request], None)
         try:
             return self._resolve(request)
         except (EngineError, ScannerError) as exc:
             self._status(rid, "failed", str(exc))
             return True
 
-    def _receive(self, request: ErasureRequest, batch_id: str | None) -> None:
-        """Record a new request; the journal request it is applied in (its own, or its
-        batch's) has an id of the worker's own (`worker:...`), so a message can never name
-        a request the CLI made."""
+    def _receive(self, requests: list[ErasureRequest], batch_id: str | None) -> None:
+        """Record new requests (in one transaction); the journal request each is applied in
+        (its own, or its batch's) has an id of the worker's own (`worker:...`), so a message
+        can never name a request the CLI made."""
         hasher = self.catalog.hasher()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        hashed = {k: hasher(v.strip().lower()) for k, v in request.identifiers.items()}
-        with self.catalog.connect() as con:
-            con.execute("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
-                        [request.request_id, request.policy, json.dumps(hashed), now, now,
+        rows = []
+        for request in requests:
+            hashed = {k: hasher(v.strip().lower()) for k, v in request.identifiers.items()}
+            rows.append([request.request_id, request.policy, json.dumps(hashed), now, now,
                          batch_id or f"{WORKER_PREFIX}{request.request_id}"])
-        self._status(request.request_id, "received")
+        with self.catalog.connect() as con:
+            con.executemany("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
+                            rows)
+        for request in requests:
+            self.publish(STATUS, status_event(request.request_id, "received", ""))
 
     def _batch_of(self, rid: str) -> str:
         with self.catalog.connect() as con:
@@ -284,8 +313,7 @@ class Worker:
         """New requests under one policy: one plan and one apply for all their subjects (one
         pass per dataset), then each request's cascade and status."""
         batch_id = f"{WORKER_PREFIX}batch-{uuid.uuid4().hex[:12]}"
-        for r in requests:
-            self._receive(r, batch_id)
+        self._receive(requests, batch_id)
         try:
             path = self._policy_path(requests[0].policy)
             policy = load_policy(path)
@@ -305,9 +333,8 @@ class Worker:
             for r in list(ok):
                 if self._stopped(plan, parsed[r.request_id], r.request_id):
                     ok.remove(r)  # resolved as needing a person: no erasure, no cascade
-            for r in ok:
-                self._status(r.request_id, "planned", f"batch {batch_id}: {len(plan.steps)} "
-                             "datasets")
+            self._statuses([(r.request_id, "planned",
+                             f"batch {batch_id}: {len(plan.steps)} datasets") for r in ok])
             if plan.approvals > 0:
                 self._hold(plan, [r.request_id for r in ok])
                 return [r not in ok for r in requests]  # held ones come back until approved
@@ -316,19 +343,20 @@ class Worker:
         except (EngineError, ScannerError) as exc:
             status = Journal(self.catalog).find(batch_id)
             blocked = bool(status and status["status"] == "blocked")
-            for r in requests:
-                self._status(r.request_id, "blocked" if blocked else "failed", str(exc))
+            self._statuses([(r.request_id, "blocked" if blocked else "failed", str(exc))
+                            for r in requests])
             return [not blocked] * len(requests)
-        results = []
+        results, outcomes = [], []
         for r in requests:
             if r not in ok:
                 results.append(True)
                 continue
             failures = run_cascade(self.catalog, r.request_id, self.settings.targets,
                                    r.identifiers)
-            self._status(r.request_id, "blocked" if failures else "applied",
-                         "; ".join(failures))
+            outcomes.append((r.request_id, "blocked" if failures else "applied",
+                             "; ".join(failures)))
             results.append(not failures)
+        self._statuses(outcomes)
         return results
 
     def _stopped(self, plan: ErasurePlan, subjects: list, rid: str) -> bool:

@@ -35,14 +35,21 @@ def signed_headers(catalog: Catalog, name: str, body: bytes) -> dict[str, str]:
     return {PRODUCER_HEADER: name, SIGNATURE_HEADER: f"sha256={mac}"}
 
 
-def producer_of(catalog: Catalog, headers: dict[str, str] | None, body: bytes) -> Principal:
-    """The principal that signed a message; MessageError (one line) when none did."""
+def producers(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    """Principal name → roles: who may sign (read once for a delivery of messages)."""
+    return {n: tuple(r) for n, r, _, _ in list_principals(catalog)}
+
+
+def producer_of(catalog: Catalog, headers: dict[str, str] | None, body: bytes,
+                principals: dict[str, tuple[str, ...]] | None = None) -> Principal:
+    """The principal that signed a message; MessageError (one line) when none did.
+    `principals`: what `producers` read, when the caller holds it already."""
     headers = headers or {}
     name, signature = headers.get(PRODUCER_HEADER), headers.get(SIGNATURE_HEADER)
     if not name or not signature:
         raise MessageError(f"unauthenticated: no {PRODUCER_HEADER}/{SIGNATURE_HEADER} headers "
                            "(publish with `optout request submit` or sign the body)")
-    roles = {n: r for n, r, _, _ in list_principals(catalog)}.get(name)
+    roles = (producers(catalog) if principals is None else principals).get(name)
     if roles is None:
         raise MessageError(f"unauthenticated: no producer named {name!r}")
     expected = signed_headers(catalog, name, body)[SIGNATURE_HEADER]

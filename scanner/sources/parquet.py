@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable
-from scanner.matching import DuckDBMatcher, MatchQuery
+from scanner.matching import DuckDBMatcher, MatchQuery, MatchResult, beyond, covers, merged
 from scanner.model import DatasetRef, Sample
 from scanner.sampling import windows
 from scanner.sources.base import (
@@ -40,6 +40,9 @@ class ParquetSource(DuckDBReadSource):
         self.path = Path(location)
         self.name = name or (self.path.stem if self.path.is_file() else self.path.name)
         self._con = memory_duckdb()
+        self._match_con: duckdb.DuckDBPyConnection | None = None
+        #: the files' fingerprints and the query of the last match that kept its rows
+        self._kept: tuple[dict[str, str], MatchQuery] | None = None
 
     def files(self) -> list[str]:
         """The Parquet files that make up the dataset, sorted."""
@@ -93,26 +96,83 @@ class ParquetSource(DuckDBReadSource):
     def fingerprint(self, ref: DatasetRef) -> str:
         return file_fingerprint(*self.files())
 
-    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
-        """Per part file, the row numbers of the matching rows (one keyed-hash pass per file
-        on every core). Empty when a file changed while it was read, or when more than
-        MAX_LOCATED_ROWS rows match (apply then finds them again itself)."""
-        out = []
-        con = memory_duckdb(threads=None)
+    def _matcher(self, hasher: KeyedHash) -> DuckDBMatcher:
+        """Matches run on every core (unlike a seeded sample, their answer does not depend on
+        the number of threads), in a connection that keeps the last match's rows."""
+        if self._match_con is None:
+            self._match_con = memory_duckdb(threads=None)
+        return DuckDBMatcher(self._match_con, hasher)
+
+    def _fingerprints(self) -> dict[str, str]:
+        return {f: file_fingerprint(f) for f in self.files()}
+
+    def _covered(self, query: MatchQuery) -> dict[str, str] | None:
+        """The files' fingerprints, when the kept rows of the last match hold every row that
+        `query` can match (its query covers this one and no file changed since); else None."""
+        if self._kept is None or not covers(self._kept[1], query):
+            return None
+        now = self._fingerprints()
+        return now if now == self._kept[0] else None
+
+    def _relation(self, ref: DatasetRef, files: list[str]) -> str:
+        hive = "true" if ref.option("hive") else "false"
+        return (f"read_parquet({_literal_list(files)}, filename='optout_file', "
+                f"file_row_number=true, hive_partitioning={hive}, union_by_name=true)")
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        """Matching keeps the matching rows with their file and row number: a later match
+        reads the files only for what the kept rows cannot answer (a key value learned since:
+        only those values are searched for), and locating the rows reads none."""
+        matcher = self._matcher(hasher)
+        kept, self._kept = self._kept, None
         try:
-            matcher = DuckDBMatcher(con, hasher)
+            before = self._fingerprints()
+            relation = self._relation(ref, list(before))
+            if (kept is not None and kept[0] == before
+                    and matcher.keep_more(relation, beyond(query, kept[1]), KEPT, BY)):
+                result = matcher.match(KEPT, query)
+                if self._fingerprints() == before:
+                    self._kept = (before, merged(kept[1], query))
+                return result
+            result = matcher.match(relation, query, keep=KEPT)
+            held = matcher.con.execute("SELECT count(*) FROM duckdb_tables() WHERE "
+                                       "table_name = ? AND temporary", [KEPT]).fetchone()[0]
+            if held and self._fingerprints() == before:
+                self._kept = (before, query)
+            return result
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+
+    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
+        """Per part file, the row numbers of the matching rows: from the rows the last match
+        kept when they cover the query, else one keyed-hash pass per file on every core.
+        Empty when a file changed while it was read, or when more than MAX_LOCATED_ROWS rows
+        match (apply then finds them again itself)."""
+        matcher = self._matcher(hasher)
+        fingerprints = self._covered(query)
+        if fingerprints is not None:
+            try:
+                found = matcher.select(KEPT, query, ("optout_file", "file_row_number"))
+            except duckdb.Error as exc:
+                raise DatasetUnreadable(one_line(exc)) from exc
+            if len(found) > MAX_LOCATED_ROWS:
+                return ()
+            rows: dict[str, list[int]] = {f: [] for f in fingerprints}
+            for path, row in found:
+                rows[path].append(row)
+            return tuple((f, fp, tuple(sorted(rows[f]))) for f, fp in fingerprints.items())
+        out = []
+        try:
             total = 0
             for path in self.files():
                 before = file_fingerprint(path)
-                rows = matcher.select(file_relation(path), query, "file_row_number")
-                total += len(rows)
+                found = matcher.select(file_relation(path), query, "file_row_number")
+                total += len(found)
                 if file_fingerprint(path) != before or total > MAX_LOCATED_ROWS:
                     return ()
-                out.append((path, before, tuple(sorted(rows))))
+                out.append((path, before, tuple(sorted(found))))
         except (duckdb.Error, OSError) as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
-        finally:
-            con.close()
         return tuple(out)
 
     def relation(self, ref: DatasetRef) -> str:
@@ -123,8 +183,14 @@ class ParquetSource(DuckDBReadSource):
 
     def close(self) -> None:
         self._con.close()
+        if self._match_con is not None:
+            self._match_con.close()
 
 
+#: the temporary table of the rows the last match kept (in memory, in the source's connection)
+KEPT = "optout_kept"
+#: what tells the kept rows apart
+BY = ("optout_file", "file_row_number")
 #: beyond this many matching rows a plan does not carry their positions
 MAX_LOCATED_ROWS = 200_000
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
-from psycopg import sql
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
@@ -16,6 +14,10 @@ from scanner.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, Mat
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
 from scanner.sources.base import Source, one_line, rows_to_arrow
+
+if TYPE_CHECKING:  # psycopg is imported where a database is used (a CLI run needs none)
+    import psycopg
+    from psycopg import sql
 
 SCHEMES = ("postgresql", "postgres")
 #: above this many rows (by the planner's estimate) the count is the estimate, not count(*)
@@ -57,6 +59,7 @@ def pg_hmac(hasher: KeyedHash) -> Callable[[str], str]:
 def match_condition(con: psycopg.Connection, query: MatchQuery,
                     hasher: KeyedHash) -> tuple[str, list[object]]:
     """The WHERE condition (and its parameters) of the rows matching `query`."""
+    from psycopg import sql
     hmac = pg_hmac(hasher)
     params: list[object] = []
     conditions = []
@@ -98,6 +101,7 @@ class PostgresSource(Source):
     kind = "postgresql"
 
     def __init__(self, uri: str) -> None:
+        import psycopg
         parts = urlsplit(uri)
         if parts.scheme not in SCHEMES or (not parts.hostname and not parts.path.strip("/")):
             raise UnknownSource(f"not a PostgreSQL URI: {redact_uri(uri)}")
@@ -123,11 +127,14 @@ class PostgresSource(Source):
             )
 
     def _rel(self, ref: DatasetRef) -> sql.Composed:
+        from psycopg import sql
         return sql.SQL("{}.{}").format(
             sql.Identifier(ref.option("schema")), sql.Identifier(ref.option("table"))
         )
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        import psycopg
+        from psycopg import sql
         rel = self._rel(ref)
         try:
             estimate = self._estimates.get(ref.name, 0)
@@ -198,6 +205,8 @@ class PostgresSource(Source):
         return f"CREATE {kind} {view} AS {row[0]}" if row else None
 
     def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        import psycopg
+        from psycopg import sql
         if not query.keys and not query.texts:
             return MatchResult()
         where, params = match_condition(self._con, query, hasher)
@@ -224,6 +233,7 @@ class PostgresSource(Source):
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
     def fingerprint(self, ref: DatasetRef) -> str | None:
+        from psycopg import sql
         if ref.kind != "table":
             return None  # a view's content follows its base tables: always re-read it
         rel = self._rel(ref)
