@@ -53,6 +53,11 @@ class MatchQuery:
     #: also return the normalized values of the collected columns (in memory, never stored)
     raw_collect: bool = False
 
+    def columns(self) -> set[str]:
+        """Every column the query reads (catalog names; `a.b` is a field of a struct)."""
+        return ({k.column for k in self.keys} | set(self.texts)
+                | {c for c, _ in self.collect} | {c for group in self.names for c in group})
+
 
 @dataclass
 class Prefilter:
@@ -216,20 +221,28 @@ class DuckDBMatcher:
             where = f"hash({column_sql(gate.column, top)}) IN ({listed}) AND ({where})"
         return where
 
+    def reads(self, relation: str, query: MatchQuery, by: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The top-level columns of `relation` a kept copy of matching rows needs: `by`, and
+        those holding what the query reads."""
+        top = set(self._describe(relation))
+        heads = {c if c in top or "." not in c else c.split(".")[0] for c in query.columns()}
+        return tuple(dict.fromkeys([*by, *sorted(heads)]))
+
     def keep_more(self, relation: str, query: MatchQuery, keep: str,
-                  by: tuple[str, ...]) -> bool:
-        """Add to the kept rows of an earlier `match` the rows of `relation` that `query`
-        matches and `keep` lacks (rows told apart by the `by` columns). False, with the table
-        dropped, when that makes more than MAX_KEPT rows."""
+                  by: tuple[str, ...], columns: tuple[str, ...]) -> bool:
+        """Add to the kept rows of an earlier `match` (its `columns`) the rows of `relation`
+        that `query` matches and `keep` lacks (rows told apart by the `by` columns). False,
+        with the table dropped, when that makes more than MAX_KEPT rows."""
         if not query.keys and not query.texts:
             return True
         types = self._describe(relation)
         where = self._register(query, set(types), types=types)
         same = " AND ".join(f"k.{quote_ident(c)} = r.{quote_ident(c)}" for c in by)
+        listed = ", ".join(quote_ident(c) for c in columns)
         try:
             self.con.execute(
-                f"INSERT INTO {quote_ident(keep)} SELECT * FROM (SELECT * FROM {relation} "
-                f"WHERE {where} LIMIT {MAX_KEPT + 1}) AS r WHERE NOT EXISTS "
+                f"INSERT INTO {quote_ident(keep)} SELECT * FROM (SELECT {listed} FROM "
+                f"{relation} WHERE {where} LIMIT {MAX_KEPT + 1}) AS r WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {quote_ident(keep)} AS k WHERE {same})")
         finally:
             self.con.unregister("optout_subject_hashes")
@@ -240,13 +253,15 @@ class DuckDBMatcher:
             return False
         return True
 
-    def match(self, relation: str, query: MatchQuery, keep: str | None = None) -> MatchResult:
+    def match(self, relation: str, query: MatchQuery, keep: str | None = None,
+              columns: tuple[str, ...] = ()) -> MatchResult:
         """Run `query` against `relation` (SQL: a table name or a table function call).
 
-        `keep`: also keep the matching rows, every column, in a temporary table of that name
-        (in memory, dropped with the connection), when at most MAX_KEPT rows match; a later
-        match whose query `covers` says it can only match among them reads that table
-        instead of the dataset. The table is absent when more rows matched."""
+        `keep`: also keep the matching rows (their `columns`: see `reads`) in a temporary
+        table of that name (in memory, dropped with the connection), when at most MAX_KEPT
+        rows match; a later match whose query `covers` says it can only match among them
+        reads that table instead of the dataset. The table is absent when more rows
+        matched."""
         if not query.keys and not query.texts:
             return MatchResult()
         types = self._describe(relation)
@@ -254,8 +269,9 @@ class DuckDBMatcher:
         where = self._register(query, top, types=types)
         try:
             if keep is not None:
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(keep)} AS SELECT * "
-                                 f"FROM {relation} WHERE {where} LIMIT {MAX_KEPT + 1}")
+                listed = ", ".join(quote_ident(c) for c in columns) or "*"
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(keep)} AS SELECT "
+                                 f"{listed} FROM {relation} WHERE {where} LIMIT {MAX_KEPT + 1}")
                 kept = self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0]
                 if kept > MAX_KEPT:
                     self.con.execute(f"DROP TABLE {quote_ident(keep)}")

@@ -127,3 +127,19 @@ def test_what_a_query_covers() -> None:
     assert beyond(MatchQuery((a_only,)), wide).keys == ()
     both = merged(MatchQuery((a_only,)), MatchQuery((ident,), ("notes",), frozenset({"h"})))
     assert covers(both, MatchQuery((a_only, ident), ("notes",), frozenset({"h"})))
+
+
+def test_a_round_reading_a_column_the_kept_rows_lack_reads_the_files(tmp_path: Path) -> None:
+    """The kept rows hold only the columns the match read: a later query that reads another
+    (here: free text) goes back to the files, and finds what only that column holds."""
+    path = tmp_path / "notes.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "email": ["ana@x.io", "b@x.io", "c@x.io"],
+                             "note": ["", "", "call Ana@X.io back"]}), path)
+    source = ParquetSource(str(path))
+    [ref] = source.datasets()
+    first = MatchQuery((key("email", "email", ["ana@x.io"]),), collect=(("id", "code"),))
+    assert source.match(ref, first, HASHER).rows == 1
+    texts = MatchQuery(first.keys, ("note",), frozenset({HASHER("ana@x.io")}),
+                       collect=(("id", "code"),))
+    assert source.match(ref, texts, HASHER).rows == 2
+    assert [r for _, _, r in source.locate(ref, texts, HASHER)] == [(0, 2)]

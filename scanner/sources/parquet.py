@@ -41,8 +41,9 @@ class ParquetSource(DuckDBReadSource):
         self.name = name or (self.path.stem if self.path.is_file() else self.path.name)
         self._con = memory_duckdb()
         self._match_con: duckdb.DuckDBPyConnection | None = None
-        #: the files' fingerprints and the query of the last match that kept its rows
-        self._kept: tuple[dict[str, str], MatchQuery] | None = None
+        #: the files' fingerprints, the query and the columns of the last match that kept
+        #: its rows
+        self._kept: tuple[dict[str, str], MatchQuery, tuple[str, ...]] | None = None
 
     def files(self) -> list[str]:
         """The Parquet files that make up the dataset, sorted."""
@@ -108,8 +109,10 @@ class ParquetSource(DuckDBReadSource):
 
     def _covered(self, query: MatchQuery) -> dict[str, str] | None:
         """The files' fingerprints, when the kept rows of the last match hold every row that
-        `query` can match (its query covers this one and no file changed since); else None."""
-        if self._kept is None or not covers(self._kept[1], query):
+        `query` can match (its query covers this one, it kept the columns this one reads, and
+        no file changed since); else None."""
+        if self._kept is None or not covers(self._kept[1], query) or \
+                not _within(query, self._kept[2]):
             return None
         now = self._fingerprints()
         return now if now == self._kept[0] else None
@@ -128,17 +131,19 @@ class ParquetSource(DuckDBReadSource):
         try:
             before = self._fingerprints()
             relation = self._relation(ref, list(before))
-            if (kept is not None and kept[0] == before
-                    and matcher.keep_more(relation, beyond(query, kept[1]), KEPT, BY)):
+            if (kept is not None and kept[0] == before and _within(query, kept[2])
+                    and matcher.keep_more(relation, beyond(query, kept[1]), KEPT, BY,
+                                          kept[2])):
                 result = matcher.match(KEPT, query)
                 if self._fingerprints() == before:
-                    self._kept = (before, merged(kept[1], query))
+                    self._kept = (before, merged(kept[1], query), kept[2])
                 return result
-            result = matcher.match(relation, query, keep=KEPT)
+            columns = matcher.reads(relation, query, BY)
+            result = matcher.match(relation, query, keep=KEPT, columns=columns)
             held = matcher.con.execute("SELECT count(*) FROM duckdb_tables() WHERE "
                                        "table_name = ? AND temporary", [KEPT]).fetchone()[0]
             if held and self._fingerprints() == before:
-                self._kept = (before, query)
+                self._kept = (before, query, columns)
             return result
         except duckdb.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
@@ -185,6 +190,11 @@ class ParquetSource(DuckDBReadSource):
         self._con.close()
         if self._match_con is not None:
             self._match_con.close()
+
+
+def _within(query: MatchQuery, columns: tuple[str, ...]) -> bool:
+    """True when every column the query reads is (in) one of these top-level columns."""
+    return all(c in columns or c.split(".")[0] in columns for c in query.columns())
 
 
 #: the temporary table of the rows the last match kept (in memory, in the source's connection)
