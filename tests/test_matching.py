@@ -143,3 +143,11 @@ def test_a_round_reading_a_column_the_kept_rows_lack_reads_the_files(tmp_path: P
                        collect=(("id", "code"),))
     assert source.match(ref, texts, HASHER).rows == 2
     assert [r for _, _, r in source.locate(ref, texts, HASHER)] == [(0, 2)]
+
+
+def test_the_engines_holding_raw_values_never_spill_to_disk() -> None:
+    """Samples and the request's values live in in-memory DuckDBs; DuckDB's default would
+    spill large operations to `./.tmp`."""
+    for threads in (1, None):
+        con = memory_duckdb(threads)
+        assert con.execute("SELECT current_setting('temp_directory')").fetchone() == ("",)

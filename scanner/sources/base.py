@@ -105,10 +105,13 @@ def file_fingerprint(*paths: str, salt: str = "") -> str:
 
 def memory_duckdb(threads: int | None = 1) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that reads files and never fetches extensions; one thread by
-    default, so seeded samples repeat exactly (None: every core, for full passes)."""
+    default, so seeded samples repeat exactly (None: every core, for full passes). It never
+    spills to disk (no temporary directory): what it holds (samples of PII, the request's
+    identifier values while planning) stays in memory."""
     config: dict[str, object] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "temp_directory": "",
     }
     if threads is not None:
         config["threads"] = threads
