@@ -199,3 +199,25 @@ def test_plan_graph_and_lineage_commands(tmp_path: Path, company_dir: Path) -> N
     assert "Error: the policy does not accept 'ssn' identifiers" in bad.output
     none = optout("plan", "--policy", str(POLICIES / "gdpr-erasure.yaml"))
     assert none.exit_code == 2 and "give at least one --subject" in none.output
+
+
+def test_commands_never_load_pandas() -> None:
+    """pyarrow would import pandas (0.2 s) on its first array from Python objects; in an
+    optout command that import fails at once, and arrays, polars and the sampling still work
+    (polars still sees that pandas is installed)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.util\n"
+        "from engine.cli import without_pandas\n"
+        "without_pandas()\n"
+        "import pyarrow as pa, polars as pl\n"
+        "assert pa.array(['a', None]).null_count == 1\n"
+        "assert pl.DataFrame({'a': [1, 2]})['a'].sum() == 3\n"
+        "assert 'pandas' not in sys.modules, 'pandas was loaded'\n"
+        "assert importlib.util.find_spec('pandas') is not None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
