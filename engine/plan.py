@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,10 @@ class ErasurePlan:
     mac: str = field(default="", compare=False)
 
     def body(self) -> dict[str, Any]:
-        """Everything but the content hash and the MAC, as plain data in a stable order."""
-        data = asdict(self)
+        """Everything but the content hash and the MAC, in a stable order; the steps, notes
+        and resolutions stay objects (`_plain` turns them into JSON objects as they are
+        written, without copying the plan first)."""
+        data = _fields(self)
         data.pop("content_hash")
         data.pop("mac")
         for name in ("unexecutable", "supersedes"):  # absent from older plans when empty:
@@ -130,7 +132,8 @@ class ErasurePlan:
         is not changed in place, `dataclasses.replace` makes a new one)."""
         cached = self.__dict__.get("_digest")
         if cached is None:
-            text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"), default=str)
+            text = json.dumps(self.body(), sort_keys=True, separators=(",", ":"),
+                              default=_plain)
             cached = hashlib.sha256(text.encode()).hexdigest()
             object.__setattr__(self, "_digest", cached)
         return cached
@@ -147,7 +150,7 @@ class ErasurePlan:
         if self.mac:
             sealed["mac"] = self.mac
         return json.dumps({**self.body(), **sealed}, indent=2, sort_keys=True,
-                          default=str) + "\n"
+                          default=_plain) + "\n"
 
     @property
     def summary(self) -> dict[str, int]:
@@ -162,6 +165,17 @@ class ErasurePlan:
         out["exempt"] = len(self.exempt)
         out["unexecutable"] = len(self.unexecutable)
         return out
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields by name (not copied)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _plain(obj: Any) -> Any:
+    """How JSON writes what it has no form for: a dataclass as an object of its fields,
+    anything else as its text (the same JSON as `dataclasses.asdict` would give)."""
+    return _fields(obj) if is_dataclass(obj) and not isinstance(obj, type) else str(obj)
 
 
 def load_plan(path: str | Path) -> ErasurePlan:

@@ -227,3 +227,24 @@ def test_postgres_part_is_classified_as_labelled(company_everywhere) -> None:
     for dataset, columns in POSTGRES_TRUTH.items():
         found = {c.name: (c.pii, c.entity) for c in catalog.find(dataset).columns}
         assert found == columns, dataset
+
+
+def test_the_content_hash_is_that_of_the_plan_as_plain_data(gdpr_plan, tmp_path: Path) -> None:
+    """The digest serializes the plan's objects as they are written, without copying them
+    first: the same canonical JSON as `dataclasses.asdict`, so plans made before keep their
+    hashes; the file reads back to the same plan."""
+    import dataclasses
+    import hashlib
+
+    data = dataclasses.asdict(gdpr_plan)
+    for name in ("content_hash", "mac"):
+        data.pop(name)
+    for name in ("unexecutable", "supersedes"):
+        if not data[name]:
+            data.pop(name)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    assert gdpr_plan.digest() == hashlib.sha256(text.encode()).hexdigest()
+    assert gdpr_plan.content_hash == gdpr_plan.digest()
+    path = tmp_path / "plan.json"
+    path.write_text(gdpr_plan.to_json())
+    assert load_plan(path) == gdpr_plan
