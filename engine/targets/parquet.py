@@ -112,7 +112,7 @@ class ParquetTarget(FileTarget):
             elif rows is not None:  # edit where the plan located the rows, then confirm
                 ensure_writable(path, self.step.dataset)
                 matched = set(rows)
-                new, taken = self._rewrite(path, matched, kinds, params)
+                new, taken = self._rewrite(path, matched, kinds, params, take=True)
                 if not self._confirmed(path, query, rows, taken):  # not as planned: read it
                     os.unlink(new)
                     new = None
@@ -175,18 +175,19 @@ class ParquetTarget(FileTarget):
         return staged
 
     def _rewrite(self, path: str, matched: set[int], kinds: dict[str, str],
-                 params: dict) -> tuple[str, pa.Table]:
+                 params: dict, take: bool = False) -> tuple[str, pa.Table | None]:
         """Write the new version in record batches, in memory bounded by BATCH_BYTES whatever
         the row groups hold once decoded (a row group that fits stays one row group; a larger
         one becomes several of at most that size), read a few batches ahead in a thread.
         Columns are dictionary-encoded where the file's are. Returns the staged file's path
-        and the matched rows as they were (in row order)."""
+        and, with `take`, the matched rows as they were (in row order; at most the rows a
+        plan locates)."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         compression = (meta.row_group(0).column(0).compression.lower()
                        if meta.num_row_groups else "snappy")
         new, fh = open_staged(path, self.request_id)
-        taken: list[pa.RecordBatch] = []
+        taken: list[pa.RecordBatch] | None = [] if take else None
         try:
             with pq.ParquetWriter(fh, source.schema_arrow, compression=compression,
                                   use_dictionary=_dictionary_columns(meta)) as writer:
@@ -206,14 +207,16 @@ class ParquetTarget(FileTarget):
             os.unlink(new)
             raise
         fh.close()
+        if taken is None:
+            return new, None
         return new, pa.Table.from_batches(taken, schema=source.schema_arrow)
 
     def _edited(self, source: pq.ParquetFile, matched: set[int], kinds: dict[str, str],
-                params: dict, taken: list[pa.RecordBatch]
+                params: dict, taken: list[pa.RecordBatch] | None
                 ) -> Iterator[tuple[int, pa.RecordBatch]]:
         """The file's record batches with the matched rows edited (or gone), each with the
         number of the row group it came from; empty batches are left out. The matched rows,
-        as they were, go to `taken`."""
+        as they were, go to `taken` (unless it is None)."""
         ordered = sorted(matched)
         offset = 0
         for i in range(source.metadata.num_row_groups):
@@ -224,7 +227,8 @@ class ParquetTarget(FileTarget):
                     bisect.bisect_left(ordered, offset + batch.num_rows)]]
                 offset += batch.num_rows
                 if hits:
-                    taken.append(batch.take(pa.array(hits, pa.int64())))
+                    if taken is not None:
+                        taken.append(batch.take(pa.array(hits, pa.int64())))
                     edited = self._edit(pa.Table.from_batches([batch]), hits, kinds,
                                         params).combine_chunks().to_batches()
                     batch = edited[0] if edited else None
