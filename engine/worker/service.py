@@ -253,9 +253,11 @@ class Worker:
         hasher = self.catalog.hasher()
         changes = [(rid, status, redact(detail, hasher)) for rid, status, detail in changes]
         with self.catalog.connect() as con:
+            con.execute("BEGIN")
             con.executemany("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
                             "WHERE request_id = ?",
                             [[status, detail, now, rid] for rid, status, detail in changes])
+            con.execute("COMMIT")
         for rid, status, detail in changes:
             self.publish(STATUS, status_event(rid, status, detail))
 
@@ -298,8 +300,10 @@ class Worker:
             rows.append([request.request_id, request.policy, json.dumps(hashed), now, now,
                          batch_id or f"{WORKER_PREFIX}{request.request_id}"])
         with self.catalog.connect() as con:
+            con.execute("BEGIN")
             con.executemany("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
                             rows)
+            con.execute("COMMIT")
         for request in requests:
             self.publish(STATUS, status_event(request.request_id, "received", ""))
 
