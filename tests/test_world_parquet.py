@@ -1,0 +1,74 @@
+"""Chinook (unedited, from the shipped SQLite file) exported to Parquet, where it has no foreign
+keys: planning finds a customer's row by email and their invoices by the customer id it
+learned (a second round over the files), locates them without another read, and apply removes
+exactly them. The truths come from the schema: a customer is the `Customer` row with that
+email, their invoices are the `Invoice` rows with its `CustomerId`. `InvoiceLine` holds no
+identifier of a person (invoice, track, price, quantity): without the foreign key declared it
+is not the subject's, and stays byte for byte."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from world_db import copy_sqlite
+
+from engine.apply import ApplyOptions, apply_plan
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from scanner.catalog import Catalog
+from scanner.scan import scan
+
+POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
+#: the subjects of tests/worlds/chinook_sqlite.yaml, with the customers the schema says they are
+SUBJECTS = {"frantisekw@jetbrains.com": 5, "steve.murray@yahoo.uk": 54}
+
+
+@pytest.fixture()
+def chinook(tmp_path: Path) -> tuple[Path, sqlite3.Connection]:
+    con = sqlite3.connect(copy_sqlite("chinook", tmp_path))
+    data = tmp_path / "data"
+    data.mkdir()
+    for table in ("Customer", "Invoice", "InvoiceLine"):
+        cursor = con.execute(f"SELECT * FROM {table} ORDER BY rowid")
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        pq.write_table(pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}),
+                       data / f"{table}.parquet", row_group_size=100)
+    return data, con
+
+
+def positions(con: sqlite3.Connection, table: str, ids: list[int]) -> set[int]:
+    """Row numbers (in export order) of the rows of these customers."""
+    rows = con.execute(f"SELECT CustomerId FROM {table} ORDER BY rowid").fetchall()
+    return {i for i, (customer,) in enumerate(rows) if customer in ids}
+
+
+def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path: Path,
+                                                               classifier) -> None:
+    data, con = chinook
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+    ids = list(SUBJECTS.values())
+    truth = {t: positions(con, t, ids) for t in ("Customer", "Invoice")}
+    assert len(truth["Customer"]) == 2 and len(truth["Invoice"]) == 14
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={e}") for e in SUBJECTS],
+                                           load_policy(POLICY), str(POLICY)))
+    assert {r.status for r in plan.resolution} == {"resolved"}
+    steps = {s.dataset: s for s in plan.steps}
+    assert set(steps) == {"Customer", "Invoice"}
+    for table, rows in truth.items():
+        assert steps[table].action == "delete_rows" and steps[table].rows == len(rows)
+        [(path, _, located)] = steps[table].locations
+        assert Path(path).name == f"{table}.parquet" and set(located) == rows
+    before = {t: pq.read_table(data / f"{t}.parquet").to_pylist() for t in truth}
+    lines = (data / "InvoiceLine.parquet").read_bytes()
+    apply_plan(catalog, plan, ApplyOptions())
+    for table, rows in truth.items():
+        assert pq.read_table(data / f"{table}.parquet").to_pylist() == [
+            r for i, r in enumerate(before[table]) if i not in rows]
+    assert (data / "InvoiceLine.parquet").read_bytes() == lines
