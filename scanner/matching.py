@@ -126,7 +126,7 @@ class DuckDBMatcher:
             "CREATE OR REPLACE TEMP MACRO optout_hmac(x) AS "
             f"sha256(unhex('{outer.hex()}') || unhex(sha256(unhex('{inner.hex()}') || encode(x))))")
 
-    def _describe(self, relation: str) -> dict[str, str]:
+    def describe(self, relation: str) -> dict[str, str]:
         """Column → DuckDB type of a relation's top-level columns."""
         return {d[0]: d[1] for d in
                 self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
@@ -140,7 +140,7 @@ class DuckDBMatcher:
         seen are hashed with the keyed hash; one that has not learns from this query's matches
         (the cheap hash of every key column of every matching row).
         """
-        types = self._describe(relation)
+        types = self.describe(relation)
         top = set(types)
         where = self._register(query, top, prefilter if prefilter and prefilter.ready else None,
                                types)
@@ -154,9 +154,7 @@ class DuckDBMatcher:
                 f"SELECT {', '.join(quote_ident(c) for c in columns)}{extra} FROM {relation} "
                 f"WHERE {where}").fetchall()
         finally:
-            self.con.unregister("optout_subject_hashes")
-            self.con.unregister("optout_subject_values")
-            self.con.unregister("optout_subject_numbers")
+            self._unregister()
         if learn:
             for i, k in enumerate(query.keys):
                 prefilter.seen.setdefault(k.column, set()).update(
@@ -224,7 +222,7 @@ class DuckDBMatcher:
     def reads(self, relation: str, query: MatchQuery, by: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The top-level columns of `relation` a kept copy of matching rows needs: `by`, and
         those holding what the query reads."""
-        top = set(self._describe(relation))
+        top = set(self.describe(relation))
         heads = {c if c in top or "." not in c else c.split(".")[0] for c in query.columns()}
         return tuple(dict.fromkeys([*by, *sorted(heads)]))
 
@@ -235,7 +233,7 @@ class DuckDBMatcher:
         with the table dropped, when that makes more than MAX_KEPT rows."""
         if not query.keys and not query.texts:
             return True
-        types = self._describe(relation)
+        types = self.describe(relation)
         where = self._register(query, set(types), types=types)
         same = " AND ".join(f"k.{quote_ident(c)} = r.{quote_ident(c)}" for c in by)
         listed = ", ".join(quote_ident(c) for c in columns)
@@ -245,13 +243,24 @@ class DuckDBMatcher:
                 f"{relation} WHERE {where} LIMIT {MAX_KEPT + 1}) AS r WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {quote_ident(keep)} AS k WHERE {same})")
         finally:
-            self.con.unregister("optout_subject_hashes")
-            self.con.unregister("optout_subject_values")
-            self.con.unregister("optout_subject_numbers")
+            self._unregister()
+        return self._bounded(keep)
+
+    def _bounded(self, keep: str) -> bool:
+        """True when the kept table holds at most MAX_KEPT rows; else it is dropped."""
         if self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0] > MAX_KEPT:
             self.con.execute(f"DROP TABLE {quote_ident(keep)}")
             return False
         return True
+
+    def holds(self, keep: str) -> bool:
+        """True when a kept table of that name exists (a match kept its rows)."""
+        return bool(self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE "
+                                     "table_name = ? AND temporary", [keep]).fetchone()[0])
+
+    def _unregister(self) -> None:
+        for name in ("optout_subject_hashes", "optout_subject_values", "optout_subject_numbers"):
+            self.con.unregister(name)
 
     def match(self, relation: str, query: MatchQuery, keep: str | None = None,
               columns: tuple[str, ...] = ()) -> MatchResult:
@@ -264,7 +273,7 @@ class DuckDBMatcher:
         matched."""
         if not query.keys and not query.texts:
             return MatchResult()
-        types = self._describe(relation)
+        types = self.describe(relation)
         top = set(types)
         where = self._register(query, top, types=types)
         try:
@@ -272,10 +281,7 @@ class DuckDBMatcher:
                 listed = ", ".join(quote_ident(c) for c in columns) or "*"
                 self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(keep)} AS SELECT "
                                  f"{listed} FROM {relation} WHERE {where} LIMIT {MAX_KEPT + 1}")
-                kept = self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0]
-                if kept > MAX_KEPT:
-                    self.con.execute(f"DROP TABLE {quote_ident(keep)}")
-                else:
+                if self._bounded(keep):
                     relation, where = quote_ident(keep), "true"
             selects = [f"optout_hmac({sql_normalize(kind, column_sql(c, top), 'duckdb')})"
                        for c, kind in query.collect]
@@ -290,9 +296,7 @@ class DuckDBMatcher:
                 f"SELECT {', '.join([*selects, 'count(*)'])} FROM {relation} WHERE {where}"
                 f"{group} LIMIT {MAX_GROUPS + 1}").fetchall()
         finally:
-            self.con.unregister("optout_subject_hashes")
-            self.con.unregister("optout_subject_values")
-            self.con.unregister("optout_subject_numbers")
+            self._unregister()
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
 
 

@@ -87,8 +87,11 @@ class ParquetTarget(FileTarget):
             con.register("optout_taken", taken.append_column(
                 "optout_row", pa.array(rows, pa.int64())))
             matcher = DuckDBMatcher(con, self.hasher)
-            if (_types(con, "optout_taken", "optout_row")
-                    != _types(con, file_relation(path), "file_row_number")):
+            types = matcher.describe("optout_taken")
+            del types["optout_row"]
+            in_file = matcher.describe(file_relation(path))
+            del in_file["file_row_number"]
+            if types != in_file:
                 return self._matched(path, query, use, rows) == set(rows)
             return set(matcher.select("optout_taken", query, "optout_row", use)) == set(rows)
         except duckdb.Error as exc:
@@ -284,12 +287,6 @@ def _rows_of(table: pa.Table, partition: dict[str, str]) -> np.ndarray:
         column = table.column(key).cast(pa.string()).to_numpy(zero_copy_only=False)
         keep &= column == value
     return keep
-
-
-def _types(con: duckdb.DuckDBPyConnection, relation: str, but: str) -> dict[str, str]:
-    """Column → DuckDB type of a relation's columns, but one."""
-    return {name: kind for name, kind, *_ in con.execute(
-        f"DESCRIBE SELECT * FROM {relation}").fetchall() if name != but}
 
 
 def _dictionary_columns(meta: pq.FileMetaData) -> bool | list[str]:

@@ -140,9 +140,7 @@ class ParquetSource(DuckDBReadSource):
                 return result
             columns = matcher.reads(relation, query, BY)
             result = matcher.match(relation, query, keep=KEPT, columns=columns)
-            held = matcher.con.execute("SELECT count(*) FROM duckdb_tables() WHERE "
-                                       "table_name = ? AND temporary", [KEPT]).fetchone()[0]
-            if held and self._fingerprints() == before:
+            if matcher.holds(KEPT) and self._fingerprints() == before:
                 self._kept = (before, query, columns)
             return result
         except duckdb.Error as exc:
