@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-.PHONY: demo test fixtures bench clean services chromium
+.PHONY: demo test fixtures bench clean services chromium jdbc
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Error: $(PYTHON) not found"; exit 1; }
@@ -45,7 +45,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed-dev services chromium
+# The spark engine reads PostgreSQL through the JDBC driver of Debian's libpostgresql-jdbc-java
+# (/usr/share/java/postgresql.jar); nothing is fetched at run time.
+jdbc:
+	@test -f /usr/share/java/postgresql.jar || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null; }
+
+test: $(VENV)/.installed-dev services chromium jdbc
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

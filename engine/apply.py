@@ -41,6 +41,7 @@ from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.config import Config
+from scanner.engines import DUCKDB, Engine
 from scanner.errors import ScannerError
 from scanner.sources import open_source
 from scanner.sources.base import one_line
@@ -70,6 +71,11 @@ class ApplyOptions:
     principal: str = field(default_factory=getpass.getuser)  # who, in embedded use
     config: Config | None = None  # the project config (declared identity links)
     caller: Principal | None = None  # the authenticated caller (needs the operator role)
+
+
+def _engine(options: ApplyOptions) -> Engine:
+    """The engine apply reads and rewrites the data with (the config's, or DuckDB)."""
+    return options.config.engine_of() if options.config is not None else DUCKDB
 
 
 def _maybe_fail_commit(dataset: str) -> None:
@@ -189,7 +195,8 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
             for _, new in json.loads(s["staged"] or "{}").get("files", []):
                 if os.path.lexists(new):
                     os.remove(new)
-            target_for(plan.steps[s["step_no"]], hasher, catalog, request_id).discard()
+            target_for(plan.steps[s["step_no"]], hasher, catalog, request_id,
+                       engine=_engine(options)).discard()
         return _run(catalog, plan, journal, options, committed=set())
     committed = {s["step_no"] for s in steps if s["status"] in ("committed", "retained")}
     hasher = catalog.hasher()
@@ -202,7 +209,8 @@ def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = Non
         s = by_step.get(i)
         if s is None or i in committed:
             continue
-        target = target_for(plan.steps[i], hasher, catalog, request_id)
+        target = target_for(plan.steps[i], hasher, catalog, request_id,
+                            engine=_engine(options))
         saved = json.loads(s["staged"] or "{}")
         files = saved.get("files", [])
         if target.durable_staging and files and any(os.path.exists(n) for _, n in files):
@@ -239,7 +247,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                         journal.set_step(rid, i, "retained")
                         committed.add(i)
                         continue
-                    targets[i] = target_for(step, hasher, catalog, rid)
+                    targets[i] = target_for(step, hasher, catalog, rid, engine=_engine(options))
                     staged[i] = targets[i].prepare()
                     journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
                                      rows_before=staged[i].rows_before,
@@ -292,7 +300,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 if n == 0:
                     fault("mid-commit")
         fault("before-verify")
-        _verify(catalog, plan, journal, targets)
+        _verify(catalog, plan, journal, targets, _engine(options))
         graph = build_graph(catalog, options.config)
         erased = values_by_domain(graph, plan)
         _verify_elsewhere(catalog, plan, graph, erased)
@@ -437,13 +445,14 @@ def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, graph: IdentityGraph,
 
 
 def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal,
-            targets: dict[int, Target]) -> None:
+            targets: dict[int, Target], engine: Engine = DUCKDB) -> None:
     hasher = catalog.hasher()
     left = []
     for i, step in enumerate(plan.steps):
         if step.action == "retain" and not step.columns:
             continue
-        target = targets.get(i) or target_for(step, hasher, catalog, plan.request_id)
+        target = targets.get(i) or target_for(step, hasher, catalog, plan.request_id,
+                                              engine=engine)
         residue = target.residue()
         journal.set_step(plan.request_id, i, "verified" if residue == 0 else "residue",
                          residue=residue)

@@ -47,8 +47,9 @@ from scanner.access import (
 )
 from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
-from scanner.config import load_config
+from scanner.config import Config, load_config
 from scanner.dbt import register_dbt
+from scanner.engines import ENGINES
 from scanner.errors import ScannerError
 from scanner.lineage import register_lineage_file
 from scanner.openlineage import register_openlineage
@@ -219,6 +220,10 @@ def cli(ctx: click.Context, catalog: str, config: str | None, debug: bool) -> No
 )
 @click.option("--full", is_flag=True, help="Re-scan datasets that have not changed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
+              help="What reads and changes the data: duckdb (in this process) or spark "
+                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
 @guarded('scan', by_api=True)
@@ -230,15 +235,17 @@ def scan_cmd(
     entities: str | None,
     full: bool,
     quiet: bool,
+    engine: str | None,
 ) -> None:
     """Scan files, folders and databases (paths or postgresql:// URIs) into the catalog."""
-    config = load_config(obj.config_path)
+    config = _with_engine(load_config(obj.config_path), engine)
     wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
     options = ScanOptions(
         sample_rows=sample_rows or config.scan.sample_rows,
         seed=config.scan.seed if seed is None else seed,
         full=full,
         classifier=config.classifier_settings(wanted, seed),
+        engine=config.engine_of(),
     )
     show = not quiet and sys.stderr.isatty()
     console, err_console = _console(), _console(stderr=True)
@@ -348,19 +355,23 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
               help="Request id: letters, digits and . _ - (default: a new random one).")
 @click.option("--accept-ambiguous", is_flag=True,
               help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
+@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
+              help="What reads and changes the data: duckdb (in this process) or spark "
+                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
 @guarded('plan', by_api=True)
 def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
              policy_path: str, fmt: str, output: str | None, request_id: str | None,
-             accept_ambiguous: bool) -> None:
+             accept_ambiguous: bool, engine: str | None) -> None:
     """Plan an erasure or opt-out: what would change where, and why. Changes nothing.
 
     The policy is a name (or a file) from the policy store (`policies:` in optout.yaml,
     default ./policies); only an admin may plan under a file outside it. Exits 4 when anything
     needs review (a dataset the plan could not account for, or a subject it stopped); the
     plan is written all the same."""
-    config = load_config(obj.config_path)
+    config = _with_engine(load_config(obj.config_path), engine)
     policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
                                      "admin" in obj.caller.roles))
     policy = load_policy(policy_path)
@@ -382,6 +393,13 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
         click.echo(printable(special_line(plan)), err=True)
     if plan.review or plan.unexecutable:
         sys.exit(NEEDS_REVIEW)
+
+
+def _with_engine(config: Config, engine: str | None) -> Config:
+    """The config with the engine chosen on the command line, if one was."""
+    if engine is not None:
+        config.engine = engine
+    return config
 
 
 def _cli_request_id(value: str | None) -> str | None:
@@ -498,13 +516,20 @@ def lineage_show(obj: Context, dataset: str) -> None:
               help="Prepare and check every change, then roll back; nothing is changed.")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True,
               help="Seconds to wait for datasets another request holds.")
+@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
+              help="What reads and changes the data: duckdb (in this process) or spark "
+                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
 @guarded('apply')
 def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: str | None,
-              yes: bool, replan_: bool, dry_run: bool, lease_wait: float) -> None:
-    """Apply an erasure plan: atomic across datasets, verified, journaled."""
-    config = load_config(obj.config_path)
+              yes: bool, replan_: bool, dry_run: bool, lease_wait: float,
+              engine: str | None) -> None:
+    """Apply an erasure plan: atomic across datasets, verified, journaled. The plan may have
+    been made on another engine: what it located is used while the data's fingerprints hold,
+    and a plan whose data changed is refused as on one engine."""
+    config = _with_engine(load_config(obj.config_path), engine)
     if policy_path:  # from the policy store, as for `plan`
         policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
                                          "admin" in obj.caller.roles))
@@ -583,13 +608,18 @@ def approve_cmd(obj: Context, plan_file: str) -> None:
 @cli.command("resume")
 @click.argument("request_id")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True)
+@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
+              help="What reads and changes the data: duckdb (in this process) or spark "
+                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
 @guarded('resume', by_api=True)
-def resume_cmd(obj: Context, request_id: str, lease_wait: float) -> None:
+def resume_cmd(obj: Context, request_id: str, lease_wait: float, engine: str | None) -> None:
     """Finish a request whose process died or whose commit kept failing."""
+    config = _with_engine(load_config(obj.config_path), engine)
     resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait, caller=obj.caller,
-                                                 config=load_config(obj.config_path)))
+                                                 config=config))
     click.echo(printable(f"request {request_id}: {outcome(obj.catalog, request_id)}"))
 
 

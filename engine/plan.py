@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
+from scanner.engines import ENGINES
 from scanner.identifiers import KINDS
 from scanner.model import DatasetRef
 
@@ -110,6 +111,9 @@ class ErasurePlan:
     unexecutable: tuple[DatasetNote, ...] = ()
     #: the request this plan finishes (`apply --replan` of a blocked request)
     supersedes: str = ""
+    #: the engine that matched the rows (`duckdb` or `spark`); apply may run on another one
+    #: while the data's fingerprints hold
+    engine: str = "duckdb"
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
     #: the catalog's MAC of the content hash (engine/plan_store.py): set once recorded
@@ -125,6 +129,8 @@ class ErasurePlan:
         for name in ("unexecutable", "supersedes"):  # absent from older plans when empty:
             if not data[name]:                          # their hashes stay as they were
                 data.pop(name)
+        if data["engine"] == "duckdb":  # likewise: plans before the Spark engine
+            data.pop("engine")
         return data
 
     def digest(self) -> str:
@@ -214,6 +220,7 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
             unexecutable=tuple(DatasetNote(**n) for n in data.get("unexecutable", ())),
             supersedes=str(data.get("supersedes", "")),
+            engine=str(data.get("engine", "duckdb")),
             version=data["version"], content_hash=data["content_hash"],
             mac=str(data.get("mac", "")))
     except json.JSONDecodeError as exc:
@@ -226,6 +233,8 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
     bad = [k for step in plan.steps for _, k, _ in step.keys if k not in KINDS]
     if bad:
         raise PlanError(f"{origin}: not a plan this optout made (unknown match kind {bad[0]!r})")
+    if plan.engine not in ENGINES:
+        raise PlanError(f"{origin}: not a plan this optout made (engine {plan.engine[:20]!r})")
     if plan.version != PLAN_VERSION:
         raise PlanError(f"{origin}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
     if plan.digest() != plan.content_hash:

@@ -34,6 +34,7 @@ from scanner.access import Principal, authorize
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.catalog.secret import KeyedHash
 from scanner.config import Config, DbtConfig
+from scanner.engines import DUCKDB, Engine
 from scanner.errors import ScannerError
 from scanner.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
 from scanner.model import DatasetRef
@@ -68,15 +69,17 @@ class PlanRequest:
 class SourcePool:
     """Sources opened once per location while planning."""
 
-    def __init__(self, exclude: frozenset[str]) -> None:
+    def __init__(self, exclude: frozenset[str], engine: Engine = DUCKDB) -> None:
         self._open: dict[str, Source] = {}
         self._exclude = exclude
+        self._engine = engine
 
     def match(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
         """Run a match against the dataset a catalog record describes."""
         source = self._open.get(record.location)
         if source is None:
-            source = self._open[record.location] = open_source(record.location, self._exclude)
+            source = self._open[record.location] = open_source(record.location, self._exclude,
+                                                                   self._engine)
         return source.match(ref_of(record), query, hasher)
 
     def locate(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> Located:
@@ -185,7 +188,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 carried.add(domain, set(hashes), "the earlier plan or the erasure ledger")
         walk.subjects.append(carried)
     records = sorted(graph.datasets.values(), key=lambda d: (d.name, d.location))
-    pool = SourcePool(frozenset({catalog.path}))
+    pool = SourcePool(frozenset({catalog.path}), config.engine_of())
     signatures: dict[str, tuple] = {}
     try:
         for _ in range(MAX_ROUNDS):
@@ -388,7 +391,8 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt), approvals=policy.approvals,
         resolution=tuple(s.resolution() for s in walk.subjects),
-        unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes).sealed()
+        unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes,
+        engine=config.engine).sealed()
 
 
 def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scanner.classify.settings import DEFAULT_MODEL, ClassifierSettings
+from scanner.engines import DUCKDB, Engine
 from scanner.errors import ConfigError
 from scanner.yamlfile import load_validated
 
@@ -86,6 +87,16 @@ class DbtConfig(BaseModel):
     args: list[str] = Field(default_factory=list, max_length=20)
 
 
+class SparkConfig(BaseModel):
+    """The `spark:` section: where the Spark engine runs and with which settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: `local[2]`, a cluster (`spark://host:7077`, `yarn`) or Spark Connect (`sc://host`)
+    master: str = Field("local[2]", min_length=1, max_length=500)
+    conf: dict[str, str] = Field(default_factory=dict, description="Spark settings")
+
+
 class Config(BaseModel):
     """The whole file."""
 
@@ -97,6 +108,16 @@ class Config(BaseModel):
     policies: str | None = None
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
     dbt: DbtConfig = Field(default_factory=DbtConfig)
+    #: what reads and changes the data: DuckDB in this process, or Apache Spark
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    def engine_of(self, name: str | None = None) -> Engine:
+        """The engine to run on: `name` (a command-line choice), else the file's."""
+        chosen = name or self.engine
+        if chosen != "spark":
+            return DUCKDB
+        return Engine("spark", self.spark.master, tuple(sorted(self.spark.conf.items())))
 
     def classifier_settings(
         self, entities: list[str] | None = None, seed: int | None = None

@@ -15,6 +15,7 @@ from scanner.catalog import Catalog
 from scanner.catalog.store import DatasetExtras
 from scanner.classify.context import link_people, settle
 from scanner.classify.settings import ClassifierSettings
+from scanner.engines import DUCKDB, Engine
 from scanner.errors import ScannerError
 from scanner.lineage import register_found_lineage, register_view_lineage
 from scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
@@ -35,6 +36,7 @@ class ScanOptions:
     seed: int = 42
     full: bool = False  # re-scan datasets that have not changed
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
+    engine: Engine = DUCKDB  # what reads the data (findings do not depend on it)
 
     def key(self) -> str:
         """What a dataset's stored findings depend on besides its content."""
@@ -129,7 +131,7 @@ def scan(
     for spec, safe in zip(specs, safe_specs, strict=True):
         source_id = hashlib.sha256(safe.encode()).hexdigest()[:12]
         try:
-            source = open_source(spec, exclude)
+            source = open_source(spec, exclude, options.engine)
             refs = list(source.datasets())
         except ScannerError as exc:
             # Our own messages: sources already masked what they quote from an engine.

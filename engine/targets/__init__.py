@@ -21,6 +21,7 @@ from engine.targets.recompute import (
 from engine.targets.sqlite_table import SQLiteTableTarget
 from scanner.catalog import Catalog
 from scanner.catalog.secret import KeyedHash
+from scanner.engines import DUCKDB, Engine
 
 
 class _Targets(dict):
@@ -43,9 +44,10 @@ TARGETS: dict[str, type[Target]] = _Targets({
 
 
 def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: str,
-               upstream: Upstream | None = None) -> Target:
+               upstream: Upstream | None = None, engine: Engine = DUCKDB) -> Target:
     """The target that carries out one step; `upstream` tells a rebuild how to read the
-    datasets it reads (by default, as they are now)."""
+    datasets it reads (by default, as they are now). On the Spark engine, Spark rewrites
+    Parquet datasets (engine/targets/spark_parquet.py); other formats change as on DuckDB."""
     if step.kind == "view":
         cls = TARGETS.get(step.format)
         return ViewTarget(step, hasher, cls(step, hasher) if cls else None)
@@ -58,7 +60,12 @@ def target_for(step: PlanStep, hasher: KeyedHash, catalog: Catalog, request_id: 
         inner = target_for(as_deleting(step), hasher, catalog, request_id)
         return RecomputeTarget(step, hasher, inner,
                                upstream or (lambda ident: reader_for(catalog, hasher, ident)))
-    target = cls(step, hasher)
+    if engine.spark and step.format == "parquet":
+        from engine.targets.spark_parquet import SparkParquetTarget
+
+        target = SparkParquetTarget(step, hasher, engine)
+    else:
+        target = cls(step, hasher)
     if hasattr(target, "request_id"):
         target.request_id = request_id
     return target

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from scanner.engines import DUCKDB, Engine
 from scanner.errors import SourceUnavailable, UnknownSource
 from scanner.sources.base import Source
 from scanner.sources.csv import CsvSource
@@ -35,15 +36,17 @@ FILE_SOURCES: dict[str, type[Source]] = {
 URI_SOURCES: dict[str, type[Source]] = dict.fromkeys(SCHEMES, PostgresSource)
 
 
-def open_source(spec: str, exclude: frozenset[str] = frozenset()) -> Source:
-    """The source a path or URI names; raises `UnknownSource` or `SourceUnavailable`.
+def open_source(spec: str, exclude: frozenset[str] = frozenset(),
+                engine: Engine = DUCKDB) -> Source:
+    """The source a path or URI names, read by `engine`; raises `UnknownSource` or
+    `SourceUnavailable`.
 
     `exclude` holds absolute paths a directory walk passes over (the catalog itself).
     """
     scheme = urlsplit(spec).scheme
     if "://" in spec:
         if scheme in URI_SOURCES:
-            return URI_SOURCES[scheme](spec)
+            return engine.wrap(URI_SOURCES[scheme](spec))
         hint = difflib.get_close_matches(scheme, list(URI_SOURCES), n=1)
         did_you_mean = f" Did you mean {hint[0]}://?" if hint else ""
         raise UnknownSource(
@@ -55,14 +58,19 @@ def open_source(spec: str, exclude: frozenset[str] = frozenset()) -> Source:
         spec = os.path.realpath(spec)  # the data is the file a link points to
     if os.path.isdir(spec):
         if is_parquet_folder(Path(spec), os.listdir(spec)):
-            return ParquetSource(spec)
-        return DirectorySource(spec, open_file, exclude)
-    source = open_file(spec)
+            return engine.wrap(ParquetSource(spec))
+        return DirectorySource(spec, lambda path: _wrapped(open_file(path), engine), exclude,
+                               engine.wrap)
+    source = _wrapped(open_file(spec), engine)
     if source is None:
         suffix = os.path.splitext(spec)[1] or "(none)"
         known = " ".join(sorted(FILE_SOURCES))
         raise UnknownSource(f"{spec}: no reader for '{suffix}' files (known: {known})")
     return source
+
+
+def _wrapped(source: Source | None, engine: Engine) -> Source | None:
+    return None if source is None else engine.wrap(source)
 
 
 def open_file(path: str) -> Source | None:

@@ -34,9 +34,11 @@ class DirectorySource(Source):
         location: str,
         opener: Callable[[str], Source | None],
         exclude: frozenset[str] = frozenset(),
+        wrap: Callable[[Source], Source] = lambda source: source,
     ) -> None:
         super().__init__(location)
         self._opener = opener
+        self._wrap = wrap  # how the engine reads a Parquet folder
         self._exclude = exclude
         self._owners: dict[str, Source] = {}
         self._broken: dict[str, ScannerError] = {}
@@ -45,7 +47,8 @@ class DirectorySource(Source):
     def datasets(self) -> Iterator[DatasetRef]:
         for path in self._walk(Path(self.location)):
             try:
-                child = ParquetSource(str(path)) if path.is_dir() else self._opener(str(path))
+                child = (self._wrap(ParquetSource(str(path))) if path.is_dir()
+                         else self._opener(str(path)))
             except ScannerError as exc:
                 ref = DatasetRef("file", str(path), path.name, "file", path.suffix.lstrip("."))
                 self._broken[ref.id] = exc

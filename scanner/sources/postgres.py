@@ -106,6 +106,7 @@ class PostgresSource(Source):
         if parts.scheme not in SCHEMES or (not parts.hostname and not parts.path.strip("/")):
             raise UnknownSource(f"not a PostgreSQL URI: {redact_uri(uri)}")
         super().__init__(redact_uri(uri))
+        self.uri = uri  # with its password, in memory only (the Spark engine's JDBC reads)
         try:
             self._con = psycopg.connect(uri, connect_timeout=5, autocommit=True)
         except psycopg.Error as exc:
@@ -137,13 +138,7 @@ class PostgresSource(Source):
         from psycopg import sql
         rel = self._rel(ref)
         try:
-            estimate = self._estimates.get(ref.name, 0)
-            exact = estimate <= EXACT_COUNT_LIMIT
-            total = (
-                self._con.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0]
-                if exact
-                else estimate
-            )
+            total, exact = self.count(ref)
             pct = bernoulli_percent(total, rows)
             if total <= rows:
                 query = sql.SQL("SELECT * FROM {}").format(rel)
@@ -166,12 +161,28 @@ class PostgresSource(Source):
         except psycopg.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
 
+    def count(self, ref: DatasetRef) -> tuple[int, bool]:
+        """The dataset's row count, and whether it is exact (above EXACT_COUNT_LIMIT rows by
+        the planner's estimate, the estimate)."""
+        from psycopg import sql
+        estimate = self._estimates.get(ref.name, 0)
+        if estimate > EXACT_COUNT_LIMIT:
+            return estimate, False
+        rel = self._rel(ref)
+        return self._con.execute(sql.SQL("SELECT count(*) FROM {}").format(rel)).fetchone()[0], \
+            True
+
+    def relation_sql(self, ref: DatasetRef) -> str:
+        """The dataset's quoted name, as SQL."""
+        return self._rel(ref).as_string(self._con)
+
     def _sample(self, cur: psycopg.Cursor, total: int, exact: bool, ref: DatasetRef) -> Sample:
         names = [d.name for d in cur.description]
         table = rows_to_arrow(names, cur.fetchall())
-        return Sample(table, int(total), exact, declared_types=self._types(ref))
+        return Sample(table, int(total), exact, declared_types=self.types(ref))
 
-    def _types(self, ref: DatasetRef) -> dict[str, str]:
+    def types(self, ref: DatasetRef) -> dict[str, str]:
+        """Column → declared type."""
         return dict(
             self._con.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -237,7 +248,7 @@ class PostgresSource(Source):
         if ref.kind != "table":
             return None  # a view's content follows its base tables: always re-read it
         rel = self._rel(ref)
-        h = hashlib.sha256(repr(sorted(self._types(ref).items())).encode())
+        h = hashlib.sha256(repr(sorted(self.types(ref).items())).encode())
         if self._estimates.get(ref.name, 0) <= EXACT_COUNT_LIMIT:
             # xmin changes on every insert and update; with the count it catches deletes too.
             state = self._con.execute(

@@ -1,0 +1,266 @@
+"""Parquet datasets rewritten by Apache Spark (`--engine spark`).
+
+One pass over the dataset in Spark finds the files holding matching rows (each row's file from
+Spark's hidden `_metadata` column); only those files are rewritten, each by a Spark job that
+reads the one file and writes it, minus the subject's rows (or with their columns changed),
+into a hidden staging folder beside it: `.NAME.REQUEST.RANDOM.optout-spark/part-….parquet`.
+That part file is the staged version the journal records; `check` reads it back in Spark and
+refuses a version whose schema or compression differs from the file's; `commit` renames it
+over the file (atomic, same folder) and removes the staging folder. Journal, roll-forward and
+`resume` are the file targets' own (engine/targets/base.py). Verification reads the committed
+files back in Spark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+import shutil
+import stat
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+from engine.targets.base import ApplyError, Staged, ensure_writable, files_checksum, fsync_file
+from engine.targets.parquet import ParquetTarget
+from engine.values import change
+from scanner.engines import Engine
+from scanner.matching import MatchQuery
+from scanner.spark.matching import FILE, ROW, SparkMatcher, local_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+STAGING_SUFFIX = ".optout-spark"
+
+
+class SparkParquetTarget(ParquetTarget):
+    """A Parquet file or folder whose changed files Spark rewrites."""
+
+    def __init__(self, step: object, hasher: object, engine: Engine) -> None:
+        super().__init__(step, hasher)
+        self.engine = engine
+        self._matcher: SparkMatcher | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        from scanner.spark.session import session
+
+        return session(self.engine)
+
+    @property
+    def matcher(self) -> SparkMatcher:
+        if self._matcher is None:
+            self._matcher = SparkMatcher(self.spark, self.hasher)
+        return self._matcher
+
+    def _read(self, paths: list[str]) -> DataFrame:
+        """Files as Spark reads them (each file's own columns: no partition columns)."""
+        return self.spark.read.parquet(*paths)
+
+    def _spark(self, what: str, fn, *args):
+        """Run a Spark action; a failure becomes this step's one-line error."""
+        try:
+            return fn(*args)
+        except ApplyError:
+            raise
+        except Exception as exc:  # Spark's errors come from the JVM, under many classes
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            from scanner.sources.base import one_line
+
+            raise ApplyError(f"{self.step.dataset}: Spark could not {what}: "
+                             f"{one_line(text)}") from exc
+
+    def _hits(self, paths: list[str], query: MatchQuery) -> dict[str, int]:
+        """Per file, how many of its rows match (files without a match left out): one pass."""
+        if not paths or (not query.keys and not query.texts):
+            return {}
+        df = self._read(paths)
+        found = (self.matcher.padded(df.select("*", _file_column()))
+                 .where(self.matcher.condition(query, set(df.columns)))
+                 .groupBy(FILE).count().collect())
+        real = {os.path.realpath(p): p for p in paths}
+        out = {}
+        for uri, n in found:
+            path = local_path(uri)
+            out[real.get(os.path.realpath(path), path)] = int(n)
+        return out
+
+    def prepare(self) -> Staged:
+        query = self.match_query()
+        staged = Staged()
+        files = self.files()
+        for path in files:
+            staged.rows_before += pq.ParquetFile(path).metadata.num_rows
+        hits = self._spark("search the dataset", self._hits, files, query)
+        unknown = set(hits) - set(files)
+        if unknown:
+            raise ApplyError(f"{self.step.dataset}: Spark read rows from a file the dataset "
+                             f"does not list: {sorted(unknown)[0]}")
+        staged.rows_after = staged.rows_before
+        for path in files:
+            if path not in hits:
+                continue
+            ensure_writable(path, self.step.dataset)
+            new = self._spark(f"rewrite {path}", self._rewrite_spark, path, query)
+            staged.files.append((path, new))
+            staged.rows_changed += hits[path]
+            staged.rows_after += (pq.ParquetFile(new).metadata.num_rows
+                                  - pq.ParquetFile(path).metadata.num_rows)
+        staged.checksum_before = files_checksum([p for p, _ in staged.files])
+        staged.checksum_after = files_checksum([n for _, n in staged.files])
+        return staged
+
+    def _rewrite_spark(self, path: str, query: MatchQuery) -> str:
+        """Write the file's new version into a staging folder beside it; its part file."""
+        source = pq.ParquetFile(path)
+        meta = source.metadata
+        codec = (meta.row_group(0).column(0).compression.lower()
+                 if meta.num_row_groups else "snappy")
+        df = self._read([path])
+        columns = df.columns
+        if self.deletes:
+            out = (self.matcher.padded(df).where(~self.matcher.condition(query, set(columns)))
+                   .select(*(_col(c) for c in columns)))
+        else:
+            out = self._edited(df, query)
+        folder = self._staging_folder(path)
+        try:
+            out.coalesce(1).write.mode("errorifexists").option("compression", codec) \
+                .parquet(folder)
+            parts = [n for n in os.listdir(folder) if not n.startswith((".", "_"))]
+            if len(parts) != 1:
+                raise ApplyError(f"{self.step.dataset}: Spark wrote {len(parts)} files for "
+                                 f"{path}, expected one")
+            new = os.path.join(folder, parts[0])
+            _same_owner(path, new)
+            _same_layout(path, new, self.step.dataset)
+            fsync_file(new)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return new
+
+    def _edited(self, df: DataFrame, query: MatchQuery) -> DataFrame:
+        """The file's rows with the matched rows' columns changed as the step says: the
+        matched rows (the subject's, few) come to the driver, get the same values the DuckDB
+        engine writes (engine/values.py), and go back as a broadcast table joined by row
+        number, so every other row is Spark's own, in order."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import LongType, StructField, StructType
+
+        columns = df.columns
+        actions = {c: a for c, a in self.column_actions.items() if c in columns}
+        top = set(columns)
+        numbered = df.select("*", F.col("_metadata.row_index").alias(ROW))
+        hit = (self.matcher.padded(numbered).where(self.matcher.condition(query, top))
+               .select(ROW, *(_col(c) for c in actions)).collect())
+        kinds, params = self.kinds, dict(self.step.params)
+        fields = {f.name: f for f in df.schema.fields}
+        rows = []
+        for r in hit:
+            values = [r[0]]
+            for i, (column, action) in enumerate(actions.items()):
+                bits = _bits(fields[column].dataType.typeName())
+                values.append(change(action, r[i + 1], kinds.get(column, "code"), params,
+                                     self.hasher, frozenset(self.step.text_hashes), bits))
+            rows.append(tuple(values))
+        schema = StructType([StructField(ROW, LongType(), False)] + [
+            StructField(f"optout_new_{i}", fields[c].dataType, True)
+            for i, c in enumerate(actions)])
+        edits = self.spark.createDataFrame(rows, schema).withColumn("optout_hit", F.lit(True))
+        joined = numbered.join(F.broadcast(edits), ROW, "left")
+        names = list(actions)
+        return joined.select(*(
+            F.when(F.col("optout_hit"), F.col(f"optout_new_{names.index(c)}"))
+            .otherwise(_col(c)).alias(c) if c in actions else _col(c) for c in columns))
+
+    def _staging_folder(self, path: str) -> str:
+        head, tail = os.path.split(path)
+        return os.path.join(head, f".{tail}.{self.request_id}.{secrets.token_hex(6)}"
+                            f"{STAGING_SUFFIX}")
+
+    def count_residue(self, path: str, original: str | None = None) -> int:
+        paths = [path] if original is not None else self.files()
+        return sum(self._spark("read the data back", self._hits, paths,
+                               self.residue_query()).values())
+
+    def staged_residue(self, staged: Staged) -> int:
+        """One Spark pass over every staged version."""
+        return sum(self._spark("read the staged versions back", self._hits,
+                               [new for _, new in staged.files], self.residue_query()).values())
+
+    def commit(self, staged: Staged) -> None:
+        super().commit(staged)
+        for _, new in staged.files:
+            _remove_folder(os.path.dirname(new))
+
+    def rollback(self, staged: Staged) -> None:
+        super().rollback(staged)
+        for _, new in staged.files:
+            _remove_folder(os.path.dirname(new))
+
+    def discard(self) -> None:
+        super().discard()
+        for path in self.files():
+            head, tail = os.path.split(path)
+            for folder in glob.glob(os.path.join(glob.escape(head), glob.escape(
+                    f".{tail}.{self.request_id}.") + "*" + STAGING_SUFFIX)):
+                _remove_folder(folder)
+
+
+def _file_column():
+    from pyspark.sql import functions as F
+
+    return F.col("_metadata.file_path").alias(FILE)
+
+
+def _col(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _bits(type_name: str) -> int:
+    return {"byte": 8, "short": 16, "integer": 32, "long": 64}.get(type_name, 64)
+
+
+def _remove_folder(folder: str) -> None:
+    """A staging folder optout made (never through a link)."""
+    if folder.endswith(STAGING_SUFFIX) and os.path.isdir(folder) and \
+            not os.path.islink(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _same_owner(path: str, new: str) -> None:
+    """The new version gets the file's mode and owner (an erasure never widens who reads)."""
+    st = os.stat(path)
+    os.chmod(new, stat.S_IMODE(st.st_mode))
+    if os.geteuid() in (0, st.st_uid):
+        with contextlib.suppress(PermissionError):
+            os.chown(new, st.st_uid, st.st_gid)
+
+
+def _same_layout(path: str, new: str, dataset: str) -> None:
+    """Refuse a version whose columns, types, nullability or compression differ from the
+    file's (what Spark cannot write as the file had it)."""
+    old, now = pq.read_schema(path), pq.read_schema(new)
+    for a in old:
+        if a.name not in now.names:
+            raise ApplyError(f"{dataset}: Spark's version of {path} lacks column {a.name!r}")
+        b = now.field(a.name)
+        if a.type != b.type or a.nullable != b.nullable:
+            raise ApplyError(f"{dataset}: Spark would write column {a.name!r} of {path} as "
+                             f"{b.type}{'' if b.nullable else ' not null'}, the file has "
+                             f"{a.type}{'' if a.nullable else ' not null'}: refused")
+    if now.names != old.names:
+        raise ApplyError(f"{dataset}: Spark's version of {path} has columns {now.names}, the "
+                         f"file {old.names}")
+    before, after = pq.ParquetFile(path).metadata, pq.ParquetFile(new).metadata
+    if before.num_row_groups and after.num_row_groups:
+        a = before.row_group(0).column(0).compression
+        b = after.row_group(0).column(0).compression
+        if a != b:
+            raise ApplyError(f"{dataset}: Spark compressed {path} with {b}, the file uses {a}")

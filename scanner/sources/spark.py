@@ -1,0 +1,255 @@
+"""Sources read by Apache Spark (`--engine spark`): Parquet files and (hive-partitioned) folders,
+CSV, JSON Lines, and PostgreSQL tables through JDBC.
+
+Each wraps the source DuckDB or psycopg would use and keeps what that one knows from metadata
+alone (the datasets, their ids and reader options, fingerprints, foreign keys, declared
+types), so a dataset is the same catalog entry on either engine. Spark reads the data: the
+sample is drawn in Spark (`sample(fraction, seed)` sized from the row count, or PostgreSQL's
+`TABLESAMPLE` pushed through JDBC) and only the sample reaches the driver, as Arrow; matching
+runs in Spark SQL (scanner/spark/matching.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pyarrow.parquet as pq
+
+from scanner.catalog.secret import KeyedHash
+from scanner.engines import Engine
+from scanner.errors import DatasetUnreadable
+from scanner.matching import MatchQuery, MatchResult
+from scanner.model import DatasetRef, ForeignKey, Sample
+from scanner.sampling import bernoulli_percent
+from scanner.sources.base import Located, Source, file_fingerprint, flatten, one_line
+from scanner.sources.csv import CsvSource
+from scanner.sources.json import JsonSource
+from scanner.sources.parquet import MAX_LOCATED_ROWS, ParquetSource
+from scanner.sources.postgres import PostgresSource
+from scanner.spark.matching import SparkMatcher
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+#: how much more than the wanted share `sample(fraction)` draws, so `limit` rarely falls short
+OVERSAMPLE = 1.2
+
+
+def on_spark(source: Source, engine: Engine) -> Source:
+    """`source` read by Spark, when Spark reads its kind of data; else `source` itself."""
+    if isinstance(source, ParquetSource | CsvSource | JsonSource):
+        return SparkFileSource(source, engine)
+    if isinstance(source, PostgresSource):
+        return SparkJdbcSource(source, engine)
+    return source
+
+
+def spark_error(exc: BaseException) -> DatasetUnreadable:
+    """A Spark failure as a one-line, redacted error (Spark quotes offending values)."""
+    text = str(exc).strip()
+    return DatasetUnreadable(one_line(text.split("\n")[0] if text else type(exc).__name__))
+
+
+class SparkSource(Source):
+    """What both Spark sources share: the wrapped source for metadata, Spark for the data."""
+
+    def __init__(self, inner: Source, engine: Engine) -> None:
+        super().__init__(inner.location)
+        self.inner = inner
+        self.engine = engine
+        self.kind = inner.kind
+        self._matchers: dict[bytes, SparkMatcher] = {}
+
+    @property
+    def spark(self) -> SparkSession:
+        from scanner.spark.session import session
+
+        return session(self.engine)
+
+    def frame(self, ref: DatasetRef) -> DataFrame:
+        """The whole dataset as a Spark DataFrame."""
+        raise NotImplementedError
+
+    def count(self, ref: DatasetRef, df: DataFrame) -> tuple[int, bool]:
+        """The dataset's row count, and whether it is exact."""
+        return df.count(), True
+
+    def datasets(self) -> Iterator[DatasetRef]:
+        return self.inner.datasets()
+
+    def fingerprint(self, ref: DatasetRef) -> str | None:
+        return self.inner.fingerprint(ref)
+
+    def foreign_keys(self, ref: DatasetRef) -> list[ForeignKey]:
+        return self.inner.foreign_keys(ref)
+
+    def definition(self, ref: DatasetRef) -> str | None:
+        return self.inner.definition(ref)
+
+    def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        try:
+            df = self.frame(ref)
+            total, exact = self.count(ref, df)
+            if total > rows:
+                df = df.sample(fraction=min(1.0, rows * OVERSAMPLE / total), seed=seed)
+            table = df.limit(rows).toArrow()
+        except DatasetUnreadable:
+            raise
+        except Exception as exc:  # Spark's errors come from the JVM, under many classes
+            raise spark_error(exc) from exc
+        return Sample(flatten(table), int(total), exact)
+
+    def matcher(self, hasher: KeyedHash) -> SparkMatcher:
+        found = self._matchers.get(hasher.secret)
+        if found is None:
+            found = self._matchers[hasher.secret] = SparkMatcher(self.spark, hasher)
+        return found
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        try:
+            return self.matcher(hasher).match(self.frame(ref), query)
+        except DatasetUnreadable:
+            raise
+        except Exception as exc:
+            raise spark_error(exc) from exc
+
+    def close(self) -> None:
+        self.inner.close()  # the session lives as long as the process
+
+
+class SparkFileSource(SparkSource):
+    """Parquet, CSV and JSON files (and Parquet folders) read by Spark."""
+
+    def frame(self, ref: DatasetRef) -> DataFrame:
+        return read_files(self.spark, ref.format, self.files(ref), dict(ref.options),
+                          self.location)
+
+    def files(self, ref: DatasetRef) -> list[str]:
+        """The dataset's files."""
+        if isinstance(self.inner, ParquetSource):
+            return self.inner.files()
+        return [self.location]
+
+    def count(self, ref: DatasetRef, df: DataFrame) -> tuple[int, bool]:
+        if ref.format == "parquet":  # from the footers, without reading a row
+            try:
+                return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files(ref)), True
+            except Exception as exc:
+                raise DatasetUnreadable(f"not a readable Parquet file: {one_line(exc)}") from exc
+        return df.count(), True
+
+    def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        if ref.format == "parquet" and not self.files(ref):
+            raise DatasetUnreadable(f"no Parquet files under {self.location}")
+        sample = super().sample(ref, rows, seed)
+        if ref.format == "json" and sample.row_count <= 1 and isinstance(self.inner, JsonSource):
+            self.inner.sample(ref, rows, seed)  # a document, not a table: the same refusal
+        return sample
+
+    def locate(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> Located:
+        """Per Parquet file, the row numbers of the matching rows, by Spark's row index of
+        each file (one pass over the dataset); empty when a file changed meanwhile or more
+        than MAX_LOCATED_ROWS rows match."""
+        if ref.format != "parquet":
+            return ()
+        files = self.files(ref)
+        try:
+            before = {f: file_fingerprint(f) for f in files}
+            found = self.matcher(hasher).rows(self.frame(ref), query, MAX_LOCATED_ROWS)
+            if found is None or {f: file_fingerprint(f) for f in files} != before:
+                return ()
+        except DatasetUnreadable:
+            raise
+        except Exception as exc:
+            raise spark_error(exc) from exc
+        real = {os.path.realpath(f): f for f in files}
+        rows = {real.get(os.path.realpath(p), p): r for p, r in found.items()}
+        if not set(rows) <= set(files):
+            return ()  # a row from a file the dataset does not list: let apply search
+        return tuple((f, before[f], tuple(rows.get(f, ()))) for f in files)
+
+
+def read_files(spark: SparkSession, fmt: str, paths: list[str], options: dict,
+               root: str) -> DataFrame:
+    """Spark's reader of a file dataset, with the options the catalog recorded for it (the
+    same reading as `scanner.sources.readers.reader_sql` for DuckDB)."""
+    if fmt == "parquet":
+        reader = spark.read.option("mergeSchema", "true")
+        if options.get("hive") and os.path.isdir(root):
+            reader = reader.option("basePath", root)
+        return reader.parquet(*paths)
+    if fmt == "csv":
+        delimiter = str(options.get("delimiter") or ",")
+        quote = options.get("quote")
+        quote = '"' if quote in (None, "", "\x00", "(empty)") else str(quote)
+        escape = options.get("escape")
+        escape = quote if escape in (None, "", "\x00", "(empty)") else str(escape)
+        return spark.read.csv(paths, sep=delimiter, quote=quote, escape=escape,
+                              header=bool(options.get("header", True)), inferSchema=True,
+                              mode="FAILFAST", multiLine=True)
+    if fmt == "json":
+        return spark.read.json(paths, multiLine=not options.get("lines"), mode="FAILFAST")
+    raise DatasetUnreadable(f"Spark does not read {fmt} datasets")
+
+
+class SparkJdbcSource(SparkSource):
+    """PostgreSQL tables read by Spark through the JDBC driver; the sample is drawn by the
+    server (`TABLESAMPLE BERNOULLI … REPEATABLE`, as the psycopg source draws it)."""
+
+    inner: PostgresSource
+
+    def __init__(self, inner: PostgresSource, engine: Engine) -> None:
+        super().__init__(inner, engine)
+        self._url, self._props = jdbc_of(inner.uri)
+
+    def _read(self, query: str, init: str | None = None) -> DataFrame:
+        reader = self.spark.read.format("jdbc").option("url", self._url) \
+            .option("driver", "org.postgresql.Driver").option("query", query)
+        if init:
+            reader = reader.option("sessionInitStatement", init)
+        for key, value in self._props.items():
+            reader = reader.option(key, value)
+        return reader.load()
+
+    def frame(self, ref: DatasetRef) -> DataFrame:
+        return self._read(f"SELECT * FROM {self.inner.relation_sql(ref)}")
+
+    def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
+        rel = self.inner.relation_sql(ref)
+        try:
+            total, exact = self.inner.count(ref)
+            pct = bernoulli_percent(total, rows)
+            init = None
+            if total <= rows:
+                query = f"SELECT * FROM {rel}"
+            elif ref.option("relkind") in ("r", "p", "m"):
+                query = (f"SELECT * FROM {rel} TABLESAMPLE BERNOULLI ({float(pct)}) "
+                         f"REPEATABLE ({int(seed)}) LIMIT {int(rows)}")
+            else:  # views cannot TABLESAMPLE: a seeded random() in the JDBC session
+                init = f"SELECT setseed({(seed % 1000) / 1000.0})"
+                query = f"SELECT * FROM {rel} WHERE random() < {pct / 100} LIMIT {int(rows)}"
+            table = self._read(query, init).toArrow()
+        except Exception as exc:
+            raise spark_error(exc) from exc
+        return Sample(flatten(table), int(total), exact,
+                      declared_types=self.inner.types(ref))
+
+
+def jdbc_of(uri: str) -> tuple[str, dict[str, str]]:
+    """The JDBC URL and connection properties of a `postgresql://` URI (the password goes in
+    the properties, never in the URL Spark may log)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    url = f"jdbc:postgresql://{host}{port}{parts.path or '/'}"
+    props = {k: v for k, v in parse_qsl(parts.query) if k in ("sslmode", "options")}
+    props["user"] = unquote(parts.username) if parts.username else os.environ.get(
+        "PGUSER", getpass.getuser())
+    if parts.password is not None:
+        props["password"] = unquote(parts.password)
+    return url, props

@@ -1,0 +1,167 @@
+"""Matching a subject's rows in Spark SQL, by keyed hash, for all subjects of a request at once.
+
+HMAC-SHA256 is not a Spark built-in: it is built from `sha2` over the key-padded value, as the
+PostgreSQL matcher builds it. The pads (key material) reach Spark as a one-row broadcast
+relation joined to the data, never as literals in the SQL text (Spark logs its plans). Only
+keyed hashes enter Spark: the request's plain values, which the DuckDB matcher compares
+while planning, are never given to Spark (its shuffles and spills go to local disks). No
+Python function runs per row: everything is Spark's own expressions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from scanner.catalog.secret import KeyedHash
+from scanner.identifiers import KINDS
+from scanner.matching import (
+    MAX_GROUPS,
+    TEXT_EMAIL,
+    TEXT_PHONE,
+    TEXT_WORD,
+    MatchQuery,
+    MatchResult,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+INNER, OUTER = "optout_pad_inner", "optout_pad_outer"
+#: the file and row number of a row of a file source (Spark's hidden metadata column)
+FILE, ROW = "optout_file", "optout_row"
+
+
+def normalized(kind: str, column: Column) -> Column:
+    """The column normalized like `scanner.identifiers.normalize` (as DuckDB's and
+    PostgreSQL's SQL do it)."""
+    from pyspark.sql import functions as F
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown normalization kind {kind!r}")
+    text = F.trim(column.cast("string"))
+    if kind == "email":
+        return F.lower(text)
+    if kind == "phone":
+        return F.regexp_replace(text, "[^0-9]", "")
+    if kind == "name":
+        return F.lower(F.regexp_replace(text, r"\s+", " "))
+    return F.upper(F.regexp_replace(text, r"[\s./-]", ""))
+
+
+def hmac(value: Column) -> Column:
+    """HMAC-SHA256 (hex) of a text column under the pads joined to the rows."""
+    from pyspark.sql import functions as F
+
+    inner = F.sha2(F.concat(F.col(INNER), F.encode(value, "UTF-8")), 256)
+    return F.sha2(F.concat(F.col(OUTER), F.unhex(inner)), 256)
+
+
+def column_of(name: str, top_level: set[str]) -> Column:
+    """A column by its catalog name: `customer.id` is the field `id` of the struct `customer`
+    when there is no top-level column of that name (sources flatten nested fields)."""
+    from pyspark.sql import functions as F
+
+    if name in top_level or "." not in name:
+        return F.col(_quoted(name))
+    return F.col(".".join(_quoted(part) for part in name.split(".")))
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class SparkMatcher:
+    """Runs a `MatchQuery` over a Spark DataFrame."""
+
+    def __init__(self, spark: SparkSession, hasher: KeyedHash) -> None:
+        self.spark = spark
+        inner, outer = hasher.pads
+        self._pads = spark.createDataFrame([(bytearray(inner), bytearray(outer))],
+                                           f"{INNER} binary, {OUTER} binary")
+
+    def padded(self, df: DataFrame) -> DataFrame:
+        """The rows with the HMAC pads beside them (a broadcast one-row join)."""
+        from pyspark.sql import functions as F
+
+        return df.crossJoin(F.broadcast(self._pads))
+
+    def condition(self, query: MatchQuery, top_level: set[str]) -> Column:
+        """True for the rows `query` matches (rows of a `padded` frame)."""
+        from pyspark.sql import functions as F
+
+        conditions = []
+        for k in query.keys:
+            hashes = sorted(k.hashes)
+            conditions.append(hmac(normalized(k.kind, column_of(k.column, top_level)))
+                              .isin(hashes) if hashes else F.lit(False))
+        hashes = sorted(query.text_hashes)
+        for name in query.texts:
+            conditions.append(_text_condition(column_of(name, top_level), hashes))
+        out = F.lit(False)
+        for c in conditions:
+            out = out | F.coalesce(c, F.lit(False))
+        return out
+
+    def match(self, df: DataFrame, query: MatchQuery) -> MatchResult:
+        """How many rows match, grouped by the keyed hashes of the collected columns and the
+        normalized names (the planner's attribution), as `DuckDBMatcher.match` answers."""
+        from pyspark.sql import functions as F
+
+        if not query.keys and not query.texts:
+            return MatchResult()
+        top = set(df.columns)
+        rows = self.padded(df).where(self.condition(query, top))
+        selects = [hmac(normalized(kind, column_of(c, top))) for c, kind in query.collect]
+        selects += [normalized("name", F.concat_ws(" ", *(column_of(c, top) for c in group)))
+                    for group in query.names]
+        if not selects:
+            return MatchResult.from_groups([(rows.count(),)], query)
+        named = [s.alias(f"g{i}") for i, s in enumerate(selects)]
+        found = rows.groupBy(*named).count().limit(MAX_GROUPS + 1).collect()
+        return MatchResult.from_groups([tuple(r) for r in found if r[-1]], query)
+
+    def rows(self, df: DataFrame, query: MatchQuery, limit: int) -> dict[str, list[int]] | None:
+        """Per file (a local path), the row numbers of the matching rows of a file source's
+        frame; None when more than `limit` rows match."""
+        from pyspark.sql import functions as F
+
+        if not query.keys and not query.texts:
+            return {}
+        top = set(df.columns)
+        located = (self.padded(df.select("*", F.col("_metadata.file_path").alias(FILE),
+                                         F.col("_metadata.row_index").alias(ROW)))
+                   .where(self.condition(query, top)).select(FILE, ROW)
+                   .limit(limit + 1).collect())
+        if len(located) > limit:
+            return None
+        out: dict[str, list[int]] = defaultdict(list)
+        for path, row in located:
+            out[local_path(path)].append(int(row))
+        return {p: sorted(r) for p, r in out.items()}
+
+
+def local_path(uri: str) -> str:
+    """The local path of a `file:` URI Spark gives for a file it read."""
+    parts = urlsplit(uri)
+    return unquote(parts.path) if parts.scheme in ("file", "") else uri
+
+
+def _text_condition(column: Column, hashes: list[str]) -> Column:
+    """True when a free-text value mentions a hashed email, phone number or name (the same
+    mentions as `scanner.matching.mentions`)."""
+    from pyspark.sql import functions as F
+
+    if not hashes:
+        return F.lit(False)
+    text = F.lower(column.cast("string"))
+    emails = F.transform(F.regexp_extract_all(text, F.lit(TEXT_EMAIL), 0), hmac)
+    phones = F.transform(F.regexp_extract_all(text, F.lit(TEXT_PHONE), 0),
+                         lambda p: hmac(F.regexp_replace(p, "[^0-9]", "")))
+    words = F.regexp_extract_all(text, F.lit(TEXT_WORD), 0)
+    pairs = F.zip_with(words, F.slice(words, 2, F.greatest(F.size(words), F.lit(1))),
+                       lambda a, b: F.when(b.isNotNull(), hmac(F.concat_ws(" ", a, b))))
+    mentioned = F.concat(emails, phones, pairs)
+    return F.when(column.isNull(), F.lit(False)).otherwise(
+        F.exists(mentioned, lambda h: h.isin(hashes)))
