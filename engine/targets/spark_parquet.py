@@ -2,13 +2,15 @@
 
 One pass over the dataset in Spark finds the files holding matching rows (each row's file from
 Spark's hidden `_metadata` column); only those files are rewritten, each by a Spark job that
-reads the one file and writes it, minus the subject's rows (or with their columns changed),
-into a hidden staging folder beside it: `.NAME.REQUEST.RANDOM.optout-spark/part-….parquet`.
-That part file is the staged version the journal records; `check` reads it back in Spark and
-refuses a version whose schema or compression differs from the file's; `commit` renames it
-over the file (atomic, same folder) and removes the staging folder. Journal, roll-forward and
-`resume` are the file targets' own (engine/targets/base.py). Verification reads the committed
-files back in Spark.
+reads the one file and writes it, minus the subject's rows (or with their columns changed).
+Spark writes into a staging folder of the step, `.NAME.REQUEST.RANDOM.optout-spark` (mode
+0700), beside the dataset: beside the file, or beside a partitioned folder's root, never inside
+it, where a reader's `**/*.parquet` would take a half-written part file for data. Its part file
+is the staged version the journal records; `check` reads it back in Spark and refuses a version
+whose schema or compression differs from the file's; `commit` renames it over the file (the
+staging folder must be on the file's file system, checked before anything is written) and
+removes the staging folder. Journal, roll-forward and `resume` are the file targets' own
+(engine/targets/base.py). Verification reads the committed files back in Spark.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import os
 import secrets
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from engine.faults import fault
 from engine.targets.base import ApplyError, Staged, ensure_writable, files_checksum, fsync_file
 from engine.targets.parquet import ParquetTarget
 from engine.values import change
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 STAGING_SUFFIX = ".optout-spark"
+#: files of one dataset rewritten at once (each its own Spark job)
+PARALLEL_REWRITES = 8
 
 
 class SparkParquetTarget(ParquetTarget):
@@ -43,6 +49,7 @@ class SparkParquetTarget(ParquetTarget):
         super().__init__(step, hasher)
         self.engine = engine
         self._matcher: SparkMatcher | None = None
+        self._staging: str | None = None  # this prepare's staging folder
 
     @property
     def spark(self) -> SparkSession:
@@ -100,21 +107,31 @@ class SparkParquetTarget(ParquetTarget):
             raise ApplyError(f"{self.step.dataset}: Spark read rows from a file the dataset "
                              f"does not list: {sorted(unknown)[0]}")
         staged.rows_after = staged.rows_before
-        for path in files:
-            if path not in hits:
-                continue
+        changed = [p for p in files if p in hits]
+        for path in changed:
             ensure_writable(path, self.step.dataset)
-            new = self._spark(f"rewrite {path}", self._rewrite_spark, path, query)
-            staged.files.append((path, new))
-            staged.rows_changed += hits[path]
-            staged.rows_after += (pq.ParquetFile(new).metadata.num_rows
-                                  - pq.ParquetFile(path).metadata.num_rows)
+        if changed:
+            self._staging_folder(changed[0])
+        # one Spark job per file, several at once: each job is small next to Spark's fixed
+        # cost per job, which overlapping jobs hide (the cluster schedules their tasks)
+        with ThreadPoolExecutor(min(PARALLEL_REWRITES, max(len(changed), 1))) as pool:
+            jobs = [pool.submit(self._spark, f"rewrite {path}", self._rewrite_spark, path,
+                                query, n) for n, path in enumerate(changed)]
+            for path, job in zip(changed, jobs, strict=True):
+                new = job.result()
+                staged.files.append((path, new))
+                if len(staged.files) == 1:
+                    fault("mid-spark-rewrite")  # a file staged, others being written
+                staged.rows_changed += hits[path]
+                staged.rows_after += (pq.ParquetFile(new).metadata.num_rows
+                                      - pq.ParquetFile(path).metadata.num_rows)
         staged.checksum_before = files_checksum([p for p, _ in staged.files])
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-    def _rewrite_spark(self, path: str, query: MatchQuery) -> str:
-        """Write the file's new version into a staging folder beside it; its part file."""
+    def _rewrite_spark(self, path: str, query: MatchQuery, n: int) -> str:
+        """Write the file's new version into the step's staging folder (`n`: the how-many-th
+        file of the step); its part file."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         codec = (meta.row_group(0).column(0).compression.lower()
@@ -126,7 +143,7 @@ class SparkParquetTarget(ParquetTarget):
                    .select(*(_col(c) for c in columns)))
         else:
             out = self._edited(df, query)
-        folder = self._staging_folder(path)
+        folder = os.path.join(self._staging_folder(path), str(n))
         try:
             out.coalesce(1).write.mode("errorifexists").option("compression", codec) \
                 .parquet(folder)
@@ -177,10 +194,24 @@ class SparkParquetTarget(ParquetTarget):
             F.when(F.col("optout_hit"), F.col(f"optout_new_{names.index(c)}"))
             .otherwise(_col(c)).alias(c) if c in actions else _col(c) for c in columns))
 
+    def _staging_base(self) -> tuple[str, str]:
+        """Where the step's staging folders go, and how their names start: beside the file,
+        or beside the folder's root."""
+        head, tail = os.path.split(os.path.normpath(self.step.location))
+        return head or ".", f".{tail}.{self.request_id}."
+
     def _staging_folder(self, path: str) -> str:
-        head, tail = os.path.split(path)
-        return os.path.join(head, f".{tail}.{self.request_id}.{secrets.token_hex(6)}"
-                            f"{STAGING_SUFFIX}")
+        """The step's staging folder (made on first use, mode 0700), on `path`'s file system."""
+        if self._staging is None:
+            head, start = self._staging_base()
+            folder = os.path.join(head, f"{start}{secrets.token_hex(6)}{STAGING_SUFFIX}")
+            os.mkdir(folder, 0o700)
+            self._staging = folder
+        if os.stat(self._staging).st_dev != os.stat(os.path.dirname(path) or ".").st_dev:
+            raise ApplyError(f"{self.step.dataset}: {path} is on another file system than "
+                             f"{os.path.dirname(self._staging)}: Spark's version could not be "
+                             "renamed over it")
+        return self._staging
 
     def count_residue(self, path: str, original: str | None = None) -> int:
         paths = [path] if original is not None else self.files()
@@ -195,20 +226,19 @@ class SparkParquetTarget(ParquetTarget):
     def commit(self, staged: Staged) -> None:
         super().commit(staged)
         for _, new in staged.files:
-            _remove_folder(os.path.dirname(new))
+            _remove_folder(_staging_of(new))
 
     def rollback(self, staged: Staged) -> None:
         super().rollback(staged)
         for _, new in staged.files:
-            _remove_folder(os.path.dirname(new))
+            _remove_folder(_staging_of(new))
 
     def discard(self) -> None:
         super().discard()
-        for path in self.files():
-            head, tail = os.path.split(path)
-            for folder in glob.glob(os.path.join(glob.escape(head), glob.escape(
-                    f".{tail}.{self.request_id}.") + "*" + STAGING_SUFFIX)):
-                _remove_folder(folder)
+        head, start = self._staging_base()
+        for folder in glob.glob(os.path.join(glob.escape(head), glob.escape(start) + "*"
+                                             + STAGING_SUFFIX)):
+            _remove_folder(folder)
 
 
 def _file_column():
@@ -225,6 +255,11 @@ def _col(name: str):
 
 def _bits(type_name: str) -> int:
     return {"byte": 8, "short": 16, "integer": 32, "long": 64}.get(type_name, 64)
+
+
+def _staging_of(new: str) -> str:
+    """The staging folder a staged part file is in (`FOLDER/N/part-….parquet`)."""
+    return os.path.dirname(os.path.dirname(new))
 
 
 def _remove_folder(folder: str) -> None:

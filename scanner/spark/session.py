@@ -65,7 +65,11 @@ def session(engine: Engine) -> SparkSession:
             jar = jdbc_jar()
             if jar:
                 conf["spark.jars"] = jar
-            for key, value in {**conf, **dict(engine.conf)}.items():
+            user = dict(engine.conf)
+            for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+                if key in user:  # the user's options after optout's, not instead of them
+                    user[key] = f"{conf[key]} {user[key]}"
+            for key, value in {**conf, **user}.items():
                 builder = builder.config(key, value)
         try:
             spark = builder.getOrCreate()

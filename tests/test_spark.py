@@ -1,0 +1,269 @@
+"""The spark engine, run for real (pyspark, Java 17, `local[2]`): the same findings, plans and
+erasures as DuckDB; partition files untouched unless they hold the subject; a SIGKILL at any
+point of apply is finished by `resume`. One Spark session serves the whole module."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
+from engine.approvals import approve
+from engine.erasure_report import build_report
+from engine.journal import Journal
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from scanner.access import Principal
+from scanner.access.principals import init_catalog
+from scanner.catalog import Catalog
+from scanner.config import Config
+from scanner.scan import ScanOptions, scan
+from scanner.sources import open_source
+from scanner.sources.spark import SparkFileSource, SparkJdbcSource
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = str(ROOT / "policies" / "gdpr-erasure.yaml")
+#: the JVM's quick compiler only: these tests run many small Spark jobs in short-lived
+#: processes, where compiling for speed costs more than it gains
+QUICK_JVM = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+SPARK = Config(engine="spark", spark={"conf": QUICK_JVM})
+DUCK = Config()
+#: the customers (rows of crm/customers.parquet) erased in these tests
+SUBJECTS = (3, 6, 9)
+SECRET = "ab" * 32  # both engines' catalogs hash alike, so hashed columns compare too
+
+
+@pytest.fixture(autouse=True)
+def _same_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTOUT_SECRET", SECRET)
+
+
+def findings(catalog: Catalog, formats: tuple[str, ...]) -> dict[str, dict]:
+    """Per dataset of those formats, per column: PII, entity, identifier, free text."""
+    return {r.name: {c.name: (c.pii, c.entity, c.identifier, c.free_text) for c in r.columns}
+            for r in catalog.datasets() if r.format in formats}
+
+
+def test_scan_on_spark_finds_what_duckdb_finds(company_dir: Path, company_scan, classifier,
+                                               tmp_path: Path) -> None:
+    """Every Parquet, CSV and JSON dataset of the fixture company, read by Spark."""
+    data = company_dir / "company"
+    with open_source(str(data / "crm" / "customers.parquet"), engine=SPARK.engine_of()) as s:
+        assert isinstance(s, SparkFileSource)  # Spark reads it, not DuckDB
+    catalog = Catalog(str(tmp_path / "spark.duckdb"))
+    folders = [str(data / f) for f in ("crm", "sales", "marketing", "partners", "support",
+                                       "web", "ci", "catalog")]
+    report = scan(folders, catalog, ScanOptions(engine=SPARK.engine_of()),
+                  classifier=classifier)
+    assert not report.failed, [r.error for r in report.results if r.error]
+    formats = ("parquet", "csv", "json")
+    on_spark, on_duckdb = findings(catalog, formats), findings(company_scan[1], formats)
+    assert set(on_spark) == set(on_duckdb) == {
+        "customers", "customer_segments", "orders", "payments", "leads_de", "export_0417",
+        "tickets", "events", "builds", "products"}
+    assert on_spark == on_duckdb
+    assert sum(c[0] for cols in on_spark.values() for c in cols.values()) >= 25
+    counts = {r.name: r.row_count for r in catalog.datasets()}
+    assert counts == {r.name: r.row_count for r in company_scan[1].datasets()
+                      if r.format in formats}
+
+
+def test_spark_samples_in_spark_and_brings_back_only_the_sample(company_dir: Path) -> None:
+    path = company_dir / "company" / "web" / "events.jsonl"
+    with open_source(str(path), engine=SPARK.engine_of()) as source:
+        ref = next(iter(source.datasets()))
+        sample = source.sample(ref, 100, 7)
+        again = source.sample(ref, 100, 7)
+    assert sample.row_count == 2000 and sample.table.num_rows <= 100
+    assert sample.table.num_rows >= 80  # sample(fraction) sized from the count, then limited
+    assert sample.table.equals(again.table)  # seeded: the same sample twice
+
+
+def test_jdbc_scan_of_the_postgres_fixture_tables(company_pg: str, classifier,
+                                                  tmp_path: Path) -> None:
+    with open_source(company_pg, engine=SPARK.engine_of()) as source:
+        assert isinstance(source, SparkJdbcSource)
+    spark_cat = Catalog(str(tmp_path / "spark.duckdb"))
+    duck_cat = Catalog(str(tmp_path / "duck.duckdb"))
+    report = scan([company_pg], spark_cat, ScanOptions(engine=SPARK.engine_of()),
+                  classifier=classifier)
+    assert not report.failed, [r.error for r in report.results if r.error]
+    scan([company_pg], duck_cat, classifier=classifier)
+    on_spark = findings(spark_cat, ("postgresql",))
+    assert on_spark == findings(duck_cat, ("postgresql",))
+    assert on_spark["marketing.newsletter_subscribers"]["email"][:2] == (True, "EMAIL_ADDRESS")
+    assert {r.name: r.row_count for r in spark_cat.datasets()} == \
+        {r.name: r.row_count for r in duck_cat.datasets()}
+
+
+# -- erasure ---------------------------------------------------------------------------------
+
+
+class Copy:
+    """crm/ and sales/ of the fixture company (customers, segments, orders partitioned by
+    year and month, payments), scanned into a catalog of their own."""
+
+    def __init__(self, root: Path, company_dir: Path, classifier) -> None:
+        self.root = root
+        self.data = root / "data"
+        for folder in ("crm", "sales"):
+            shutil.copytree(company_dir / "company" / folder, self.data / folder)
+        self.catalog = Catalog(str(root / "catalog.duckdb"))
+        report = scan([str(self.data)], self.catalog, classifier=classifier)
+        assert not report.failed, [r.error for r in report.results if r.error]
+        customers = pq.read_table(self.data / "crm" / "customers.parquet").to_pylist()
+        self.emails = [customers[i]["email"] for i in SUBJECTS]
+        self.ids = {customers[i]["id"] for i in SUBJECTS}
+
+    def plan(self, config: Config, request_id: str):
+        return build_plan(self.catalog, PlanRequest(
+            [parse_subject(f"email={e}") for e in self.emails], load_policy(POLICY), POLICY,
+            request_id), config)
+
+    def files(self) -> dict[str, str]:
+        """Every file below the data (staging leftovers included), by relative path: sha256."""
+        return {str(p.relative_to(self.data)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(self.data.rglob("*")) if p.is_file()}
+
+    def rows(self) -> dict[str, list[tuple]]:
+        """The Parquet datasets' rows, read directly with DuckDB (in file order)."""
+        con = duckdb.connect()
+        out = {}
+        for name, glob in (("customers", "crm/customers.parquet"),
+                           ("customer_segments", "crm/customer_segments.parquet"),
+                           ("orders", "sales/orders/**/*.parquet")):
+            out[name] = con.execute(
+                f"SELECT * FROM read_parquet('{self.data / glob}')").fetchall()
+        con.close()
+        return out
+
+
+def subjects_rows(copy: Copy, rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """The subjects' rows, decided from the data's documented meaning, not by optout:
+    customers by email, segments and orders by the customers' id."""
+    return {"customers": [r for r in rows["customers"] if r[3] in copy.emails],
+            "customer_segments": [r for r in rows["customer_segments"] if r[0] in copy.ids],
+            "orders": [r for r in rows["orders"] if r[1] in copy.ids]}
+
+
+@pytest.fixture(scope="module")
+def erased(tmp_path_factory: pytest.TempPathFactory, company_dir: Path, classifier):
+    """The same erasure of three customers on two copies: planned and applied on DuckDB in
+    one, on Spark in the other; with the files before."""
+    os.environ["OPTOUT_SECRET"] = SECRET
+    out = {}
+    for engine, config in (("duckdb", DUCK), ("spark", SPARK)):
+        copy = Copy(tmp_path_factory.mktemp(engine), company_dir, classifier)
+        before_files, before_rows = copy.files(), copy.rows()
+        plan = copy.plan(config, f"erase-{engine}")
+        rid = apply_plan(copy.catalog, plan, ApplyOptions(config=config))
+        out[engine] = (copy, plan, rid, before_files, before_rows)
+    return out
+
+
+def test_spark_erases_exactly_what_duckdb_erases(erased) -> None:
+    duck, spark = erased["duckdb"], erased["spark"]
+    copy, plan, rid, before_files, before_rows = spark
+    assert plan.engine == "spark" and duck[1].engine == "duckdb"
+    # the same plan: datasets, actions, rows, and where the rows are
+    strip = str(copy.data), str(duck[0].data)
+    assert [(s.dataset, s.action, s.rows, [(p.replace(strip[0], ""), r) for p, _, r in
+                                           s.locations]) for s in plan.steps] == \
+        [(s.dataset, s.action, s.rows, [(p.replace(strip[1], ""), r) for p, _, r in
+                                        s.locations]) for s in duck[1].steps]
+    theirs = subjects_rows(copy, before_rows)
+    assert {k: len(v) for k, v in theirs.items()} == {"customers": 3, "customer_segments": 3,
+                                                     "orders": 8}
+    after = copy.rows()
+    for name, rows in before_rows.items():  # the subjects gone, every other row kept, in order
+        assert after[name] == [r for r in rows if r not in theirs[name]], name
+    assert after == duck[0].rows()  # the same data as the DuckDB engine left
+    # file by file: the same bytes where nothing changed, the same rows where Spark rewrote
+    files, duck_files = copy.files(), duck[0].files()
+    assert set(files) == set(before_files)  # no staging folder or file left
+    changed = {f for f in files if files[f] != before_files[f]}
+    assert changed == {f for f in duck_files if duck_files[f] != duck[3][f]}
+    assert changed == {"crm/customers.parquet", "crm/customer_segments.parquet",
+                       "sales/payments.csv"} | {
+        f"sales/orders/year=2025/month={m}/part-0.parquet" for m in ("01", "02", "08", "09",
+                                                                     "12")}
+    assert files["sales/payments.csv"] == duck_files["sales/payments.csv"]  # same secret
+    for f in changed - {"sales/payments.csv"}:
+        new, old = pq.ParquetFile(copy.data / f), pq.ParquetFile(duck[0].data / f)
+        assert new.schema_arrow.remove_metadata() == old.schema_arrow.remove_metadata()
+        assert new.read().equals(old.read())
+        assert new.metadata.row_group(0).column(0).compression == \
+            old.metadata.row_group(0).column(0).compression == "ZSTD"
+    report, duck_report = build_report(copy.catalog, rid), build_report(duck[0].catalog, duck[2])
+    assert report["status"] == duck_report["status"] == "complete"
+    counts = {s["dataset"]: (s["rows_changed"], s["residue"]) for s in report["steps"]}
+    assert counts == {s["dataset"]: (s["rows_changed"], s["residue"])
+                      for s in duck_report["steps"]}
+    assert counts["orders"] == (8, 0) and counts["customers"] == (3, 0)
+
+
+def test_a_spark_plan_whose_data_changed_is_refused_by_either_engine(
+        tmp_path: Path, company_dir: Path, classifier) -> None:
+    copy = Copy(tmp_path, company_dir, classifier)
+    plan = copy.plan(SPARK, "stale")
+    assert plan.engine == "spark"
+    month = copy.data / "sales" / "orders" / "year=2025" / "month=03" / "part-0.parquet"
+    shutil.copy(month, tmp_path / "tmp.parquet")
+    os.replace(tmp_path / "tmp.parquet", month)  # same rows, another file
+    before = copy.files()
+    for config in (DUCK, SPARK):
+        with pytest.raises(StalePlan, match="orders changed since the plan was made"):
+            apply_plan(copy.catalog, plan, ApplyOptions(config=config))
+    assert copy.files() == before
+
+
+# -- SIGKILL at each fault point, then resume --------------------------------------------------
+
+
+@pytest.mark.parametrize("point", ["mid-spark-rewrite", "after-prepare", "after-check",
+                                   "mid-commit", "mid-file-commit", "before-verify"])
+def test_killed_at_each_point_then_resumed(tmp_path: Path, company_dir: Path, classifier,
+                                           erased, point: str) -> None:
+    copy = Copy(tmp_path, company_dir, classifier)
+    before_files, before_rows = copy.files(), copy.rows()
+    plan = copy.plan(DUCK, f"kill-{point}")  # applied on Spark (a plan from either engine)
+    path = tmp_path / "plan.json"
+    path.write_text(plan.to_json())
+    token = init_catalog(copy.catalog)
+    approve(copy.catalog, plan, Principal("approver", frozenset({"approver"})))
+    config = tmp_path / "optout.yaml"
+    config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
+    run = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path, "--config",
+         str(config), "apply", str(path), "--yes", "--engine", "spark"],
+        env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == -9, run.stdout + run.stderr
+    status = Journal(copy.catalog).request(plan.request_id)["status"]
+    if point in ("mid-spark-rewrite", "after-prepare", "after-check"):
+        assert status == "preparing"
+        assert copy.rows() == before_rows  # nothing visible before the commit
+    if point == "mid-spark-rewrite":
+        assert any(p.name.endswith(".optout-spark") for p in copy.data.rglob(".*"))
+    done = erased["duckdb"][0].rows()
+    for name, rows in copy.rows().items():  # every file whole: each dataset reads
+        assert len(done[name]) <= len(rows) <= len(before_rows[name])
+    resume(copy.catalog, plan.request_id,
+           ApplyOptions(config=SPARK, caller=Principal("admin", frozenset({"admin"}))))
+    assert Journal(copy.catalog).request(plan.request_id)["status"].startswith("complete")
+    assert copy.rows() == done
+    files = copy.files()
+    assert set(files) == set(before_files)  # staging folders gone
+    assert not [p for p in copy.data.rglob(".*")]
+    untouched = [f for f in files if "month=03" in f or "month=04" in f]
+    assert untouched and all(files[f] == before_files[f] for f in untouched)
