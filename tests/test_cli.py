@@ -99,6 +99,8 @@ def test_list_without_catalog(tmp_path: Path) -> None:
         ),
         ("scan: [1, 2\n", "not valid YAML"),
         ("scan:\n  recognizers: [nope.yaml]\n", "scan.recognizers: no such file"),
+        ("engine: sparkk\n", "engine: Input should be 'duckdb' or 'spark'"),
+        ("spark:\n  masterr: local[2]\n", "spark.masterr"),
     ],
 )
 def test_bad_config_is_a_hard_error(

@@ -242,9 +242,27 @@ def test_the_content_hash_is_that_of_the_plan_as_plain_data(gdpr_plan, tmp_path:
     for name in ("unexecutable", "supersedes"):
         if not data[name]:
             data.pop(name)
+    assert data.pop("engine") == "duckdb"  # absent from the hash on DuckDB: older plans
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     assert gdpr_plan.digest() == hashlib.sha256(text.encode()).hexdigest()
     assert gdpr_plan.content_hash == gdpr_plan.digest()
     path = tmp_path / "plan.json"
     path.write_text(gdpr_plan.to_json())
     assert load_plan(path) == gdpr_plan
+
+
+def test_the_engine_is_part_of_a_spark_plan_and_cannot_be_rewritten(gdpr_plan,
+                                                                    tmp_path: Path) -> None:
+    import dataclasses
+
+    spark = dataclasses.replace(gdpr_plan, engine="spark", content_hash="").sealed()
+    assert spark.content_hash != gdpr_plan.content_hash
+    path = tmp_path / "plan.json"
+    path.write_text(spark.to_json())
+    assert load_plan(path).engine == "spark"
+    path.write_text(spark.to_json().replace('"engine": "spark"', '"engine": "duckdb"'))
+    with pytest.raises(PlanError, match="content hash does not match"):
+        load_plan(path)
+    path.write_text(spark.to_json().replace('"engine": "spark"', '"engine": "flink"'))
+    with pytest.raises(PlanError, match="not a plan this optout made \\(engine 'flink'\\)"):
+        load_plan(path)

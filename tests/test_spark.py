@@ -156,60 +156,106 @@ def subjects_rows(copy: Copy, rows: dict[str, list[tuple]]) -> dict[str, list[tu
             "orders": [r for r in rows["orders"] if r[1] in copy.ids]}
 
 
+class Erased:
+    """One copy's erasure, on one engine: the plan, the request, and the data before and
+    after it; then a second request on the same copy that anonymizes other customers."""
+
+    def __init__(self, copy: Copy, config: Config, engine: str) -> None:
+        self.copy = copy
+        self.before_files, self.before_rows = copy.files(), copy.rows()
+        self.plan = copy.plan(config, f"erase-{engine}")
+        self.rid = apply_plan(copy.catalog, self.plan, ApplyOptions(config=config))
+        self.files, self.rows = copy.files(), copy.rows()
+        customers = pq.read_table(copy.data / "crm" / "customers.parquet").to_pylist()
+        self.anonymized = [customers[i]["email"] for i in ANONYMIZED]
+        policy = str(ROOT / "policies" / "anonymize-only.yaml")
+        plan = build_plan(copy.catalog, PlanRequest(
+            [parse_subject(f"email={e}") for e in self.anonymized], load_policy(policy),
+            policy, f"anonymize-{engine}"), config)
+        self.anon_plan = plan
+        self.anon_rid = apply_plan(copy.catalog, plan, ApplyOptions(config=config))
+        self.anon_files, self.anon_rows = copy.files(), copy.rows()
+
+
+#: customers anonymized (not deleted) by a second request, after the erasure
+ANONYMIZED = (11, 14)
+
+
 @pytest.fixture(scope="module")
-def erased(tmp_path_factory: pytest.TempPathFactory, company_dir: Path, classifier):
-    """The same erasure of three customers on two copies: planned and applied on DuckDB in
-    one, on Spark in the other; with the files before."""
+def erased(tmp_path_factory: pytest.TempPathFactory, company_dir: Path, classifier
+           ) -> dict[str, Erased]:
+    """The same requests on two copies, planned and applied on DuckDB in one and on Spark in
+    the other."""
     os.environ["OPTOUT_SECRET"] = SECRET
-    out = {}
-    for engine, config in (("duckdb", DUCK), ("spark", SPARK)):
-        copy = Copy(tmp_path_factory.mktemp(engine), company_dir, classifier)
-        before_files, before_rows = copy.files(), copy.rows()
-        plan = copy.plan(config, f"erase-{engine}")
-        rid = apply_plan(copy.catalog, plan, ApplyOptions(config=config))
-        out[engine] = (copy, plan, rid, before_files, before_rows)
-    return out
+    return {engine: Erased(Copy(tmp_path_factory.mktemp(engine), company_dir, classifier),
+                           config, engine)
+            for engine, config in (("duckdb", DUCK), ("spark", SPARK))}
 
 
-def test_spark_erases_exactly_what_duckdb_erases(erased) -> None:
+def test_spark_erases_exactly_what_duckdb_erases(erased: dict[str, Erased]) -> None:
     duck, spark = erased["duckdb"], erased["spark"]
-    copy, plan, rid, before_files, before_rows = spark
-    assert plan.engine == "spark" and duck[1].engine == "duckdb"
+    copy, plan = spark.copy, spark.plan
+    assert plan.engine == "spark" and duck.plan.engine == "duckdb"
     # the same plan: datasets, actions, rows, and where the rows are
-    strip = str(copy.data), str(duck[0].data)
+    strip = str(copy.data), str(duck.copy.data)
     assert [(s.dataset, s.action, s.rows, [(p.replace(strip[0], ""), r) for p, _, r in
                                            s.locations]) for s in plan.steps] == \
         [(s.dataset, s.action, s.rows, [(p.replace(strip[1], ""), r) for p, _, r in
-                                        s.locations]) for s in duck[1].steps]
-    theirs = subjects_rows(copy, before_rows)
+                                        s.locations]) for s in duck.plan.steps]
+    theirs = subjects_rows(copy, spark.before_rows)
     assert {k: len(v) for k, v in theirs.items()} == {"customers": 3, "customer_segments": 3,
                                                      "orders": 8}
-    after = copy.rows()
-    for name, rows in before_rows.items():  # the subjects gone, every other row kept, in order
-        assert after[name] == [r for r in rows if r not in theirs[name]], name
-    assert after == duck[0].rows()  # the same data as the DuckDB engine left
+    for name, rows in spark.before_rows.items():  # the subjects gone, others kept, in order
+        assert spark.rows[name] == [r for r in rows if r not in theirs[name]], name
+    assert spark.rows == duck.rows  # the same data as the DuckDB engine left
     # file by file: the same bytes where nothing changed, the same rows where Spark rewrote
-    files, duck_files = copy.files(), duck[0].files()
-    assert set(files) == set(before_files)  # no staging folder or file left
-    changed = {f for f in files if files[f] != before_files[f]}
-    assert changed == {f for f in duck_files if duck_files[f] != duck[3][f]}
+    files, before = spark.files, spark.before_files
+    assert set(files) == set(before)  # no staging folder or file left
+    changed = {f for f in files if files[f] != before[f]}
+    assert changed == {f for f in duck.files if duck.files[f] != duck.before_files[f]}
     assert changed == {"crm/customers.parquet", "crm/customer_segments.parquet",
                        "sales/payments.csv"} | {
         f"sales/orders/year=2025/month={m}/part-0.parquet" for m in ("01", "02", "08", "09",
                                                                      "12")}
-    assert files["sales/payments.csv"] == duck_files["sales/payments.csv"]  # same secret
-    for f in changed - {"sales/payments.csv"}:
-        new, old = pq.ParquetFile(copy.data / f), pq.ParquetFile(duck[0].data / f)
-        assert new.schema_arrow.remove_metadata() == old.schema_arrow.remove_metadata()
-        assert new.read().equals(old.read())
-        assert new.metadata.row_group(0).column(0).compression == \
-            old.metadata.row_group(0).column(0).compression == "ZSTD"
-    report, duck_report = build_report(copy.catalog, rid), build_report(duck[0].catalog, duck[2])
+    assert files["sales/payments.csv"] == duck.files["sales/payments.csv"]  # same secret
+    same_layout(spark.copy, duck.copy, changed - {"sales/payments.csv"})
+    report, duck_report = build_report(copy.catalog, spark.rid), build_report(
+        duck.copy.catalog, duck.rid)
     assert report["status"] == duck_report["status"] == "complete"
     counts = {s["dataset"]: (s["rows_changed"], s["residue"]) for s in report["steps"]}
     assert counts == {s["dataset"]: (s["rows_changed"], s["residue"])
                       for s in duck_report["steps"]}
     assert counts["orders"] == (8, 0) and counts["customers"] == (3, 0)
+
+
+def same_layout(copy: Copy, other: Copy, files: set[str]) -> None:
+    """The files hold the same rows, schema and compression in both copies."""
+    for f in files:
+        new, old = pq.ParquetFile(copy.data / f), pq.ParquetFile(other.data / f)
+        assert new.schema_arrow.remove_metadata() == old.schema_arrow.remove_metadata()
+        assert new.read().equals(old.read()), f
+        assert new.metadata.row_group(0).column(0).compression == \
+            old.metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_spark_anonymizes_exactly_what_duckdb_anonymizes(erased: dict[str, Erased]) -> None:
+    """Column changes (hash, null, generalize) on the matched rows only, as DuckDB makes them."""
+    duck, spark = erased["duckdb"], erased["spark"]
+    assert {s.action for s in spark.anon_plan.steps} == {"hash"}  # columns, not rows
+    changed = {f for f in spark.anon_files if spark.anon_files[f] != spark.files[f]}
+    assert "crm/customers.parquet" in changed
+    assert changed == {f for f in duck.anon_files if duck.anon_files[f] != duck.files[f]}
+    assert spark.anon_rows == duck.anon_rows
+    same_layout(spark.copy, duck.copy, changed - {"sales/payments.csv"})
+    assert spark.anon_files["sales/payments.csv"] == duck.anon_files["sales/payments.csv"]
+    for name, rows in spark.rows.items():  # same row count; only the two customers' rows differ
+        after = spark.anon_rows[name]
+        assert len(after) == len(rows)
+        differ = [a for a, b in zip(rows, after, strict=True) if a != b]
+        assert differ, name
+        if name == "customers":
+            assert len(differ) == 2 and {r[3] for r in differ} == set(spark.anonymized)
+            assert not {r[3] for r in after} & set(spark.anonymized)
 
 
 def test_a_spark_plan_whose_data_changed_is_refused_by_either_engine(
@@ -233,7 +279,7 @@ def test_a_spark_plan_whose_data_changed_is_refused_by_either_engine(
 @pytest.mark.parametrize("point", ["mid-spark-rewrite", "after-prepare", "after-check",
                                    "mid-commit", "mid-file-commit", "before-verify"])
 def test_killed_at_each_point_then_resumed(tmp_path: Path, company_dir: Path, classifier,
-                                           erased, point: str) -> None:
+                                           erased: dict[str, Erased], point: str) -> None:
     copy = Copy(tmp_path, company_dir, classifier)
     before_files, before_rows = copy.files(), copy.rows()
     plan = copy.plan(DUCK, f"kill-{point}")  # applied on Spark (a plan from either engine)
@@ -255,7 +301,7 @@ def test_killed_at_each_point_then_resumed(tmp_path: Path, company_dir: Path, cl
         assert copy.rows() == before_rows  # nothing visible before the commit
     if point == "mid-spark-rewrite":
         assert any(p.name.endswith(".optout-spark") for p in copy.data.rglob(".*"))
-    done = erased["duckdb"][0].rows()
+    done = erased["duckdb"].rows
     for name, rows in copy.rows().items():  # every file whole: each dataset reads
         assert len(done[name]) <= len(rows) <= len(before_rows[name])
     resume(copy.catalog, plan.request_id,

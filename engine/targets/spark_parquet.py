@@ -32,12 +32,15 @@ from engine.targets.parquet import ParquetTarget
 from engine.values import change
 from scanner.engines import Engine
 from scanner.matching import MatchQuery
+from scanner.sources.base import file_fingerprint
 from scanner.spark.matching import FILE, ROW, SparkMatcher, local_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 STAGING_SUFFIX = ".optout-spark"
+#: most matching rows one step's row numbers are collected for (the driver holds them)
+MAX_ROWS = 5_000_000
 #: files of one dataset rewritten at once (each its own Spark job)
 PARALLEL_REWRITES = 8
 
@@ -85,15 +88,44 @@ class SparkParquetTarget(ParquetTarget):
         if not paths or (not query.keys and not query.texts):
             return {}
         df = self._read(paths)
-        found = (self.matcher.padded(df.select("*", _file_column()))
-                 .where(self.matcher.condition(query, set(df.columns)))
+        found = (df.select("*", _file_column()).where(self.matcher.condition(query,
+                                                                            set(df.columns)))
                  .groupBy(FILE).count().collect())
-        real = {os.path.realpath(p): p for p in paths}
-        out = {}
-        for uri, n in found:
-            path = local_path(uri)
-            out[real.get(os.path.realpath(path), path)] = int(n)
-        return out
+        return {self._local(uri, paths): int(n) for uri, n in found}
+
+    @staticmethod
+    def _local(uri: str, paths: list[str]) -> str:
+        """The dataset's own name of a file Spark names by URI."""
+        path = local_path(uri)
+        return {os.path.realpath(p): p for p in paths}.get(os.path.realpath(path), path)
+
+    def _matching_rows(self, files: list[str], query: MatchQuery) -> dict[str, tuple[int, ...]]:
+        """Per file, the numbers of its matching rows (files without one left out): where
+        the plan located them and the files are as they were then, the located rows checked
+        to match still (one job reading only those rows' files); else one pass over the
+        dataset."""
+        located = {p: (fp, rows) for p, fp, rows in self.step.locations}
+        if located and set(files) <= set(located) and all(
+                file_fingerprint(p) == located[p][0] for p in files):
+            wanted = {p: tuple(sorted(located[p][1])) for p in files if located[p][1]}
+            if not wanted:
+                return {}
+            numbers = sorted({r for rows in wanted.values() for r in rows})
+            df = self._read(list(wanted))
+            found = (df.select("*", _file_column(), _row_column())
+                     .where(F_col(ROW).isin(numbers))
+                     .where(self.matcher.condition(query, set(df.columns)))
+                     .select(FILE, ROW).collect())
+            seen: dict[str, set[int]] = {}
+            for uri, row in found:
+                seen.setdefault(self._local(uri, list(wanted)), set()).add(int(row))
+            if all(set(rows) <= seen.get(p, set()) for p, rows in wanted.items()):
+                return wanted  # (rows the plan did not locate are found by the check)
+        found_rows = self.matcher.rows(self._read(files), query, MAX_ROWS)
+        if found_rows is None:
+            raise ApplyError(f"{self.step.dataset}: more than {MAX_ROWS:,} rows match; "
+                             "erase the subjects in smaller requests")
+        return {self._local(p, files): tuple(r) for p, r in found_rows.items()}
 
     def prepare(self) -> Staged:
         query = self.match_query()
@@ -101,7 +133,8 @@ class SparkParquetTarget(ParquetTarget):
         files = self.files()
         for path in files:
             staged.rows_before += pq.ParquetFile(path).metadata.num_rows
-        hits = self._spark("search the dataset", self._hits, files, query)
+        before = {p: file_fingerprint(p) for p in files}
+        hits = self._spark("search the dataset", self._matching_rows, files, query)
         unknown = set(hits) - set(files)
         if unknown:
             raise ApplyError(f"{self.step.dataset}: Spark read rows from a file the dataset "
@@ -116,22 +149,25 @@ class SparkParquetTarget(ParquetTarget):
         # cost per job, which overlapping jobs hide (the cluster schedules their tasks)
         with ThreadPoolExecutor(min(PARALLEL_REWRITES, max(len(changed), 1))) as pool:
             jobs = [pool.submit(self._spark, f"rewrite {path}", self._rewrite_spark, path,
-                                query, n) for n, path in enumerate(changed)]
+                                hits[path], n) for n, path in enumerate(changed)]
             for path, job in zip(changed, jobs, strict=True):
                 new = job.result()
                 staged.files.append((path, new))
                 if len(staged.files) == 1:
                     fault("mid-spark-rewrite")  # a file staged, others being written
-                staged.rows_changed += hits[path]
+                staged.rows_changed += len(hits[path])
                 staged.rows_after += (pq.ParquetFile(new).metadata.num_rows
                                       - pq.ParquetFile(path).metadata.num_rows)
+        moved = [p for p in changed if file_fingerprint(p) != before[p]]
+        if moved:
+            raise ApplyError(f"{self.step.dataset}: {moved[0]} changed while it was rewritten")
         staged.checksum_before = files_checksum([p for p, _ in staged.files])
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-    def _rewrite_spark(self, path: str, query: MatchQuery, n: int) -> str:
-        """Write the file's new version into the step's staging folder (`n`: the how-many-th
-        file of the step); its part file."""
+    def _rewrite_spark(self, path: str, rows: tuple[int, ...], n: int) -> str:
+        """Write the file's new version, without its rows `rows` (or with them changed), into
+        the step's staging folder (`n`: the how-many-th file of the step); its part file."""
         source = pq.ParquetFile(path)
         meta = source.metadata
         codec = (meta.row_group(0).column(0).compression.lower()
@@ -139,10 +175,10 @@ class SparkParquetTarget(ParquetTarget):
         df = self._read([path])
         columns = df.columns
         if self.deletes:
-            out = (self.matcher.padded(df).where(~self.matcher.condition(query, set(columns)))
+            out = (df.select("*", _row_column()).where(~F_col(ROW).isin(list(rows)))
                    .select(*(_col(c) for c in columns)))
         else:
-            out = self._edited(df, query)
+            out = self._edited(df, rows)
         folder = os.path.join(self._staging_folder(path), str(n))
         try:
             out.coalesce(1).write.mode("errorifexists").option("compression", codec) \
@@ -160,7 +196,7 @@ class SparkParquetTarget(ParquetTarget):
             raise
         return new
 
-    def _edited(self, df: DataFrame, query: MatchQuery) -> DataFrame:
+    def _edited(self, df: DataFrame, rows: tuple[int, ...]) -> DataFrame:
         """The file's rows with the matched rows' columns changed as the step says: the
         matched rows (the subject's, few) come to the driver, get the same values the DuckDB
         engine writes (engine/values.py), and go back as a broadcast table joined by row
@@ -170,9 +206,8 @@ class SparkParquetTarget(ParquetTarget):
 
         columns = df.columns
         actions = {c: a for c, a in self.column_actions.items() if c in columns}
-        top = set(columns)
-        numbered = df.select("*", F.col("_metadata.row_index").alias(ROW))
-        hit = (self.matcher.padded(numbered).where(self.matcher.condition(query, top))
+        numbered = df.select("*", _row_column())
+        hit = (numbered.where(F.col(ROW).isin(list(rows)))
                .select(ROW, *(_col(c) for c in actions)).collect())
         kinds, params = self.kinds, dict(self.step.params)
         fields = {f.name: f for f in df.schema.fields}
@@ -245,6 +280,18 @@ def _file_column():
     from pyspark.sql import functions as F
 
     return F.col("_metadata.file_path").alias(FILE)
+
+
+def _row_column():
+    from pyspark.sql import functions as F
+
+    return F.col("_metadata.row_index").alias(ROW)
+
+
+def F_col(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col(name)
 
 
 def _col(name: str):

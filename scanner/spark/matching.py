@@ -1,16 +1,19 @@
 """Matching a subject's rows in Spark SQL, by keyed hash, for all subjects of a request at once.
 
 HMAC-SHA256 is not a Spark built-in: it is built from `sha2` over the key-padded value, as the
-PostgreSQL matcher builds it. The pads (key material) reach Spark as a one-row broadcast
-relation joined to the data, never as literals in the SQL text (Spark logs its plans). Only
-keyed hashes enter Spark: the request's plain values, which the DuckDB matcher compares
-while planning, are never given to Spark (its shuffles and spills go to local disks). No
-Python function runs per row: everything is Spark's own expressions.
+PostgreSQL matcher builds it, with the pads as binary literals of the query (as PostgreSQL
+receives them in its SQL): anyone who can read the Spark application's query plans (its UI,
+its event log; off by default here) can read the pads, as a PostgreSQL statement log would.
+No local data is shipped to Spark (no Python worker, no temporary file of the pads). Only
+keyed hashes enter Spark: the request's plain values, which the DuckDB matcher compares while
+planning, are never given to Spark (its shuffles and spills go to local disks). No Python
+function runs per row: everything is Spark's own expressions.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -28,7 +31,6 @@ from scanner.matching import (
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-INNER, OUTER = "optout_pad_inner", "optout_pad_outer"
 #: the file and row number of a row of a file source (Spark's hidden metadata column)
 FILE, ROW = "optout_file", "optout_row"
 
@@ -50,14 +52,6 @@ def normalized(kind: str, column: Column) -> Column:
     return F.upper(F.regexp_replace(text, r"[\s./-]", ""))
 
 
-def hmac(value: Column) -> Column:
-    """HMAC-SHA256 (hex) of a text column under the pads joined to the rows."""
-    from pyspark.sql import functions as F
-
-    inner = F.sha2(F.concat(F.col(INNER), F.encode(value, "UTF-8")), 256)
-    return F.sha2(F.concat(F.col(OUTER), F.unhex(inner)), 256)
-
-
 def column_of(name: str, top_level: set[str]) -> Column:
     """A column by its catalog name: `customer.id` is the field `id` of the struct `customer`
     when there is no top-level column of that name (sources flatten nested fields)."""
@@ -77,28 +71,28 @@ class SparkMatcher:
 
     def __init__(self, spark: SparkSession, hasher: KeyedHash) -> None:
         self.spark = spark
-        inner, outer = hasher.pads
-        self._pads = spark.createDataFrame([(bytearray(inner), bytearray(outer))],
-                                           f"{INNER} binary, {OUTER} binary")
+        self._pads = hasher.pads
 
-    def padded(self, df: DataFrame) -> DataFrame:
-        """The rows with the HMAC pads beside them (a broadcast one-row join)."""
+    def hmac(self, value: Column) -> Column:
+        """HMAC-SHA256 (hex) of a text column."""
         from pyspark.sql import functions as F
 
-        return df.crossJoin(F.broadcast(self._pads))
+        inner, outer = (F.lit(bytearray(p)) for p in self._pads)
+        return F.sha2(F.concat(outer, F.unhex(F.sha2(F.concat(inner, F.encode(value, "UTF-8")),
+                                                       256))), 256)
 
     def condition(self, query: MatchQuery, top_level: set[str]) -> Column:
-        """True for the rows `query` matches (rows of a `padded` frame)."""
+        """True for the rows `query` matches."""
         from pyspark.sql import functions as F
 
         conditions = []
         for k in query.keys:
             hashes = sorted(k.hashes)
-            conditions.append(hmac(normalized(k.kind, column_of(k.column, top_level)))
+            conditions.append(self.hmac(normalized(k.kind, column_of(k.column, top_level)))
                               .isin(hashes) if hashes else F.lit(False))
         hashes = sorted(query.text_hashes)
         for name in query.texts:
-            conditions.append(_text_condition(column_of(name, top_level), hashes))
+            conditions.append(_text_condition(column_of(name, top_level), hashes, self.hmac))
         out = F.lit(False)
         for c in conditions:
             out = out | F.coalesce(c, F.lit(False))
@@ -112,8 +106,8 @@ class SparkMatcher:
         if not query.keys and not query.texts:
             return MatchResult()
         top = set(df.columns)
-        rows = self.padded(df).where(self.condition(query, top))
-        selects = [hmac(normalized(kind, column_of(c, top))) for c, kind in query.collect]
+        rows = df.where(self.condition(query, top))
+        selects = [self.hmac(normalized(kind, column_of(c, top))) for c, kind in query.collect]
         selects += [normalized("name", F.concat_ws(" ", *(column_of(c, top) for c in group)))
                     for group in query.names]
         if not selects:
@@ -130,8 +124,8 @@ class SparkMatcher:
         if not query.keys and not query.texts:
             return {}
         top = set(df.columns)
-        located = (self.padded(df.select("*", F.col("_metadata.file_path").alias(FILE),
-                                         F.col("_metadata.row_index").alias(ROW)))
+        located = (df.select("*", F.col("_metadata.file_path").alias(FILE),
+                             F.col("_metadata.row_index").alias(ROW))
                    .where(self.condition(query, top)).select(FILE, ROW)
                    .limit(limit + 1).collect())
         if len(located) > limit:
@@ -148,7 +142,8 @@ def local_path(uri: str) -> str:
     return unquote(parts.path) if parts.scheme in ("file", "") else uri
 
 
-def _text_condition(column: Column, hashes: list[str]) -> Column:
+def _text_condition(column: Column, hashes: list[str], hmac: Callable[[Column], Column]
+                    ) -> Column:
     """True when a free-text value mentions a hashed email, phone number or name (the same
     mentions as `scanner.matching.mentions`)."""
     from pyspark.sql import functions as F
