@@ -313,3 +313,30 @@ def test_killed_at_each_point_then_resumed(tmp_path: Path, company_dir: Path, cl
     assert not [p for p in copy.data.rglob(".*")]
     untouched = [f for f in files if "month=03" in f or "month=04" in f]
     assert untouched and all(files[f] == before_files[f] for f in untouched)
+
+
+def test_a_file_spark_cannot_write_as_it_was_stops_the_request_unchanged(
+        tmp_path: Path, classifier) -> None:
+    """Spark writes every column nullable: a file with a NOT NULL column would come back with
+    another schema, so the request stops before anything is visible, and says what to do."""
+    import pyarrow as pa
+
+    from engine.targets import ApplyError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("email", pa.string())])
+    people = [{"id": i, "email": f"p{i}@example.com"} for i in range(50)]
+    pq.write_table(pa.Table.from_pylist(people, schema), data / "people.parquet")
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    assert not scan([str(data)], catalog, classifier=classifier).failed
+    plan = build_plan(catalog, PlanRequest([parse_subject("email=p7@example.com")],
+                                           load_policy(POLICY), POLICY, "nullable"), SPARK)
+    assert [s.rows for s in plan.steps] == [1]
+    before = (data / "people.parquet").read_bytes()
+    with pytest.raises(ApplyError, match=r"'id' .* as int64, the file has int64 not null: "
+                                         r"refused \(apply the plan with --engine duckdb"):
+        apply_plan(catalog, plan, ApplyOptions(config=SPARK))
+    assert (data / "people.parquet").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.rglob("*") if "optout" in p.name) == []
+    assert Journal(catalog).request("nullable")["status"] == "rolled_back"

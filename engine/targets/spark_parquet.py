@@ -336,7 +336,8 @@ def _same_layout(path: str, new: str, dataset: str) -> None:
         if a.type != b.type or a.nullable != b.nullable:
             raise ApplyError(f"{dataset}: Spark would write column {a.name!r} of {path} as "
                              f"{b.type}{'' if b.nullable else ' not null'}, the file has "
-                             f"{a.type}{'' if a.nullable else ' not null'}: refused")
+                             f"{a.type}{'' if a.nullable else ' not null'}: refused (apply "
+                             "the plan with --engine duckdb, which keeps the file's schema)")
     if now.names != old.names:
         raise ApplyError(f"{dataset}: Spark's version of {path} has columns {now.names}, the "
                          f"file {old.names}")
