@@ -244,9 +244,9 @@ class DuckDBMatcher:
                 f"(SELECT 1 FROM {quote_ident(keep)} AS k WHERE {same})")
         finally:
             self._unregister()
-        return self._bounded(keep)
+        return self.bounded(keep)
 
-    def _bounded(self, keep: str) -> bool:
+    def bounded(self, keep: str) -> bool:
         """True when the kept table holds at most MAX_KEPT rows; else it is dropped."""
         if self.con.execute(f"SELECT count(*) FROM {quote_ident(keep)}").fetchone()[0] > MAX_KEPT:
             self.con.execute(f"DROP TABLE {quote_ident(keep)}")
@@ -281,7 +281,7 @@ class DuckDBMatcher:
                 listed = ", ".join(quote_ident(c) for c in columns) or "*"
                 self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(keep)} AS SELECT "
                                  f"{listed} FROM {relation} WHERE {where} LIMIT {MAX_KEPT + 1}")
-                if self._bounded(keep):
+                if self.bounded(keep):
                     relation, where = quote_ident(keep), "true"
             selects = [f"optout_hmac({sql_normalize(kind, column_sql(c, top), 'duckdb')})"
                        for c, kind in query.collect]

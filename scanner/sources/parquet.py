@@ -112,7 +112,7 @@ class ParquetSource(DuckDBReadSource):
         `query` can match (its query covers this one, it kept the columns this one reads, and
         no file changed since); else None."""
         if self._kept is None or not covers(self._kept[1], query) or \
-                not _within(query, self._kept[2]):
+                not within_columns(query, self._kept[2]):
             return None
         now = self._fingerprints()
         return now if now == self._kept[0] else None
@@ -131,7 +131,7 @@ class ParquetSource(DuckDBReadSource):
         try:
             before = self._fingerprints()
             relation = self._relation(ref, list(before))
-            if (kept is not None and kept[0] == before and _within(query, kept[2])
+            if (kept is not None and kept[0] == before and within_columns(query, kept[2])
                     and matcher.keep_more(relation, beyond(query, kept[1]), KEPT, BY,
                                           kept[2])):
                 result = matcher.match(KEPT, query)
@@ -190,7 +190,7 @@ class ParquetSource(DuckDBReadSource):
             self._match_con.close()
 
 
-def _within(query: MatchQuery, columns: tuple[str, ...]) -> bool:
+def within_columns(query: MatchQuery, columns: tuple[str, ...]) -> bool:
     """True when every column the query reads is (in) one of these top-level columns."""
     return all(c in columns or c.split(".")[0] in columns for c in query.columns())
 

@@ -13,28 +13,47 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import duckdb
 import pyarrow.parquet as pq
 
 from scanner.catalog.secret import KeyedHash
 from scanner.engines import Engine
 from scanner.errors import DatasetUnreadable
-from scanner.matching import MatchQuery, MatchResult
+from scanner.matching import (
+    MAX_KEPT,
+    DuckDBMatcher,
+    MatchQuery,
+    MatchResult,
+    beyond,
+    covers,
+    merged,
+)
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
-from scanner.sources.base import Located, Source, file_fingerprint, flatten, one_line
+from scanner.sources.base import (
+    Located,
+    Source,
+    file_fingerprint,
+    flatten,
+    memory_duckdb,
+    one_line,
+)
 from scanner.sources.csv import CsvSource
 from scanner.sources.json import JsonSource
-from scanner.sources.parquet import MAX_LOCATED_ROWS, ParquetSource
+from scanner.sources.parquet import MAX_LOCATED_ROWS, ParquetSource, within_columns
 from scanner.sources.postgres import PostgresSource
-from scanner.spark.matching import SparkMatcher
+from scanner.spark.matching import FILE, ROW, SparkMatcher, column_of, local_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+#: the table of kept rows (in the source's in-memory DuckDB)
+KEPT = "optout_spark_kept"
 #: how much more than the wanted share `sample(fraction)` draws, so `limit` rarely falls short
 OVERSAMPLE = 1.2
 
@@ -122,7 +141,88 @@ class SparkSource(Source):
 
 
 class SparkFileSource(SparkSource):
-    """Parquet, CSV and JSON files (and Parquet folders) read by Spark."""
+    """Parquet, CSV and JSON files (and Parquet folders) read by Spark.
+
+    Matching a Parquet dataset brings the matching rows (the columns the query reads, with
+    each row's file and number; at most MAX_KEPT rows: the subjects' own) to the driver, into
+    an in-memory DuckDB that never spills: the planner's next rounds search Spark only for the
+    key values learned since, group and count on the kept rows, and locating the rows reads
+    no file, as on the duckdb engine (scanner/sources/parquet.py).
+    """
+
+    def __init__(self, inner: Source, engine: Engine) -> None:
+        super().__init__(inner, engine)
+        self._local: duckdb.DuckDBPyConnection | None = None
+        #: the files' fingerprints, the query and the columns of the rows kept
+        self._kept: tuple[dict[str, str], MatchQuery, tuple[str, ...]] | None = None
+
+    def _keeper(self, hasher: KeyedHash) -> DuckDBMatcher:
+        if self._local is None:
+            self._local = memory_duckdb(threads=None)
+        return DuckDBMatcher(self._local, hasher)
+
+    def _fetch(self, df: DataFrame, query: MatchQuery, columns: tuple[str, ...],
+               hasher: KeyedHash, append: bool) -> bool:
+        """Keep the rows of `df` that `query` matches (their `columns`, file and number), or
+        add them to those kept; False, with nothing kept, past MAX_KEPT rows."""
+        from pyspark.sql import functions as F
+
+        keeper = self._keeper(hasher)
+        con = keeper.con
+        if append and not query.keys and not query.texts:
+            return True
+        rows = (df.select(*(column_of(c, set(df.columns)).alias(c) for c in columns),
+                          F.col("_metadata.file_path").alias(FILE),
+                          F.col("_metadata.row_index").alias(ROW))
+                .where(self.matcher(hasher).condition(query, set(df.columns)))
+                .limit(MAX_KEPT + 1).toArrow())
+        con.register("optout_fetched", rows)
+        try:
+            if append:
+                con.execute(f"INSERT INTO {KEPT} SELECT * FROM optout_fetched AS f WHERE NOT "
+                            f"EXISTS (SELECT 1 FROM {KEPT} AS k WHERE k.{FILE} = f.{FILE} "
+                            f"AND k.{ROW} = f.{ROW})")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {KEPT} AS "
+                            "SELECT * FROM optout_fetched")
+        finally:
+            con.unregister("optout_fetched")
+        return keeper.bounded(KEPT)
+
+    def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
+        if ref.format != "parquet" or (not query.keys and not query.texts):
+            return super().match(ref, query, hasher)
+        files = self.files(ref)
+        kept, self._kept = self._kept, None
+        try:
+            before = {f: file_fingerprint(f) for f in files}
+            df = self.frame(ref)
+            if (kept is not None and kept[0] == before and within_columns(query, kept[2])
+                    and self._fetch(df, beyond(query, kept[1]), kept[2], hasher, True)):
+                result = self._keeper(hasher).match(KEPT, query)
+                if {f: file_fingerprint(f) for f in files} == before:
+                    self._kept = (before, merged(kept[1], query), kept[2])
+                return result
+            top = set(df.columns)
+            columns = tuple(sorted({c if c in top or "." not in c else c.split(".")[0]
+                                    for c in query.columns()}))
+            if self._fetch(df, query, columns, hasher, False):
+                result = self._keeper(hasher).match(KEPT, query)
+                if {f: file_fingerprint(f) for f in files} == before:
+                    self._kept = (before, query, columns)
+                return result
+            return self.matcher(hasher).match(df, query)
+        except DatasetUnreadable:
+            raise
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+        except Exception as exc:
+            raise spark_error(exc) from exc
+
+    def close(self) -> None:
+        super().close()
+        if self._local is not None:
+            self._local.close()
 
     def frame(self, ref: DatasetRef) -> DataFrame:
         return read_files(self.spark, ref.format, self.files(ref), dict(ref.options),
@@ -159,11 +259,23 @@ class SparkFileSource(SparkSource):
         files = self.files(ref)
         try:
             before = {f: file_fingerprint(f) for f in files}
-            found = self.matcher(hasher).rows(self.frame(ref), query, MAX_LOCATED_ROWS)
+            kept = self._kept
+            if (kept is not None and kept[0] == before and covers(kept[1], query)
+                    and within_columns(query, kept[2])):
+                found = defaultdict(list)
+                for uri, row in self._keeper(hasher).select(KEPT, query, (FILE, ROW)):
+                    found[local_path(uri)].append(int(row))
+                if sum(map(len, found.values())) > MAX_LOCATED_ROWS:
+                    return ()
+                found = {p: sorted(r) for p, r in found.items()}
+            else:
+                found = self.matcher(hasher).rows(self.frame(ref), query, MAX_LOCATED_ROWS)
             if found is None or {f: file_fingerprint(f) for f in files} != before:
                 return ()
         except DatasetUnreadable:
             raise
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
         except Exception as exc:
             raise spark_error(exc) from exc
         real = {os.path.realpath(f): f for f in files}
