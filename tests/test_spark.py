@@ -340,3 +340,26 @@ def test_a_file_spark_cannot_write_as_it_was_stops_the_request_unchanged(
     assert (data / "people.parquet").read_bytes() == before
     assert sorted(p.name for p in tmp_path.rglob("*") if "optout" in p.name) == []
     assert Journal(catalog).request("nullable")["status"] == "rolled_back"
+
+
+def test_hostile_files_fail_alone_with_one_line_errors_on_spark(tmp_path: Path,
+                                                                classifier) -> None:
+    import pyarrow as pa
+
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"email": [f"p{i}@example.com" for i in range(40)]}),
+                   data / "good.parquet")
+    (data / "torn.parquet").write_bytes(b"PAR1" + os.urandom(200))
+    (data / "broken.jsonl").write_text('{"email": "a@b.io"}\n{"email": \n')
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    report = scan([str(data)], catalog, ScanOptions(engine=SPARK.engine_of()),
+                  classifier=classifier)
+    status = {r.ref.name: (r.status, r.error) for r in report.results}
+    assert status["good"] == ("scanned", None)
+    for name, says in (("torn", "Could not read footer"), ("broken", "Malformed records")):
+        state, error = status[name]
+        assert state == "failed" and says in error, error
+        assert "\n" not in error and len(error) <= 300, error
+        assert "An error occurred while calling" not in error, error
+    assert "p1@example.com" not in " ".join(str(e) for _, e in status.values())

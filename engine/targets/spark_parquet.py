@@ -33,6 +33,7 @@ from engine.values import change
 from scanner.engines import Engine
 from scanner.matching import MatchQuery
 from scanner.sources.base import file_fingerprint
+from scanner.sources.spark import spark_message
 from scanner.spark.matching import FILE, ROW, SparkMatcher, local_path
 
 if TYPE_CHECKING:
@@ -77,11 +78,8 @@ class SparkParquetTarget(ParquetTarget):
         except ApplyError:
             raise
         except Exception as exc:  # Spark's errors come from the JVM, under many classes
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            from scanner.sources.base import one_line
-
             raise ApplyError(f"{self.step.dataset}: Spark could not {what}: "
-                             f"{one_line(text)}") from exc
+                             f"{spark_message(exc)}") from exc
 
     def _hits(self, paths: list[str], query: MatchQuery) -> dict[str, int]:
         """Per file, how many of its rows match (files without a match left out): one pass."""

@@ -15,6 +15,7 @@ import getpass
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -69,8 +70,33 @@ def on_spark(source: Source, engine: Engine) -> Source:
 
 def spark_error(exc: BaseException) -> DatasetUnreadable:
     """A Spark failure as a one-line, redacted error (Spark quotes offending values)."""
-    text = str(exc).strip()
-    return DatasetUnreadable(one_line(text.split("\n")[0] if text else type(exc).__name__))
+    return DatasetUnreadable(spark_message(exc))
+
+
+def spark_message(exc: BaseException) -> str:
+    """The first line of what went wrong in Spark: the JVM's own message where Python's says
+    only which call failed ("An error occurred while calling o47.json"), without the
+    stage and task numbers a failed job's message starts with; redacted."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.getMessage() if java is not None else exc).strip()
+    first = text.split("\n")[0] if text else type(exc).__name__
+    first = first.split("most recent failure: ", 1)[-1]
+    first = first.split("): ", 1)[-1] if first.startswith("Lost task") else first
+    return one_line(first)
+
+
+@contextmanager
+def read_errors() -> Iterator[None]:
+    """Failures while Spark (or the driver's DuckDB) reads a dataset, as one-line
+    `DatasetUnreadable` errors."""
+    try:
+        yield
+    except DatasetUnreadable:
+        raise
+    except duckdb.Error as exc:
+        raise DatasetUnreadable(one_line(exc)) from exc
+    except Exception as exc:  # Spark's errors come from the JVM, under many classes
+        raise spark_error(exc) from exc
 
 
 class SparkSource(Source):
@@ -110,16 +136,12 @@ class SparkSource(Source):
         return self.inner.definition(ref)
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
-        try:
+        with read_errors():
             df = self.frame(ref)
             total, exact = self.count(ref, df)
             if total > rows:
                 df = df.sample(fraction=min(1.0, rows * OVERSAMPLE / total), seed=seed)
             table = df.limit(rows).toArrow()
-        except DatasetUnreadable:
-            raise
-        except Exception as exc:  # Spark's errors come from the JVM, under many classes
-            raise spark_error(exc) from exc
         return Sample(flatten(table), int(total), exact)
 
     def matcher(self, hasher: KeyedHash) -> SparkMatcher:
@@ -129,12 +151,8 @@ class SparkSource(Source):
         return found
 
     def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
-        try:
+        with read_errors():
             return self.matcher(hasher).match(self.frame(ref), query)
-        except DatasetUnreadable:
-            raise
-        except Exception as exc:
-            raise spark_error(exc) from exc
 
     def close(self) -> None:
         self.inner.close()  # the session lives as long as the process
@@ -194,7 +212,7 @@ class SparkFileSource(SparkSource):
             return super().match(ref, query, hasher)
         files = self.files(ref)
         kept, self._kept = self._kept, None
-        try:
+        with read_errors():
             before = {f: file_fingerprint(f) for f in files}
             df = self.frame(ref)
             if (kept is not None and kept[0] == before and within_columns(query, kept[2])
@@ -212,12 +230,6 @@ class SparkFileSource(SparkSource):
                     self._kept = (before, query, columns)
                 return result
             return self.matcher(hasher).match(df, query)
-        except DatasetUnreadable:
-            raise
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
-        except Exception as exc:
-            raise spark_error(exc) from exc
 
     def close(self) -> None:
         super().close()
@@ -257,7 +269,7 @@ class SparkFileSource(SparkSource):
         if ref.format != "parquet":
             return ()
         files = self.files(ref)
-        try:
+        with read_errors():
             before = {f: file_fingerprint(f) for f in files}
             kept = self._kept
             if (kept is not None and kept[0] == before and covers(kept[1], query)
@@ -272,12 +284,6 @@ class SparkFileSource(SparkSource):
                 found = self.matcher(hasher).rows(self.frame(ref), query, MAX_LOCATED_ROWS)
             if found is None or {f: file_fingerprint(f) for f in files} != before:
                 return ()
-        except DatasetUnreadable:
-            raise
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
-        except Exception as exc:
-            raise spark_error(exc) from exc
         real = {os.path.realpath(f): f for f in files}
         rows = {real.get(os.path.realpath(p), p): r for p, r in found.items()}
         if not set(rows) <= set(files):
@@ -332,7 +338,7 @@ class SparkJdbcSource(SparkSource):
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
         rel = self.inner.relation_sql(ref)
-        try:
+        with read_errors():
             total, exact = self.inner.count(ref)
             pct = bernoulli_percent(total, rows)
             init = None
@@ -345,8 +351,6 @@ class SparkJdbcSource(SparkSource):
                 init = f"SELECT setseed({(seed % 1000) / 1000.0})"
                 query = f"SELECT * FROM {rel} WHERE random() < {pct / 100} LIMIT {int(rows)}"
             table = self._read(query, init).toArrow()
-        except Exception as exc:
-            raise spark_error(exc) from exc
         return Sample(flatten(table), int(total), exact,
                       declared_types=self.inner.types(ref))
 

@@ -76,6 +76,7 @@ def session(engine: Engine) -> SparkSession:
         except Exception as exc:  # no Java, a master that does not answer
             raise SourceUnavailable(f"cannot start Spark ({engine.master}): "
                                     f"{str(exc).strip().splitlines()[0][:200]}") from exc
-        spark.sparkContext.setLogLevel("ERROR")
+        if not engine.master.startswith("sc://"):  # Spark Connect has no SparkContext here
+            spark.sparkContext.setLogLevel("ERROR")
         _sessions[engine] = spark
         return spark
