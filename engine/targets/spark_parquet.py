@@ -1,8 +1,10 @@
 """Parquet datasets rewritten by Apache Spark (`--engine spark`).
 
-One pass over the dataset in Spark finds the files holding matching rows (each row's file from
-Spark's hidden `_metadata` column); only those files are rewritten, each by a Spark job that
-reads the one file and writes it, minus the subject's rows (or with their columns changed).
+The rows to change are those the plan located (file and row number), while the files are as
+they were then and those rows still match (one Spark job reads only those rows); else one pass
+over the dataset finds them (each row's file and number from Spark's hidden `_metadata`
+column). Only the files holding them are rewritten, each by a Spark job (several at once) that
+reads the one file and writes it without those rows (or with their columns changed).
 Spark writes into a staging folder of the step, `.NAME.REQUEST.RANDOM.optout-spark` (mode
 0700), beside the dataset: beside the file, or beside a partitioned folder's root, never inside
 it, where a reader's `**/*.parquet` would take a half-written part file for data. Its part file
