@@ -186,10 +186,11 @@ def erased(tmp_path_factory: pytest.TempPathFactory, company_dir: Path, classifi
            ) -> dict[str, Erased]:
     """The same requests on two copies, planned and applied on DuckDB in one and on Spark in
     the other."""
-    os.environ["OPTOUT_SECRET"] = SECRET
-    return {engine: Erased(Copy(tmp_path_factory.mktemp(engine), company_dir, classifier),
-                           config, engine)
-            for engine, config in (("duckdb", DUCK), ("spark", SPARK))}
+    with pytest.MonkeyPatch.context() as patch:  # undone after the module
+        patch.setenv("OPTOUT_SECRET", SECRET)
+        yield {engine: Erased(Copy(tmp_path_factory.mktemp(engine), company_dir, classifier),
+                              config, engine)
+               for engine, config in (("duckdb", DUCK), ("spark", SPARK))}
 
 
 def test_spark_erases_exactly_what_duckdb_erases(erased: dict[str, Erased]) -> None:
