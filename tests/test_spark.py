@@ -277,43 +277,61 @@ def test_a_spark_plan_whose_data_changed_is_refused_by_either_engine(
 # -- SIGKILL at each fault point, then resume --------------------------------------------------
 
 
-@pytest.mark.parametrize("point", ["mid-spark-rewrite", "after-prepare", "after-check",
-                                   "mid-commit", "mid-file-commit", "before-verify"])
+class Killed:
+    """A copy whose Spark apply is started in its own process, to die at a fault point."""
+
+    def __init__(self, root: Path, company_dir: Path, classifier, point: str) -> None:
+        self.point = point
+        self.copy = copy = Copy(root, company_dir, classifier)
+        self.before_files, self.before_rows = copy.files(), copy.rows()
+        self.plan = copy.plan(DUCK, f"kill-{point}")  # applied on Spark: plans are portable
+        path = root / "plan.json"
+        path.write_text(self.plan.to_json())
+        token = init_catalog(copy.catalog)
+        approve(copy.catalog, self.plan, Principal("approver", frozenset({"approver"})))
+        config = root / "optout.yaml"
+        config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path, "--config",
+             str(config), "apply", str(path), "--yes", "--engine", "spark"],
+            env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+
+
+#: every fault point of apply, two at a time (two processes: each mostly starts a JVM)
+POINTS = [("mid-spark-rewrite", "after-prepare"), ("after-check", "mid-commit"),
+          ("mid-file-commit", "before-verify")]
+
+
+@pytest.mark.parametrize("points", POINTS, ids=["-".join(p) for p in POINTS])
 def test_killed_at_each_point_then_resumed(tmp_path: Path, company_dir: Path, classifier,
-                                           erased: dict[str, Erased], point: str) -> None:
-    copy = Copy(tmp_path, company_dir, classifier)
-    before_files, before_rows = copy.files(), copy.rows()
-    plan = copy.plan(DUCK, f"kill-{point}")  # applied on Spark (a plan from either engine)
-    path = tmp_path / "plan.json"
-    path.write_text(plan.to_json())
-    token = init_catalog(copy.catalog)
-    approve(copy.catalog, plan, Principal("approver", frozenset({"approver"})))
-    config = tmp_path / "optout.yaml"
-    config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
-    run = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path, "--config",
-         str(config), "apply", str(path), "--yes", "--engine", "spark"],
-        env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert run.returncode == -9, run.stdout + run.stderr
-    status = Journal(copy.catalog).request(plan.request_id)["status"]
-    if point in ("mid-spark-rewrite", "after-prepare", "after-check"):
-        assert status == "preparing"
-        assert copy.rows() == before_rows  # nothing visible before the commit
-    if point == "mid-spark-rewrite":
-        assert any(p.name.endswith(".optout-spark") for p in copy.data.rglob(".*"))
+                                           erased: dict[str, Erased],
+                                           points: tuple[str, str]) -> None:
+    runs = [Killed(tmp_path / point, company_dir, classifier, point) for point in points]
     done = erased["duckdb"].rows
-    for name, rows in copy.rows().items():  # every file whole: each dataset reads
-        assert len(done[name]) <= len(rows) <= len(before_rows[name])
-    resume(copy.catalog, plan.request_id,
-           ApplyOptions(config=SPARK, caller=Principal("admin", frozenset({"admin"}))))
-    assert Journal(copy.catalog).request(plan.request_id)["status"].startswith("complete")
-    assert copy.rows() == done
-    files = copy.files()
-    assert set(files) == set(before_files)  # staging folders gone
-    assert not [p for p in copy.data.rglob(".*")]
-    untouched = [f for f in files if "month=03" in f or "month=04" in f]
-    assert untouched and all(files[f] == before_files[f] for f in untouched)
+    for run in runs:
+        out, err = run.process.communicate(timeout=300)
+        assert run.process.returncode == -9, out + err
+    for run in runs:
+        copy, point, before_rows = run.copy, run.point, run.before_rows
+        status = Journal(copy.catalog).request(run.plan.request_id)["status"]
+        if point in ("mid-spark-rewrite", "after-prepare", "after-check"):
+            assert status == "preparing", point
+            assert copy.rows() == before_rows, point  # nothing visible before the commit
+        if point == "mid-spark-rewrite":
+            assert any(p.name.endswith(".optout-spark") for p in copy.data.rglob(".*"))
+        for name, rows in copy.rows().items():  # every file whole: each dataset reads
+            assert len(done[name]) <= len(rows) <= len(before_rows[name]), (point, name)
+        resume(copy.catalog, run.plan.request_id,
+               ApplyOptions(config=SPARK, caller=Principal("admin", frozenset({"admin"}))))
+        assert Journal(copy.catalog).request(run.plan.request_id)["status"].startswith(
+            "complete"), point
+        assert copy.rows() == done, point
+        files = copy.files()
+        assert set(files) == set(run.before_files), point  # staging folders gone
+        assert not [p for p in copy.data.rglob(".*")], point
+        untouched = [f for f in files if "month=03" in f or "month=04" in f]
+        assert untouched and all(files[f] == run.before_files[f] for f in untouched), point
 
 
 def test_a_file_spark_cannot_write_as_it_was_stops_the_request_unchanged(
