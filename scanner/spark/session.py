@@ -77,6 +77,6 @@ def session(engine: Engine) -> SparkSession:
             raise SourceUnavailable(f"cannot start Spark ({engine.master}): "
                                     f"{str(exc).strip().splitlines()[0][:200]}") from exc
         if not engine.master.startswith("sc://"):  # Spark Connect has no SparkContext here
-            spark.sparkContext.setLogLevel("ERROR")
+            spark.sparkContext.setLogLevel("FATAL")  # as log4j2.properties says
         _sessions[engine] = spark
         return spark
