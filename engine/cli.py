@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.machinery
 import json
 import os
 import sys
@@ -29,6 +27,7 @@ from engine.export_csv import write_columns
 from engine.graph import build_graph
 from engine.journal import Journal, ledger_values
 from engine.ledger import reappearances, reerasure_plan
+from engine.no_pandas import without_pandas
 from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
@@ -776,29 +775,6 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     without_pandas()
     cli(prog_name="optout")
-
-
-def without_pandas() -> None:
-    """Keep pandas out of a command's process. pyarrow imports it (0.2 s, every command)
-    the first time it builds an array from Python objects, only to ask whether they are
-    pandas objects; nothing optout runs uses pandas, so importing it fails at once (a
-    library that only looks for it, as polars does, still finds that it is installed)."""
-    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
-
-
-class _NoPandas(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds pandas, and refuses to load it."""
-
-    def find_spec(self, name: str, path: object, target: object = None
-                  ) -> importlib.machinery.ModuleSpec | None:
-        return importlib.machinery.ModuleSpec(name, self) if name == "pandas" else None
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
-        raise ImportError("pandas is not loaded by optout commands")
-
-    def exec_module(self, module: object) -> None:  # never reached: create_module refuses
-        raise ImportError("pandas is not loaded by optout commands")
 
 
 # The worker's commands live in their own module and register themselves on `cli`.

@@ -212,7 +212,7 @@ def test_commands_never_load_pandas() -> None:
 
     code = (
         "import sys, importlib.util\n"
-        "from engine.cli import without_pandas\n"
+        "from engine.no_pandas import without_pandas\n"
         "without_pandas()\n"
         "import pyarrow as pa, polars as pl\n"
         "assert pa.array(['a', None]).null_count == 1\n"
