@@ -21,6 +21,7 @@ from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
 from scanner.catalog import Catalog
+from scanner.config import Config
 from scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
@@ -48,8 +49,11 @@ def positions(con: sqlite3.Connection, table: str, ids: list[int]) -> set[int]:
     return {i for i, (customer,) in enumerate(rows) if customer in ids}
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path: Path,
-                                                               classifier) -> None:
+                                                               classifier, engine: str) -> None:
+    """On either engine (Spark plans, locates and rewrites the files itself)."""
+    config = Config(engine=engine)
     data, con = chinook
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))
     scan([str(data)], catalog, classifier=classifier)
@@ -57,7 +61,8 @@ def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path
     truth = {t: positions(con, t, ids) for t in ("Customer", "Invoice")}
     assert len(truth["Customer"]) == 2 and len(truth["Invoice"]) == 14
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={e}") for e in SUBJECTS],
-                                           load_policy(POLICY), str(POLICY)))
+                                           load_policy(POLICY), str(POLICY)), config)
+    assert plan.engine == engine
     assert {r.status for r in plan.resolution} == {"resolved"}
     steps = {s.dataset: s for s in plan.steps}
     assert set(steps) == {"Customer", "Invoice"}
@@ -67,7 +72,7 @@ def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path
         assert Path(path).name == f"{table}.parquet" and set(located) == rows
     before = {t: pq.read_table(data / f"{t}.parquet").to_pylist() for t in truth}
     lines = (data / "InvoiceLine.parquet").read_bytes()
-    apply_plan(catalog, plan, ApplyOptions())
+    apply_plan(catalog, plan, ApplyOptions(config=config))
     for table, rows in truth.items():
         assert pq.read_table(data / f"{table}.parquet").to_pylist() == [
             r for i, r in enumerate(before[table]) if i not in rows]
