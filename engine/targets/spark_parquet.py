@@ -113,7 +113,7 @@ class SparkParquetTarget(ParquetTarget):
             numbers = sorted({r for rows in wanted.values() for r in rows})
             df = self._read(list(wanted))
             found = (df.select("*", _file_column(), _row_column())
-                     .where(F_col(ROW).isin(numbers))
+                     .where(_col(ROW).isin(numbers))
                      .where(self.matcher.condition(query, set(df.columns)))
                      .select(FILE, ROW).collect())
             seen: dict[str, set[int]] = {}
@@ -175,7 +175,7 @@ class SparkParquetTarget(ParquetTarget):
         df = self._read([path])
         columns = df.columns
         if self.deletes:
-            out = (df.select("*", _row_column()).where(~F_col(ROW).isin(list(rows)))
+            out = (df.select("*", _row_column()).where(~_col(ROW).isin(list(rows)))
                    .select(*(_col(c) for c in columns)))
         else:
             out = self._edited(df, rows)
@@ -286,12 +286,6 @@ def _row_column():
     from pyspark.sql import functions as F
 
     return F.col("_metadata.row_index").alias(ROW)
-
-
-def F_col(name: str):
-    from pyspark.sql import functions as F
-
-    return F.col(name)
 
 
 def _col(name: str):
