@@ -19,8 +19,14 @@ KIND_OF_ENTITY = {
 #: every normalization kind (a plan naming another is refused)
 KINDS = frozenset({"email", "phone", "name", "code"})
 DEFAULT_REGION = "US"
-_NOT_DIGIT = re.compile(r"\D")
-_SEPARATORS = re.compile(r"[\s\-./]")
+#: whitespace, as Python's `str.strip()` and `str.split()` see it (every `isspace()` character).
+#: Each engine strips and splits on exactly these: its own `trim` and `\s` do not (DuckDB's
+#: trim keeps tabs and newlines, RE2's `\s` is ASCII, Spark's trim strips only spaces), so
+#: a stored "\tana@x.io" would normalize to another value in SQL than in Python.
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+              "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_NOT_DIGIT = re.compile(r"[^0-9]")  # ASCII digits, as the engines' `[^0-9]` (`\D` is Unicode's)
+_SEPARATORS = re.compile(f"[{WHITESPACE}\\-./]")
 
 
 def kind_of(entity: str | None) -> str:
@@ -30,13 +36,13 @@ def kind_of(entity: str | None) -> str:
 
 def normalize(kind: str, value: object) -> str:
     """The normalized text of one stored value."""
-    text = str(value).strip()
+    text = str(value).strip(WHITESPACE)
     if kind == "email":
         return text.lower()
     if kind == "phone":
         return _NOT_DIGIT.sub("", text)
     if kind == "name":
-        return " ".join(text.lower().split())
+        return " ".join(text.lower().split())  # split() splits on WHITESPACE
     return _SEPARATORS.sub("", text).upper()
 
 
@@ -55,12 +61,20 @@ def phone_variants(value: str, region: str = DEFAULT_REGION) -> list[str]:
 
 def sql_normalize(kind: str, expr: str, dialect: str) -> str:
     """SQL that normalizes `expr` like `normalize` (DuckDB and PostgreSQL)."""
-    text = f"trim(CAST({expr} AS VARCHAR))" if dialect == "duckdb" else f"trim(({expr})::text)"
+    chars = "'" + WHITESPACE + "'"
+    if dialect == "duckdb":
+        # trim with a set of characters is ~8x slower than trim(): only a value
+        # whose first or last character is not printable ASCII (a space included) takes it
+        text = f"CAST({expr} AS VARCHAR)"
+        text = (f"(CASE WHEN ord({text}) BETWEEN 33 AND 126 AND ord({text}[-1]) "
+                f"BETWEEN 33 AND 126 THEN {text} ELSE trim({text}, {chars}) END)")
+    else:
+        text = f"btrim(({expr})::text, {chars})"
     flags = ", 'g'"
     if kind == "email":
         return f"lower({text})"
     if kind == "phone":
         return f"regexp_replace({text}, '[^0-9]', ''{flags})"
     if kind == "name":
-        return f"lower(regexp_replace({text}, '\\s+', ' '{flags}))"
-    return f"upper(regexp_replace({text}, '[\\s./-]', ''{flags}))"
+        return f"lower(regexp_replace({text}, '[{WHITESPACE}]+', ' '{flags}))"
+    return f"upper(regexp_replace({text}, '[{WHITESPACE}./-]', ''{flags}))"

@@ -382,3 +382,20 @@ def test_hostile_files_fail_alone_with_one_line_errors_on_spark(tmp_path: Path,
         assert "\n" not in error and len(error) <= 300, error
         assert "An error occurred while calling" not in error, error
     assert "p1@example.com" not in " ".join(str(e) for _, e in status.values())
+
+
+@pytest.mark.parametrize("kind", ["code", "email", "name", "phone"])
+def test_spark_normalizes_as_python_does(kind: str) -> None:
+    """Every whitespace character Python strips and splits on (Spark's trim strips spaces
+    only, Java's `\\s` is ASCII); the other engines: test_whitespace.py."""
+    from pyspark.sql import functions as F
+
+    from scanner.identifiers import normalize
+    from scanner.spark.matching import normalized
+    from scanner.spark.session import session
+    from tests.test_whitespace import TRICKY
+
+    frame = session(SPARK.engine_of()).createDataFrame(
+        [(i, v) for i, v in enumerate(TRICKY)], "i long, v string")
+    got = [r[0] for r in frame.orderBy("i").select(normalized(kind, F.col("v"))).collect()]
+    assert got == [normalize(kind, v) for v in TRICKY]

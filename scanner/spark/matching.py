@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from scanner.catalog.secret import KeyedHash
-from scanner.identifiers import KINDS
+from scanner.identifiers import KINDS, WHITESPACE
 from scanner.matching import (
     MAX_GROUPS,
     TEXT_EMAIL,
@@ -42,14 +42,16 @@ def normalized(kind: str, column: Column) -> Column:
 
     if kind not in KINDS:
         raise ValueError(f"unknown normalization kind {kind!r}")
-    text = F.trim(column.cast("string"))
+    # Spark's trim strips spaces only and Java's `\s` is ASCII: strip and split on Python's
+    # whitespace, every character of it named
+    text = F.trim(column.cast("string"), F.lit(WHITESPACE))
     if kind == "email":
         return F.lower(text)
     if kind == "phone":
         return F.regexp_replace(text, "[^0-9]", "")
     if kind == "name":
-        return F.lower(F.regexp_replace(text, r"\s+", " "))
-    return F.upper(F.regexp_replace(text, r"[\s./-]", ""))
+        return F.lower(F.regexp_replace(text, f"[{WHITESPACE}]+", " "))
+    return F.upper(F.regexp_replace(text, f"[{WHITESPACE}./-]", ""))
 
 
 def column_of(name: str, top_level: set[str]) -> Column:

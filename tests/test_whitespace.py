@@ -1,0 +1,107 @@
+"""Whitespace around and inside identifiers: a stored "\\tana@x.io\\n" is the subject's copy on
+every engine. Python's `strip()` strips every Unicode whitespace character; DuckDB's `trim`
+keeps tabs and newlines, PostgreSQL's strips spaces only and RE2's `\\s` is ASCII — before each
+engine was given the characters, planning missed such copies and apply's read-back could not
+see them (tested on Spark in test_spark.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from engine.apply import ApplyOptions, apply_plan
+from engine.planner import PlanRequest, build_plan
+from engine.policy import load_policy
+from engine.subjects import parse_subject
+from scanner.catalog import Catalog
+from scanner.identifiers import KINDS, WHITESPACE, normalize, sql_normalize
+from scanner.scan import scan
+from tests.conftest import PG_ADMIN
+
+POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
+
+#: every whitespace character before, after and inside a value, and values that need no trim
+#: (the fast path of DuckDB's guard), non-ASCII edges and the empty string
+TRICKY = ([f"{c}Ana.B@X.io{c}" for c in WHITESPACE] + [f"Ana{c}{c}Maria-Lee{c}" for c in WHITESPACE]
+          + [f"{c}ana@x.io" for c in WHITESPACE] + [f"ana@x.io{c}" for c in WHITESPACE]
+          + ["ana@x.io", " \t\n ana@x.io \r\n", "Ünal Öz", "\u3000石田\u3000", "x", "", "\t", "!a~",
+             "+1 (555) 010-2000\n", "AB-12.3/4\x1c"])
+
+
+def test_the_whitespace_set_is_pythons() -> None:
+    import sys
+
+    assert set(WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_duckdb_and_postgres_normalize_as_python_does(kind: str) -> None:
+    want = [normalize(kind, v) for v in TRICKY]
+    con = duckdb.connect()
+    con.register("t", pa.table({"i": range(len(TRICKY)), "v": TRICKY}))
+    got = [r[0] for r in con.execute(
+        f"SELECT {sql_normalize(kind, 'v', 'duckdb')} FROM t ORDER BY i").fetchall()]
+    assert got == want
+    with psycopg.connect(PG_ADMIN, connect_timeout=5) as pg:
+        got = [pg.execute(f"SELECT {sql_normalize(kind, '%s', 'postgres')}", (v,)).fetchone()[0]
+               for v in TRICKY]
+    assert got == want
+
+
+PEOPLE = [f"p{i}@example.org" for i in range(40)]
+
+
+def rows(padded: str) -> list[tuple]:
+    """40 other people and one copy of the subject's email, padded."""
+    return [(e, f"n{i}") for i, e in enumerate(PEOPLE)] + [(padded, "hers")]
+
+
+def test_padded_copies_are_planned_and_erased_everywhere(tmp_path: Path, classifier,
+                                                          pg_uri: str) -> None:
+    """Her email, padded differently in each dataset (one copy per table of people; three in
+    a table of sign-ups), is found by the plan and erased; every other row stays."""
+    data = tmp_path / "data"
+    data.mkdir()
+    schema = ["email", "note"]
+    pq.write_table(pa.Table.from_pylist([dict(zip(schema, r, strict=True))
+                                         for r in rows("\tana@x.io")]), data / "people.parquet")
+    signups = ["ana@x.io\n", " \r\nANA@x.io\x0b", "\u2003ana@x.io\u2029", "p3@example.org"]
+    pq.write_table(pa.table({"email": signups, "day": [1, 2, 3, 4]}), data / "signups.parquet")
+    lite = sqlite3.connect(data / "people.sqlite")
+    lite.execute("CREATE TABLE people (email TEXT, note TEXT)")
+    lite.executemany("INSERT INTO people VALUES (?, ?)", rows("ana@x.io\x1c"))
+    lite.commit()
+    lite.close()
+    with psycopg.connect(pg_uri) as pg:
+        pg.execute("CREATE TABLE people (email text, note text)")
+        with pg.cursor() as cur:
+            cur.executemany("INSERT INTO people VALUES (%s, %s)",
+                            rows("\u3000Ana@X.io\u00a0"))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    report = scan([str(data), pg_uri], catalog, classifier=classifier)
+    assert not report.failed, [r.error for r in report.results if r.error]
+
+    plan = build_plan(catalog, PlanRequest([parse_subject("email=ana@x.io")],
+                                           load_policy(POLICY), str(POLICY)))
+    assert not plan.review, plan.review
+    assert sorted((s.location.rsplit("/", 1)[-1], s.rows) for s in plan.steps) == sorted([
+        ("people.parquet", 1), ("signups.parquet", 3), ("people.sqlite", 1),
+        (pg_uri.rsplit("/", 1)[-1], 1)]), [(s.location, s.rows) for s in plan.steps]
+    apply_plan(catalog, plan, ApplyOptions())
+
+    others = rows("")[:len(PEOPLE)]
+    assert [tuple(r.values()) for r in pq.read_table(data / "people.parquet").to_pylist()] \
+        == others
+    assert pq.read_table(data / "signups.parquet").to_pylist() == [
+        {"email": "p3@example.org", "day": 4}]
+    lite = sqlite3.connect(data / "people.sqlite")
+    assert lite.execute("SELECT * FROM people").fetchall() == others
+    lite.close()
+    with psycopg.connect(pg_uri) as pg:
+        assert pg.execute("SELECT * FROM people").fetchall() == others
