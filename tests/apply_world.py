@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import psycopg
 import pyarrow.parquet as pq
 
 from engine.approvals import approve
-from engine.planner import PlanRequest, build_plan
+from engine.planner import PlanRequest, build_plan, ref_of
 from engine.policy import load_policy
 from engine.subjects import parse_subject
 from fixtures.generate import load_postgres
@@ -27,6 +28,7 @@ from scanner.access.principals import init_catalog
 from scanner.catalog import Catalog
 from scanner.config import load_config
 from scanner.scan import scan
+from scanner.sources import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = 'identity:\n  links:\n    - columns: ["events:user_id", "customers:id"]\n'
@@ -37,29 +39,31 @@ OPTOUT = [sys.executable, "-m", "engine.cli"]
 class World:
     """A scanned copy of the company, its PostgreSQL part, and the subject's raw values."""
 
-    def __init__(self, root: Path, company_dir: Path, pg_uri: str, classifier,
-                 folders: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, pg_uri: str) -> None:
+        """The world already scanned at `root` (see `scanned` and `Pristine`)."""
         self.root = root
         self.data = root / "company"
-        if folders:
-            for f in folders:
-                shutil.copytree(company_dir / "company" / f, self.data / f)
-            shutil.copy(company_dir / "company" / "lineage.yaml", self.data)
-        else:
-            shutil.copytree(company_dir / "company", self.data)
         self.pg = pg_uri
-        load_postgres(pg_uri)
-        (root / "optout.yaml").write_text(CONFIG)
         self.config = load_config(str(root / "optout.yaml"))
         self.catalog = Catalog(str(root / "catalog.duckdb"))
-        report = scan([str(self.data), pg_uri], self.catalog, classifier=classifier)
-        assert not report.failed, [r.error for r in report.results if r.error]
         self.subject = pq.read_table(self.data / "crm" / "customers.parquet").to_pylist()[
             SUBJECT_INDEX]
         with psycopg.connect(pg_uri) as pg:  # read before anything is erased
             self.subscriber_ids = {r[0] for r in pg.execute(
                 "SELECT subscriber_id FROM marketing.newsletter_subscribers WHERE email = %s",
                 (self.subject["email"],)).fetchall()}
+
+    @classmethod
+    def scanned(cls, root: Path, company_dir: Path, pg_uri: str, classifier) -> World:
+        """Copy the company to `root`, load its PostgreSQL part into the empty database at
+        `pg_uri`, and scan both into a catalog of their own."""
+        shutil.copytree(company_dir / "company", root / "company")
+        load_postgres(pg_uri)
+        (root / "optout.yaml").write_text(CONFIG)
+        report = scan([str(root / "company"), pg_uri], Catalog(str(root / "catalog.duckdb")),
+                      classifier=classifier)
+        assert not report.failed, [r.error for r in report.results if r.error]
+        return cls(root, pg_uri)
 
     def rescan_lineage(self) -> list[str]:
         """Register the lineage files beside the data again (as the next scan would); what
@@ -170,6 +174,51 @@ class World:
     def staged_files(self) -> list[Path]:
         """Leftover staged file versions (there must be none once a request is resolved)."""
         return sorted(self.data.rglob("*.optout-staged"))
+
+
+class Pristine:
+    """One scanned world for a test session, given back to each test as it was scanned: the
+    files copied back with their times, the catalog and its key file, and the PostgreSQL
+    database cloned from a template — at the same paths and database name, so the catalog's
+    locations hold. (A scan of the company takes most of a test's time otherwise.)
+
+    Copies are new inodes, which file fingerprints include: the catalog's fingerprints are
+    then those of the restored files, as a scan that found the same content records them.
+    The data and everything derived from it are the scan's own."""
+
+    def __init__(self, base: Path, company_dir: Path, classifier) -> None:
+        from conftest import PG_ADMIN
+
+        self.live, self.saved = base / "world", base / "pristine"
+        self.live.mkdir()
+        self.name = f"optout_world_{uuid.uuid4().hex[:8]}"
+        self._admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+        self._admin.execute(f'CREATE DATABASE "{self.name}"')
+        self.pg = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+        World.scanned(self.live, company_dir, self.pg, classifier)
+        shutil.copytree(self.live, self.saved, symlinks=True)
+        self._admin.execute(f'CREATE DATABASE "{self.name}_pristine" TEMPLATE "{self.name}"')
+
+    def world(self) -> World:
+        """The world as scanned (whatever the last test did to it)."""
+        shutil.rmtree(self.live)
+        shutil.copytree(self.saved, self.live, symlinks=True)
+        self._admin.execute(f'DROP DATABASE "{self.name}" WITH (FORCE)')
+        self._admin.execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.name}_pristine"')
+        world = World(self.live, self.pg)
+        records = world.catalog.datasets()
+        with world.catalog.connect() as con:
+            for location in sorted({r.location for r in records}):
+                with open_source(location) as source:
+                    for r in (r for r in records if r.location == location and r.fingerprint):
+                        con.execute("UPDATE datasets SET fingerprint = ? WHERE id = ?",
+                                    [source.fingerprint(ref_of(r)), r.id])
+        return world
+
+    def close(self) -> None:
+        for name in (self.name, f"{self.name}_pristine"):
+            self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._admin.close()
 
 
 def _path_of(name: str) -> str:

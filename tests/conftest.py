@@ -102,3 +102,15 @@ def company_everywhere(
 def pg_uri() -> Iterator[str]:
     """A throwaway database on the machine's real PostgreSQL, one per test; dropped after it."""
     yield from throwaway_database()
+
+
+@pytest.fixture(scope="session")
+def pristine_world(company_dir: Path, classifier: Classifier,
+                   tmp_path_factory: pytest.TempPathFactory):
+    """The company scanned once, with its PostgreSQL part; `.world()` gives it back as scanned
+    to each test that changes it (tests/apply_world.py)."""
+    from apply_world import Pristine
+
+    pristine = Pristine(tmp_path_factory.mktemp("pristine"), company_dir, classifier)
+    yield pristine
+    pristine.close()

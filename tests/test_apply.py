@@ -20,8 +20,8 @@ OPTOUT = [sys.executable, "-m", "engine.cli"]
 
 
 @pytest.fixture()
-def world(tmp_path: Path, company_dir: Path, pg_uri: str, classifier) -> World:
-    return World(tmp_path, company_dir, pg_uri, classifier)
+def world(pristine_world) -> World:
+    return pristine_world.world()
 
 
 def assert_erased(world: World, before: dict[str, list[tuple]]) -> None:

@@ -389,11 +389,11 @@ def test_spark_normalizes_as_python_does(kind: str) -> None:
     """Every whitespace character Python strips and splits on (Spark's trim strips spaces
     only, Java's `\\s` is ASCII); the other engines: test_whitespace.py."""
     from pyspark.sql import functions as F
+    from test_whitespace import TRICKY
 
     from scanner.identifiers import normalize
     from scanner.spark.matching import normalized
     from scanner.spark.session import session
-    from tests.test_whitespace import TRICKY
 
     frame = session(SPARK.engine_of()).createDataFrame(
         [(i, v) for i, v in enumerate(TRICKY)], "i long, v string")

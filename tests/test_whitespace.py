@@ -14,6 +14,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import PG_ADMIN
 
 from engine.apply import ApplyOptions, apply_plan
 from engine.planner import PlanRequest, build_plan
@@ -22,7 +23,6 @@ from engine.subjects import parse_subject
 from scanner.catalog import Catalog
 from scanner.identifiers import KINDS, WHITESPACE, normalize, sql_normalize
 from scanner.scan import scan
-from tests.conftest import PG_ADMIN
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 

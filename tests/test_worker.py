@@ -173,8 +173,8 @@ class Setup:
 
 
 @pytest.fixture()
-def setup(tmp_path: Path, company_dir: Path, pg_uri: str, classifier, hooks):
-    s = Setup(World(tmp_path, company_dir, pg_uri, classifier), hooks)
+def setup(pristine_world, hooks):
+    s = Setup(pristine_world.world(), hooks)
     yield s
     s.cleanup()
 
