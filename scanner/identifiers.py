@@ -25,6 +25,11 @@ DEFAULT_REGION = "US"
 #: a stored "\tana@x.io" would normalize to another value in SQL than in Python.
 WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
               "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+#: lower-casing as DuckDB and PostgreSQL do it (each character's simple mapping): Python's
+#: `lower()` (and Java's, so Spark's) maps "İ" to two characters and a final capital sigma
+#: to "ς"; these two are the only differences, taken out before lower-casing
+SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO = "\u0130\u03a3", "I\u03c3"
+_SIMPLE_LOWER = str.maketrans(SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO)
 _NOT_DIGIT = re.compile(r"[^0-9]")  # ASCII digits, as the engines' `[^0-9]` (`\D` is Unicode's)
 _SEPARATORS = re.compile(f"[{WHITESPACE}\\-./]")
 
@@ -34,15 +39,20 @@ def kind_of(entity: str | None) -> str:
     return KIND_OF_ENTITY.get(entity or "", "code")
 
 
+def lower(text: str) -> str:
+    """`text` lower-cased character by character, as the engines' `lower` does it."""
+    return text.lower() if text.isascii() else text.translate(_SIMPLE_LOWER).lower()
+
+
 def normalize(kind: str, value: object) -> str:
     """The normalized text of one stored value."""
     text = str(value).strip(WHITESPACE)
     if kind == "email":
-        return text.lower()
+        return lower(text)
     if kind == "phone":
         return _NOT_DIGIT.sub("", text)
     if kind == "name":
-        return " ".join(text.lower().split())  # split() splits on WHITESPACE
+        return " ".join(lower(text).split())  # split() splits on WHITESPACE
     return _SEPARATORS.sub("", text).upper()
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from scanner.catalog.secret import KeyedHash
 from scanner.identifiers import KINDS, normalize, sql_normalize
+from scanner.identifiers import lower as lowered
 from scanner.sql import quote_ident, quote_literal
 
 #: what free text is searched for: emails, phone-number-like runs, and word pairs (names)
@@ -421,7 +422,7 @@ REDACTED = "[REDACTED]"
 def mentions(text: str) -> list[tuple[int, int, str]]:
     """Spans of possible mentions of a person in free text, with the normalized form that is
     hashed: emails, phone-number-like runs (digits only) and pairs of adjacent words."""
-    lower = text.lower()
+    lower = lowered(text)  # one character each: the spans are the text's
     spans = [(m.start(), m.end(), m.group()) for m in PythonMatcher._EMAIL.finditer(lower)]
     spans += [(m.start(), m.end(), re.sub(r"\D", "", m.group()))
               for m in PythonMatcher._PHONE.finditer(lower)]

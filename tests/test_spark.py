@@ -387,9 +387,9 @@ def test_hostile_files_fail_alone_with_one_line_errors_on_spark(tmp_path: Path,
 @pytest.mark.parametrize("kind", ["code", "email", "name", "phone"])
 def test_spark_normalizes_as_python_does(kind: str) -> None:
     """Every whitespace character Python strips and splits on (Spark's trim strips spaces
-    only, Java's `\\s` is ASCII); the other engines: test_whitespace.py."""
+    only, Java's `\\s` is ASCII); the other engines: test_normalization.py."""
     from pyspark.sql import functions as F
-    from test_whitespace import TRICKY
+    from test_normalization import TRICKY
 
     from scanner.identifiers import normalize
     from scanner.spark.matching import normalized

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from scanner.catalog.secret import KeyedHash
-from scanner.identifiers import KINDS, WHITESPACE
+from scanner.identifiers import KINDS, SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, WHITESPACE
 from scanner.matching import (
     MAX_GROUPS,
     TEXT_EMAIL,
@@ -46,12 +46,20 @@ def normalized(kind: str, column: Column) -> Column:
     # whitespace, every character of it named
     text = F.trim(column.cast("string"), F.lit(WHITESPACE))
     if kind == "email":
-        return F.lower(text)
+        return simple_lower(text)
     if kind == "phone":
         return F.regexp_replace(text, "[^0-9]", "")
     if kind == "name":
-        return F.lower(F.regexp_replace(text, f"[{WHITESPACE}]+", " "))
+        return simple_lower(F.regexp_replace(text, f"[{WHITESPACE}]+", " "))
     return F.upper(F.regexp_replace(text, f"[{WHITESPACE}./-]", ""))
+
+
+def simple_lower(text: Column) -> Column:
+    """Lower-cased as DuckDB and PostgreSQL do it (Java's `toLowerCase`, like Python's, maps
+    "İ" to two characters and a final capital sigma to "ς")."""
+    from pyspark.sql import functions as F
+
+    return F.lower(F.translate(text, SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO))
 
 
 def column_of(name: str, top_level: set[str]) -> Column:
@@ -152,7 +160,7 @@ def _text_condition(column: Column, hashes: list[str], hmac: Callable[[Column], 
 
     if not hashes:
         return F.lit(False)
-    text = F.lower(column.cast("string"))
+    text = simple_lower(column.cast("string"))
     emails = F.transform(F.regexp_extract_all(text, F.lit(TEXT_EMAIL), 0), hmac)
     phones = F.transform(F.regexp_extract_all(text, F.lit(TEXT_PHONE), 0),
                          lambda p: hmac(F.regexp_replace(p, "[^0-9]", "")))

@@ -1,8 +1,10 @@
-"""Whitespace around and inside identifiers: a stored "\\tana@x.io\\n" is the subject's copy on
-every engine. Python's `strip()` strips every Unicode whitespace character; DuckDB's `trim`
-keeps tabs and newlines, PostgreSQL's strips spaces only and RE2's `\\s` is ASCII — before each
-engine was given the characters, planning missed such copies and apply's read-back could not
-see them (tested on Spark in test_spark.py)."""
+"""Normalization is the same on every engine, so a stored value is the subject's copy wherever
+it is. Whitespace: a stored "\\tana@x.io\\n" — Python's `strip()` strips every Unicode
+whitespace character; DuckDB's `trim` keeps tabs and newlines, PostgreSQL's strips spaces only
+and RE2's `\\s` is ASCII: before each engine was given the characters, planning missed such
+copies and apply's read-back could not see them. Case: Python's (and Java's) `lower()` maps
+"İ" to two characters and a final capital sigma to "ς", DuckDB's and PostgreSQL's do not, so
+"İLKNUR@X.TR" or "ΝΙΚΟΛΑΟΣ" normalized differently in SQL. (Spark: test_spark.py.)"""
 
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yam
 TRICKY = ([f"{c}Ana.B@X.io{c}" for c in WHITESPACE] + [f"Ana{c}{c}Maria-Lee{c}" for c in WHITESPACE]
           + [f"{c}ana@x.io" for c in WHITESPACE] + [f"ana@x.io{c}" for c in WHITESPACE]
           + ["ana@x.io", " \t\n ana@x.io \r\n", "Ünal Öz", "\u3000石田\u3000", "x", "", "\t", "!a~",
-             "+1 (555) 010-2000\n", "AB-12.3/4\x1c"])
+             "+1 (555) 010-2000\n", "AB-12.3/4\x1c"]
+          # lower-casing: the characters whose mapping differs between Python and SQL, and
+          # others that do not
+          + ["İLKNUR@X.TR", "ΝΙΚΟΛΑΟΣ ΠΑΠΑΣ", "σας ς Σ", "ÖZTÜRK", "STRAẞE", "Ǆemal", "ⅫI"])
 
 
 def test_the_whitespace_set_is_pythons() -> None:
@@ -105,3 +110,26 @@ def test_padded_copies_are_planned_and_erased_everywhere(tmp_path: Path, classif
     lite.close()
     with psycopg.connect(pg_uri) as pg:
         assert pg.execute("SELECT * FROM people").fetchall() == others
+
+
+def test_only_two_characters_lower_differently_in_python() -> None:
+    """The translation `lower` applies is complete: every other character's Python lower-case
+    is one character (so the engines' simple mapping), and a final sigma needs the capital."""
+    import sys
+
+    from scanner.identifiers import lower
+
+    assert [c for c in range(sys.maxunicode + 1) if len(chr(c).lower()) != 1] == [0x130]
+    assert lower("ΟΔΟΣ İ") == "οδοσ i" and "ΟΔΟΣ İ".lower() == "οδος i̇"
+
+
+def test_a_mention_after_a_dotted_capital_i_is_redacted_in_place() -> None:
+    """Spans of mentions are positions in the text: lower-casing must keep one character per
+    character (Python's "İ".lower() is two, which shifted every later span by one)."""
+    from scanner.catalog.secret import KeyedHash
+    from scanner.matching import redact
+
+    hasher = KeyedHash(b"k" * 32)
+    text = "İİ wrote from ana@x.io today"
+    assert redact(text, frozenset({hasher("ana@x.io")}), hasher) == (
+        "İİ wrote from [REDACTED] today", 1)
