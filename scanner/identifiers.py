@@ -69,8 +69,10 @@ def phone_variants(value: str, region: str = DEFAULT_REGION) -> list[str]:
     return sorted({e164, national})
 
 
-def sql_normalize(kind: str, expr: str, dialect: str) -> str:
-    """SQL that normalizes `expr` like `normalize` (DuckDB and PostgreSQL)."""
+def sql_normalize(kind: str, expr: str, dialect: str, collation: str = "default") -> str:
+    """SQL that normalizes `expr` like `normalize` (DuckDB and PostgreSQL). PostgreSQL changes
+    case in `collation` (see `scanner.sources.postgres.case_collation`): in the C locale, a
+    database's or a column's, its lower() and upper() change ASCII letters only."""
     chars = "'" + WHITESPACE + "'"
     if dialect == "duckdb":
         # trim with a set of characters is ~8x slower than trim(): only a value
@@ -78,13 +80,26 @@ def sql_normalize(kind: str, expr: str, dialect: str) -> str:
         text = f"CAST({expr} AS VARCHAR)"
         text = (f"(CASE WHEN ord({text}) BETWEEN 33 AND 126 AND ord({text}[-1]) "
                 f"BETWEEN 33 AND 126 THEN {text} ELSE trim({text}, {chars}) END)")
+
+        def lowered(x: str) -> str:
+            return f"lower({x})"
+
+        def uppered(x: str) -> str:
+            return f"upper({x})"
     else:
         text = f"btrim(({expr})::text, {chars})"
+
+        def lowered(x: str) -> str:  # an ICU collation maps "İ" and a final "Σ" as Python does
+            return (f"lower((translate({x}, '{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) "
+                    f'COLLATE "{collation}")')
+
+        def uppered(x: str) -> str:
+            return f'upper(({x}) COLLATE "{collation}")'
     flags = ", 'g'"
     if kind == "email":
-        return f"lower({text})"
+        return lowered(text)
     if kind == "phone":
         return f"regexp_replace({text}, '[^0-9]', ''{flags})"
     if kind == "name":
-        return f"lower(regexp_replace({text}, '[{WHITESPACE}]+', ' '{flags}))"
-    return f"upper(regexp_replace({text}, '[{WHITESPACE}./-]', ''{flags}))"
+        return lowered(f"regexp_replace({text}, '[{WHITESPACE}]+', ' '{flags})")
+    return uppered(f"regexp_replace({text}, '[{WHITESPACE}./-]', ''{flags})")

@@ -9,6 +9,8 @@ copies and apply's read-back could not see them. Case: Python's (and Java's) `lo
 from __future__ import annotations
 
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -23,8 +25,13 @@ from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
 from scanner.catalog import Catalog
+from scanner.catalog.secret import KeyedHash
+from scanner.errors import DatasetUnreadable
 from scanner.identifiers import KINDS, WHITESPACE, normalize, sql_normalize
+from scanner.matching import MatchQuery, mentions
 from scanner.scan import scan
+from scanner.sources import postgres
+from scanner.sources.postgres import PostgresSource, case_collation
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 
@@ -45,18 +52,62 @@ def test_the_whitespace_set_is_pythons() -> None:
     assert set(WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
 
 
+@pytest.fixture(scope="module")
+def c_locale() -> Iterator[str]:
+    """A database whose ctype is C: its lower() and upper() change ASCII letters only."""
+    name = f"optout_c_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' "
+                      "LC_CTYPE 'C'")
+        try:
+            yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_duckdb_and_postgres_normalize_as_python_does(kind: str) -> None:
-    want = [normalize(kind, v) for v in TRICKY]
+def test_duckdb_normalizes_as_python_does(kind: str) -> None:
     con = duckdb.connect()
     con.register("t", pa.table({"i": range(len(TRICKY)), "v": TRICKY}))
     got = [r[0] for r in con.execute(
         f"SELECT {sql_normalize(kind, 'v', 'duckdb')} FROM t ORDER BY i").fetchall()]
-    assert got == want
-    with psycopg.connect(PG_ADMIN, connect_timeout=5) as pg:
-        got = [pg.execute(f"SELECT {sql_normalize(kind, '%s', 'postgres')}", (v,)).fetchone()[0]
-               for v in TRICKY]
-    assert got == want
+    assert got == [normalize(kind, v) for v in TRICKY]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_postgres_normalizes_as_python_does_in_any_locale(kind: str, c_locale: str) -> None:
+    """In a UTF-8 database, in a column declared `COLLATE "C"`, and in a C-locale database."""
+    want = [normalize(kind, v) for v in TRICKY]
+    for uri, collate in ((PG_ADMIN, ""), (PG_ADMIN, ' COLLATE "C"'), (c_locale, "")):
+        with psycopg.connect(uri, connect_timeout=5) as pg:
+            pg.execute(f"CREATE TEMP TABLE t (i int, v text{collate})")
+            with pg.cursor() as cur:
+                cur.executemany("INSERT INTO t VALUES (%s, %s)", list(enumerate(TRICKY)))
+            norm = sql_normalize(kind, "v", "postgres", case_collation(pg))
+            got = [r[0] for r in pg.execute(f"SELECT {norm} FROM t ORDER BY i").fetchall()]
+        assert got == want, (uri, collate)
+
+
+def test_a_c_locale_database_finds_a_collation_or_refuses(c_locale: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(c_locale, connect_timeout=5) as pg:
+        assert case_collation(pg) != "default"
+        monkeypatch.setattr(postgres, "_CASE_COLLATIONS", ("default",))
+        with pytest.raises(DatasetUnreadable, match="lower-cases letters beyond ASCII"):
+            case_collation(pg)
+
+
+def test_free_text_in_a_c_locale_database_is_read_as_python_reads_it(c_locale: str) -> None:
+    """Words with letters beyond ASCII: `[[:alpha:]]` follows the collation too."""
+    with psycopg.connect(c_locale, autocommit=True, connect_timeout=5) as pg:
+        pg.execute("CREATE TABLE notes (note text)")
+        pg.execute("INSERT INTO notes VALUES ('Met JÜRGEN ÖZTÜRK today'), ('met jurgen oz')")
+    hasher = KeyedHash(b"k" * 32)
+    [pair] = [c for _, _, c in mentions("JÜRGEN ÖZTÜRK") if " " in c]
+    query = MatchQuery(texts=("note",), text_hashes=frozenset({hasher(pair)}))
+    with PostgresSource(c_locale) as source:
+        [ref] = [r for r in source.datasets() if r.name.endswith("notes")]
+        assert source.match(ref, query, hasher).rows == 1
 
 
 PEOPLE = [f"p{i}@example.org" for i in range(40)]
@@ -69,30 +120,32 @@ def rows(padded: str) -> list[tuple]:
 
 def test_padded_copies_are_planned_and_erased_everywhere(tmp_path: Path, classifier,
                                                           pg_uri: str) -> None:
-    """Her email, padded differently in each dataset (one copy per table of people; three in
-    a table of sign-ups), is found by the plan and erased; every other row stays."""
+    """Her email, padded and cased differently in each dataset (one copy per table of people;
+    three in a table of sign-ups; in PostgreSQL a column declared `COLLATE "C"`), is found by
+    the plan and erased; every other row stays."""
     data = tmp_path / "data"
     data.mkdir()
     schema = ["email", "note"]
     pq.write_table(pa.Table.from_pylist([dict(zip(schema, r, strict=True))
-                                         for r in rows("\tana@x.io")]), data / "people.parquet")
-    signups = ["ana@x.io\n", " \r\nANA@x.io\x0b", "\u2003ana@x.io\u2029", "p3@example.org"]
+                                         for r in rows("\tANA.ÖZ@x.io")]), data / "people.parquet")
+    signups = ["ana.öz@x.io\n", " \r\nANA.ÖZ@X.IO\x0b", "\u2003Ana.Öz@x.io\u2029",
+               "p3@example.org"]
     pq.write_table(pa.table({"email": signups, "day": [1, 2, 3, 4]}), data / "signups.parquet")
     lite = sqlite3.connect(data / "people.sqlite")
     lite.execute("CREATE TABLE people (email TEXT, note TEXT)")
-    lite.executemany("INSERT INTO people VALUES (?, ?)", rows("ana@x.io\x1c"))
+    lite.executemany("INSERT INTO people VALUES (?, ?)", rows("ana.Öz@x.io\x1c"))
     lite.commit()
     lite.close()
     with psycopg.connect(pg_uri) as pg:
-        pg.execute("CREATE TABLE people (email text, note text)")
+        pg.execute('CREATE TABLE people (email text COLLATE "C", note text)')
         with pg.cursor() as cur:
             cur.executemany("INSERT INTO people VALUES (%s, %s)",
-                            rows("\u3000Ana@X.io\u00a0"))
+                            rows("\u3000ANA.ÖZ@X.IO\u00a0"))
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))
     report = scan([str(data), pg_uri], catalog, classifier=classifier)
     assert not report.failed, [r.error for r in report.results if r.error]
 
-    plan = build_plan(catalog, PlanRequest([parse_subject("email=ana@x.io")],
+    plan = build_plan(catalog, PlanRequest([parse_subject("email=ana.öz@x.io")],
                                            load_policy(POLICY), str(POLICY)))
     assert not plan.review, plan.review
     assert sorted((s.location.rsplit("/", 1)[-1], s.rows) for s in plan.steps) == sorted([

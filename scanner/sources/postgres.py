@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
-from scanner.identifiers import sql_normalize
+from scanner.identifiers import SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, sql_normalize
 from scanner.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
@@ -56,16 +56,46 @@ def pg_hmac(hasher: KeyedHash) -> Callable[[str], str]:
     return hmac
 
 
-def match_condition(con: psycopg.Connection, query: MatchQuery,
-                    hasher: KeyedHash) -> tuple[str, list[object]]:
-    """The WHERE condition (and its parameters) of the rows matching `query`."""
+#: collations tried, in order, for changing case (the database's own first)
+_CASE_COLLATIONS = ("default", "C.utf8", "C.UTF-8", "en_US.utf8", "und-x-icu")
+#: letters, and their lower case by the simple Unicode mapping (after `SIMPLE_LOWER_FROM`
+#: is translated, as `sql_normalize` does)
+_CASE_PROBE = ("ÀÖÑΣİД", "àöñσiд")
+
+
+def case_collation(con: psycopg.Connection) -> str:
+    """A collation of the database whose lower() maps every letter as DuckDB and Python do:
+    the database's own unless its ctype is C (which changes ASCII letters only: "ÖZ@X.DE"
+    would never match "öz@x.de"), else a UTF-8 one of the operating system's or ICU's. Named
+    in every normalization, so a column declared `COLLATE "C"` is lower-cased alike."""
+    from psycopg import sql
+    present = {r[0] for r in con.execute(
+        "SELECT collname FROM pg_collation WHERE collname = ANY(%s)",
+        (list(_CASE_COLLATIONS),)).fetchall()} | {"default"}
+    for name in (c for c in _CASE_COLLATIONS if c in present):
+        got = con.execute(sql.SQL("SELECT lower((translate(%s::text, %s, %s)) COLLATE {})")
+                          .format(sql.Identifier(name)),
+                          (_CASE_PROBE[0], SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO)).fetchone()[0]
+        if got == _CASE_PROBE[1]:
+            return name
+    raise DatasetUnreadable(
+        "no collation of this database lower-cases letters beyond ASCII (its ctype is C, and "
+        "neither C.utf8 nor ICU is installed): identifiers with such letters could not be "
+        "matched, so optout does not match here")
+
+
+def match_condition(con: psycopg.Connection, query: MatchQuery, hasher: KeyedHash,
+                    collation: str | None = None) -> tuple[str, list[object]]:
+    """The WHERE condition (and its parameters) of the rows matching `query`; case changes
+    in `collation` (`case_collation` when not given)."""
     from psycopg import sql
     hmac = pg_hmac(hasher)
     params: list[object] = []
     conditions = []
+    collation = collation or case_collation(con)
     for k in query.keys:
         col = sql.Identifier(k.column).as_string(con)
-        norm = sql_normalize(k.kind, col, "postgres")
+        norm = sql_normalize(k.kind, col, "postgres", collation)
         # values the planner knows (bound parameters, never logged) by equality; the keyed
         # hash, computed for every row, only for the hashes whose values it does not know
         known = {h: v for v in k.raw if (h := hasher(v)) in k.hashes}
@@ -79,7 +109,9 @@ def match_condition(con: psycopg.Connection, query: MatchQuery,
             params.append(rest)
         conditions.append("(" + " OR ".join(either) + ")" if either else "false")
     for column in query.texts:
-        col = f"lower(({sql.Identifier(column).as_string(con)})::text)"
+        col = (f"lower((translate(({sql.Identifier(column).as_string(con)})::text, "
+               f"'{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) COLLATE "
+               f"{sql.Identifier(collation).as_string(con)})")
         phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
         pair = hmac("a.w[i] || ' ' || a.w[i + 1]")
         conditions.append(
@@ -113,6 +145,13 @@ class PostgresSource(Source):
             raise SourceUnavailable(f"cannot connect to {self.location}: {one_line(exc)}") from exc
         self._con.execute("SET default_transaction_read_only = on")
         self._estimates: dict[str, int] = {}
+        self._case: str | None = None
+
+    def _collation(self) -> str:
+        """The collation normalizations change case in (`case_collation`), found once."""
+        if self._case is None:
+            self._case = case_collation(self._con)
+        return self._case
 
     def datasets(self) -> Iterator[DatasetRef]:
         for schema, table, relkind, estimate in self._con.execute(_LIST).fetchall():
@@ -220,19 +259,21 @@ class PostgresSource(Source):
         from psycopg import sql
         if not query.keys and not query.texts:
             return MatchResult()
-        where, params = match_condition(self._con, query, hasher)
+        collation = self._collation()
+        where, params = match_condition(self._con, query, hasher, collation)
         hmac = pg_hmac(hasher)
         rel = self._rel(ref).as_string(self._con)
         selects = []
         for column, kind in query.collect:
             col = sql.Identifier(column).as_string(self._con)
-            selects.append(hmac(sql_normalize(kind, col, "postgres")))
+            selects.append(hmac(sql_normalize(kind, col, "postgres", collation)))
         if query.raw_collect:
             selects += [sql_normalize(kind, sql.Identifier(column).as_string(self._con),
-                                      "postgres") for column, kind in query.collect]
+                                      "postgres", collation) for column, kind in query.collect]
         for group in query.names:
             cols = ", ".join(sql.Identifier(c).as_string(self._con) for c in group)
-            selects.append(sql_normalize("name", f"concat_ws(' ', {cols})", "postgres"))
+            selects.append(sql_normalize("name", f"concat_ws(' ', {cols})", "postgres",
+                                         collation))
         grouped = (" GROUP BY " + ", ".join(str(i + 1) for i in range(len(selects)))
                    if selects else "")
         try:
