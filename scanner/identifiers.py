@@ -73,33 +73,34 @@ def sql_normalize(kind: str, expr: str, dialect: str, collation: str = "default"
     """SQL that normalizes `expr` like `normalize` (DuckDB and PostgreSQL). PostgreSQL changes
     case in `collation` (see `scanner.sources.postgres.case_collation`): in the C locale, a
     database's or a column's, its lower() and upper() change ASCII letters only."""
-    chars = "'" + WHITESPACE + "'"
     if dialect == "duckdb":
         # trim with a set of characters is ~8x slower than trim(): only a value
         # whose first or last character is not printable ASCII (a space included) takes it
         text = f"CAST({expr} AS VARCHAR)"
         text = (f"(CASE WHEN ord({text}) BETWEEN 33 AND 126 AND ord({text}[-1]) "
-                f"BETWEEN 33 AND 126 THEN {text} ELSE trim({text}, {chars}) END)")
+                f"BETWEEN 33 AND 126 THEN {text} ELSE trim({text}, '{WHITESPACE}') END)")
+        return _cased(kind, text, WHITESPACE, "lower({})", "upper({})")
+    # An ASCII value (as many bytes as characters) needs neither the collation nor the
+    # translation, nor the whole whitespace set: twice as fast, and most values are
+    text = f"({expr})::text"
+    spaces = "".join(c for c in WHITESPACE if c.isascii())
+    plain = _cased(kind, f"btrim({text}, '{spaces}')", spaces, "lower({})", "upper({})")
+    lower = (f"lower((translate({{}}, '{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) "
+             f'COLLATE "{collation}")')
+    upper = f'upper(({{}}) COLLATE "{collation}")'
+    full = _cased(kind, f"btrim({text}, '{WHITESPACE}')", WHITESPACE, lower, upper)
+    if kind == "phone":  # every character but a digit goes: whitespace and case do not matter
+        return plain
+    return f"(CASE WHEN octet_length({text}) = char_length({text}) THEN {plain} ELSE {full} END)"
 
-        def lowered(x: str) -> str:
-            return f"lower({x})"
 
-        def uppered(x: str) -> str:
-            return f"upper({x})"
-    else:
-        text = f"btrim(({expr})::text, {chars})"
-
-        def lowered(x: str) -> str:  # an ICU collation maps "İ" and a final "Σ" as Python does
-            return (f"lower((translate({x}, '{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) "
-                    f'COLLATE "{collation}")')
-
-        def uppered(x: str) -> str:
-            return f'upper(({x}) COLLATE "{collation}")'
-    flags = ", 'g'"
+def _cased(kind: str, text: str, spaces: str, lower: str, upper: str) -> str:
+    """The normalization of a trimmed text (`spaces`: the whitespace it may hold inside);
+    `lower` and `upper` are templates of the engine's case changes."""
     if kind == "email":
-        return lowered(text)
+        return lower.format(text)
     if kind == "phone":
-        return f"regexp_replace({text}, '[^0-9]', ''{flags})"
+        return f"regexp_replace({text}, '[^0-9]', '', 'g')"
     if kind == "name":
-        return lowered(f"regexp_replace({text}, '[{WHITESPACE}]+', ' '{flags})")
-    return uppered(f"regexp_replace({text}, '[{WHITESPACE}./-]', ''{flags})")
+        return lower.format(f"regexp_replace({text}, '[{spaces}]+', ' ', 'g')")
+    return upper.format(f"regexp_replace({text}, '[{spaces}./-]', '', 'g')")
