@@ -27,6 +27,7 @@ from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanSte
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, Rule
 from engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
+from engine.references import dangling
 from engine.report import ACTION_WORDS
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
@@ -110,6 +111,8 @@ class _Walk:
     rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
+    #: datasets left whose rows hold the keys of erased rows (engine/references.py)
+    dangling: dict[str, str] = field(default_factory=dict)
     #: keyed hash → the normalized value behind it, for the request's identifiers and the keys
     #: learned from matched rows: engines match these values by plain equality and hash only
     #: what matched. In memory only: never in the plan, the journal or a log.
@@ -229,6 +232,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
                 check_shared(graph, record, walk.asked[record.id], walk.results[record.id],
                              [s for s in walk.subjects if s.bounded], accept_ambiguous)
         _final_rows(walk, records, pool)
+        walk.dangling = dangling(graph, records, walk.rows, walk.queries, pool, hasher)
     finally:
         pool.close()
     plan = _assemble(catalog, request, config, walk, records, exempt_notes, now)
@@ -361,7 +365,9 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                                       f"could not be searched: {walk.failures[r.id]}"))
             continue
         if r.id not in affected:
-            if r.id in walk.results:
+            if r.id in walk.dangling:
+                review.append(DatasetNote(r.id, r.name, r.location, walk.dangling[r.id]))
+            elif r.id in walk.results:
                 searched.append(DatasetNote(r.id, r.name, r.location,
                                             "searched: no rows of the subject"))
             elif pii:

@@ -59,6 +59,11 @@ class IdentityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     links: list[LinkConfig] = Field(default_factory=list)
+    #: foreign keys the data does not declare (a file format without them, an export that
+    #: dropped them): `[referencing dataset:column, referenced dataset:column]`, followed as a
+    #: declared foreign key is (`InvoiceLine:InvoiceId` → `Invoice:InvoiceId`: a customer's
+    #: invoice lines go with their invoices)
+    references: list[LinkConfig] = Field(default_factory=list)
     reject: list[LinkConfig] = Field(default_factory=list)
     #: the bound on who one subject can be (see README: subject resolution)
     max_keys: int = Field(1, ge=1, le=1000, description="keys per person-key domain")

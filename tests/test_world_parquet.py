@@ -4,7 +4,8 @@ learned (a second round over the files), locates them without another read, and 
 exactly them. The truths come from the schema: a customer is the `Customer` row with that
 email, their invoices are the `Invoice` rows with its `CustomerId`. `InvoiceLine` holds no
 identifier of a person (invoice, track, price, quantity): without the foreign key declared it
-is not the subject's, and stays byte for byte."""
+is not the subject's, and stays byte for byte — but the plan names the lines of the erased
+invoices for review, and erases them once the foreign key the export dropped is declared."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
 from scanner.catalog import Catalog
-from scanner.config import Config
+from scanner.config import Config, load_config
 from scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
@@ -77,3 +78,41 @@ def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path
         assert pq.read_table(data / f"{table}.parquet").to_pylist() == [
             r for i, r in enumerate(before[table]) if i not in rows]
     assert (data / "InvoiceLine.parquet").read_bytes() == lines
+
+
+def lines_of(con: sqlite3.Connection, ids: list[int]) -> set[int]:
+    """Row numbers (in export order) of the invoice lines of these customers' invoices: the
+    schema's foreign key InvoiceLine.InvoiceId → Invoice.InvoiceId."""
+    invoices = {i for (i,) in con.execute(
+        f"SELECT InvoiceId FROM Invoice WHERE CustomerId IN ({', '.join('?' * len(ids))})",
+        ids)}
+    rows = con.execute("SELECT InvoiceId FROM InvoiceLine ORDER BY rowid").fetchall()
+    return {i for i, (invoice,) in enumerate(rows) if invoice in invoices}
+
+
+def test_lines_of_erased_invoices_are_named_then_erased_once_the_reference_is_declared(
+        chinook, tmp_path: Path, classifier) -> None:
+    data, con = chinook
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+    truth = lines_of(con, list(SUBJECTS.values()))
+    assert len(truth) == 76  # 38 lines on the 7 invoices of each
+    request = PlanRequest([parse_subject(f"email={e}") for e in SUBJECTS],
+                          load_policy(POLICY), str(POLICY))
+    plan = build_plan(catalog, request)
+    assert {s.dataset for s in plan.steps} == {"Customer", "Invoice"}
+    [note] = plan.review
+    assert note.dataset == "InvoiceLine" and note.reason.startswith(f"{len(truth)} rows hold")
+    assert '"InvoiceLine:InvoiceId", "Invoice:InvoiceId"' in note.reason
+
+    (tmp_path / "optout.yaml").write_text(
+        'identity:\n  references:\n    - columns: ["InvoiceLine:InvoiceId", "Invoice:InvoiceId"]\n')
+    config = load_config(str(tmp_path / "optout.yaml"))
+    plan = build_plan(catalog, request, config)
+    assert not plan.review
+    steps = {s.dataset: s for s in plan.steps}
+    assert steps["InvoiceLine"].action == "delete_rows" and steps["InvoiceLine"].rows == len(truth)
+    before = pq.read_table(data / "InvoiceLine.parquet").to_pylist()
+    apply_plan(catalog, plan, ApplyOptions(config=config))
+    assert pq.read_table(data / "InvoiceLine.parquet").to_pylist() == [
+        r for i, r in enumerate(before) if i not in truth]

@@ -1,0 +1,86 @@
+"""Rows elsewhere that point at the rows a plan erases by a key nothing declares.
+
+Exported without its foreign keys, Chinook's `InvoiceLine` holds the `InvoiceId` of every
+invoice it belongs to, and no identifier of a person: the plan erases a customer's `Invoice`
+rows and, knowing no link, leaves their lines. Whether such rows are the subject's is for a
+person to say (`identity.references` in optout.yaml declares the foreign key the data lost): the
+plan names them for review, with
+how many rows hold the erased rows' keys. Found by value — the keys of the rows the plan
+erases, matched in columns named after that key — never on a name's word alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from engine.graph import IdentityGraph, key_stem, table_stem
+from scanner.classify.names import tokens
+from scanner.errors import ScannerError
+from scanner.matching import KeyMatch, MatchQuery
+
+if TYPE_CHECKING:
+    from engine.planner import SourcePool
+    from scanner.catalog import DatasetRecord
+    from scanner.catalog.secret import KeyedHash
+
+
+def row_key(record: DatasetRecord) -> str | None:
+    """The column naming a dataset's own rows (`Invoice.InvoiceId`, `orders.id`): named as
+    the table's key and unique in the sample; None when there is not exactly one."""
+    stem = table_stem(record.name)
+    named = [c.name for c in record.columns
+             if (tokens(c.name) == ["id"] or key_stem(tokens(c.name)) == stem)
+             and "id" in tokens(c.name) and not c.free_text
+             and 0 < c.non_null == c.distinct]
+    return named[0] if len(named) == 1 else None
+
+
+def _named_after(record: DatasetRecord, key: str, other: DatasetRecord) -> list[str]:
+    """Columns of `other` named after `record`'s key: `invoice_id` for `Invoice.InvoiceId` or
+    for `invoices.id`."""
+    want = key_stem(tokens(key)) or table_stem(record.name)
+    return [c.name for c in other.columns
+            if "id" in tokens(c.name) and key_stem(tokens(c.name)) == want]
+
+
+def dangling(graph: IdentityGraph, records: list[DatasetRecord], rows: dict[str, int],
+             queries: dict[str, MatchQuery], pool: SourcePool, hasher: KeyedHash
+             ) -> dict[str, str]:
+    """Dataset id → why it needs review, for datasets the plan leaves whose rows hold the key
+    of rows it erases, in a column no foreign key, lineage or link ties to that key."""
+    planned = {d for d, n in rows.items() if n}
+    linked = {e["downstream_id"] for d in planned for e in graph.downstream(d)} | {
+        e["upstream_id"] for d in planned for e in graph.upstream(d)}  # rebuilt or a source
+    out: dict[str, str] = {}
+    for record in (r for r in records if r.id in planned):
+        key = row_key(record)
+        if key is None or (record.id, key) in graph.domains:
+            continue  # no key of its rows, or one the identity graph already follows
+        others = [(o, c) for o in records
+                  if o.id not in planned and o.id not in linked and o.id not in out
+                  for c in _named_after(record, key, o) if (o.id, c) not in graph.domains]
+        if not others:
+            continue
+        try:
+            mine = pool.match(record, dataclasses.replace(
+                queries[record.id], collect=((key, "code"),), names=(), raw_collect=True),
+                hasher)
+            keys = KeyMatch("", "code",
+                            frozenset(g.hashes[0] for g in mine.groups if g.hashes[0]),
+                            frozenset(g.raw[0] for g in mine.groups if g.raw and g.raw[0]))
+            for other, column in others:
+                held = pool.match(other, MatchQuery((dataclasses.replace(keys, column=column),)),
+                                  hasher).rows
+                if held:
+                    out[other.id] = (
+                        f"{held} rows hold, in {column}, the {key} of {record.name} rows this "
+                        "plan erases, and nothing declares the link (no foreign key, lineage "
+                        "or identity link): they stay unless the foreign key is declared in "
+                        f'optout.yaml (identity: references: [{{columns: ["{other.name}:{column}", '
+                        f'"{record.name}:{key}"]}}]); needs review')
+        except ScannerError as exc:
+            for other, _ in others:
+                out.setdefault(other.id, f"could not be checked for rows pointing at erased "
+                                         f"{record.name} rows: {exc}; needs review")
+    return out
