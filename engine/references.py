@@ -3,10 +3,10 @@
 Exported without its foreign keys, Chinook's `InvoiceLine` holds the `InvoiceId` of every
 invoice it belongs to, and no identifier of a person: the plan erases a customer's `Invoice`
 rows and, knowing no link, leaves their lines. Whether such rows are the subject's is for a
-person to say (`identity.references` in optout.yaml declares the foreign key the data lost): the
-plan names them for review, with
-how many rows hold the erased rows' keys. Found by value — the keys of the rows the plan
-erases, matched in columns named after that key — never on a name's word alone.
+person to say (`identity.references` in optout.yaml declares the foreign key the data lost):
+the plan names them for review, with how many rows hold the erased rows' keys. Found by value
+— the keys of the rows the plan erases, matched in columns named after that key — never on a
+name's word alone.
 """
 
 from __future__ import annotations
