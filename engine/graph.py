@@ -170,7 +170,8 @@ def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph
     graph = IdentityGraph(records, {}, catalog.lineage())
     by_name = _names(records)
     fks = _resolved_foreign_keys(graph, catalog, by_name) + [
-        (_column_ref(a, by_name), _column_ref(b, by_name))
+        (_column_ref(a, by_name, "identity reference"), _column_ref(b, by_name,
+                                                                    "identity reference"))
         for a, b in (r.columns for r in config.identity.references)]
     _effective_findings(graph, {c for pair in fks for c in pair})
     _foreign_key_links(graph, fks)
@@ -361,8 +362,10 @@ def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
                                     round(min(ratio, 1.0), 4)))
 
 
-def _column_ref(ref: str, by_name: dict[str, list[DatasetRecord]]) -> Column:
-    """`dataset:column` or `LOCATION#NAME:column` → the column."""
+def _column_ref(ref: str, by_name: dict[str, list[DatasetRecord]],
+                what: str = "identity link") -> Column:
+    """`dataset:column` or `LOCATION#NAME:column` → the column (`what`: the config entry, for
+    its error)."""
     name, column = ref.rsplit(":", 1)
     if "#" in name:
         location, _, short = name.rpartition("#")
@@ -370,13 +373,13 @@ def _column_ref(ref: str, by_name: dict[str, list[DatasetRecord]]) -> Column:
     else:
         matches = by_name.get(name, [])
     if not matches:
-        raise EngineError(f"identity link '{ref}': no dataset named '{name}' in the catalog")
+        raise EngineError(f"{what} '{ref}': no dataset named '{name}' in the catalog")
     if len(matches) > 1:
-        raise EngineError(f"identity link '{ref}': {len(matches)} datasets are named '{name}' ("
+        raise EngineError(f"{what} '{ref}': {len(matches)} datasets are named '{name}' ("
                           + ", ".join(sorted(f"{d.location}#{d.name}" for d in matches))
                           + "): name one as LOCATION#NAME:column")
     if column not in {c.name for c in matches[0].columns}:
-        raise EngineError(f"identity link '{ref}': dataset '{name}' has no column '{column}'")
+        raise EngineError(f"{what} '{ref}': dataset '{name}' has no column '{column}'")
     return (matches[0].id, column)
 
 

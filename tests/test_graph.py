@@ -48,6 +48,10 @@ def test_config_adds_and_rejects_links(company_scan, tmp_path: Path) -> None:
     config.write_text('identity:\n  links:\n    - columns: ["events:nope", "customers:id"]\n')
     with pytest.raises(EngineError, match="dataset 'events' has no column 'nope'"):
         build_graph(catalog, load_config(str(config)))
+    config.write_text('identity:\n  references:\n    - columns: ["lines:id", "orders:id"]\n')
+    with pytest.raises(EngineError, match=r"^identity reference 'lines:id': no dataset named "
+                                          r"'lines' in the catalog$"):
+        build_graph(catalog, load_config(str(config)))
 
 
 def test_pii_flows_along_lineage_into_derived_columns(tmp_path: Path,
