@@ -119,12 +119,12 @@ class IdentityGraph:
         entity = SUBJECT_ENTITIES.get(key.lower())
         if entity:
             return [entity] if entity in self.domains.values() else []
-        wanted = key_stem(tokens(key))
+        wanted = _stem(tokens(key))
         found = set()
         for (ds, col), finding in self.columns.items():
             if finding.entity != "PERSON_ID":
                 continue
-            own = key_stem(tokens(col)) or table_stem(self.datasets[ds].name)
+            own = _stem(tokens(col)) or _table_stem(self.datasets[ds].name)
             if own == wanted:
                 found.add(self.domains[(ds, col)])
         return sorted(found)
@@ -135,7 +135,7 @@ SUBJECT_ENTITIES = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "ssn": "U
                     "iban": "IBAN_CODE", "card": "CREDIT_CARD", "passport": "US_PASSPORT"}
 
 
-def key_stem(toks: list[str]) -> tuple[str, ...]:
+def _stem(toks: list[str]) -> tuple[str, ...]:
     return tuple(t[:-1] if t.endswith("s") and len(t) > 3 else t
                  for t in toks if t not in _KEY_WORDS)
 
@@ -149,17 +149,17 @@ _TABLE_QUALIFIERS = frozenset({
     "base", "clean", "new", "old", "tmp", "temp"})
 
 
-def table_stem(dataset: str) -> tuple[str, ...]:
+def _table_stem(dataset: str) -> tuple[str, ...]:
     """What a table's rows are, for its `id`: its last word that is not a qualifier."""
-    stems = [t for t in key_stem(tokens(dataset.rsplit(".", 1)[-1])) if t not in _TABLE_QUALIFIERS]
-    return tuple(stems[-1:]) or key_stem(tokens(dataset.rsplit(".", 1)[-1]))[-1:]
+    stems = [t for t in _stem(tokens(dataset.rsplit(".", 1)[-1])) if t not in _TABLE_QUALIFIERS]
+    return tuple(stems[-1:]) or _stem(tokens(dataset.rsplit(".", 1)[-1]))[-1:]
 
 
 def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:
     """`orders.customer_id` and `customers.id` may be one key; `employee_id` and `customers.id`
     may not, however well their values overlap."""
-    sa = key_stem(tokens(a[1])) or table_stem(graph.datasets[a[0]].name)
-    sb = key_stem(tokens(b[1])) or table_stem(graph.datasets[b[0]].name)
+    sa = _stem(tokens(a[1])) or _table_stem(graph.datasets[a[0]].name)
+    sb = _stem(tokens(b[1])) or _table_stem(graph.datasets[b[0]].name)
     return bool(sa) and sa == sb
 
 
@@ -169,10 +169,10 @@ def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph
     records = {d.id: d for d in catalog.datasets() if d.status == "ok"}
     graph = IdentityGraph(records, {}, catalog.lineage())
     by_name = _names(records)
-    fks = _resolved_foreign_keys(graph, catalog, by_name) + [
-        (_column_ref(a, by_name, "identity reference"), _column_ref(b, by_name,
-                                                                    "identity reference"))
-        for a, b in (r.columns for r in config.identity.references)]
+    what = "identity reference"  # foreign keys the data lost, declared in optout.yaml
+    declared = [(_column_ref(a, by_name, what), _column_ref(b, by_name, what))
+                for a, b in (r.columns for r in config.identity.references)]
+    fks = _resolved_foreign_keys(graph, catalog, by_name) + declared
     _effective_findings(graph, {c for pair in fks for c in pair})
     _foreign_key_links(graph, fks)
     _lineage_links(graph)
@@ -433,7 +433,7 @@ def _domains(graph: IdentityGraph) -> None:
         inbound = {m: sum(1 for x in graph.links if x.status == "accepted" and x.b == m)
                    for m in members}
         root = max(sorted(members), key=lambda m: (
-            graph.datasets[m[0]].kind != "view", tokens(m[1]) == ["id"], _names_own(graph, m),
+            graph.datasets[m[0]].kind != "view", tokens(m[1]) == ["id"], names_own(graph, m),
             inbound[m]))
         prefix = "key" if any(graph.columns[m].entity == "PERSON_ID" for m in members) \
             else "record"
@@ -441,10 +441,10 @@ def _domains(graph: IdentityGraph) -> None:
             graph.domains[m] = f"{prefix} {graph.name(root)}"
 
 
-def _names_own(graph: IdentityGraph, column: Column) -> bool:
+def names_own(graph: IdentityGraph, column: Column) -> bool:
     """`customers.id`, `customer.customer_id`: a column named as its own table's key."""
     toks = tokens(column[1])
-    return toks == ["id"] or key_stem(toks) == table_stem(graph.datasets[column[0]].name)
+    return toks == ["id"] or _stem(toks) == _table_stem(graph.datasets[column[0]].name)
 
 
 def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
@@ -514,7 +514,7 @@ def _own_key(graph: IdentityGraph, keys: list[Column], referenced: set[Column]) 
     pointed = [c for c in keys if c in referenced]
     if len(pointed) == 1:
         return pointed[0]
-    named = [c for c in keys if _names_own(graph, c)
+    named = [c for c in keys if names_own(graph, c)
              and 0 < graph.columns[c].non_null == graph.columns[c].distinct]
     return named[0] if len(named) == 1 else None
 

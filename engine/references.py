@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from engine.graph import IdentityGraph, key_stem, table_stem
+from engine.graph import IdentityGraph, names_compatible, names_own
 from scanner.classify.names import tokens
 from scanner.errors import ScannerError
 from scanner.matching import KeyMatch, MatchQuery
@@ -25,23 +25,21 @@ if TYPE_CHECKING:
     from scanner.catalog.secret import KeyedHash
 
 
-def row_key(record: DatasetRecord) -> str | None:
+def row_key(graph: IdentityGraph, record: DatasetRecord) -> str | None:
     """The column naming a dataset's own rows (`Invoice.InvoiceId`, `orders.id`): named as
     the table's key and unique in the sample; None when there is not exactly one."""
-    stem = table_stem(record.name)
     named = [c.name for c in record.columns
-             if (tokens(c.name) == ["id"] or key_stem(tokens(c.name)) == stem)
-             and "id" in tokens(c.name) and not c.free_text
-             and 0 < c.non_null == c.distinct]
+             if "id" in tokens(c.name) and names_own(graph, (record.id, c.name))
+             and not c.free_text and 0 < c.non_null == c.distinct]
     return named[0] if len(named) == 1 else None
 
 
-def _named_after(record: DatasetRecord, key: str, other: DatasetRecord) -> list[str]:
+def _named_after(graph: IdentityGraph, record: DatasetRecord, key: str,
+                 other: DatasetRecord) -> list[str]:
     """Columns of `other` named after `record`'s key: `invoice_id` for `Invoice.InvoiceId` or
     for `invoices.id`."""
-    want = key_stem(tokens(key)) or table_stem(record.name)
-    return [c.name for c in other.columns
-            if "id" in tokens(c.name) and key_stem(tokens(c.name)) == want]
+    return [c.name for c in other.columns if "id" in tokens(c.name)
+            and names_compatible(graph, (record.id, key), (other.id, c.name))]
 
 
 def dangling(graph: IdentityGraph, records: list[DatasetRecord], rows: dict[str, int],
@@ -54,12 +52,12 @@ def dangling(graph: IdentityGraph, records: list[DatasetRecord], rows: dict[str,
         e["upstream_id"] for d in planned for e in graph.upstream(d)}  # rebuilt or a source
     out: dict[str, str] = {}
     for record in (r for r in records if r.id in planned):
-        key = row_key(record)
+        key = row_key(graph, record)
         if key is None or (record.id, key) in graph.domains:
             continue  # no key of its rows, or one the identity graph already follows
         others = [(o, c) for o in records
                   if o.id not in planned and o.id not in linked and o.id not in out
-                  for c in _named_after(record, key, o) if (o.id, c) not in graph.domains]
+                  for c in _named_after(graph, record, key, o) if (o.id, c) not in graph.domains]
         if not others:
             continue
         try:

@@ -85,13 +85,18 @@ def sql_normalize(kind: str, expr: str, dialect: str, collation: str = "default"
     text = f"({expr})::text"
     spaces = "".join(c for c in WHITESPACE if c.isascii())
     plain = _cased(kind, f"btrim({text}, '{spaces}')", spaces, "lower({})", "upper({})")
-    lower = (f"lower((translate({{}}, '{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) "
-             f'COLLATE "{collation}")')
-    upper = f'upper(({{}}) COLLATE "{collation}")'
-    full = _cased(kind, f"btrim({text}, '{WHITESPACE}')", WHITESPACE, lower, upper)
     if kind == "phone":  # every character but a digit goes: whitespace and case do not matter
         return plain
+    full = _cased(kind, f"btrim({text}, '{WHITESPACE}')", WHITESPACE,
+                  pg_lower("{}", collation), f'upper(({{}}) COLLATE "{collation}")')
     return f"(CASE WHEN octet_length({text}) = char_length({text}) THEN {plain} ELSE {full} END)"
+
+
+def pg_lower(expr: str, collation: str) -> str:
+    """PostgreSQL lower-casing `expr` as `lower` does, in `collation` (an ICU collation maps
+    "İ" and a final "Σ" as Python does: they are translated first)."""
+    return (f"lower((translate({expr}, '{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) "
+            f'COLLATE "{collation}")')
 
 
 def _cased(kind: str, text: str, spaces: str, lower: str, upper: str) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from scanner.catalog.secret import KeyedHash
 from scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
-from scanner.identifiers import SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, sql_normalize
+from scanner.identifiers import SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, pg_lower, sql_normalize
 from scanner.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
 from scanner.sampling import bernoulli_percent
@@ -109,9 +109,7 @@ def match_condition(con: psycopg.Connection, query: MatchQuery, hasher: KeyedHas
             params.append(rest)
         conditions.append("(" + " OR ".join(either) + ")" if either else "false")
     for column in query.texts:
-        col = (f"lower((translate(({sql.Identifier(column).as_string(con)})::text, "
-               f"'{SIMPLE_LOWER_FROM}', '{SIMPLE_LOWER_TO}')) COLLATE "
-               f"{sql.Identifier(collation).as_string(con)})")
+        col = pg_lower(f"({sql.Identifier(column).as_string(con)})::text", collation)
         phone = hmac("regexp_replace(p[1], '[^0-9]', '', 'g')")
         pair = hmac("a.w[i] || ' ' || a.w[i + 1]")
         conditions.append(
