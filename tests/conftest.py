@@ -42,14 +42,16 @@ def company_scan(
     return report, catalog
 
 
-def throwaway_database() -> Iterator[str]:
-    """Create a database on the real PostgreSQL, yield its URI, drop it."""
+def throwaway_database(locale: str | None = None) -> Iterator[str]:
+    """Create a database on the real PostgreSQL (in `locale`, e.g. C, if given), yield its
+    URI, drop it."""
     name = f"optout_test_{uuid.uuid4().hex[:8]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (start it: see README): {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
+    admin.execute(f'CREATE DATABASE "{name}"' + (
+        f" TEMPLATE template0 LC_COLLATE '{locale}' LC_CTYPE '{locale}'" if locale else ""))
     try:
         yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:
