@@ -31,16 +31,20 @@ from engine.graph import IdentityGraph, build_graph
 from engine.journal import Journal
 from engine.ledger import reappearances
 from engine.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
+from engine.plan_settings import check_settings
 from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
 from engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError, load_policy
+from engine.policy_store import PREFIX, plan_policy
 from engine.sandbox import Relation
 from engine.targets import ApplyError, Staged, Target, reader_for, target_for
 from engine.targets.recompute import RecomputeTarget, Upstream
 from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
+from scanner.access.principals import has_principals
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.config import Config
+from scanner.deployment import deployment_config
 from scanner.engines import DUCKDB, Engine
 from scanner.errors import ScannerError
 from scanner.sources import open_source
@@ -76,6 +80,12 @@ class ApplyOptions:
 def _engine(options: ApplyOptions) -> Engine:
     """The engine apply reads and rewrites the data with (the config's, or DuckDB)."""
     return options.config.engine_of() if options.config is not None else DUCKDB
+
+
+def _config(catalog: Catalog, options: ApplyOptions) -> Config:
+    """The configuration apply runs under: the caller's (the deployment's, read by the CLI
+    and the worker), else the deployment's from the catalog."""
+    return options.config if options.config is not None else deployment_config(catalog)[0]
 
 
 def _maybe_fail_commit(dataset: str) -> None:
@@ -134,9 +144,17 @@ def _canonical(options: dict) -> str:
     return json.dumps(options, sort_keys=True, default=str)
 
 
-def check_policy(plan: ErasurePlan) -> None:
-    """Refuse a plan whose policy file changed (or went) since the plan was made under it."""
+def check_policy(catalog: Catalog, plan: ErasurePlan) -> None:
+    """Refuse a plan whose policy changed (or went) since the plan was made under it: on a
+    catalog with principals, the policy store's policy of that name; in embedded use, the
+    policy file the plan names."""
     path = plan.policy.get("path", "")
+    if path.startswith(PREFIX) or has_principals(catalog):
+        try:
+            plan_policy(catalog, plan)
+        except PolicyError as exc:
+            raise StalePlan(str(exc)) from exc
+        return
     try:
         digest = load_policy(path).digest
     except PolicyError as exc:
@@ -165,7 +183,9 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
             "one that did not complete, or plan again")
     if plan.unexecutable:
         _check_executable(plan, catalog)  # says which step cannot be carried out, and why
-    check_policy(plan)
+    check_policy(catalog, plan)
+    if who is not EMBEDDED or options.config is not None:
+        check_settings(plan.settings, _config(catalog, options))
     check_plan(catalog, plan)
     if who is not EMBEDDED and not options.dry_run:
         require_approved(catalog, plan)

@@ -12,7 +12,9 @@ from engine import EngineError
 from engine.plan import ErasurePlan
 from engine.plan_store import recorded_plan
 from engine.policy import Policy, PolicyError, load_policy
+from engine.policy_store import PREFIX, plan_policy
 from scanner.access import Principal, authorize
+from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
 from scanner.catalog.seal import read, seal
 
@@ -25,23 +27,27 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def window(plan: ErasurePlan) -> dt.timedelta:
-    """How long an approval of this plan holds (its policy's `approval_ttl`)."""
+def window(catalog: Catalog, plan: ErasurePlan) -> dt.timedelta:
+    """How long an approval of this plan holds (its policy's `approval_ttl`, from the policy
+    store; a file's in embedded use)."""
+    path = plan.policy.get("path", "")
     try:
-        return load_policy(plan.policy.get("path", "")).approval_window
+        if path.startswith(PREFIX) or has_principals(catalog):
+            return plan_policy(catalog, plan).approval_window
+        return load_policy(path).approval_window
     except PolicyError:  # apply refuses a plan whose policy went; here: the default
         return Policy(name="-", identifiers=["-"]).approval_window
 
 
 def _rows(catalog: Catalog, plan: ErasurePlan) -> list[dict]:
     with catalog.connect() as con:
-        return read(con, catalog.hasher().secret, "approvals", "plan_hash = ?",
+        return read(con, catalog.secret(), "approvals", "plan_hash = ?",
                     [plan.content_hash], "ORDER BY approved_at")
 
 
 def approvers(catalog: Catalog, plan: ErasurePlan) -> list[str]:
     """Who approved this exact plan (never its author) within the approval window."""
-    oldest = _now() - window(plan)
+    oldest = _now() - window(catalog, plan)
     return sorted({r["approver"] for r in _rows(catalog, plan)
                    if r["approver"] != plan.created_by and r["approved_at"] >= oldest})
 
@@ -64,7 +70,7 @@ def approve(catalog: Catalog, plan: ErasurePlan, approver: Principal) -> int:
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO approvals VALUES (?, ?, ?, ?, NULL)",
                     [plan.content_hash, plan.request_id, approver.name, _now()])
-        seal(con, catalog.hasher().secret, "approvals", "plan_hash = ? AND approver = ? AND "
+        seal(con, catalog.secret(), "approvals", "plan_hash = ? AND approver = ? AND "
              "mac IS NULL", [plan.content_hash, approver.name])
         con.execute("COMMIT")
     return len(approvers(catalog, plan))

@@ -31,7 +31,7 @@ from engine.no_pandas import without_pandas
 from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
-from engine.policy import DEFAULT_STORE, load_policy, resolve_policy
+from engine.policy_store import PREFIX, stored_policy
 from engine.private_files import open_private, write_private
 from engine.report import special_line, summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
@@ -46,8 +46,9 @@ from scanner.access import (
 )
 from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
-from scanner.config import Config, load_config
+from scanner.config import Config
 from scanner.dbt import register_dbt
+from scanner.deployment import effective_config
 from scanner.engines import ENGINES
 from scanner.errors import ScannerError
 from scanner.lineage import register_lineage_file
@@ -73,6 +74,11 @@ class Context:
         self.config_path = config
         self.debug = debug
         self.caller: Principal | None = None
+
+    def config(self) -> Config:
+        """The deployment's configuration (from the catalog), with the caller's own scan
+        sample from their local config (`--config`, `OPTOUT_CONFIG` or ./optout.yaml)."""
+        return effective_config(self.catalog, self.config_path)
 
     def login(self, command: str, args: dict[str, Any]) -> Principal:
         """Authenticate the caller by OPTOUT_TOKEN (or a prompt on a terminal); a failure is
@@ -237,7 +243,7 @@ def scan_cmd(
     engine: str | None,
 ) -> None:
     """Scan files, folders and databases (paths or postgresql:// URIs) into the catalog."""
-    config = _with_engine(load_config(obj.config_path), engine)
+    config = _with_engine(obj.config(), engine)
     wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
     options = ScanOptions(
         sample_rows=sample_rows or config.scan.sample_rows,
@@ -344,8 +350,9 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
               help="A subject identifier (email=..., phone=..., customer_id=...); repeatable.")
 @click.option("--subjects-file", type=click.Path(dir_okay=False), default=None,
               help="A file with one KEY=VALUE per line (many subjects, one pass per dataset).")
-@click.option("--policy", "policy_path", required=True, type=click.Path(dir_okay=False),
-              help="Policy file, e.g. policies/gdpr-erasure.yaml.")
+@click.option("--policy", "policy_path", required=True,
+              help="A policy of the deployment's policy store, by name (gdpr-erasure) or by a "
+                   "file whose content is that stored policy's.")
 @click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
@@ -366,14 +373,13 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
              accept_ambiguous: bool, engine: str | None) -> None:
     """Plan an erasure or opt-out: what would change where, and why. Changes nothing.
 
-    The policy is a name (or a file) from the policy store (`policies:` in optout.yaml,
-    default ./policies); only an admin may plan under a file outside it. Exits 4 when anything
-    needs review (a dataset the plan could not account for, or a subject it stopped); the
-    plan is written all the same."""
-    config = _with_engine(load_config(obj.config_path), engine)
-    policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
-                                     "admin" in obj.caller.roles))
-    policy = load_policy(policy_path)
+    The policy comes from the deployment's policy store in the catalog (`optout policy
+    list`); `--accept-ambiguous` is an admin's. Exits 4 when anything needs review (a dataset
+    the plan could not account for, or a subject it stopped); the plan is written all the
+    same."""
+    config = _with_engine(obj.config(), engine)
+    policy = stored_policy(obj.catalog, policy_path)
+    policy_path = PREFIX + policy.name
     parsed = [parse_subject(s, policy.identifiers) for s in subjects]
     if subjects_file:
         parsed += read_subjects(subjects_file, policy.identifiers)
@@ -421,7 +427,7 @@ def render_plan(plan: ErasurePlan, fmt: str) -> str:
 @guarded('graph')
 def graph_cmd(obj: Context, show_all: bool) -> None:
     """Show the identity graph: identifier columns by domain, and the links with evidence."""
-    graph = build_graph(obj.catalog, load_config(obj.config_path))
+    graph = build_graph(obj.catalog, obj.config())
     render.identity_graph(_console(), graph, show_all)
 
 
@@ -504,8 +510,8 @@ def lineage_show(obj: Context, dataset: str) -> None:
 @click.argument("plan_file", type=click.Path(dir_okay=False), required=False)
 @click.option("--reapply", is_flag=True,
               help="Erase again every subject of the erasure ledger found in the data.")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
-              help="With --reapply: the policy to apply.")
+@click.option("--policy", "policy_path", default=None,
+              help="With --reapply: the stored policy to apply.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--replan", "replan_", is_flag=True,
               help="If the data changed since the plan was made, or its request stopped "
@@ -528,15 +534,12 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
     """Apply an erasure plan: atomic across datasets, verified, journaled. The plan may have
     been made on another engine: what it located is used while the data's fingerprints hold,
     and a plan whose data changed is refused as on one engine."""
-    config = _with_engine(load_config(obj.config_path), engine)
-    if policy_path:  # from the policy store, as for `plan`
-        policy_path = str(resolve_policy(policy_path, config.policies or DEFAULT_STORE,
-                                         "admin" in obj.caller.roles))
+    config = _with_engine(obj.config(), engine)
     if reapply:
         if plan_file or not policy_path:
             raise click.UsageError("--reapply takes --policy and no plan file")
-        plan = reerasure_plan(obj.catalog, load_policy(policy_path), policy_path, config,
-                              obj.caller)
+        policy = stored_policy(obj.catalog, policy_path)  # from the store, as for `plan`
+        plan = reerasure_plan(obj.catalog, policy, PREFIX + policy.name, config, obj.caller)
         if not plan.steps:
             click.echo("no erased subject found in the data")
             return
@@ -563,7 +566,7 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
                 scan(locations, obj.catalog, ScanOptions(
                     sample_rows=config.scan.sample_rows, seed=config.scan.seed,
                     classifier=config.classifier_settings()), caller=obj.caller)
-                policy = load_policy(policy_path or plan.policy["path"])
+                policy = stored_policy(obj.catalog, policy_path or plan.policy["name"])
                 plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller,
                                     supersedes=supersedes)
                 click.echo(printable("\n".join(diff) or "the new plan has the same steps"))
@@ -616,7 +619,7 @@ def approve_cmd(obj: Context, plan_file: str) -> None:
 @guarded('resume', by_api=True)
 def resume_cmd(obj: Context, request_id: str, lease_wait: float, engine: str | None) -> None:
     """Finish a request whose process died or whose commit kept failing."""
-    config = _with_engine(load_config(obj.config_path), engine)
+    config = _with_engine(obj.config(), engine)
     resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait, caller=obj.caller,
                                                  config=config))
     click.echo(printable(f"request {request_id}: {outcome(obj.catalog, request_id)}"))
@@ -777,8 +780,9 @@ def main() -> None:
     cli(prog_name="optout")
 
 
-# The worker's commands live in their own module and register themselves on `cli`.
-from engine import cli_worker  # noqa: E402, F401
+# The worker's and the deployment's commands live in their own modules and register
+# themselves on `cli`.
+from engine import cli_deployment, cli_worker  # noqa: E402, F401
 
 if __name__ == "__main__":
     # `python -m engine.cli`: run the imported module, the one the worker commands joined.

@@ -10,7 +10,6 @@ import click
 
 from engine.cli import Context, cli, errors_to_exit, guarded
 from scanner.access import principals
-from scanner.config import load_config
 
 
 @cli.command("producer-key")
@@ -38,10 +37,8 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
               help="Subjects are NAMESPACE.requests, .datasets.changed, .status, .requests.dead.")
 @click.option("--targets", "targets_file", type=click.Path(dir_okay=False), default=None,
               help="Cascade targets file (Redis, Tantivy, webhooks).")
-@click.option("--policies-dir", type=click.Path(file_okay=False), default="policies",
-              show_default=True, help="Where a request's policy name is looked up.")
 @click.option("--reapply-policy", default="gdpr-erasure", show_default=True,
-              help="Policy for erasing again a subject a changed dataset holds again.")
+              help="Stored policy for erasing again a subject a changed dataset holds again.")
 @click.option("--plans-dir", type=click.Path(file_okay=False), default=None,
               help="Where plans waiting for approval are written [default: the folder "
                    "`plans` beside the catalog].")
@@ -61,11 +58,11 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
 @errors_to_exit
 @guarded("worker")
 def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
-               policies_dir: str,
                reapply_policy: str, plans_dir: str | None, ack_wait: float, batch: int,
                max_deliver: int, retention_days: float, seconds: float | None,
                until_idle: bool) -> None:
-    """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream."""
+    """Consume opt-out and erasure requests (and dataset changes) from NATS JetStream; a
+    request's policy is a name in the deployment's policy store."""
     import asyncio
 
     from engine.cascade.spec import load_targets
@@ -73,9 +70,9 @@ def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | No
 
     plans = Path(plans_dir) if plans_dir else Path(obj.catalog.path).resolve().parent / "plans"
     plans.mkdir(mode=0o700, exist_ok=True)
-    settings = WorkerSettings(stream, namespace, load_targets(targets_file), Path(policies_dir),
+    settings = WorkerSettings(stream, namespace, load_targets(targets_file),
                               reapply_policy, plans, ack_wait, batch,
-                              config=load_config(obj.config_path), max_deliver=max_deliver,
+                              config=obj.config(), max_deliver=max_deliver,
                               retention=retention_days * 86400)
     asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
 
@@ -92,7 +89,7 @@ def request_group() -> None:
 @click.option("--identifier", "subjects", multiple=True, required=True, metavar="KEY=VALUE",
               help="One of the subject's identifiers; repeatable.")
 @click.option("--policy", required=True,
-              help="A policy name (the worker reads it from its policies folder).")
+              help="A policy name (the worker reads it from the deployment's policy store).")
 @click.pass_obj
 @errors_to_exit
 @guarded("request submit")

@@ -70,7 +70,7 @@ class Journal:
 
     def _seal(self, con: Any, request_id: str, step_no: int | None = None) -> None:
         """Seal a request's row and its steps (or one step) as they are now."""
-        secret = self.catalog.hasher().secret
+        secret = self.catalog.secret()
         if step_no is None:
             seal(con, secret, "requests", "id = ?", [request_id])
             seal(con, secret, "request_steps", "request_id = ?", [request_id])
@@ -85,7 +85,7 @@ class Journal:
             con.execute("BEGIN TRANSACTION")
             con.execute(sql, params)
             if step_no is None:
-                seal(con, self.catalog.hasher().secret, "requests", "id = ?", [request_id])
+                seal(con, self.catalog.secret(), "requests", "id = ?", [request_id])
             else:
                 self._seal(con, request_id, step_no)
             con.execute("COMMIT")
@@ -94,7 +94,7 @@ class Journal:
         """The request that applied a plan, if one did (a dry run, or a run rolled back
         before any change, did not)."""
         with self.catalog.connect() as con:
-            rows = read(con, self.catalog.hasher().secret, "requests",
+            rows = read(con, self.catalog.secret(), "requests",
                         "plan_hash = ? AND NOT dry_run AND status <> 'rolled_back'",
                         [plan_hash], "ORDER BY created_at")
         return rows[0] if rows else None
@@ -109,7 +109,7 @@ class Journal:
     def request(self, request_id: str) -> dict[str, Any]:
         """A request's row (its seal checked); raises when unknown."""
         with self.catalog.connect() as con:
-            rows = read(con, self.catalog.hasher().secret, "requests", "id = ?", [request_id])
+            rows = read(con, self.catalog.secret(), "requests", "id = ?", [request_id])
         if not rows:
             raise EngineError(f"no request '{request_id}' in {self.catalog.path}")
         return rows[0]
@@ -117,7 +117,7 @@ class Journal:
     def steps(self, request_id: str) -> list[dict[str, Any]]:
         """A request's steps, in order (their seals checked)."""
         with self.catalog.connect() as con:
-            return read(con, self.catalog.hasher().secret, "request_steps", "request_id = ?",
+            return read(con, self.catalog.secret(), "request_steps", "request_id = ?",
                         [request_id], "ORDER BY step_no")
 
     def set_request(self, request_id: str, status: str, error: str | None = None) -> None:

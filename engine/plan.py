@@ -114,6 +114,8 @@ class ErasurePlan:
     #: the engine that matched the rows (`duckdb` or `spark`); apply may run on another one
     #: while the data's fingerprints hold
     engine: str = "duckdb"
+    #: the deployment's configuration the plan was made under (engine/plan_settings.py)
+    settings: dict[str, Any] = field(default_factory=dict)
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
     #: the catalog's MAC of the content hash (engine/plan_store.py): set once recorded
@@ -126,7 +128,7 @@ class ErasurePlan:
         data = _fields(self)
         data.pop("content_hash")
         data.pop("mac")
-        for name in ("unexecutable", "supersedes"):  # absent from older plans when empty:
+        for name in ("unexecutable", "supersedes", "settings"):  # absent from older plans:
             if not data[name]:                          # their hashes stay as they were
                 data.pop(name)
         if data["engine"] == "duckdb":  # likewise: plans before the Spark engine
@@ -221,6 +223,7 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             unexecutable=tuple(DatasetNote(**n) for n in data.get("unexecutable", ())),
             supersedes=str(data.get("supersedes", "")),
             engine=str(data.get("engine", "duckdb")),
+            settings=dict(data.get("settings") or {}),
             version=data["version"], content_hash=data["content_hash"],
             mac=str(data.get("mac", "")))
     except json.JSONDecodeError as exc:

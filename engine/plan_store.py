@@ -22,7 +22,7 @@ from scanner.catalog.seal import read, seal
 
 def plan_mac(catalog: Catalog, content_hash: str) -> str:
     """The plan file's MAC: domain-separated from identifier hashes, the audit and report keys."""
-    key = hmac.new(catalog.hasher().secret, b"optout plan file v1", hashlib.sha256).digest()
+    key = hmac.new(catalog.secret(), b"optout plan file v1", hashlib.sha256).digest()
     return hmac.new(key, content_hash.encode(), hashlib.sha256).hexdigest()
 
 
@@ -36,7 +36,7 @@ def record_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
             [plan.content_hash, plan.request_id, plan.created_by, plan.policy.get("name"),
              plan.policy.get("digest"), plan.approvals,
              dt.datetime.now(dt.UTC).replace(tzinfo=None), plan.to_json()])
-        seal(con, catalog.hasher().secret, "plans", "content_hash = ? AND mac IS NULL",
+        seal(con, catalog.secret(), "plans", "content_hash = ? AND mac IS NULL",
              [plan.content_hash])
         con.execute("COMMIT")
     return plan
@@ -49,7 +49,7 @@ def recorded_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
         raise PlanError(f"plan {plan.request_id}: the file's MAC does not match this catalog "
                         "(forged, resealed, or made with another catalog): plan again")
     with catalog.connect(read_only=True) as con:
-        rows = read(con, catalog.hasher().secret, "plans", "content_hash = ?",
+        rows = read(con, catalog.secret(), "plans", "content_hash = ?",
                     [plan.content_hash])
     if not rows:
         raise PlanError(f"plan {plan.request_id}: this catalog never made a plan with content "

@@ -24,14 +24,17 @@ from engine.executable import settle
 from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
 from engine.journal import Journal
 from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
+from engine.plan_settings import plan_settings
 from engine.plan_store import record_plan
-from engine.policy import COLUMN_ACTIONS, Policy, Rule
+from engine.policy import COLUMN_ACTIONS, Policy, PolicyError, Rule
+from engine.policy_store import is_current
 from engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
 from engine.references import dangling
 from engine.report import ACTION_WORDS
 from engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
 from engine.subjects import Subject, SubjectError
-from scanner.access import Principal, authorize
+from scanner.access import AccessDenied, Principal, audit, authorize
+from scanner.access.gate import EMBEDDED
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.catalog.secret import KeyedHash
 from scanner.config import Config, DbtConfig
@@ -170,6 +173,8 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in request.subjects]})
     if caller is not None:  # the plan's author is who asked (four eyes rests on it)
         request = dataclasses.replace(request, created_by=who.name)
+    if who is not EMBEDDED:
+        _check_governed(catalog, request.policy, who, accept_ambiguous)
     graph = build_graph(catalog, config)
     config = config or Config()
     walk = _Walk(graph, hasher)
@@ -235,7 +240,8 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         walk.dangling = dangling(graph, records, walk.rows, walk.queries, pool, hasher)
     finally:
         pool.close()
-    plan = _assemble(catalog, request, config, walk, records, exempt_notes, now)
+    plan = _assemble(catalog, request, config, walk, records, exempt_notes, now,
+                     accept_ambiguous)
     return record_plan(catalog, plan)  # approve and apply trust this record, not a file
 
 
@@ -343,7 +349,7 @@ def _params(rule: Rule | None, action: str) -> tuple[tuple[str, object], ...]:
 
 def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Walk,
               records: list[DatasetRecord], exempt_notes: list[DatasetNote],
-              now: dt.datetime | None) -> ErasurePlan:
+              now: dt.datetime | None, accept_ambiguous: bool) -> ErasurePlan:
     graph, policy = walk.graph, request.policy
     holders = {r.id for r in records if walk.rows.get(r.id, 0) > 0}
     # Derived datasets downstream of a holder hold the subject through their sources too.
@@ -398,7 +404,22 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         exempt=tuple(exempt), approvals=policy.approvals,
         resolution=tuple(s.resolution() for s in walk.subjects),
         unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes,
-        engine=config.engine).sealed()
+        engine=config.engine, settings=plan_settings(config, accept_ambiguous)).sealed()
+
+
+def _check_governed(catalog: Catalog, policy: Policy, who: Principal,
+                    accept_ambiguous: bool) -> None:
+    """What an authenticated caller may plan under: a policy of the deployment's store, and
+    widening past the resolution bounds only as an admin."""
+    if not is_current(catalog, policy):
+        raise PolicyError(f"policy {policy.name}: not the policy store's current policy of "
+                          "that name (an admin adds policies with `optout policy add FILE`)")
+    if accept_ambiguous and not who.holds("admin"):
+        audit.append(catalog, who.name, who.roles, "plan", {"accept_ambiguous": True},
+                     "denied", "needs role admin")
+        raise AccessDenied(f"plan --accept-ambiguous: {who.name} does not hold the role 'admin' "
+                           "(widening a subject past the resolution bounds is an admin's "
+                           "decision; the plan records it)")
 
 
 def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:

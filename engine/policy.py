@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import EngineError
-from scanner.yamlfile import load_validated
+from scanner.yamlfile import load_validated, parse_validated
 
 ROW_ACTIONS = ("delete_rows", "retain", "recompute")
 COLUMN_ACTIONS = ("null", "hash", "mask", "generalize", "redact")
@@ -163,23 +163,7 @@ def load_policy(path: str | Path) -> Policy:
     return policy.model_copy(update={"digest": hashlib.sha256(text.encode()).hexdigest()})
 
 
-#: the policy store when the config names none: `policies/` in the working directory
-DEFAULT_STORE = "policies"
-
-
-def resolve_policy(spec: str, store: str | Path, admin: bool) -> Path:
-    """The policy file a caller may plan under: a bare name (`gdpr-erasure`) from the policy
-    store, or a path inside it; a path outside the store only for an admin. A requester's own
-    YAML (`approvals: 0`, no retention) is not a policy of this deployment."""
-    base = Path(store).resolve()
-    if "/" not in spec and not spec.endswith((".yaml", ".yml")):
-        path = base / f"{spec}.yaml"
-    else:
-        path = Path(spec).resolve()
-    if not path.is_relative_to(base) and not admin:
-        raise PolicyError(f"policy {spec}: outside the policy store {base} (name a policy in "
-                          "it, e.g. --policy gdpr-erasure; only an admin may use another file)")
-    if not path.is_file():
-        raise PolicyError(f"policy {spec}: no such policy in {base}" if path.is_relative_to(base)
-                          else f"policy {spec}: no such file")
-    return path
+def policy_from_text(text: str, origin: str) -> Policy:
+    """Validate a policy's text (a stored policy's); `origin` names it in errors."""
+    policy = parse_validated(text, origin, Policy, PolicyError)
+    return policy.model_copy(update={"digest": hashlib.sha256(text.encode()).hexdigest()})

@@ -90,6 +90,20 @@ class DbtConfig(BaseModel):
     command: list[str] = Field(default_factory=lambda: ["dbt"], min_length=1, max_length=20)
     #: extra arguments for `dbt build` (`--profiles-dir`, `--target`)
     args: list[str] = Field(default_factory=list, max_length=20)
+    #: run a project whose `on-run-start`/`on-run-end` or model pre/post hooks run SQL of
+    #: their own (refused unless the admin allows it here)
+    allow_hooks: bool = False
+    #: environment variables dbt is given besides PATH, HOME, locale and DBT_* (a profile's
+    #: `env_var()` names); never OPTOUT_*
+    env: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("env")
+    @classmethod
+    def _not_optout(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name.upper().startswith("OPTOUT_"):
+                raise ValueError(f"{name}: optout's own variables are never given to dbt")
+        return value
 
 
 class SparkConfig(BaseModel):
@@ -109,8 +123,14 @@ class Config(BaseModel):
 
     scan: ScanConfig = Field(default_factory=ScanConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
-    #: the policy store: the folder policies are planned from (default `policies/` here)
-    policies: str | None = None
+    #: no longer a folder: the policy store lives in the catalog (`optout policy add`)
+    policies: None = None
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _no_store_folder(cls, value: object) -> None:
+        raise ValueError("the policy store lives in the catalog: an admin adds policies with "
+                         "`optout policy add FILE`")
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)
     dbt: DbtConfig = Field(default_factory=DbtConfig)
     #: what reads and changes the data: DuckDB in this process, or Apache Spark
@@ -152,8 +172,6 @@ def load_config(path: str | None) -> Config:
     config.scan.recognizers = [
         str(base / r) if not Path(r).is_absolute() else r for r in config.scan.recognizers
     ]
-    if config.policies and not Path(config.policies).is_absolute():
-        config.policies = str(base / config.policies)
     for r in config.scan.recognizers:
         if not Path(r).is_file():
             raise ConfigError(f"{path}: scan.recognizers: no such file {r}")

@@ -17,6 +17,11 @@ def load_validated(path: str | Path, model: type[M], error: type[Exception],
     """The file parsed into `model`, and its text. An unreadable file, bad YAML, or a value
     the model rejects raises `error` with a one-line message naming the line and the key."""
     text = read_bounded(path, error, what)
+    return parse_validated(text, path, model, error), text
+
+
+def parse_validated(text: str, path: str | Path, model: type[M], error: type[Exception]) -> M:
+    """YAML `text` (from `path`, named in errors) parsed into `model`, as `load_validated`."""
     try:
         refuse_aliases(text)
         node = yaml.compose(text)
@@ -30,7 +35,7 @@ def load_validated(path: str | Path, model: type[M], error: type[Exception],
     if not isinstance(data, dict):
         raise error(f"{path}: line 1: expected a mapping of keys to values")
     try:
-        return model.model_validate(data), text
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = list(err["loc"])

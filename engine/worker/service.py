@@ -30,7 +30,8 @@ from engine.ledger import reappearances, reerasure_plan
 from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy, resolve_policy
+from engine.policy import Policy, PolicyError
+from engine.policy_store import PREFIX, stored_policy
 from engine.private_files import write_private
 from engine.subjects import SubjectError, parse_subject
 from engine.worker import bus
@@ -77,7 +78,6 @@ class WorkerSettings:
     stream: str = "nats://127.0.0.1:4222"
     namespace: str = "optout"  # subjects `<namespace>.requests`, ... in one stream
     targets: list[Spec] = field(default_factory=list)
-    policies_dir: Path = Path("policies")
     reapply_policy: str = "gdpr-erasure"
     plans_dir: Path = Path(".")
     ack_wait: float = 30.0
@@ -319,8 +319,7 @@ class Worker:
         batch_id = f"{WORKER_PREFIX}batch-{uuid.uuid4().hex[:12]}"
         self._receive(requests, batch_id)
         try:
-            path = self._policy_path(requests[0].policy)
-            policy = load_policy(path)
+            policy, path = self._policy(requests[0].policy)
             subjects, ok, parsed = [], [], {}
             for r in requests:
                 try:
@@ -374,9 +373,13 @@ class Worker:
             self._status(rid, "needs_review", "; ".join(str(r) for r in reasons))
         return bool(reasons)
 
-    def _policy_path(self, name: str) -> Path:
-        """A policy by name, from the worker's policy store only (message schema: no paths)."""
-        return resolve_policy(name, self.settings.policies_dir, admin=False)
+    def _policy(self, name: str) -> tuple[Policy, str]:
+        """A policy by name, from the deployment's policy store only (message schema: no
+        paths), and how a plan names it."""
+        if "/" in name or name.endswith((".yaml", ".yml")):
+            raise PolicyError(f"policy {name[:80]!r}: a request names a stored policy, not a file")
+        policy = stored_policy(self.catalog, name)
+        return policy, PREFIX + policy.name
 
     def _plan_file(self, job: str) -> Path:
         """Where the plan of a request (or batch) waiting for approval is written."""
@@ -405,8 +408,7 @@ class Worker:
         if existing is None:
             plan = self._held(job)
             if plan is None:
-                path = self._policy_path(request.policy)
-                policy = load_policy(path)
+                policy, path = self._policy(request.policy)
                 try:
                     subjects = [parse_subject(s, policy.identifiers) for s in request.subjects()]
                 except SubjectError as exc:
@@ -494,10 +496,10 @@ class Worker:
         graph = build_graph(self.catalog, self.settings.config)
         if not reappearances(self.catalog, graph, scanned):
             return None
-        path = self._policy_path(self.settings.reapply_policy)
+        policy, path = self._policy(self.settings.reapply_policy)
         # only the changed datasets: every other copy was erased before (and verification
         # after apply reads every identifier dataset of the catalog anyway)
-        plan = reerasure_plan(self.catalog, load_policy(path), str(path), self.settings.config,
+        plan = reerasure_plan(self.catalog, policy, path, self.settings.config,
                               self.caller, only=scanned)
         if not plan.steps:
             return None

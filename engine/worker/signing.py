@@ -26,7 +26,7 @@ _CONTEXT = b"optout producer signing key v1\0"
 
 def producer_key(catalog: Catalog, name: str) -> bytes:
     """The signing key of the producer `name`."""
-    return hmac.new(catalog.hasher().secret, _CONTEXT + name.encode(), hashlib.sha256).digest()
+    return hmac.new(catalog.secret(), _CONTEXT + name.encode(), hashlib.sha256).digest()
 
 
 def signed_headers(catalog: Catalog, name: str, body: bytes) -> dict[str, str]:

@@ -59,7 +59,7 @@ class Entry:
 
 def _key(catalog: Catalog) -> bytes:
     """The audit chain's key: derived from the catalog secret, used for nothing else."""
-    return hmac.new(catalog.hasher().secret, b"optout audit log v1", hashlib.sha256).digest()
+    return hmac.new(catalog.secret(), b"optout audit log v1", hashlib.sha256).digest()
 
 
 def _mac(key: bytes, previous: str, seq: int, at: dt.datetime, principal: str, roles: str,
@@ -124,7 +124,7 @@ def append(catalog: Catalog, principal: str, roles: frozenset[str] | tuple[str, 
             con.execute("ROLLBACK")
             raise
     if not keep_head:
-        _write_head_file(head_path(catalog), catalog.hasher().secret, seq, mac)
+        _write_head_file(head_path(catalog), catalog.secret(), seq, mac)
     return seq
 
 
@@ -171,15 +171,8 @@ def _read_head(catalog: Catalog) -> Head | None:
     except (IndexError, ValueError):
         return Head(0, "", False)
     sealed = len(parts) == 3 and hmac.compare_digest(
-        parts[2], _head_mac(catalog.hasher().secret, seq, mac))
+        parts[2], _head_mac(catalog.secret(), seq, mac))
     return Head(seq, mac, sealed)
-
-
-def reseal_head(con: Any, catalog_path: str, secret: bytes) -> None:
-    """Write the head for the log as it stands (at the upgrade that introduced sealed heads)."""
-    last = con.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
-    if last:
-        _write_head_file(catalog_path + ".audit-head", secret, last[0][0], last[0][1])
 
 
 def entries(catalog: Catalog, since: dt.datetime | None = None) -> Iterator[Entry]:
@@ -231,7 +224,7 @@ def verify(catalog: Catalog) -> int:
 def verify_records(catalog: Catalog) -> dict[str, int]:
     """Check the seal of every principal, token, approval, plan and journal row; returns
     the rows checked per table (SealError names the first forged or edited one)."""
-    secret = catalog.hasher().secret
+    secret = catalog.secret()
     with catalog.connect(read_only=True) as con:
         return verify_all(con, secret)
 

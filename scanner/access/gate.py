@@ -29,6 +29,8 @@ COMMAND_ROLES = {
     "token create": "admin", "token revoke": "admin", "token list": "admin",
     "producer-key": "admin",
     "worker": "operator", "request submit": "requester",
+    "config set": "admin", "config show": "viewer",
+    "policy add": "admin", "policy list": "viewer", "policy show": "viewer",
 }
 EMBEDDED = Principal("(embedded)", frozenset({"embedded"}))
 

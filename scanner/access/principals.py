@@ -98,14 +98,14 @@ def add_principal(catalog: Catalog, name: str, roles: list[str], created_by: str
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO principals VALUES (?, ?, ?, ?, NULL)",
                     [name, roles, _now(), created_by])
-        seal(con, catalog.hasher().secret, "principals", "name = ?", [name])
+        seal(con, catalog.secret(), "principals", "name = ?", [name])
         con.execute("COMMIT")
 
 
 def list_principals(catalog: Catalog) -> list[tuple[str, list[str], dt.datetime, str]]:
     """(name, roles, created at, created by) of every principal."""
     with catalog.connect() as con:
-        rows = read(con, catalog.hasher().secret, "principals", order="ORDER BY name")
+        rows = read(con, catalog.secret(), "principals", order="ORDER BY name")
     return [(r["name"], r["roles"], r["created_at"], r["created_by"]) for r in rows]
 
 
@@ -122,7 +122,7 @@ def create_token(catalog: Catalog, principal: str, days: float | None = DEFAULT_
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                     [token_id, principal, salt, _scrypt(secret, salt), _now(), expires])
-        seal(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        seal(con, catalog.secret(), "tokens", "id = ?", [token_id])
         con.execute("COMMIT")
     return token_id, f"optout_{token_id}_{secret}"
 
@@ -133,18 +133,18 @@ def revoke_token(catalog: Catalog, token_id: str) -> None:
         found = con.execute("SELECT revoked_at FROM tokens WHERE id = ?", [token_id]).fetchall()
         if not found:
             raise PrincipalError(f"no token {token_id!r}")
-        read(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        read(con, catalog.secret(), "tokens", "id = ?", [token_id])
         con.execute("BEGIN TRANSACTION")
         con.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                     [_now(), token_id])
-        seal(con, catalog.hasher().secret, "tokens", "id = ?", [token_id])
+        seal(con, catalog.secret(), "tokens", "id = ?", [token_id])
         con.execute("COMMIT")
 
 
 def list_tokens(catalog: Catalog) -> list[tuple]:
     """(id, principal, created, expires, revoked) of every token; never the hash."""
     with catalog.connect() as con:
-        rows = read(con, catalog.hasher().secret, "tokens", order="ORDER BY created_at")
+        rows = read(con, catalog.secret(), "tokens", order="ORDER BY created_at")
     return [(r["id"], r["principal"], r["created_at"], r["expires_at"], r["revoked_at"])
             for r in rows]
 
@@ -158,7 +158,7 @@ def authenticate(catalog: Catalog, token: str | None) -> Principal:
     if not m:
         raise AuthError("OPTOUT_TOKEN is not an optout token")
     token_id, secret = m.groups()
-    key = catalog.hasher().secret
+    key = catalog.secret()
     with catalog.connect() as con:
         # both rows are checked against their seals: rows inserted into the catalog file
         # (a principal, a token made up for it) authenticate nobody

@@ -163,9 +163,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ALTER TABLE findings ADD COLUMN evidence VARCHAR;
     """,
     ),
+    (
+        10,
+        "the deployment's configuration and policy store, set by an admin, and the sealed "
+        "schema version",
+        """
+    CREATE TABLE deployment_configs (
+        digest VARCHAR NOT NULL, body VARCHAR NOT NULL, set_by VARCHAR NOT NULL,
+        set_at TIMESTAMP NOT NULL, mac VARCHAR);
+    CREATE TABLE stored_policies (
+        name VARCHAR NOT NULL, digest VARCHAR NOT NULL, body VARCHAR NOT NULL,
+        added_by VARCHAR NOT NULL, added_at TIMESTAMP NOT NULL, mac VARCHAR);
+    CREATE TABLE catalog_state (
+        id INTEGER NOT NULL, schema_version INTEGER NOT NULL, hash_scheme INTEGER NOT NULL,
+        mac VARCHAR);
+    """,
+    ),
 ]
-#: the first version with sealed rows: rows written before it are sealed at the upgrade
+#: the first version with sealed rows: a catalog older than it holding rows of sealed tables
+#: is refused (optout never seals a row it did not write)
 SEALED_SINCE = 8
+#: the first version with the sealed catalog state (schema version, identifier-key scheme)
+DERIVED_SINCE = 10
 
 LATEST = MIGRATIONS[-1][0]
 

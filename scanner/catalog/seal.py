@@ -30,6 +30,9 @@ SEALED = {
     "plans": ("content_hash",),
     "requests": ("id",),
     "request_steps": ("request_id", "step_no"),
+    "deployment_configs": ("digest",),
+    "stored_policies": ("name", "digest"),
+    "catalog_state": ("schema_version",),
 }
 
 
@@ -86,9 +89,3 @@ def read(con: duckdb.DuckDBPyConnection, secret: bytes, table: str, where: str =
 def verify_all(con: duckdb.DuckDBPyConnection, secret: bytes) -> dict[str, int]:
     """Check every sealed row of the catalog; returns rows checked per table."""
     return {table: len(read(con, secret, table)) for table in SEALED}
-
-
-def seal_unsealed(con: duckdb.DuckDBPyConnection, secret: bytes) -> int:
-    """Seal the rows an older optout wrote before rows were sealed (at the upgrade: they are
-    trusted as they stand then)."""
-    return sum(seal(con, secret, t, "mac IS NULL") for t in SEALED)

@@ -19,6 +19,16 @@ from scanner.errors import CatalogError
 SECRET_ENV = "OPTOUT_SECRET"
 SECRET_BYTES = 32
 BLOCK = 64  # SHA-256 block size, for the HMAC pads engines compute with
+#: the identifier-key scheme of catalogs made since the sealed catalog state: identifiers are
+#: keyed with a key derived from the secret (scheme 1, older catalogs: the secret itself)
+DERIVED_SCHEME = 2
+
+
+def identifier_key(secret: bytes) -> bytes:
+    """The key identifiers are hashed under: derived from the catalog secret for that purpose
+    alone, so an engine that computes identifier hashes (Spark) never holds the secret that
+    seals rows, plans and the audit log."""
+    return hmac.new(secret, b"optout identifier hash v1", hashlib.sha256).digest()
 
 
 def key_path(catalog_path: str) -> str:
@@ -59,9 +69,10 @@ def load_secret(catalog_path: str, create: bool = True) -> bytes:
 
 @dataclass(frozen=True)
 class KeyedHash:
-    """HMAC-SHA256 under the catalog secret, in Python and as pads engines can use in SQL."""
+    """HMAC-SHA256 under the identifier key, in Python and as pads engines can use in SQL."""
 
-    secret: bytes
+    secret: bytes  # the identifier key (derived from the catalog secret, or an old catalog's)
+    derived: bool = True  # False: an old catalog's identifiers are keyed with the secret itself
 
     def __call__(self, value: str) -> str:
         """The keyed hash of a (normalized) value, as hex."""

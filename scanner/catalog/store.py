@@ -13,9 +13,9 @@ from typing import Any
 
 import duckdb
 
-from scanner.catalog.migrations import LATEST, SEALED_SINCE, migrate
-from scanner.catalog.seal import SEALED, seal_unsealed
-from scanner.catalog.secret import KeyedHash, load_secret
+from scanner.catalog.migrations import DERIVED_SINCE, LATEST, SEALED_SINCE, migrate
+from scanner.catalog.seal import SEALED, read, seal
+from scanner.catalog.secret import DERIVED_SCHEME, KeyedHash, identifier_key, load_secret
 from scanner.errors import CatalogError, DatasetNotFound
 from scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
 
@@ -69,7 +69,9 @@ class DatasetRecord:
 
 
 #: tables whose rows were made under the catalog's key
-_KEYED_TABLES = ("key_sketches", "ledger_values", "principals", "audit_log", "plans")
+_KEYED_TABLES = ("key_sketches", "ledger_values", "principals", "audit_log", "plans",
+                 "catalog_state")
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 class Catalog:
@@ -78,43 +80,66 @@ class Catalog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._hasher: KeyedHash | None = None
+        self._secret: bytes | None = None
         self._migrated = False  # this process saw the schema at LATEST: no check each time
 
     def hasher(self) -> KeyedHash:
-        """The keyed hash under this catalog's secret (the key file is created on first use,
-        never again once the catalog holds anything made under it)."""
+        """The keyed hash of identifiers: HMAC under a key derived from the catalog secret for
+        that purpose alone (catalogs made before the derived key keep the secret itself; see
+        `identifier_key`). The key file is created on first use, never again once the catalog
+        holds anything made under it."""
         if self._hasher is None:
-            self._hasher = KeyedHash(load_secret(self.path, create=not self._keyed()))
+            root = self.secret()
+            derived = self._identifier_scheme() >= DERIVED_SCHEME
+            self._hasher = KeyedHash(identifier_key(root) if derived else root, derived)
         return self._hasher
+
+    def secret(self) -> bytes:
+        """The catalog secret itself: the root of every seal and MAC (rows, plans, the audit
+        log, reports). Never given to an engine; identifiers are hashed under `hasher()`."""
+        if self._secret is None:
+            self._secret = load_secret(self.path, create=not self._keyed())
+        return self._secret
+
+    def _identifier_scheme(self) -> int:
+        """How identifiers are keyed: the sealed catalog state's scheme; a catalog made before
+        it (no state row yet) keys them with the secret itself; a new catalog derives."""
+        if not os.path.exists(self.path):
+            return DERIVED_SCHEME
+        con = duckdb.connect(self.path, read_only=True, config=_NO_EXTENSIONS)
+        try:
+            rows = con.execute("SELECT hash_scheme FROM catalog_state").fetchall()
+        except duckdb.CatalogException:
+            rows = []
+        finally:
+            con.close()
+        if not rows:
+            return DERIVED_SCHEME if _empty_file(self.path) else 1
+        return rows[0][0]
 
     def _keyed(self) -> bool:
         """True when the catalog holds something made under its key (sketches, erased subjects,
         principals, the audit chain, plans): a new key would silently match none of it."""
         if not os.path.exists(self.path):
             return False
-        with self.connect(read_only=True) as con:
+        with self.connect(read_only=True, checked=False) as con:
             tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables").fetchall()}
             return any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
                        for t in _KEYED_TABLES if t in tables)
 
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits for another process's write lock to go away."""
+    def connect(self, read_only: bool = False, checked: bool = True
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits for another process's write lock to go away.
+        `checked=False`: no schema check (reading whether the catalog holds keyed rows)."""
         if read_only and not os.path.exists(self.path):
             raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
         created = not os.path.exists(self.path)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(
-                    self.path,
-                    read_only=read_only,
-                    config={
-                        "autoinstall_known_extensions": False,
-                        "autoload_known_extensions": False,
-                    },
-                )
+                con = duckdb.connect(self.path, read_only=read_only, config=_NO_EXTENSIONS)
                 break
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower() and time.monotonic() < deadline:
@@ -130,11 +155,10 @@ class Catalog:
         try:
             if created:
                 os.chmod(self.path, 0o600)
-            if not read_only and not (self._migrated and not created):
-                before = _version(con)
-                self._migrated = migrate(con) == LATEST
-                if 0 < before < SEALED_SINCE:
-                    self._seal_upgrade(con)
+            if not checked:
+                pass
+            elif not read_only and not (self._migrated and not created):
+                self._upgrade(con)
             elif _version(con) != LATEST:
                 raise CatalogError(
                     f"{self.path}: catalog schema is at version {_version(con)}, "
@@ -144,18 +168,53 @@ class Catalog:
         finally:
             con.close()
 
-    def _seal_upgrade(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Seal the rows an older optout wrote (trusted as they stand at the upgrade) and
-        the audit head, so that nothing unsealed is accepted from now on."""
-        if not any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in SEALED):
+    def _upgrade(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Check the schema against its sealed version, then migrate. An upgrade never seals
+        a row it did not write: a catalog whose schema_version disagrees with its sealed
+        state, or that looks older than seals while it holds rows of sealed tables or an
+        audit log (as an edit that dropped the seals would make it), is refused, naming the
+        table."""
+        before = _version(con)
+        state = _state(con)
+        secret = self._secret_with(con)
+        if state is not None:
+            read(con, secret, "catalog_state")  # a forged state row is named as such
+            if state[0] != before:
+                raise CatalogError(
+                    f"{self.path}: catalog_state: the schema_version table says {before} but "
+                    f"the sealed state says {state[0]}: the schema was edited outside optout "
+                    "(made to look older or newer); refused")
+        elif before >= DERIVED_SINCE:
+            raise CatalogError(f"{self.path}: catalog_state: the sealed schema version is "
+                               "missing (deleted outside optout); refused")
+        elif before > 0:
+            for table in (*SEALED, "audit_log"):
+                columns = _columns(con, table)
+                if not columns or not con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                    continue
+                if before < SEALED_SINCE or "mac" not in columns:
+                    raise CatalogError(_unsealed(self.path, table, before))
+        self._migrated = migrate(con) == LATEST
+        if before == LATEST:
             return
-        from scanner.access.audit import reseal_head  # the audit log builds on the catalog
-
-        secret = load_secret(self.path, create=False)
         con.execute("BEGIN TRANSACTION")
-        seal_unsealed(con, secret)
+        if state is None:  # written once, by the migration that made the table
+            con.execute("INSERT INTO catalog_state VALUES (1, ?, ?, NULL)",
+                        [LATEST, DERIVED_SCHEME if before == 0 else 1])
+        else:
+            con.execute("UPDATE catalog_state SET schema_version = ?", [LATEST])
+        seal(con, secret, "catalog_state")
         con.execute("COMMIT")
-        reseal_head(con, self.path, secret)
+
+    def _secret_with(self, con: duckdb.DuckDBPyConnection) -> bytes:
+        """The secret, asking the open connection whether the catalog holds keyed rows."""
+        if self._secret is None:
+            tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables").fetchall()}
+            keyed = any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                        for t in _KEYED_TABLES if t in tables)
+            self._secret = load_secret(self.path, create=not keyed)
+        return self._secret
 
     # -- writing --------------------------------------------------------------------------
 
@@ -542,6 +601,36 @@ def _version(con: duckdb.DuckDBPyConnection) -> int:
         return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     except duckdb.CatalogException:
         return 0
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
+    """(schema version, identifier scheme) of the sealed catalog state, if there is one."""
+    if not _columns(con, "catalog_state"):
+        return None
+    rows = con.execute("SELECT schema_version, hash_scheme FROM catalog_state").fetchall()
+    return rows[0] if rows else None
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns of a table of the catalog (empty when there is no such table)."""
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+        [table]).fetchall()}
+
+
+def _unsealed(path: str, table: str, version: int) -> str:
+    return (f"{path}: {table}: rows without seals in a catalog whose schema says version "
+            f"{version}: optout never seals rows it did not write (an old catalog, or one "
+            "edited to look older); refused: start a new catalog with `optout init`")
+
+
+def _empty_file(path: str) -> bool:
+    """True for a catalog file with no schema yet (created, never migrated)."""
+    con = duckdb.connect(path, read_only=True, config=_NO_EXTENSIONS)
+    try:
+        return _version(con) == 0
+    finally:
+        con.close()
 
 
 def _json(text: str | None, default: Any) -> Any:
