@@ -117,7 +117,15 @@ def dbt_command_params(origin_ref: str, dbt) -> tuple[tuple[str, object], ...]:
     if found is None or found[0].resource_type != "model" or \
             found[0].materialized not in ("table", "view"):
         return ()
+    from engine.dbt_project import ProjectError, project_files
+
     manifest = Path(origin_ref.rpartition("#")[0]).resolve()
-    return (("rebuild", "dbt"), ("dbt_project", str(manifest.parent.parent)),
+    project = manifest.parent.parent
+    try:
+        files = tuple(sorted(project_files(project, list(dbt.args)).items()))
+    except (OSError, ProjectError):
+        files = ()  # the step is unexecutable: its target says why
+    return (("rebuild", "dbt"), ("dbt_project", str(project)),
             ("dbt_model", found[0].name), ("dbt_command", tuple(dbt.command)),
-            ("dbt_args", tuple(dbt.args)))
+            ("dbt_args", tuple(dbt.args)), ("dbt_files", files),
+            ("dbt_allow_hooks", dbt.allow_hooks), ("dbt_env", tuple(dbt.env)))

@@ -7,6 +7,7 @@ import html
 
 from engine import markdown as md
 from engine.plan import DatasetNote, ErasurePlan, PlanStep
+from engine.plan_settings import settings_lines
 
 ACTION_WORDS = {
     "delete_rows": "delete rows", "retain": "retain", "recompute": "recompute",
@@ -87,6 +88,8 @@ def to_markdown(plan: ErasurePlan) -> str:
             out.append(f"- legal basis: {md.text(s.legal_basis)}")
         out += [f"- **special category** {md.text(cat)}: {md.code(c)}, {md.text(fate)}"
                 for c, cat, fate in s.special]
+    out += ["", "## Configuration in force", "",
+            *(f"- {md.text(line)}" for line in settings_lines(plan.settings))]
     if special_columns(plan):
         out += ["", "## Special categories (GDPR Art. 9)", "",
                 "| dataset | column | category | what happens |", "|---|---|---|---|"]
@@ -185,6 +188,8 @@ Catalog state <code>{e(plan.catalog_state[:16])}</code>; content hash
 <h2>Steps</h2>
 <table id="steps"><tr><th>dataset</th><th>action</th><th>rows</th><th>columns</th><th>rule</th></tr>
 {''.join(rows)}</table>
+<h2>Configuration in force</h2>
+<ul id="settings">{''.join(f"<li>{e(line)}</li>" for line in settings_lines(plan.settings))}</ul>
 <h2>Who the subjects resolved to</h2>
 <table id="resolution"><tr><th>subject</th><th>status</th><th>keys, and where they came from</th>
 </tr>{resolved}</table>

@@ -129,6 +129,8 @@ class Config(BaseModel):
     @field_validator("policies", mode="before")
     @classmethod
     def _no_store_folder(cls, value: object) -> None:
+        if value is None:
+            return None
         raise ValueError("the policy store lives in the catalog: an admin adds policies with "
                          "`optout policy add FILE`")
     datasets: dict[str, DatasetConfig] = Field(default_factory=dict)

@@ -27,6 +27,7 @@ from scanner.access import Principal
 from scanner.access.principals import init_catalog
 from scanner.catalog import Catalog
 from scanner.config import load_config
+from scanner.deployment import set_deployment_config
 from scanner.scan import scan
 from scanner.sources import open_source
 
@@ -44,7 +45,7 @@ class World:
         self.root = root
         self.data = root / "company"
         self.pg = pg_uri
-        self.config = load_config(str(root / "optout.yaml"))
+        self.config = load_config(str(root / "deployment.yaml"))
         self.catalog = Catalog(str(root / "catalog.duckdb"))
         self.subject = pq.read_table(self.data / "crm" / "customers.parquet").to_pylist()[
             SUBJECT_INDEX]
@@ -59,10 +60,12 @@ class World:
         `pg_uri`, and scan both into a catalog of their own."""
         shutil.copytree(company_dir / "company", root / "company")
         load_postgres(pg_uri)
-        (root / "optout.yaml").write_text(CONFIG)
-        report = scan([str(root / "company"), pg_uri], Catalog(str(root / "catalog.duckdb")),
-                      classifier=classifier)
+        (root / "deployment.yaml").write_text(CONFIG)
+        catalog = Catalog(str(root / "catalog.duckdb"))
+        report = scan([str(root / "company"), pg_uri], catalog, classifier=classifier)
         assert not report.failed, [r.error for r in report.results if r.error]
+        # the deployment's configuration, as an admin sets it (`optout config set`)
+        set_deployment_config(catalog, str(root / "deployment.yaml"), "admin")
         return cls(root, pg_uri)
 
     def rescan_lineage(self) -> list[str]:

@@ -18,6 +18,7 @@ from engine.cli import cli
 from engine.erasure_report import build_report
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
+from engine.policy_store import add_policy
 from engine.subjects import parse_subject
 from scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
 from scanner.access.principals import ROLES, add_principal, create_token, init_catalog
@@ -75,6 +76,8 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "eventType": "COMPLETE", "run": {"runId": "0193f1c4-5a4e-7b1a-9c1e-3f0d2b9a7c11"},
         "job": {"namespace": "airflow", "name": "nightly"}, "inputs": [], "outputs": []}))
     token_id = create_token(catalog, "viewer")[0]
+    deployment = root / "deployment.yaml"
+    deployment.write_text("scan: {sample_rows: 1000}\n")
     return {
         "scan": ["scan", "-q", str(world["data"])],
         "catalog list": ["catalog", "list"], "catalog show": ["catalog", "show", "people"],
@@ -106,6 +109,11 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         # would stay pending).
         "request submit": ["request", "submit", "--namespace", world["ns"], "--identifier",
                            f"email={SUBJECT}", "--policy", "no-such-policy"],
+        "config set": ["config", "set", str(deployment)],
+        "config show": ["config", "show"],
+        "policy add": ["policy", "add", str(POLICY)],
+        "policy list": ["policy", "list"],
+        "policy show": ["policy", "show", "gdpr-erasure"],
     }
 
 

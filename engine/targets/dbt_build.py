@@ -7,7 +7,9 @@ reading it back. dbt's own tests of the model run with it (`build` = run + test)
 the atomic unit: the sources are committed before dbt runs, so a failing dbt leaves the
 request blocked at this step (`optout resume` runs it again), never silently partial. The
 command is the one the plan carries (approved with it); the model and project come from the
-catalog's lineage, not from the caller.
+catalog's lineage, not from the caller; the project's files are bound to the plan and checked
+again right before the build, hooks are refused unless the deployment allows them, and dbt
+runs with a minimal environment (engine/dbt_project.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from engine.dbt_project import ProjectError, changed_files, dbt_env, hooks, project_files
 from engine.plan import PlanStep
 from engine.targets.base import ApplyError, Staged, Target
 from scanner.catalog.secret import KeyedHash
@@ -38,6 +41,9 @@ class DbtBuildTarget(Target):
         self.model = str(step.param("dbt_model", ""))
         self.command = [str(a) for a in step.param("dbt_command", ())]
         self.args = [str(a) for a in step.param("dbt_args", ())]
+        self.files = {str(p): str(d) for p, d in step.param("dbt_files", ())}
+        self.allow_hooks = bool(step.param("dbt_allow_hooks", False))
+        self.env = [str(n) for n in step.param("dbt_env", ())]
 
     @property
     def deletes(self) -> bool:
@@ -55,6 +61,26 @@ class DbtBuildTarget(Target):
             return f"{self.project} is no longer a dbt project"
         if not self.model:
             return "the plan names no dbt model to build"
+        return self.project_problem()
+
+    def project_problem(self) -> str | None:
+        """Why the project must not be built now: it changed since the plan recorded it
+        (naming the files), or it runs hooks the deployment does not allow."""
+        try:
+            now = project_files(self.project, self.args)
+            found = hooks(self.project)
+        except (OSError, ProjectError) as exc:
+            return f"the dbt project cannot be read whole ({one_line(exc)})"
+        if not self.files:
+            return "the plan records no content of the dbt project: plan again"
+        changed = changed_files(self.files, now)
+        if changed:
+            return (f"the dbt project changed since the plan was made and approved "
+                    f"({', '.join(changed[:5])}{', …' if len(changed) > 5 else ''}): refused; "
+                    "plan again")
+        if found and not self.allow_hooks:
+            return (f"the dbt project runs hooks of its own ({'; '.join(found[:3])}): refused "
+                    "unless the deployment's configuration allows them (dbt.allow_hooks)")
         return None
 
     def prepare(self) -> Staged:
@@ -67,9 +93,12 @@ class DbtBuildTarget(Target):
         """Nothing staged: dbt builds at commit."""
 
     def commit(self, staged: Staged) -> None:
+        why = self.project_problem()  # again right before the build: nothing changed since
+        if why:
+            raise ApplyError(f"{self.step.dataset}: {why}")
         try:
             done = subprocess.run(self.argv(), cwd=self.project, capture_output=True, text=True,
-                                  timeout=TIMEOUT)
+                                  timeout=TIMEOUT, env=dbt_env(self.env))
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ApplyError(f"{self.step.dataset}: dbt build --select {self.model} did not "
                              f"run ({one_line(exc)})") from exc
