@@ -18,7 +18,6 @@ from engine.cli import cli
 from engine.erasure_report import build_report
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
-from engine.policy_store import add_policy
 from engine.subjects import parse_subject
 from scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
 from scanner.access.principals import ROLES, add_principal, create_token, init_catalog

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from staff import Staff, error_line
 
 from engine.plan import load_plan
 from engine.policy import load_policy
 from engine.policy_store import SHIPPED
 from scanner.access.principals import _scrypt
-from staff import Staff, error_line
 
 LOOT = "loot.txt"
 #: the requester's own policy: the deployment's name, no approval, no retention rule
