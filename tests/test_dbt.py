@@ -6,6 +6,7 @@ equal to what `dbt build` makes of the cleaned seeds, and the project's own test
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from engine.apply import ApplyOptions, apply_plan
 from engine.journal import Journal
+from engine.plan import load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
@@ -251,3 +253,65 @@ def test_a_failing_dbt_build_blocks_the_request_by_name(
     with pytest.raises(ApplyError, match="dbt build --select customers failed"):
         apply_plan(catalog, plan, ApplyOptions(config=config))
     assert Journal(catalog).request(plan.request_id)["status"] == "blocked"
+
+
+def test_attack3_a_dbt_project_edited_after_approval_runs_nothing(
+        tmp_path: Path, classifier: Classifier) -> None:
+    """Issue 26, attack 3: someone who can write the dbt folder (no optout role) adds an
+    `on-run-start` hook after the plan was approved; the hook would read the catalog's key
+    file and the operator's environment. Apply refuses the build by the file's name and
+    changes nothing. Control: the project as approved is built, with a minimal environment
+    (the admin's wrapper command records what dbt was given: no OPTOUT_TOKEN)."""
+    from staff import Staff, error_line
+
+    root = build(tmp_path / "shop")
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(root)], catalog, classifier=classifier)
+    staff = Staff(catalog)
+    seen = tmp_path / "dbt-env.txt"
+    wrapper = ["/bin/sh", "-c", f'env > {seen}; exec {DBT} "$@"', "dbt"]
+    (tmp_path / "deployment.yaml").write_text(
+        f"dbt:\n  rebuild: command\n  command: {json.dumps(wrapper)}\n")
+    assert staff.cli("admin", "config", "set", str(tmp_path / "deployment.yaml")).returncode == 0
+    subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))
+    plan_file = tmp_path / "plan.json"
+    done = staff.cli("requester", "plan", "--subject", f"email={subject['email']}", "--policy",
+                     "gdpr-erasure", "-o", str(plan_file))
+    assert done.returncode == 4, done.stderr  # raw_payments named for review
+    assert staff.cli("approver", "approve", str(plan_file)).returncode == 0
+    before = {name: table(root / "shop.duckdb", name) for name in MODELS}
+
+    project = root / "dbt_project.yml"
+    approved = project.read_text()
+    loot = tmp_path / "loot.csv"
+    project.write_text(approved + "on-run-start:\n  - \"COPY (SELECT * FROM read_text('"
+                       f"{catalog.path}.key')) TO '{loot}'\"\n")
+    done = staff.cli("operator", "apply", str(plan_file), "--yes",
+                     env={"SHOP_DUCKDB": str(root / "shop.duckdb")})
+    assert done.returncode == 1
+    assert error_line(done) == (
+        "Error: nothing was changed: customers: the dbt project changed since the plan was "
+        "made and approved (dbt_project.yml): refused; plan again")
+    assert not loot.exists() and not seen.exists()
+    assert {name: table(root / "shop.duckdb", name) for name in MODELS} == before
+    assert [r["id"] for r in seed_rows(root, "raw_customers")].count(str(SUBJECT_ID)) == 1
+
+    # a plan made with the hook in place does not run dbt: hooks need the admin's consent,
+    # so the mart's rows are deleted in place instead of rebuilt
+    done = staff.cli("requester", "plan", "--subject", f"email={subject['email']}", "--policy",
+                     "gdpr-erasure", "-o", str(tmp_path / "hooked.json"))
+    assert done.returncode == 4, done.stderr
+    [mart] = [s for s in load_plan(tmp_path / "hooked.json").steps
+              if (s.dataset, s.format) == ("customers", "duckdb")]
+    assert mart.action == "delete_rows" and mart.param("rebuild") is None
+    assert "runs hooks of its own (dbt_project.yml: on-run-start)" in mart.rule
+
+    # control: the project as approved builds, and dbt never saw optout's token
+    project.write_text(approved)
+    done = staff.cli("operator", "apply", str(plan_file), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "complete_with_review" in done.stdout
+    assert not loot.exists()
+    given = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert "PATH" in given and not [k for k in given if k.startswith("OPTOUT_")]
+    assert [r["id"] for r in seed_rows(root, "raw_customers")].count(str(SUBJECT_ID)) == 0
