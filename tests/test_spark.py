@@ -20,6 +20,7 @@ from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
 from engine.approvals import approve
 from engine.erasure_report import build_report
 from engine.journal import Journal
+from engine.plan import load_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
@@ -27,6 +28,7 @@ from scanner.access import Principal
 from scanner.access.principals import init_catalog
 from scanner.catalog import Catalog
 from scanner.config import Config
+from scanner.deployment import set_deployment_config
 from scanner.scan import ScanOptions, scan
 from scanner.sources import open_source
 from scanner.sources.spark import SparkFileSource, SparkJdbcSource
@@ -38,6 +40,9 @@ POLICY = str(ROOT / "policies" / "gdpr-erasure.yaml")
 QUICK_JVM = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
 SPARK = Config(engine="spark", spark={"conf": QUICK_JVM})
 DUCK = Config()
+#: the deployment's configuration of the tests that run the command line: plans made on
+#: duckdb under it apply on spark
+DEPLOYED = Config(spark={"conf": QUICK_JVM})
 #: the customers (rows of crm/customers.parquet) erased in these tests
 SUBJECTS = (3, 6, 9)
 SECRET = "ab" * 32  # both engines' catalogs hash alike, so hashed columns compare too
@@ -284,16 +289,18 @@ class Killed:
         self.point = point
         self.copy = copy = Copy(root, company_dir, classifier)
         self.before_files, self.before_rows = copy.files(), copy.rows()
-        self.plan = copy.plan(DUCK, f"kill-{point}")  # applied on Spark: plans are portable
+        # applied on Spark: plans are portable
+        self.plan = copy.plan(DEPLOYED, f"kill-{point}")
         path = root / "plan.json"
         path.write_text(self.plan.to_json())
         token = init_catalog(copy.catalog)
         approve(copy.catalog, self.plan, Principal("approver", frozenset({"approver"})))
-        config = root / "optout.yaml"
+        config = root / "deployment.yaml"
         config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
+        set_deployment_config(copy.catalog, str(config), "admin")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path, "--config",
-             str(config), "apply", str(path), "--yes", "--engine", "spark"],
+            [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path,
+             "apply", str(path), "--yes", "--engine", "spark"],
             env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
 
@@ -399,3 +406,44 @@ def test_spark_normalizes_as_python_does(kind: str) -> None:
         [(i, v) for i, v in enumerate(TRICKY)], "i long, v string")
     got = [r[0] for r in frame.orderBy("i").select(normalized(kind, F.col("v"))).collect()]
     assert got == [normalize(kind, v) for v in TRICKY]
+
+
+def test_attack4_no_key_material_in_sparks_event_log(tmp_path: Path, company_dir: Path,
+                                                     classifier) -> None:
+    """Issue 26, attack 4: the admin's Spark settings turn the event log on (any Spark conf is
+    the deployment's to set); a requester plans on spark. The event log holds the hashing
+    query, but neither the catalog secret nor the identifier key derived from it, nor their
+    HMAC pads, in any form a plan prints bytes in. Control: the plan on spark finds the
+    subjects' rows as the duckdb plan does."""
+    import base64
+
+    from staff import Staff
+
+    from scanner.catalog.secret import KeyedHash, identifier_key
+
+    copy = Copy(tmp_path / "copy", company_dir, classifier)
+    staff = Staff(copy.catalog)
+    events = tmp_path / "events"
+    events.mkdir()
+    conf = {**QUICK_JVM, "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": f"file://{events}", "spark.eventLog.compress": "false"}
+    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump({"spark": {"conf": conf}}))
+    assert staff.cli("admin", "config", "set", str(tmp_path / "deployment.yaml")).returncode == 0
+    subjects = [a for e in copy.emails for a in ("--subject", f"email={e}")]
+    done = staff.cli("requester", "plan", *subjects, "--policy", "gdpr-erasure", "--engine",
+                     "spark", "-o", str(tmp_path / "spark.json"))
+    assert done.returncode in (0, 4), done.stderr
+    log = b"".join(p.read_bytes() for p in events.rglob("*") if p.is_file())
+    assert b"optout_ipad" in log and b"sha2" in log.lower()  # the hashing query was logged
+    secret = bytes.fromhex(SECRET)
+    derived = identifier_key(secret)
+    for material in (secret, *KeyedHash(secret).pads, derived, *KeyedHash(derived).pads):
+        for form in (material.hex().encode(), material.hex().upper().encode(),
+                     base64.b64encode(material)[:24], material[:24]):
+            assert form not in log
+    done = staff.cli("requester", "plan", *subjects, "--policy", "gdpr-erasure", "--engine",
+                     "duckdb", "-o", str(tmp_path / "duckdb.json"))
+    on_spark, on_duckdb = load_plan(tmp_path / "spark.json"), load_plan(tmp_path / "duckdb.json")
+    assert {(s.dataset, s.action, s.rows) for s in on_spark.steps} == {
+        (s.dataset, s.action, s.rows) for s in on_duckdb.steps}
+    assert sum(s.rows or 0 for s in on_spark.steps if s.dataset == "customers") == 3

@@ -88,8 +88,7 @@ class SparkParquetTarget(ParquetTarget):
         if not paths or (not query.keys and not query.texts):
             return {}
         df = self._read(paths)
-        found = (df.select("*", _file_column()).where(self.matcher.condition(query,
-                                                                            set(df.columns)))
+        found = (self.matcher.where(df.select("*", _file_column()), query, set(df.columns))
                  .groupBy(FILE).count().collect())
         return {self._local(uri, paths): int(n) for uri, n in found}
 
@@ -112,9 +111,9 @@ class SparkParquetTarget(ParquetTarget):
                 return {}
             numbers = sorted({r for rows in wanted.values() for r in rows})
             df = self._read(list(wanted))
-            found = (df.select("*", _file_column(), _row_column())
-                     .where(_col(ROW).isin(numbers))
-                     .where(self.matcher.condition(query, set(df.columns)))
+            found = (self.matcher.where(df.select("*", _file_column(), _row_column())
+                                        .where(_col(ROW).isin(numbers)), query,
+                                        set(df.columns))
                      .select(FILE, ROW).collect())
             seen: dict[str, set[int]] = {}
             for uri, row in found:

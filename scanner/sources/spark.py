@@ -189,10 +189,10 @@ class SparkFileSource(SparkSource):
         con = keeper.con
         if append and not query.keys and not query.texts:
             return True
-        rows = (df.select(*(column_of(c, set(df.columns)).alias(c) for c in columns),
-                          F.col("_metadata.file_path").alias(FILE),
-                          F.col("_metadata.row_index").alias(ROW))
-                .where(self.matcher(hasher).condition(query, set(df.columns)))
+        rows = (self.matcher(hasher).where(
+            df.select(*(column_of(c, set(df.columns)).alias(c) for c in columns),
+                      F.col("_metadata.file_path").alias(FILE),
+                      F.col("_metadata.row_index").alias(ROW)), query, set(df.columns))
                 .limit(MAX_KEPT + 1).toArrow())
         con.register("optout_fetched", rows)
         try:

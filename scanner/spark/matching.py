@@ -1,13 +1,15 @@
 """Matching a subject's rows in Spark SQL, by keyed hash, for all subjects of a request at once.
 
 HMAC-SHA256 is not a Spark built-in: it is built from `sha2` over the key-padded value, as the
-PostgreSQL matcher builds it, with the pads as binary literals of the query (as PostgreSQL
-receives them in its SQL): anyone who can read the Spark application's query plans (its UI,
-its event log; off by default here) can read the pads, as a PostgreSQL statement log would.
-No local data is shipped to Spark (no Python worker, no temporary file of the pads). Only
-keyed hashes enter Spark: the request's plain values, which the DuckDB matcher compares while
-planning, are never given to Spark (its shuffles and spills go to local disks). No Python
-function runs per row: everything is Spark's own expressions.
+PostgreSQL matcher builds it. The key is the identifier key (derived from the catalog secret
+for that purpose: Spark never holds the secret that seals rows, plans and the audit log), and
+its pads reach Spark as a one-row table made from Arrow data and broadcast into the query
+(`keyed`), never as literals: Spark's query plans, its UI and its event log name the pads'
+columns, not their bytes (tests/test_spark.py reads an event log to check). A catalog made
+before the derived key keys identifiers with the secret itself: the Spark engine refuses it.
+Only keyed hashes enter Spark: the request's plain values, which the DuckDB matcher compares
+while planning, are never given to Spark (its shuffles and spills go to local disks). No
+Python function runs per row: everything is Spark's own expressions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from scanner.catalog.secret import KeyedHash
+from scanner.errors import ScannerError
 from scanner.identifiers import KINDS, SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, WHITESPACE
 from scanner.matching import (
     MAX_GROUPS,
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 #: the file and row number of a row of a file source (Spark's hidden metadata column)
 FILE, ROW = "optout_file", "optout_row"
+#: the columns the HMAC pads are joined in as
+IPAD, OPAD = "optout_ipad", "optout_opad"
 
 
 def normalized(kind: str, column: Column) -> Column:
@@ -80,14 +85,38 @@ class SparkMatcher:
     """Runs a `MatchQuery` over a Spark DataFrame."""
 
     def __init__(self, spark: SparkSession, hasher: KeyedHash) -> None:
+        if not hasher.derived:
+            raise ScannerError("this catalog keys identifiers with its secret itself (it was "
+                               "made before the derived identifier key): the spark engine "
+                               "would hand Spark that secret; use the duckdb engine, or a "
+                               "catalog made by this optout")
         self.spark = spark
-        self._pads = hasher.pads
+        self._key = hasher.pads
+        self._pads: DataFrame | None = None
 
-    def hmac(self, value: Column) -> Column:
-        """HMAC-SHA256 (hex) of a text column."""
+    def keyed(self, df: DataFrame) -> DataFrame:
+        """`df` with the pads as two more columns (a broadcast one-row table, no literals)."""
         from pyspark.sql import functions as F
 
-        inner, outer = (F.lit(bytearray(p)) for p in self._pads)
+        if self._pads is None:
+            import pyarrow as pa
+
+            inner, outer = self._key
+            self._pads = self.spark.createDataFrame(pa.table({
+                IPAD: pa.array([inner], pa.binary()), OPAD: pa.array([outer], pa.binary())}))
+        return df.crossJoin(F.broadcast(self._pads))
+
+    def where(self, df: DataFrame, query: MatchQuery, top_level: set[str] | None = None
+              ) -> DataFrame:
+        """The rows of `df` that `query` matches (with `df`'s columns only)."""
+        top = set(df.columns) if top_level is None else top_level
+        return self.keyed(df).where(self.condition(query, top)).drop(IPAD, OPAD)
+
+    def hmac(self, value: Column) -> Column:
+        """HMAC-SHA256 (hex) of a text column, on a frame `keyed` gave the pads to."""
+        from pyspark.sql import functions as F
+
+        inner, outer = F.col(IPAD), F.col(OPAD)
         return F.sha2(F.concat(outer, F.unhex(F.sha2(F.concat(inner, F.encode(value, "UTF-8")),
                                                        256))), 256)
 
@@ -116,7 +145,7 @@ class SparkMatcher:
         if not query.keys and not query.texts:
             return MatchResult()
         top = set(df.columns)
-        rows = df.where(self.condition(query, top))
+        rows = self.keyed(df).where(self.condition(query, top))
         selects = [self.hmac(normalized(kind, column_of(c, top))) for c, kind in query.collect]
         selects += [normalized("name", F.concat_ws(" ", *(column_of(c, top) for c in group)))
                     for group in query.names]
@@ -134,10 +163,9 @@ class SparkMatcher:
         if not query.keys and not query.texts:
             return {}
         top = set(df.columns)
-        located = (df.select("*", F.col("_metadata.file_path").alias(FILE),
-                             F.col("_metadata.row_index").alias(ROW))
-                   .where(self.condition(query, top)).select(FILE, ROW)
-                   .limit(limit + 1).collect())
+        located = (self.where(df.select("*", F.col("_metadata.file_path").alias(FILE),
+                                        F.col("_metadata.row_index").alias(ROW)), query, top)
+                   .select(FILE, ROW).limit(limit + 1).collect())
         if len(located) > limit:
             return None
         out: dict[str, list[int]] = defaultdict(list)
