@@ -227,7 +227,7 @@ def cli(ctx: click.Context, catalog: str, config: str | None, debug: bool) -> No
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
               help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
                    "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
@@ -363,7 +363,7 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
               help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
 @click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
               help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
                    "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
@@ -523,7 +523,7 @@ def lineage_show(obj: Context, dataset: str) -> None:
               help="Seconds to wait for datasets another request holds.")
 @click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
               help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
                    "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit
@@ -612,7 +612,7 @@ def approve_cmd(obj: Context, plan_file: str) -> None:
 @click.option("--lease-wait", type=float, default=30.0, show_default=True)
 @click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
               help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in optout.yaml; default local[2]). Default: engine: in "
+                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
                    "optout.yaml, else duckdb.")
 @click.pass_obj
 @errors_to_exit

@@ -430,7 +430,7 @@ def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
     candidates = [x for x in graph.links if x.status == "candidate" and r.id in (x.a[0], x.b[0])]
     for x in candidates[:2]:
         text += (f"; candidate link {graph.name(x.a)} ⊆ {graph.name(x.b)} ({x.evidence}): "
-                 "accept it in optout.yaml under identity.links")
+                 "an admin accepts it in the deployment's configuration under identity.links")
     vetoed = [c for c in graph.vetoed if c[0] == r.id]
     if vetoed and not candidates:
         text += "; not match keys: " + ", ".join(

@@ -141,7 +141,7 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
         console.print(vetoed)
     console.print("Roles: own (the table's key), attribute (its row's email, phone, ...), owner "
                   "(whose row it is), agent (another person named in the row: never learned).")
-    console.print("Accept a candidate or add a link in optout.yaml under identity.links; "
+    console.print("Accept a candidate or add a link in the deployment's configuration (identity.links, `optout config set`); "
                   "reject one under identity.reject.")
 
 

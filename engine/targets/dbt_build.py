@@ -1,4 +1,5 @@
-"""A dbt model rebuilt by dbt itself (opt-in: `dbt: {rebuild: command}` in optout.yaml).
+"""A dbt model rebuilt by dbt itself (opt-in: `dbt: {rebuild: command}` in the deployment's
+configuration).
 
 Instead of running the model's compiled SQL in the rebuild sandbox, apply runs
 `dbt build --select MODEL` with the user's own profile once the model's sources are committed
