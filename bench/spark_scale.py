@@ -116,18 +116,19 @@ def run(engine: str, source: Path, rows: int, subjects: int, work: Path,
     data = folder / "events"
     shutil.copytree(source, data, ignore=shutil.ignore_patterns(".done"))
     (folder / "policies").symlink_to(ROOT / "policies")
-    (folder / "optout.yaml").write_text(
+    (folder / "deployment.yaml").write_text(
         f"engine: {engine}\nspark:\n  master: local[2]\n  conf:\n"
         f"    spark.driver.memory: {driver_memory}\n")
     catalog = folder / "catalog.duckdb"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-m", "engine.cli", "--catalog", str(catalog), "--config",
-           str(folder / "optout.yaml")]
+    cli = [sys.executable, "-m", "engine.cli", "--catalog", str(catalog)]
     tokens = {}
     init = subprocess.run([*cli, "init", "-q"], cwd=folder, env=env, capture_output=True,
                           text=True, check=True)
     tokens["admin"] = init.stdout.strip()
     admin = {**env, "OPTOUT_TOKEN": tokens["admin"]}
+    subprocess.run([*cli, "config", "set", str(folder / "deployment.yaml")], cwd=folder,
+                   env=admin, check=True, capture_output=True)
     for role in ("requester", "approver", "operator"):
         subprocess.run([*cli, "user", "add", role, "--role", role], cwd=folder, env=admin,
                        check=True, capture_output=True)

@@ -18,6 +18,7 @@ from engine.cli import cli
 from engine.erasure_report import build_report
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
+from engine.policy_store import add_policy
 from engine.subjects import parse_subject
 from scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
 from scanner.access.principals import ROLES, add_principal, create_token, init_catalog
@@ -210,6 +211,7 @@ def test_a_policy_can_require_two_approvals(tmp_path: Path, classifier) -> None:
 
     scan([str(data)], catalog, classifier=classifier,
          caller=Principal("s", frozenset({"scanner"})))
+    add_policy(catalog, str(policy), "admin")  # the deployment's policy, as an admin stores it
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
                                            load_policy(policy), str(policy)),
                       caller=Principal("r", frozenset({"requester"})))
@@ -440,38 +442,44 @@ def test_resealed_plan_files_are_refused(world: dict, tmp_path: Path) -> None:
 
 def test_policies_come_from_the_policy_store(world: dict, tmp_path: Path) -> None:
     """Issue 11, attack 1 without editing anything: a requester plans under a YAML of their
-    own (`approvals: 0`, no retention). Refused: only the store's policies (by name or path),
-    unless an admin says otherwise; and a plan whose policy changed since is not applied."""
+    own (`approvals: 0`, no retention). Refused: only the store's policies (by name, or a file
+    whose content is a stored policy's), and an admin stores a policy before anyone plans under
+    it; a plan whose stored policy changed since is not applied."""
     catalog = world["catalog"]
     own = tmp_path / "mine.yaml"
-    own.write_text(POLICY.read_text() + "\napprovals: 0\n")
+    own.write_text(POLICY.read_text().replace("name: gdpr-erasure", "name: mine")
+                   + "\napprovals: 0\n")
     requester = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["requester"]})
     args = ["--catalog", catalog.path, "plan", "--subject", f"email={SUBJECT}", "-o"]
     result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", str(own)])
-    assert result.exit_code == 1 and "outside the policy store" in result.output
+    assert result.exit_code == 1 and "not a policy of this deployment" in result.output
     assert not (tmp_path / "p.json").exists()
     result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", "nope"])
-    assert result.exit_code == 1 and "no such policy" in result.output
+    assert result.exit_code == 1 and "not in this deployment's policy store" in result.output
     result = requester.invoke(cli, [*args, str(tmp_path / "p.json"), "--policy", "gdpr-erasure"])
     assert result.exit_code == 0, result.output
     admin = CliRunner(env={"OPTOUT_TOKEN": world["tokens"]["admin"]})
     result = admin.invoke(cli, [*args, str(tmp_path / "a.json"), "--policy", str(own)])
+    assert result.exit_code == 1 and "not a policy of this deployment" in result.output
+    result = admin.invoke(cli, ["--catalog", catalog.path, "policy", "add", str(own)])
+    assert result.exit_code == 0, result.output
+    result = requester.invoke(cli, [*args, str(tmp_path / "a.json"), "--policy", "mine"])
     assert result.exit_code == 0, result.output
 
-    # The policy file changes after the plan was made under it: apply refuses.
-    store = tmp_path / "store"
-    store.mkdir()
-    (store / "erase.yaml").write_text(POLICY.read_text())
+    # The stored policy changes after the plan was made under it: apply refuses.
+    erase = tmp_path / "erase.yaml"
+    erase.write_text(POLICY.read_text().replace("name: gdpr-erasure", "name: erase-test"))
+    add_policy(catalog, str(erase), "admin")
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
-                                           load_policy(store / "erase.yaml"),
-                                           str(store / "erase.yaml")),
+                                           load_policy(erase), str(erase)),
                       caller=Principal("requester", frozenset({"requester"})))
     approve(catalog, plan, Principal("approver", frozenset({"approver"})))
-    (store / "erase.yaml").write_text(POLICY.read_text() + "\napprovals: 0\n")
+    erase.write_text(erase.read_text() + "\napprovals: 0\n")
+    add_policy(catalog, str(erase), "admin")
     from engine.apply import StalePlan
 
     before = (world["data"] / "people.csv").read_text()
-    with pytest.raises(StalePlan, match="changed since the plan was made"):
+    with pytest.raises(StalePlan, match="changed in the policy store since the plan was made"):
         apply_plan(catalog, plan, ApplyOptions(caller=world["boss"]))
     assert (world["data"] / "people.csv").read_text() == before
 

@@ -103,7 +103,29 @@ def test_list_without_catalog(tmp_path: Path) -> None:
         ("spark:\n  masterr: local[2]\n", "spark.masterr"),
     ],
 )
-def test_bad_config_is_a_hard_error(
+def test_bad_config_is_a_hard_error(run, tmp_path: Path, text: str, message: str) -> None:
+    """The deployment's configuration, as an admin sets it: validated, named by key."""
+    config = tmp_path / "deployment.yaml"
+    config.write_text(text)
+    result = run("config", "set", str(config))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {config}")
+    assert message in result.output
+    assert "(none set: defaults)" in run("config", "show").output  # nothing was stored
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("identity:\n  max_keys: 3\n", "line 1: identity: only the deployment's configuration"),
+        ("scan:\n  sample_rowz: 10\n", "line 2: scan.sample_rowz: only the deployment's"),
+        ("scan:\n  recognizers: [x.yaml]\n", "line 2: scan.recognizers: only the deployment"),
+        ("scan:\n  sample_rows: -1\n", "scan.sample_rows: Input should be greater than or "
+                                         "equal to 1"),
+        ("scan: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_a_local_config_may_set_only_the_scan_sample(
     run, tmp_path: Path, small_source: Path, text: str, message: str
 ) -> None:
     config = tmp_path / "optout.yaml"
@@ -112,6 +134,8 @@ def test_bad_config_is_a_hard_error(
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {config}")
     assert message in result.output
+    config.write_text("scan:\n  sample_rows: 20\n  seed: 7\n")  # control
+    assert run("scan", str(small_source), config=str(config)).exit_code == 0
 
 
 def test_user_recognizers_from_presidio_yaml(run, tmp_path: Path) -> None:
@@ -129,7 +153,8 @@ def test_user_recognizers_from_presidio_yaml(run, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "m.csv").write_text("c\n" + "".join(f"MBR-{100000 + i}\n" for i in range(30)))
-    result = run("scan", str(data), config=str(tmp_path / "optout.yaml"))
+    assert run("config", "set", str(tmp_path / "optout.yaml")).exit_code == 0
+    result = run("scan", str(data))
     assert result.exit_code == 0, result.output
     assert "c (MEMBERSHIP_NO)" in result.output
 
