@@ -31,17 +31,16 @@ def world(tmp_path: Path, classifier) -> dict:
     data.mkdir()
     people = data / "people.csv"
     people.write_text("id,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(30)))
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "gdpr-erasure.yaml").write_text(POLICY.read_text())
-    (policies / "brief.yaml").write_text(POLICY.read_text() + "\napproval_ttl: 0.02m\n")
-    (tmp_path / "optout.yaml").write_text(f"policies: {policies}\n")
+    brief = tmp_path / "brief.yaml"
+    brief.write_text(POLICY.read_text().replace("name: gdpr-erasure", "name: brief")
+                     + "\napproval_ttl: 0.02m\n")
     catalog = Catalog(str(tmp_path / "c.duckdb"))
     tokens = {"admin": init_catalog(catalog)}
     for role in ROLES[:-1]:
         add_principal(catalog, role, [role], "admin")
         tokens[role] = create_token(catalog, role)[1]
     world = {"root": tmp_path, "people": people, "catalog": catalog, "tokens": tokens}
+    assert run(world, "admin", "policy", "add", str(brief)).exit_code == 0
     assert run(world, "scanner", "scan", "-q", str(data)).exit_code == 0
     return world
 
@@ -49,8 +48,7 @@ def world(tmp_path: Path, classifier) -> dict:
 def run(world: dict, role: str, *argv: str, token: str | None = None):
     """One CLI call as a role (or with a token of the caller's choosing)."""
     runner = CliRunner(env={"OPTOUT_TOKEN": token or world["tokens"][role]})
-    return runner.invoke(cli, ["--catalog", world["catalog"].path, "--config",
-                               str(world["root"] / "optout.yaml"), *argv])
+    return runner.invoke(cli, ["--catalog", world["catalog"].path, *argv])
 
 
 def one_error(result, text: str) -> None:

@@ -25,6 +25,7 @@ from test_apply import assert_erased
 
 from engine.erasure_report import build_report
 from engine.journal import Journal
+from engine.policy_store import add_policy
 from engine.worker.messages import DEAD, REQUESTS, STATUS
 from scanner.access import Principal
 from scanner.access.principals import add_principal, create_token, init_catalog
@@ -94,13 +95,12 @@ class Setup:
         add_principal(catalog, "worker", ["requester", "operator", "scanner"], "admin")
         self.token = create_token(catalog, "worker")[1]
         self.admin = admin
-        policies = root / "policies"
-        policies.mkdir()
-        text = (ROOT / "policies" / "gdpr-erasure.yaml").read_text()
-        (policies / "gdpr-erasure.yaml").write_text(text)
-        (policies / "auto-erasure.yaml").write_text(
+        text = (ROOT / "policies" / "gdpr-erasure.yaml").read_text().replace(
+            "name: gdpr-erasure", "name: auto-erasure")
+        (root / "auto-erasure.yaml").write_text(
             text.replace("approvals: 1", "approvals: 0") if "approvals: 1" in text
             else text + "\napprovals: 0\n")
+        add_policy(catalog, str(root / "auto-erasure.yaml"), "admin")  # the policy store
         self.index = root / "search"
         self.index.mkdir()
         schema = tantivy.SchemaBuilder()
@@ -146,9 +146,9 @@ class Setup:
                timeout: float = 240) -> subprocess.CompletedProcess:
         root = self.world.root
         return subprocess.run(
-            [*OPTOUT, "--catalog", self.world.catalog.path, "--config", str(root / "optout.yaml"),
+            [*OPTOUT, "--catalog", self.world.catalog.path,
              "worker", "--namespace", self.ns, "--targets", str(root / "targets.yaml"),
-             "--policies-dir", str(root / "policies"), "--plans-dir", str(root), *extra],
+             "--plans-dir", str(root), *extra],
             env=env or self.env(), capture_output=True, text=True, cwd=root, timeout=timeout)
 
     def read(self, kind: str) -> list[dict]:
@@ -264,9 +264,9 @@ def test_a_new_copy_of_an_erased_subject_is_found_and_erased_within_seconds(
     backup = pq.read_table(world.data / "crm" / "customers.parquet")  # before the erasure
     setup.submit("req-rt", world.subject)
     worker = subprocess.Popen(
-        [*OPTOUT, "--catalog", world.catalog.path, "--config", str(world.root / "optout.yaml"),
+        [*OPTOUT, "--catalog", world.catalog.path,
          "worker", "--namespace", setup.ns, "--targets", str(world.root / "targets.yaml"),
-         "--policies-dir", str(world.root / "policies"), "--reapply-policy", "auto-erasure",
+         "--reapply-policy", "auto-erasure",
          "--seconds", "120"], env=setup.env(), cwd=world.root, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:

@@ -17,6 +17,7 @@ from stream_read import stream_messages
 
 from engine.cascade.spec import load_targets
 from engine.journal import Journal
+from engine.policy_store import add_policy
 from engine.worker import service
 from engine.worker.messages import DEAD, STATUS
 from engine.worker.service import Message, Worker, WorkerSettings
@@ -36,14 +37,12 @@ def world(tmp_path: Path, classifier) -> dict:
     data.mkdir()
     people = data / "people.csv"
     people.write_text("id,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(30)))
-    policies = tmp_path / "policies"
-    policies.mkdir()
     text = (ROOT / "policies" / "gdpr-erasure.yaml").read_text()
-    (policies / "gdpr-erasure.yaml").write_text(text)
-    (policies / "auto.yaml").write_text(text + "\napprovals: 0\n")
-    (tmp_path / "optout.yaml").write_text(f"policies: {policies}\n")
+    auto = tmp_path / "auto.yaml"
+    auto.write_text(text.replace("name: gdpr-erasure", "name: auto") + "\napprovals: 0\n")
     catalog = Catalog(str(tmp_path / "c.duckdb"))
     tokens = {"admin": init_catalog(catalog)}
+    add_policy(catalog, str(auto), "admin")  # the deployment's policy store
     add_principal(catalog, "worker", sorted(WORKER.roles), "admin")
     for role in ("requester", "approver", "operator", "auditor"):
         add_principal(catalog, role, [role], "admin")
@@ -53,12 +52,11 @@ def world(tmp_path: Path, classifier) -> dict:
 
     scan([str(data)], catalog, classifier=classifier, caller=WORKER)
     return {"root": tmp_path, "people": people, "catalog": catalog, "tokens": tokens,
-            "policies": policies, "ns": f"t{uuid.uuid4().hex[:10]}"}
+            "ns": f"t{uuid.uuid4().hex[:10]}"}
 
 
 def optout(world: dict, role: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*OPTOUT, "--catalog", world["catalog"].path, "--config",
-                           str(world["root"] / "optout.yaml"), *argv],
+    return subprocess.run([*OPTOUT, "--catalog", world["catalog"].path, *argv],
                           env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
                           capture_output=True, text=True, cwd=world["root"], timeout=240)
 
@@ -85,8 +83,7 @@ def test_a_message_naming_a_cli_request_is_a_request_of_its_own(world: dict) -> 
     submit = optout(world, "worker", "request", "submit", "--namespace", world["ns"], "--id",
                     "shared", "--identifier", "email=user7@example.com", "--policy", "auto")
     assert submit.returncode == 0, submit.stderr
-    run = optout(world, "worker", "worker", "--namespace", world["ns"], "--policies-dir",
-                 str(world["policies"]), "--until-idle")
+    run = optout(world, "worker", "worker", "--namespace", world["ns"], "--until-idle")
     assert run.returncode == 0, run.stdout + run.stderr
 
     assert rows(world) == [r for r in before if r != "7,user7@example.com"]
@@ -107,7 +104,7 @@ def test_a_message_naming_a_cli_request_is_a_request_of_its_own(world: dict) -> 
 
 
 def _worker(world: dict, targets: str | None = None) -> tuple[Worker, list]:
-    settings = WorkerSettings(policies_dir=world["policies"], plans_dir=world["root"],
+    settings = WorkerSettings(plans_dir=world["root"],
                               targets=load_targets(targets), max_deliver=5)
     worker = Worker(world["catalog"], WORKER, settings)
     published: list[tuple[str, dict]] = []
