@@ -91,17 +91,17 @@ def _sweep(pg: str, tmp_path: Path, company_dir: Path) -> None:
     outputs["graph"] = optout("graph")
     # the worker: a request for another customer, and a message that will not validate
     other = pq.read_table(data / "crm" / "customers.parquet").to_pylist()[5]
-    policies = work / "policies"
-    policies.mkdir()
-    (policies / "auto.yaml").write_text((ROOT / "policies" / "gdpr-erasure.yaml")
-                                        .read_text() + "\napprovals: 0\n")
+    (work / "auto.yaml").write_text((ROOT / "policies" / "gdpr-erasure.yaml").read_text()
+                                    .replace("name: gdpr-erasure", "name: auto")
+                                    + "\napprovals: 0\n")
+    outputs["policy"] = optout("policy", "add", str(work / "auto.yaml"))
     outputs["submit"] = optout("request", "submit", "--namespace", ns, "--id", "w-1",
                                "--identifier", f"email={other['email']}", "--policy",
                                "auto", who="worker")
     publish_raw(ns, REQUESTS, json.dumps({"request_id": "bad!", "policy": "auto",
                                           "identifiers": {"email": other["email"]}}).encode())
-    outputs["worker"] = optout("worker", "--namespace", ns, "--policies-dir", str(policies),
-                               "--plans-dir", str(work), "--until-idle", who="worker")
+    outputs["worker"] = optout("worker", "--namespace", ns, "--plans-dir", str(work),
+                               "--until-idle", who="worker")
     assert outputs["worker"].returncode == 0, outputs["worker"].stderr
     outputs["audit"] = optout("audit", "export", "-o", str(work / "audit.jsonl"),
                               who="admin")

@@ -19,6 +19,7 @@ from engine.apply import ApplyOptions, apply_plan
 from engine.approvals import approve
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
+from engine.policy_store import add_policy
 from engine.subjects import parse_subject
 from scanner.access import Principal
 from scanner.catalog import Catalog
@@ -194,9 +195,9 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
         init_catalog(catalog)
         add_principal(catalog, "worker", ["requester", "operator", "scanner"], "admin")
         env = {**os.environ, "OPTOUT_TOKEN": create_token(catalog, "worker")[1]}
-        policies = tmp_path / "policies"
-        policies.mkdir()
-        (policies / "auto.yaml").write_text(POLICY.read_text() + "\napprovals: 0\n")
+        (tmp_path / "auto.yaml").write_text(POLICY.read_text().replace(
+            "name: gdpr-erasure", "name: auto") + "\napprovals: 0\n")
+        add_policy(catalog, str(tmp_path / "auto.yaml"), "admin")  # the policy store
         ns = f"t{uuid.uuid4().hex[:10]}"
         snapshot = Snapshot("postgresql", uri)
         before = snapshot.tables()
@@ -218,8 +219,7 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
                     {"Optout-Producer": "worker", "Optout-Signature": "sha256=" + "0" * 64})
         publish_raw(ns, CHANGES, json.dumps({"location": str(tmp_path)}).encode())
         run = subprocess.run([*optout, "--catalog", catalog.path, "worker", "--namespace", ns,
-                              "--policies-dir", str(policies), "--plans-dir", str(tmp_path),
-                              "--until-idle"], env=env, capture_output=True, text=True,
+                              "--plans-dir", str(tmp_path), "--until-idle"], env=env, capture_output=True, text=True,
                              cwd=tmp_path, timeout=int(os.environ.get("WORKER_WAIT", "240")))
         assert run.returncode == 0, run.stdout + run.stderr
 
