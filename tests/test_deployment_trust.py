@@ -271,3 +271,37 @@ def test_attack5_a_catalog_writer_without_the_key_cannot_launder_rows(world, tmp
     done = clean.cli("admin", "audit", "verify")
     assert done.returncode == 0 and "chain intact" in done.stdout, done.stderr
     assert clean.cli("admin", "catalog", "list").returncode == 0
+
+
+def test_a_catalog_made_before_the_sealed_state_upgrades_and_keeps_its_hashes(tmp_path):
+    """Control for attack 5: a real catalog of schema version 9 (sealed rows, no state row)
+    upgrades; its identifiers stay keyed with the secret itself (the keyed hashes it holds
+    keep matching), and only its rows' seals, checked, carry over."""
+    from scanner.access.principals import add_principal, list_principals
+    from scanner.catalog import Catalog
+    from scanner.catalog.migrations import MIGRATIONS
+    from scanner.catalog.seal import seal
+
+    path = tmp_path / "old.duckdb"
+    secret = secrets.token_bytes(32)
+    Path(str(path) + ".key").write_text(secret.hex() + "\n")
+    Path(str(path) + ".key").chmod(0o600)
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, description "
+                    "VARCHAR, applied_at TIMESTAMP NOT NULL)")
+        for version, description, ddl in MIGRATIONS[:9]:
+            con.execute(ddl)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, now())",
+                        [version, description])
+        con.execute("INSERT INTO principals VALUES ('admin', ['admin'], now(), 'init', NULL)")
+        seal(con, secret, "principals")
+    catalog = Catalog(str(path))
+    assert catalog.hasher().derived is False and catalog.hasher().secret == secret
+    assert [p[0] for p in list_principals(catalog)] == ["admin"]  # upgraded on this write
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT schema_version, hash_scheme FROM catalog_state").fetchall() \
+            == [(10, 1)]
+    add_principal(catalog, "viewer", ["viewer"], "admin")
+    assert Catalog(str(path)).hasher().derived is False  # read back from the sealed state
+    new = Catalog(str(tmp_path / "new.duckdb"))
+    assert new.hasher().derived is True and new.hasher().secret != new.secret()

@@ -106,16 +106,11 @@ class Catalog:
         it (no state row yet) keys them with the secret itself; a new catalog derives."""
         if not os.path.exists(self.path):
             return DERIVED_SCHEME
-        con = duckdb.connect(self.path, read_only=True, config=_NO_EXTENSIONS)
-        try:
-            rows = con.execute("SELECT hash_scheme FROM catalog_state").fetchall()
-        except duckdb.CatalogException:
-            rows = []
-        finally:
-            con.close()
-        if not rows:
-            return DERIVED_SCHEME if _empty_file(self.path) else 1
-        return rows[0][0]
+        with self.connect(read_only=True, checked=False) as con:
+            state = _state(con)
+            if state is not None:
+                return state[1]
+            return DERIVED_SCHEME if _version(con) == 0 else 1
 
     def _keyed(self) -> bool:
         """True when the catalog holds something made under its key (sketches, erased subjects,
@@ -622,15 +617,6 @@ def _unsealed(path: str, table: str, version: int) -> str:
     return (f"{path}: {table}: rows without seals in a catalog whose schema says version "
             f"{version}: optout never seals rows it did not write (an old catalog, or one "
             "edited to look older); refused: start a new catalog with `optout init`")
-
-
-def _empty_file(path: str) -> bool:
-    """True for a catalog file with no schema yet (created, never migrated)."""
-    con = duckdb.connect(path, read_only=True, config=_NO_EXTENSIONS)
-    try:
-        return _version(con) == 0
-    finally:
-        con.close()
 
 
 def _json(text: str | None, default: Any) -> Any:
