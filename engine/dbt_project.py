@@ -12,10 +12,11 @@ minimal environment: never optout's token or secret.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
+
+from engine.targets.base import file_checksum
 
 #: the files of a project dbt reads (seeds' CSV are data: the erasure itself changes them)
 READ_SUFFIXES = (".sql", ".yml", ".yaml", ".py", ".jinja", ".j2", ".md")
@@ -55,21 +56,13 @@ def project_files(project: Path, args: list[str]) -> dict[str, str]:
             if not name.endswith(READ_SUFFIXES):
                 continue
             path = Path(root) / name
-            out[str(path.relative_to(project))] = _sha256(path)
+            out[str(path.relative_to(project))] = file_checksum(str(path))
             if len(out) > MAX_FILES:
                 raise ProjectError(f"{project}: more than {MAX_FILES} files: not a dbt project")
     profile = profiles_file(project, args)
     if profile is not None and not profile.resolve().is_relative_to(project.resolve()):
-        out[f"profiles.yml@{profile.parent}"] = _sha256(profile)
+        out[f"profiles.yml@{profile.parent}"] = file_checksum(str(profile))
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def changed_files(recorded: dict[str, str], now: dict[str, str]) -> list[str]:
