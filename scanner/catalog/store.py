@@ -150,11 +150,9 @@ class Catalog:
         try:
             if created:
                 os.chmod(self.path, 0o600)
-            if not checked:
-                pass
-            elif not read_only and not (self._migrated and not created):
+            if checked and not read_only and not (self._migrated and not created):
                 self._upgrade(con)
-            elif _version(con) != LATEST:
+            elif checked and _version(con) != LATEST:
                 raise CatalogError(
                     f"{self.path}: catalog schema is at version {_version(con)}, "
                     f"expected {LATEST}; run any writing command to migrate"
