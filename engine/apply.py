@@ -34,14 +34,13 @@ from engine.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
 from engine.plan_settings import check_settings
 from engine.plan_store import recorded_plan
 from engine.planner import ref_of, values_by_domain
-from engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError, load_policy
-from engine.policy_store import PREFIX, plan_policy
+from engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError
+from engine.policy_store import policy_of_plan
 from engine.sandbox import Relation
 from engine.targets import ApplyError, Staged, Target, reader_for, target_for
 from engine.targets.recompute import RecomputeTarget, Upstream
 from scanner.access import Principal, authorize
 from scanner.access.gate import EMBEDDED
-from scanner.access.principals import has_principals
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.config import Config
 from scanner.deployment import deployment_config
@@ -145,23 +144,11 @@ def _canonical(options: dict) -> str:
 
 
 def check_policy(catalog: Catalog, plan: ErasurePlan) -> None:
-    """Refuse a plan whose policy changed (or went) since the plan was made under it: on a
-    catalog with principals, the policy store's policy of that name; in embedded use, the
-    policy file the plan names."""
-    path = plan.policy.get("path", "")
-    if path.startswith(PREFIX) or has_principals(catalog):
-        try:
-            plan_policy(catalog, plan)
-        except PolicyError as exc:
-            raise StalePlan(str(exc)) from exc
-        return
+    """Refuse a plan whose policy changed (or went) since the plan was made under it."""
     try:
-        digest = load_policy(path).digest
+        policy_of_plan(catalog, plan)
     except PolicyError as exc:
-        raise StalePlan(f"cannot read the plan's policy to check it: {exc}") from exc
-    if digest != plan.policy.get("digest"):
-        raise StalePlan(f"policy {plan.policy.get('name')} ({path}) changed since the plan was "
-                        "made: plan again")
+        raise StalePlan(str(exc)) from exc
 
 
 def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None = None) -> str:

@@ -11,10 +11,9 @@ import datetime as dt
 from engine import EngineError
 from engine.plan import ErasurePlan
 from engine.plan_store import recorded_plan
-from engine.policy import Policy, PolicyError, load_policy
-from engine.policy_store import PREFIX, plan_policy
+from engine.policy import Policy, PolicyError
+from engine.policy_store import policy_of_plan
 from scanner.access import Principal, authorize
-from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
 from scanner.catalog.seal import read, seal
 
@@ -30,11 +29,8 @@ def _now() -> dt.datetime:
 def window(catalog: Catalog, plan: ErasurePlan) -> dt.timedelta:
     """How long an approval of this plan holds (its policy's `approval_ttl`, from the policy
     store; a file's in embedded use)."""
-    path = plan.policy.get("path", "")
     try:
-        if path.startswith(PREFIX) or has_principals(catalog):
-            return plan_policy(catalog, plan).approval_window
-        return load_policy(path).approval_window
+        return policy_of_plan(catalog, plan).approval_window
     except PolicyError:  # apply refuses a plan whose policy went; here: the default
         return Policy(name="-", identifiers=["-"]).approval_window
 

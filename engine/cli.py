@@ -31,7 +31,7 @@ from engine.no_pandas import without_pandas
 from engine.plan import REQUEST_ID, ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan, replan
-from engine.policy_store import PREFIX, stored_policy
+from engine.policy_store import store_ref, stored_policy
 from engine.private_files import open_private, write_private
 from engine.report import special_line, summary_line, to_html, to_markdown
 from engine.subjects import parse_subject, read_subjects
@@ -96,6 +96,13 @@ class Context:
             raise
         return self.caller
 
+
+#: `--engine`, the same on every command that reads or changes data
+engine_option = click.option(
+    "--engine", "engine", type=click.Choice(ENGINES), default=None,
+    help="What reads and changes the data: duckdb (in this process) or spark (spark.master in "
+         "the deployment's configuration; default local[2]). Default: the deployment's "
+         "engine:, else duckdb.")
 
 #: `optout plan`'s exit status when the plan has review items or stopped subjects
 NEEDS_REVIEW = 4
@@ -225,10 +232,7 @@ def cli(ctx: click.Context, catalog: str, config: str | None, debug: bool) -> No
 )
 @click.option("--full", is_flag=True, help="Re-scan datasets that have not changed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
-              help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
-                   "optout.yaml, else duckdb.")
+@engine_option
 @click.pass_obj
 @errors_to_exit
 @guarded('scan', by_api=True)
@@ -361,10 +365,7 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
               help="Request id: letters, digits and . _ - (default: a new random one).")
 @click.option("--accept-ambiguous", is_flag=True,
               help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
-@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
-              help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
-                   "optout.yaml, else duckdb.")
+@engine_option
 @click.pass_obj
 @errors_to_exit
 @guarded('plan', by_api=True)
@@ -379,7 +380,7 @@ def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
     same."""
     config = _with_engine(obj.config(), engine)
     policy = stored_policy(obj.catalog, policy_path)
-    policy_path = PREFIX + policy.name
+    policy_path = store_ref(policy)
     parsed = [parse_subject(s, policy.identifiers) for s in subjects]
     if subjects_file:
         parsed += read_subjects(subjects_file, policy.identifiers)
@@ -521,10 +522,7 @@ def lineage_show(obj: Context, dataset: str) -> None:
               help="Prepare and check every change, then roll back; nothing is changed.")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True,
               help="Seconds to wait for datasets another request holds.")
-@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
-              help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
-                   "optout.yaml, else duckdb.")
+@engine_option
 @click.pass_obj
 @errors_to_exit
 @guarded('apply')
@@ -539,7 +537,7 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
         if plan_file or not policy_path:
             raise click.UsageError("--reapply takes --policy and no plan file")
         policy = stored_policy(obj.catalog, policy_path)  # from the store, as for `plan`
-        plan = reerasure_plan(obj.catalog, policy, PREFIX + policy.name, config, obj.caller)
+        plan = reerasure_plan(obj.catalog, policy, store_ref(policy), config, obj.caller)
         if not plan.steps:
             click.echo("no erased subject found in the data")
             return
@@ -610,10 +608,7 @@ def approve_cmd(obj: Context, plan_file: str) -> None:
 @cli.command("resume")
 @click.argument("request_id")
 @click.option("--lease-wait", type=float, default=30.0, show_default=True)
-@click.option("--engine", "engine", type=click.Choice(ENGINES), default=None,
-              help="What reads and changes the data: duckdb (in this process) or spark "
-                   "(spark.master in the deployment's configuration; default local[2]). Default: its engine:, "
-                   "optout.yaml, else duckdb.")
+@engine_option
 @click.pass_obj
 @errors_to_exit
 @guarded('resume', by_api=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.plan import ErasurePlan
 from engine.policy import Policy, PolicyError, load_policy, policy_from_text
+from scanner.access.principals import has_principals
 from scanner.catalog import Catalog
 from scanner.catalog.seal import read, seal
 
@@ -92,6 +93,25 @@ def is_current(catalog: Catalog, policy: Policy) -> bool:
     """True when `policy` (by digest) is the store's current policy of its name."""
     found = stored_policies(catalog).get(policy.name)
     return found is not None and found.policy.digest == policy.digest
+
+
+def store_ref(policy: Policy) -> str:
+    """How a plan names a policy of the store (its `policy.path`)."""
+    return PREFIX + policy.name
+
+
+def policy_of_plan(catalog: Catalog, plan: ErasurePlan) -> Policy:
+    """The policy a plan was made under, as it is now: the store's (a catalog with principals,
+    or a plan naming the store), else the file an embedded caller planned under; PolicyError
+    when it changed or went since."""
+    path = plan.policy.get("path", "")
+    if path.startswith(PREFIX) or has_principals(catalog):
+        return plan_policy(catalog, plan)
+    policy = load_policy(path)
+    if policy.digest != plan.policy.get("digest"):
+        raise PolicyError(f"policy {plan.policy.get('name')} ({path}) changed since the plan "
+                          "was made: plan again")
+    return policy
 
 
 def plan_policy(catalog: Catalog, plan: ErasurePlan) -> Policy:

@@ -23,7 +23,7 @@ from scanner.catalog import Catalog
 from scanner.catalog.seal import read, seal
 from scanner.config import DEFAULT_FILE, Config, load_config
 from scanner.errors import ConfigError
-from scanner.yamlfile import line_of, load_validated, read_bounded
+from scanner.yamlfile import line_of, parse_validated, read_bounded
 
 #: what a caller's local config may set: the sample of their own scans
 LOCAL_KEYS = ("scan.sample_rows", "scan.seed")
@@ -67,7 +67,7 @@ def load_local(path: str | None) -> LocalConfig:
                         f"{path}: line {line_of(node, loc)}: {name}: only the deployment's "
                         "configuration sets this (an admin runs `optout config set FILE`); a "
                         f"local config may set {' and '.join(LOCAL_KEYS)}")
-    return load_validated(path, LocalConfig, ConfigError, "config")[0]
+    return parse_validated(text, path, LocalConfig, ConfigError)
 
 
 def _digest(body: str) -> str:

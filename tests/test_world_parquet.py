@@ -18,6 +18,7 @@ import pytest
 from world_db import copy_sqlite
 
 from engine.apply import ApplyOptions, apply_plan
+from engine.plan_settings import SettingsChanged
 from engine.planner import PlanRequest, build_plan
 from engine.policy import load_policy
 from engine.subjects import parse_subject
@@ -113,6 +114,12 @@ def test_lines_of_erased_invoices_are_named_then_erased_once_the_reference_is_de
     steps = {s.dataset: s for s in plan.steps}
     assert steps["InvoiceLine"].action == "delete_rows" and steps["InvoiceLine"].rows == len(truth)
     before = pq.read_table(data / "InvoiceLine.parquet").to_pylist()
+    # the plan records the declared reference: under a configuration without it (the admin
+    # took it back) apply refuses by the section's name and changes nothing
+    with pytest.raises(SettingsChanged, match=r"changed since the plan was made and approved "
+                                              r"\(identity\)"):
+        apply_plan(catalog, plan, ApplyOptions(config=Config()))
+    assert pq.read_table(data / "InvoiceLine.parquet").to_pylist() == before
     apply_plan(catalog, plan, ApplyOptions(config=config))
     assert pq.read_table(data / "InvoiceLine.parquet").to_pylist() == [
         r for i, r in enumerate(before) if i not in truth]

@@ -31,7 +31,7 @@ from engine.plan import ErasurePlan, load_plan
 from engine.plan_store import recorded_plan
 from engine.planner import PlanRequest, build_plan
 from engine.policy import Policy, PolicyError
-from engine.policy_store import PREFIX, stored_policy
+from engine.policy_store import store_ref, stored_policy
 from engine.private_files import write_private
 from engine.subjects import SubjectError, parse_subject
 from engine.worker import bus
@@ -379,7 +379,7 @@ class Worker:
         if "/" in name or name.endswith((".yaml", ".yml")):
             raise PolicyError(f"policy {name[:80]!r}: a request names a stored policy, not a file")
         policy = stored_policy(self.catalog, name)
-        return policy, PREFIX + policy.name
+        return policy, store_ref(policy)
 
     def _plan_file(self, job: str) -> Path:
         """Where the plan of a request (or batch) waiting for approval is written."""

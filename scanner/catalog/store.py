@@ -118,10 +118,7 @@ class Catalog:
         if not os.path.exists(self.path):
             return False
         with self.connect(read_only=True, checked=False) as con:
-            tables = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables").fetchall()}
-            return any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
-                       for t in _KEYED_TABLES if t in tables)
+            return _holds_keyed_rows(con)
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False, checked: bool = True
@@ -202,11 +199,7 @@ class Catalog:
     def _secret_with(self, con: duckdb.DuckDBPyConnection) -> bytes:
         """The secret, asking the open connection whether the catalog holds keyed rows."""
         if self._secret is None:
-            tables = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables").fetchall()}
-            keyed = any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
-                        for t in _KEYED_TABLES if t in tables)
-            self._secret = load_secret(self.path, create=not keyed)
+            self._secret = load_secret(self.path, create=not _holds_keyed_rows(con))
         return self._secret
 
     # -- writing --------------------------------------------------------------------------
@@ -594,6 +587,14 @@ def _version(con: duckdb.DuckDBPyConnection) -> int:
         return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     except duckdb.CatalogException:
         return 0
+
+
+def _holds_keyed_rows(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the catalog holds a row made under its key (see `Catalog._keyed`)."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables").fetchall()}
+    return any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+               for t in _KEYED_TABLES if t in tables)
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
