@@ -44,10 +44,28 @@ COVERAGE = 0.5  # below this share of a key's values in its sketch, values canno
 _KEY_WORDS = {"id", "key", "no", "nr", "fk", "number", "num", "uuid"}
 #: words naming a person who acts on someone else's row (the row is not theirs)
 AGENT_WORDS = frozenset({
-    "employee", "staff", "rep", "agent", "assigned", "assignee", "created", "creator",
-    "updated", "modified", "manager", "referrer", "referred", "reports", "approver",
-    "approved", "handled", "handler", "sales", "salesperson", "seller", "reviewer",
-    "supervisor", "operator", "owner", "author", "by", "support", "responsible", "broker"})
+    "employee", "staff", "rep", "agent", "assigned", "assignee", "updated", "modified",
+    "manager", "referrer", "referred", "reports", "approver", "approved", "handled", "handler",
+    "sales", "salesperson", "seller", "reviewer", "supervisor", "operator", "support",
+    "responsible", "broker", "provider", "doctor", "physician", "clinician", "practitioner",
+    "nurse", "recruiter", "interviewer", "closed", "resolved", "escalated", "collaborator",
+    "follower", "cc"})
+#: words naming the person whose row it is (`requester_id`, `customer_id`, `PATIENT`)
+SUBJECT_WORDS = frozenset({
+    "requester", "customer", "client", "patient", "member", "subscriber", "user", "person",
+    "buyer", "guest", "student", "applicant", "candidate", "contact", "account", "holder",
+    "beneficiary", "insured", "recipient", "visitor", "participant", "resident", "passenger",
+    "citizen", "consumer", "shopper", "subject", "requestor", "enrollee"})
+#: words naming who did something in a row: the row's person when no subject word says who
+ACTOR_WORDS = frozenset({
+    "author", "actor", "sender", "submitter", "reporter", "creator", "created", "owner",
+    "poster", "commenter", "by", "requested", "opened", "writer", "uploader", "initiator"})
+#: words naming a table of people (its rows are persons), besides tables with person data
+PEOPLE_WORDS = SUBJECT_WORDS | {"employee", "staff", "people", "agent", "provider", "doctor",
+                                "physician", "clinician", "practitioner", "nurse", "profile"}
+#: entities that make a table a table of people (what a person row holds)
+PERSON_ATTRIBUTES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "US_PASSPORT",
+                               "UK_NHS", "US_DRIVER_LICENSE", "PERSON"})
 #: column types that cannot hold an identifier, whatever the column's name says: floating
 #: point, booleans, money, and decimals with a fractional part (`numeric(10,0)` may be a key)
 _VETO_TYPES = re.compile(r"float|double|real|bool|money|(?:decimal|numeric)\(\s*\d+\s*,\s*[1-9]",
@@ -140,6 +158,24 @@ def _stem(toks: list[str]) -> tuple[str, ...]:
                  for t in toks if t not in _KEY_WORDS)
 
 
+def _glued(toks: list[str]) -> list[str]:
+    """`PATIENTID` → `patient`, `PersonKEY` → `person`: a key suffix written without a break
+    (a name's last token ending in `id`/`key`), besides the tokens as they are."""
+    if toks and len(toks[-1]) > 4:
+        for suffix in ("id", "key", "uuid"):
+            if toks[-1].endswith(suffix):
+                return [*toks[:-1], toks[-1][:-len(suffix)]]
+    return toks
+
+
+def column_stems(graph: IdentityGraph, column: Column) -> set[tuple[str, ...]]:
+    """What a key column's name says its values are: `patient_id`, `PATIENT`, `PATIENTID` →
+    ("patient",); a bare `id` → its table's row kind."""
+    toks = tokens(column[1])
+    out = {stem for stem in (_stem(toks), _stem(_glued(toks))) if stem}
+    return out or {_table_stem(graph.datasets[column[0]].name)}
+
+
 #: words that qualify a table without saying what its rows are (`customer_list`,
 #: `stg_customers`, `dim_customer`, `customers_v`): never the stem `id` is named after
 _TABLE_QUALIFIERS = frozenset({
@@ -156,31 +192,77 @@ def _table_stem(dataset: str) -> tuple[str, ...]:
 
 
 def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:
-    """`orders.customer_id` and `customers.id` may be one key; `employee_id` and `customers.id`
-    may not, however well their values overlap."""
-    sa = _stem(tokens(a[1])) or _table_stem(graph.datasets[a[0]].name)
-    sb = _stem(tokens(b[1])) or _table_stem(graph.datasets[b[0]].name)
-    return bool(sa) and sa == sb
+    """`orders.customer_id` and `customers.id` may be one key (so may `encounters.PATIENT` and
+    `patients.Id`); `employee_id` and `customers.id` may not, however well their values
+    overlap."""
+    sa, sb = column_stems(graph, a), column_stems(graph, b)
+    if names_own(graph, b) or tokens(b[1]) == ["id"]:
+        sb |= {_table_stem(graph.datasets[b[0]].name)}
+    return bool(sa & sb - {()})
+
+
+def role_word(column: str) -> str | None:
+    """The role a column's name gives its person (`requester_id` → requester), if any."""
+    toks = _glued(tokens(column))
+    for words in (AGENT_WORDS, SUBJECT_WORDS, ACTOR_WORDS):
+        found = [t for t in toks if t in words]
+        if found:
+            return found[0]
+    return None
 
 
 def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph:
     """The identity graph of everything the catalog knows."""
     config = config or Config()
     records = {d.id: d for d in catalog.datasets() if d.status == "ok"}
-    graph = IdentityGraph(records, {}, catalog.lineage())
+    graph = IdentityGraph(records, {}, _spelled(records, catalog.lineage()))
     by_name = _names(records)
     what = "identity reference"  # foreign keys the data lost, declared in optout.yaml
     declared = [(_column_ref(a, by_name, what), _column_ref(b, by_name, what))
                 for a, b in (r.columns for r in config.identity.references)]
-    fks = _resolved_foreign_keys(graph, catalog, by_name) + declared
-    _effective_findings(graph, {c for pair in fks for c in pair})
+    tested, unique = _declared_keys(graph, catalog)
+    fks = _resolved_foreign_keys(graph, catalog, by_name) + declared + tested
+    _effective_findings(graph, {c for pair in fks for c in pair} | unique)
     _foreign_key_links(graph, fks)
     _lineage_links(graph)
-    _containment_links(graph, catalog)
+    sketches = catalog.sketches()
+    referenced = _named_references(graph, sketches, unique)
+    _containment_links(graph, sketches)
     _declared_links(graph, config, by_name)
     _domains(graph)
-    _roles(graph, {b for _, b in fks})
+    _roles(graph, {b for _, b in fks} | unique | referenced)
     return graph
+
+
+def _declared_keys(graph: IdentityGraph, catalog: Catalog
+                   ) -> tuple[list[tuple[Column, Column]], set[Column]]:
+    """What a project's dbt tests declare: foreign keys (`relationships`, across schemas and
+    databases: declared, so authoritative) and the keys of tables (`unique` + `not_null`)."""
+    fks, unique = [], set()
+    for ds, column, ref_ds, ref_column, _ in catalog.declared_keys():
+        if ds not in graph.datasets:
+            continue
+        if ref_ds is None:
+            unique.add((ds, column))
+        elif ref_ds in graph.datasets:
+            fks.append(((ds, column), (ref_ds, ref_column)))
+    return fks, unique
+
+
+def _spelled(records: dict[str, DatasetRecord], lineage: list[dict[str, Any]]
+             ) -> list[dict[str, Any]]:
+    """Lineage with its column names as the datasets spell them (SQL folds `PATIENT` to
+    `patient`; DuckDB and PostgreSQL compare unquoted names without case)."""
+    def spell(ds: str, name: str) -> str:
+        record = records.get(ds)
+        if record is None or any(c.name == name for c in record.columns):
+            return name
+        folded = [c.name for c in record.columns if c.name.lower() == name.lower()]
+        return folded[0] if len(folded) == 1 else name
+
+    return [{**e, "columns": {spell(e["downstream_id"], out): {
+        **spec, "from": [spell(e["upstream_id"], c) for c in spec["from"]]}
+        for out, spec in e["columns"].items()}} for e in lineage]
 
 
 def _names(records: dict[str, DatasetRecord]) -> dict[str, list[DatasetRecord]]:
@@ -278,16 +360,29 @@ def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool
     return True
 
 
+def holds_people(graph: IdentityGraph, ds: str) -> bool:
+    """A table whose rows are people: named so (`patients`, `users`), or holding what a person
+    row holds (an email, a phone, an SSN, a name) and no key of another person."""
+    record = graph.datasets[ds]
+    if set(_table_stem(record.name)) & PEOPLE_WORDS:
+        return True
+    found = {f.entity for c, f in graph.columns.items() if c[0] == ds}
+    found |= {c.entity for c in record.columns if c.pii and not c.free_text}
+    others = [c for c, f in graph.columns.items() if c[0] == ds and f.entity == "PERSON_ID"
+              and not names_own(graph, c)]
+    return bool(found & PERSON_ATTRIBUTES) and not others
+
+
 def _foreign_key_links(graph: IdentityGraph, fks: list[tuple[Column, Column]]) -> None:
     """Declared foreign keys link key columns: a reference to a person key is that person's
     key (`customer.support_rep_id` → employee), and so is one to the key of a table with an
     email column (`rental.staff_id` → `staff`, whatever the classifier made of `staff_id`);
     one to any other key is a record key (`invoice_line.invoice_id` → `invoice.invoice_id`)."""
-    with_email = {c[0] for c, f in graph.columns.items() if f.entity == "EMAIL_ADDRESS"}
+    with_people = {ds for ds in graph.datasets if holds_people(graph, ds)}
     for a, b in fks:
         fa, fb = graph.columns.get(a), graph.columns.get(b)
         people = [f for f in (fa, fb) if f is not None and f.entity == "PERSON_ID"]
-        if b[0] in with_email and fb is None:
+        if b[0] in with_people and (fb is None or fb.entity == RECORD):
             people.append(ColumnFinding(name=b[1], type="", entity="PERSON_ID"))
         if fa is not None and fb is not None and not people and fa.entity != fb.entity:
             continue  # an email column referencing an email column: one domain already
@@ -304,17 +399,131 @@ def _foreign_key_links(graph: IdentityGraph, fks: list[tuple[Column, Column]]) -
                                     f"declared foreign key {graph.name(b)}"))
 
 
+def _copies(graph: IdentityGraph) -> list[tuple[Column, Column, str]]:
+    """(upstream column, downstream column, origin) of every column lineage copies as is."""
+    return [((e["upstream_id"], spec["from"][0]), (e["downstream_id"], out), e["origin"])
+            for e in graph.lineage for out, spec in sorted(e["columns"].items())
+            if spec["kind"] == "copied" and len(spec["from"]) == 1]
+
+
 def _lineage_links(graph: IdentityGraph) -> None:
-    for edge in graph.lineage:
-        for out, spec in edge["columns"].items():
-            if spec["kind"] != "copied" or len(spec["from"]) != 1:
+    """Columns lineage copies hold the same values: one is a key when the other is (a seed's
+    `Id` renamed `patient_id` by a staging view that a dbt test declares a key), and the two
+    are linked, across schemas and databases (lineage is declared, not inferred)."""
+    copies = _copies(graph)
+    changed = True
+    while changed:
+        changed = False
+        for a, b, origin in copies:
+            fa, fb = graph.columns.get(a), graph.columns.get(b)
+            key = next((f for f in (fa, fb) if f is not None and f.entity in ("PERSON_ID",
+                                                                                RECORD)), None)
+            missing = a if fa is None else b if fb is None else None
+            if key is not None and missing is not None and missing not in graph.vetoed:
+                changed |= _as_key(graph, missing, key.entity, f"copied by {origin} lineage")
+    for a, b, origin in copies:
+        if a in graph.columns and b in graph.columns:
+            graph.links.append(Link(a, b, "lineage", f"copied by {origin} lineage"))
+
+
+def _people_keys(graph: IdentityGraph, sketches: dict, unique: set[Column]) -> list[Column]:
+    """The keys of tables of people: a column named as its table's key (or declared unique),
+    with unique sampled values, in a table that holds people."""
+    out = []
+    for ds, record in sorted(graph.datasets.items(), key=lambda x: (x[1].name, x[1].location)):
+        if not holds_people(graph, ds):
+            continue
+        keys = [(ds, c.name) for c in record.columns
+                if (names_own(graph, (ds, c.name)) or (ds, c.name) in unique)
+                and 0 < c.non_null == c.distinct and (ds, c.name) in sketches
+                and not _VETO_TYPES.search(c.type or "")]
+        if len(keys) == 1:
+            out.append(keys[0])
+    return out
+
+
+def _contained(graph: IdentityGraph, sketches: dict, a: Column, b: Column) -> float:
+    """The share of a's sampled values found in b's, when b's sketch holds all of b's sampled
+    values and covers its table; else 0 (too little to judge)."""
+    ha, hb = sketches[a][1], sketches[b][1]
+    rows_b = graph.datasets[b[0]].row_count or len(hb)
+    if not ha or len(hb) < COVERAGE * rows_b:
+        return 0.0
+    return len(ha & hb) / len(ha) / min(1.0, len(hb) / max(rows_b, 1))
+
+
+def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column]) -> set[Column]:
+    """Columns no classifier called a key that reference a table of people by name and value:
+    `encounters.PATIENT` (UUIDs all in `patients.Id`), `tickets.requester_id` (a person's role,
+    all in `users.id`). Both sides become person keys; the links follow from containment.
+    Returns the people tables' keys so referenced."""
+    people = _people_keys(graph, sketches, unique)
+    referenced = set()
+    for a in sorted(sketches):
+        if a[0] not in graph.datasets or a in graph.vetoed or a in people:
+            continue
+        if a in graph.columns and graph.columns[a].entity == "PERSON_ID":
+            continue
+        record = graph.datasets[a[0]]
+        base = next((c for c in record.columns if c.name == a[1]), None)
+        if base is None or base.free_text or (a in graph.columns
+                                              and graph.columns[a].entity != RECORD):
+            continue
+        role = role_word(a[1])
+        held = [b for b in people if b[0] != a[0]
+                and (names_compatible(graph, a, b) or (role is not None and role not in
+                                                       _KEY_WORDS))
+                and _contained(graph, sketches, a, b) >= CONTAINMENT]
+        named = _distinct(graph, [b for b in held if names_compatible(graph, a, b)], a)
+        held = _distinct(graph, held, a)
+        target = named if len(named) == 1 else held if len(held) == 1 else []
+        if not target:
+            continue
+        b = target[0]
+        why = f"its values are {graph.name(b)}'s, and its name says so"
+        if graph.columns.get(b) is None or graph.columns[b].entity != "PERSON_ID":
+            if b in graph.columns:
+                graph.columns[b] = dataclasses.replace(graph.columns[b], entity="PERSON_ID",
+                                                       pii=True)
+            elif not _as_key(graph, b, "PERSON_ID", "the key of a table of people"):
                 continue
-            a, b = (edge["upstream_id"], spec["from"][0]), (edge["downstream_id"], out)
-            if a in graph.columns and b in graph.columns:
-                graph.links.append(Link(a, b, "lineage", f"copied by {edge['origin']} lineage"))
+        if a in graph.columns:
+            graph.columns[a] = dataclasses.replace(graph.columns[a], entity="PERSON_ID", pii=True)
+        elif not _as_key(graph, a, "PERSON_ID", why):
+            continue
+        referenced.add(b)
+    return referenced
 
 
-def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
+def _distinct(graph: IdentityGraph, keys: list[Column], near: Column) -> list[Column]:
+    """One key per set of keys already linked (a seed, its table and its staging view hold
+    one key), preferring a key in `near`'s namespace."""
+    linked: dict[Column, int] = {}
+    for n, link in enumerate(x for x in graph.links if x.status == "accepted"):
+        group = linked.get(link.a, linked.get(link.b, n))
+        for c in (link.a, link.b):
+            old = linked.get(c)
+            if old is not None and old != group:
+                linked = {k: group if v == old else v for k, v in linked.items()}
+            linked[c] = group
+    here = namespace(graph.datasets[near[0]])
+    out: dict[object, Column] = {}
+    for b in sorted(keys, key=lambda b: (namespace(graph.datasets[b[0]]) != here,
+                                         graph.datasets[b[0]].kind == "view", b)):
+        out.setdefault(linked.get(b, b), b)
+    return list(out.values())
+
+
+def refers(graph: IdentityGraph, a: Column, b: Column) -> bool:
+    """a's name says it holds b's keys: the same row kind, or a person's role (`assignee_id`)
+    pointing at the key of a table of people."""
+    if names_compatible(graph, a, b):
+        return True
+    role = role_word(a[1])
+    return role is not None and names_own(graph, b) and holds_people(graph, b[0])
+
+
+def _containment_links(graph: IdentityGraph, sketches: dict) -> None:
     """Links between person keys whose sampled values are contained in one another.
 
     A sketch covers only the sampled share of a large table's keys, so the containment
@@ -324,9 +533,8 @@ def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
     containment of every value seen in a fully sampled B links, as weaker evidence. Across
     namespaces an inferred link is only ever a candidate.
     """
-    sketches = catalog.sketches()
-    keys = [c for c, f in graph.columns.items()
-            if f.entity == "PERSON_ID" and c in sketches and sketches[c][1]]
+    keys = sorted(c for c, f in graph.columns.items()
+                  if f.entity == "PERSON_ID" and c in sketches and sketches[c][1])
     declared = {frozenset((x.a, x.b)) for x in graph.links}
     for a in keys:
         for b in keys:
@@ -336,7 +544,7 @@ def _containment_links(graph: IdentityGraph, catalog: Catalog) -> None:
             ha, hb = sketches[a][1], sketches[b][1]
             rows_b = graph.datasets[b[0]].row_count or len(hb)
             covered = min(1.0, len(hb) / max(rows_b, 1))
-            compatible = names_compatible(graph, a, b)
+            compatible = refers(graph, a, b)
             same_space = namespace(graph.datasets[a[0]]) == namespace(graph.datasets[b[0]])
             status = "accepted" if compatible and same_space else "candidate"
             if len(ha) < MIN_SKETCH:
@@ -448,7 +656,14 @@ def names_own(graph: IdentityGraph, column: Column) -> bool:
 
 
 def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
-    """Each match key's role in its dataset (see the module docstring)."""
+    """Each match key's role in its dataset (see the module docstring).
+
+    Of a row's references to people, the one whose name says whose row it is owns it: a
+    subject word (`requester_id`, `customer_id`, `PATIENT`) before an actor word (`author_id`,
+    `created_by`); agent words (`assignee_id`, `support_rep_id`) never own. Two references of
+    the same best rank leave it open: each is then only a reference. In a table of people, a
+    key lineage copies from another people table's own key is the row's own identity
+    (`person.person_source_value`), not another person."""
     by_dataset: dict[str, list[Column]] = {}
     for column in sorted(graph.columns):
         by_dataset.setdefault(column[0], []).append(column)
@@ -460,26 +675,39 @@ def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
             table = graph.person_tables if graph.columns[own].entity == "PERSON_ID" \
                 else graph.record_tables
             table[ds] = own
+    copied_own = _copied_own_keys(graph)
+    for ds, columns in by_dataset.items():
+        own = graph.person_tables.get(ds) or graph.record_tables.get(ds)
         person_table = ds in graph.person_tables
-        people = []
+        people: dict[int, list[Column]] = {}
         for c in columns:
             if c == own:
                 continue
             f = graph.columns[c]
-            agent = bool(set(tokens(c[1])) & AGENT_WORDS)
+            word = role_word(c[1])
+            agent = word in AGENT_WORDS
             if f.entity not in ("PERSON_ID", RECORD):
                 graph.roles[c] = "agent" if agent else "attribute"
+            elif person_table and c in copied_own:
+                graph.roles[c] = "attribute"  # the row's own identity under another key
             elif f.entity == RECORD:
                 graph.roles[c] = "agent" if person_table else "owner"
             elif person_table or agent:
                 graph.roles[c] = "agent"  # a person table's rows are its own people's
             else:
-                people.append(c)
-        # One person reference names whose row it is; two or more leave it open, and each is
-        # then only a reference (never deleted through).
-        for c in people:
-            graph.roles[c] = "owner" if len(people) == 1 else "agent"
+                people.setdefault(1 if word in ACTOR_WORDS else 0, []).append(c)
+        best = people.get(min(people)) if people else []
+        for rank in people.values():
+            for c in rank:
+                graph.roles[c] = "owner" if rank is best and len(best) == 1 else "agent"
     _person_owned(graph)
+
+
+def _copied_own_keys(graph: IdentityGraph) -> set[Column]:
+    """Columns lineage copies from a people table's own key (`person_source_value` from
+    `stg_patients.patient_id`)."""
+    owns = set(graph.person_tables.values())
+    return {b for a, b, _ in _copies(graph) if a in owns}
 
 
 def _person_owned(graph: IdentityGraph) -> None:

@@ -47,6 +47,7 @@ class Project(_Loose):
     target_path: str = Field("target", alias="target-path")
     packages_install_path: str = Field("dbt_packages", alias="packages-install-path")
     log_path: str = Field("logs", alias="log-path")
+    seed_paths: list[str] = Field(default_factory=lambda: ["seeds"], alias="seed-paths")
 
 
 class Column(_Loose):
@@ -63,6 +64,12 @@ class DependsOn(_Loose):
     nodes: list[str] = Field(default_factory=list)
 
 
+class TestMetadata(_Loose):
+    name: str = ""
+    namespace: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class Node(_Loose):
     """A model, seed, snapshot or source of the manifest."""
 
@@ -76,6 +83,9 @@ class Node(_Loose):
     original_file_path: str | None = None
     package_name: str | None = None
     columns: dict[str, Column] = Field(default_factory=dict)
+    test_metadata: TestMetadata | None = None
+    attached_node: str | None = None
+    column_name: str | None = None
 
     @property
     def materialized(self) -> str:
@@ -121,6 +131,23 @@ def artifact_dirs(folder: Path) -> set[str]:
         return set()
     return {project.target_path.strip("/"), project.packages_install_path.strip("/"),
             project.log_path.strip("/")}
+
+
+def unloaded_seeds(folder: Path) -> set[Path]:
+    """CSV files under a dbt project's seed paths that its manifest loads into no table (a
+    disabled seed, another warehouse's variant): not this project's warehouse data. Empty
+    when the project has no manifest (nothing tells which seeds load)."""
+    try:
+        project = project_of(folder)
+        manifest = read_manifest(folder / project.target_path / MANIFEST) if project else None
+    except ConfigError:
+        return set()
+    if project is None or manifest is None:
+        return set()
+    loaded = {(folder / (n.original_file_path or "")).resolve()
+              for n in manifest.nodes.values() if n.resource_type == "seed"}
+    files = {p.resolve() for d in project.seed_paths for p in (folder / d).rglob("*.csv")}
+    return files - loaded
 
 
 def find_projects(folder: Path) -> list[Path]:
@@ -303,6 +330,48 @@ def declared_pii(node: Node) -> dict[str, str | None]:
     return out
 
 
+def _column_of(record: DatasetRecord, name: str | None) -> str | None:
+    """A record's column a manifest names (dbt folds case as the warehouse does)."""
+    if not name:
+        return None
+    exact = [c.name for c in record.columns if c.name == name]
+    folded = [c.name for c in record.columns if c.name.lower() == name.strip('"').lower()]
+    return (exact or folded or [None])[0]
+
+
+def declared_keys(manifest: Manifest, records: list[DatasetRecord]
+                  ) -> list[tuple[str, str, str | None, str | None, str]]:
+    """The keys a project's tests declare, over the scanned datasets: a `relationships` test
+    is a foreign key (column → `to`'s `field`), `unique` and `not_null` on one column a key
+    of its table's rows. (dataset id, column, referenced dataset id, column, evidence)."""
+    out = []
+    tested: dict[tuple[str, str], set[str]] = {}
+    for uid, node in sorted(manifest.nodes.items()):
+        meta = node.test_metadata
+        if node.resource_type != "test" or meta is None or meta.namespace or not \
+                node.attached_node:
+            continue
+        attached = manifest.node(node.attached_node)
+        record = relation_record(attached, records)[0] if attached is not None else None
+        column = _column_of(record, meta.kwargs.get("column_name") or node.column_name) \
+            if record is not None else None
+        if record is None or column is None:
+            continue
+        if meta.name in ("unique", "not_null"):
+            tested.setdefault((record.id, column), set()).add(meta.name)
+        elif meta.name == "relationships":
+            targets = [manifest.node(n) for n in node.depends_on.nodes if n != node.attached_node]
+            target = targets[0] if len(targets) == 1 and targets[0] is not None else None
+            to = relation_record(target, records)[0] if target is not None else None
+            field = _column_of(to, meta.kwargs.get("field")) if to is not None else None
+            if to is not None and field is not None:
+                out.append((record.id, column, to.id, field,
+                            f"dbt test {uid.rsplit('.', 1)[0]}"))
+    out += [(ds, col, None, None, "dbt tests unique and not_null")
+            for (ds, col), names in sorted(tested.items()) if names == {"unique", "not_null"}]
+    return out
+
+
 def register_dbt(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
     """Register the lineage of a dbt project folder or manifest, and the columns its models
     declare personal: (edges stored, problems)."""
@@ -312,6 +381,7 @@ def register_dbt(catalog: Catalog, path: Path) -> tuple[int, list[str]]:
     found = dbt_edges(manifest_path, manifest, records)
     unresolved: list[str] = []
     n = catalog.replace_lineage(str(manifest_path.resolve()), found.edges, unresolved=unresolved)
+    catalog.replace_declared_keys(str(manifest_path.resolve()), declared_keys(manifest, records))
     for node in manifest.nodes.values():
         declared = declared_pii(node) if node.resource_type in BUILT else {}
         record = relation_record(node, records)[0] if declared else None

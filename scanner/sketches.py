@@ -2,9 +2,15 @@
 
 They let the identity graph test whether `orders.customer_id` values are contained in
 `customers.id` without the catalog ever holding a value: only truncated HMACs are stored.
+
+Which values a sketch keeps when a column has more than SKETCH_SIZE is chosen by an unkeyed
+hash of the value, never by the keyed one: two catalogs (two secrets) keep the same values,
+so the links inferred from them, and the plans, are the same.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import pyarrow as pa
 
@@ -18,11 +24,16 @@ HASH_CHARS = 16  # 64 bits: collisions are negligible at sketch sizes
 
 
 def is_key_column(finding: ColumnFinding) -> bool:
-    """Identifiers, person keys, and columns named like keys (`id`, `*_id`, `*_key`)."""
+    """Identifiers, person keys, columns named like keys (`id`, `*_id`, `*_key`), and columns
+    whose values are keys whatever their name (`PATIENT` holding UUIDs)."""
     if finding.free_text:
         return False
     toks = tokens(finding.name)
-    return finding.identifier or (bool(toks) and toks[-1] in {"id", "key", "uuid", "no", "nr"})
+    profile = (finding.signals or {}).get("profile") or {}
+    shaped = max(profile.get("uuid", 0.0), profile.get("key", 0.0)) >= 0.9
+    return finding.identifier or shaped or (
+        bool(toks) and (toks[-1] in {"id", "key", "uuid", "no", "nr"}
+                        or toks[-1].endswith("id")))
 
 
 def key_sketches(sample: Sample, findings: list[ColumnFinding],
@@ -35,8 +46,8 @@ def key_sketches(sample: Sample, findings: list[ColumnFinding],
         if pa.types.is_nested(sample.table.schema.field(f.name).type):
             continue  # a list or an object is no key
         kind = kind_of(f.entity)
-        values = {v for v in sample.table.column(f.name).to_pylist() if v is not None}
-        hashes = sorted({hasher(normalize(kind, v))[:HASH_CHARS] for v in values
-                         if str(v).strip()})
-        out[f.name] = (kind, hashes[:SKETCH_SIZE])
+        values = {normalize(kind, v) for v in sample.table.column(f.name).to_pylist()
+                  if v is not None and str(v).strip()}
+        kept = sorted(values, key=lambda v: hashlib.sha256(v.encode()).digest())[:SKETCH_SIZE]
+        out[f.name] = (kind, sorted(hasher(v)[:HASH_CHARS] for v in kept))
     return out

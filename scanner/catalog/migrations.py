@@ -179,6 +179,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         mac VARCHAR);
     """,
     ),
+    (
+        11,
+        "keys a project declares outside the database: dbt relationships and unique tests",
+        """
+    CREATE TABLE declared_keys (
+        origin_ref VARCHAR NOT NULL, dataset_id VARCHAR NOT NULL, column_name VARCHAR NOT NULL,
+        ref_dataset_id VARCHAR, ref_column VARCHAR, evidence VARCHAR NOT NULL);
+    """,
+    ),
 ]
 #: the first version with sealed rows: a catalog older than it holding rows of sealed tables
 #: is refused (optout never seals a row it did not write)

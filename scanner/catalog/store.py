@@ -538,6 +538,28 @@ class Catalog:
             con.execute("COMMIT")
         return len(rows)
 
+    def replace_declared_keys(self, origin_ref: str,
+                              keys: list[tuple[str, str, str | None, str | None, str]]) -> int:
+        """Store the keys one origin (a dbt manifest) declares, replacing what it said before:
+        (dataset id, column, referenced dataset id or None for a unique key, referenced
+        column, evidence)."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM declared_keys WHERE origin_ref = ?", [origin_ref])
+            if keys:
+                con.executemany("INSERT INTO declared_keys VALUES (?, ?, ?, ?, ?, ?)",
+                                [[origin_ref, *k] for k in keys])
+            con.execute("COMMIT")
+        return len(keys)
+
+    def declared_keys(self) -> list[tuple[str, str, str | None, str | None, str]]:
+        """Every declared key: (dataset id, column, referenced dataset id, referenced column,
+        evidence), in a stable order."""
+        with self.connect(read_only=True) as con:
+            return [tuple(r) for r in con.execute(
+                "SELECT DISTINCT dataset_id, column_name, ref_dataset_id, ref_column, evidence "
+                "FROM declared_keys ORDER BY ALL").fetchall()]
+
     def lineage(self) -> list[dict[str, Any]]:
         """Every lineage edge, with dataset names."""
         with self.connect(read_only=True) as con:

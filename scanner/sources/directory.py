@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scanner.catalog.secret import KeyedHash
-from scanner.dbt import artifact_dirs
+from scanner.dbt import artifact_dirs, unloaded_seeds
 from scanner.errors import ScannerError
 from scanner.matching import MatchQuery, MatchResult
 from scanner.model import DatasetRef, ForeignKey, Sample
@@ -72,9 +72,12 @@ class DirectorySource(Source):
         """Datasets below the root; a symbolic link to a file is the file it points to (what
         apply changes is the data, never a link), each file once."""
         seen: set[Path] = set()
+        unloaded: set[Path] = set()  # seeds a dbt project does not load: not its data
         for dirpath, dirs, files in os.walk(root):
             here = Path(dirpath)
             skip = artifact_dirs(here) if "dbt_project.yml" in files else set()
+            if "dbt_project.yml" in files:
+                unloaded |= unloaded_seeds(here)
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d not in skip)
             if here != root and is_parquet_folder(here, files):
                 dirs[:] = []
@@ -87,7 +90,7 @@ class DirectorySource(Source):
                     if not path.is_file():
                         continue
                 if (not name.startswith((".", "_")) and str(path.resolve()) not in self._exclude
-                        and path not in seen):
+                        and path not in seen and path.resolve() not in unloaded):
                     seen.add(path)
                     yield path
 
