@@ -133,19 +133,26 @@ class IdentityGraph:
         return [e for e in self.lineage if e["upstream_id"] == dataset_id]
 
     def domains_for_key(self, key: str) -> list[str]:
-        """Domains a subject identifier named `key` (`email`, `customer_id`, ...) looks in."""
+        """Person-key domains a subject identifier named `key` looks in: an entity's
+        (`email`), a `DATASET.COLUMN`'s, the columns of that name in any case (`patient_id`,
+        `person_source_value`, `PATIENT`), else those whose name says the same row kind, else
+        the own key of the tables of that row kind (`patient=`, `user=`)."""
         entity = SUBJECT_ENTITIES.get(key.lower())
         if entity:
             return [entity] if entity in self.domains.values() else []
+        keys = {c: d for c, d in self.domains.items() if self.is_person_domain(d)}
+        key = key.lower()
+        table, _, column = key.rpartition(".")
+        named = [d for c, d in keys.items() if table and self.datasets[c[0]].name.lower()
+                 == table and c[1].lower() == column]
+        named = named or [d for c, d in keys.items() if c[1].lower() == key]
         wanted = _stem(tokens(key))
-        found = set()
-        for (ds, col), finding in self.columns.items():
-            if finding.entity != "PERSON_ID":
-                continue
-            own = _stem(tokens(col)) or _table_stem(self.datasets[ds].name)
-            if own == wanted:
-                found.add(self.domains[(ds, col)])
-        return sorted(found)
+        named = named or [d for c, d in keys.items()
+                          if c[0] not in self.person_tables or c == self.person_tables[c[0]]
+                          if wanted in column_stems(self, c)]
+        named = named or [self.domains[c] for ds, c in self.person_tables.items()
+                          if _table_stem(self.datasets[ds].name) == wanted]
+        return sorted(set(named))
 
 
 #: subject identifier names that are an entity's, not a key column's

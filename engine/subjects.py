@@ -15,7 +15,12 @@ from scanner.classify.masking import mask
 from scanner.identifiers import normalize, phone_variants
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+#: identifier names that are an entity's (what the subject is reached by), not a key column's
+ENTITY_KEYS = frozenset({"email", "phone", "ssn", "iban", "card", "passport"})
+#: the policy identifier that accepts any person key the identity graph knows (`patient_id`,
+#: `patient`, `stg_patients.patient_id`): which one it names is decided by the graph
+PERSON_KEY = "person_key"
 
 
 class SubjectError(EngineError):
@@ -46,8 +51,10 @@ def parse_subject(text: str, accepted: list[str] | None = None) -> Subject:
         raise SubjectError(f"bad subject '{mask(text, None)}': expected KEY=VALUE, e.g. "
                            "email=ana@example.com")
     if not _KEY.match(key):
-        raise SubjectError(f"bad subject key '{key}': letters, digits and _ only")
-    if accepted is not None and key not in accepted:
+        raise SubjectError(f"bad subject key '{key[:80]}': letters, digits and _ only (or "
+                           "DATASET.COLUMN)")
+    if accepted is not None and key not in accepted and not (
+            PERSON_KEY in accepted and key not in ENTITY_KEYS):
         raise SubjectError(f"the policy does not accept '{key}' identifiers "
                            f"(it accepts: {', '.join(accepted)})")
     if key == "email":
