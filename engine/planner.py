@@ -46,6 +46,7 @@ from scanner.sources import open_source
 from scanner.sources.base import Located, Source
 
 MAX_ROUNDS = 6
+MAX_RESTARTS = 4  # walks started again without the shared values they dropped
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
 DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
 TEXT_KEYS = ("email", "phone")  # identifiers also searched for in free text
@@ -197,41 +198,14 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
         walk.subjects.append(carried)
     records = sorted(graph.datasets.values(), key=lambda d: (d.name, d.location))
     pool = SourcePool(frozenset({catalog.path}), config.engine_of())
-    signatures: dict[str, tuple] = {}
     try:
-        for _ in range(MAX_ROUNDS):
-            grew = False
-            for record in records:
-                if record.id in walk.failures:
-                    continue
-                query = walk.query_for(record)
-                if not query.keys and not query.texts:
-                    continue
-                signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
-                             len(query.text_hashes) if query.texts else 0,
-                             sum(1 for s in walk.subjects if s.active))
-                if signatures.get(record.id) == signature:
-                    continue
-                signatures[record.id] = signature
-                try:
-                    result = pool.match(record, query, hasher)
-                except ScannerError as exc:
-                    walk.failures[record.id] = str(exc)
-                    continue
-                if result.truncated:
-                    walk.failures[record.id] = (
-                        f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
-                        "they are")
-                    continue
-                walk.results[record.id] = result
-                walk.asked[record.id] = query
-                walk.learn_raw(result)
-                grew |= attribute(graph, record, query, result, walk.subjects, hasher,
-                                  accept_ambiguous)
-            for s in walk.subjects:
-                check_bound(graph, s, config.identity, accept_ambiguous)
-            if not grew:
+        # A subject that drops a shared value starts again without it: nothing it reached
+        # through that value stays (engine/resolution.py, rule 4).
+        for _ in range(MAX_RESTARTS):
+            if not _rounds(walk, records, pool, config, accept_ambiguous):
                 break
+            walk.subjects = [s.restarted() for s in walk.subjects]
+            walk.results, walk.asked = {}, {}
         for record in records:
             if record.id in walk.results:
                 check_shared(graph, record, walk.asked[record.id], walk.results[record.id],
@@ -243,6 +217,50 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
     plan = _assemble(catalog, request, config, walk, records, exempt_notes, now,
                      accept_ambiguous)
     return record_plan(catalog, plan)  # approve and apply trust this record, not a file
+
+
+def _rounds(walk: _Walk, records: list[DatasetRecord], pool: SourcePool, config: Config,
+            accept_ambiguous: bool) -> bool:
+    """Match and learn until a round learns nothing new; True when a subject dropped a
+    shared value (the walk must start again without it)."""
+    signatures: dict[str, tuple] = {}
+    dropped = False
+    for _ in range(MAX_ROUNDS):
+        grew = False
+        for record in records:
+            if record.id in walk.failures:
+                continue
+            query = walk.query_for(record)
+            if not query.keys and not query.texts:
+                continue
+            signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
+                         len(query.text_hashes) if query.texts else 0,
+                         sum(1 for s in walk.subjects if s.active))
+            if signatures.get(record.id) == signature:
+                continue
+            signatures[record.id] = signature
+            try:
+                result = pool.match(record, query, walk.hasher)
+            except ScannerError as exc:
+                walk.failures[record.id] = str(exc)
+                continue
+            if result.truncated:
+                walk.failures[record.id] = (
+                    f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
+                    "they are")
+                continue
+            walk.results[record.id] = result
+            walk.asked[record.id] = query
+            walk.learn_raw(result)
+            learned, shared = attribute(walk.graph, record, query, result, walk.subjects,
+                                        walk.hasher, accept_ambiguous)
+            grew |= learned
+            dropped |= shared
+        for s in walk.subjects:
+            check_bound(walk.graph, s, config.identity, accept_ambiguous)
+        if not grew or dropped:
+            break
+    return dropped
 
 
 def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:
@@ -283,6 +301,7 @@ def _seed(graph: IdentityGraph, subject: Subject, hasher: KeyedHash,
         state.seeds[entity] = hashes
         if subject.key in TEXT_KEYS:
             state.text_hashes |= hashes
+            state.seed_text |= hashes
         return state
     domains = graph.domains_for_key(subject.key)
     if not domains:

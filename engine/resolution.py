@@ -23,12 +23,17 @@ The rules (the roles they use are defined in `engine/graph.py`):
    the subject teaches its table's own *record* key (`invoice.invoice_id`), which reaches the
    rows hanging off it (`invoice_line`), and nothing else. Free-text mentions are redacted
    where found and teach nothing.
-4. **The bound.** A subject is stopped as *ambiguous* when it resolves to more than
+4. **Shared values are not keys.** A value learned from the subject's row (her email, her
+   phone) that other rows of a table of people also hold (a placeholder email test users
+   share, a household phone) says nothing about who she is: it is dropped from the walk with a
+   finding, and the walk starts again without it, so nothing it reached stays. Only a value
+   the request itself gives stops the subject when it is ambiguous.
+5. **The bound.** A subject is stopped as *ambiguous* when it resolves to more than
    `identity.max_keys` keys in one person domain (default 1), more than `max_emails` emails or
    `max_phones` phones (default 3), or when the value that matched a person table's row is in
    several of its rows. Nothing is planned for a stopped subject unless the caller accepts the
    widening (`optout plan --accept-ambiguous`), which the plan records.
-5. **Subjects apart.** Each subject's keys are its own; one subject's rows never join another's
+6. **Subjects apart.** Each subject's keys are its own; one subject's rows never join another's
    through a shared row: a batch step matches the union of its resolved subjects' own keys.
 """
 
@@ -61,6 +66,10 @@ class SubjectState:
     stopped: str | None = None
     accepted: bool = False  # stopped, and the caller accepted the widening
     bounded: bool = True
+    #: keyed hashes learned from the subject's rows that other people share: never keys
+    dropped: set[str] = field(default_factory=set)
+    drops: list[str] = field(default_factory=list)  # why each was dropped (findings)
+    seed_text: set[str] = field(default_factory=set)  # the request's free-text hashes
 
     @property
     def active(self) -> bool:
@@ -74,12 +83,31 @@ class SubjectState:
 
     def add(self, domain: str, hashes: set[str], why: str) -> bool:
         """Learn keys into a domain; True when something was new."""
-        new = hashes - self.known.setdefault(domain, set())
+        new = hashes - self.known.setdefault(domain, set()) - self.dropped
         if new:
             self.known[domain] |= new
             shown = ", ".join(h[:10] for h in sorted(new)[:3]) + (", …" if len(new) > 3 else "")
             self.learned.append(f"{len(new)} in {domain} [{shown}] from {why}")
         return bool(new)
+
+    def drop(self, domain: str, value: str, why: str) -> bool:
+        """Drop a learned value other people share; True when it was not dropped before."""
+        if value in self.dropped:
+            return False
+        self.dropped.add(value)
+        self.known.get(domain, set()).discard(value)
+        self.drops.append(f"dropped 1 value of {domain} [{value[:10]}]: {why}; not a key of "
+                          "the subject")
+        return True
+
+    def restarted(self) -> SubjectState:
+        """The subject as the request seeded it, keeping what it dropped."""
+        known = {d: set(h) for d, h in (self.seeds if self.bounded else self.known).items()}
+        return SubjectState(self.label, known, {d: set(h) for d, h in self.seeds.items()},
+                            set(self.seed_text), [w for w in self.learned if "the request" in w],
+                            bounded=self.bounded, dropped=set(self.dropped),
+                            drops=list(self.drops), seed_text=set(self.seed_text),
+                            accepted=False)
 
     def key_counts(self) -> dict[str, int]:
         """Domain → how many distinct keys (a seed's several normalized forms count once)."""
@@ -94,7 +122,7 @@ class SubjectState:
         status = "resolved" if self.stopped is None else "accepted" if self.accepted \
             else "stopped"
         return SubjectResolution(self.label, status, tuple(sorted(self.key_counts().items())),
-                                 tuple(self.learned), self.stopped)
+                                 tuple(self.learned + self.drops), self.stopped)
 
 
 def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityConfig,
@@ -169,15 +197,15 @@ def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
 
 def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
               result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
-              accept: bool) -> bool:
+              accept: bool) -> tuple[bool, bool]:
     """Give each matched row to the subjects it belongs to and learn from their rows by the
-    rules above. True when any subject learned something."""
+    rules above. (any subject learned something, any dropped a shared value)."""
     index, groups = _by_value(query, result)
     role = {c: graph.roles.get((record.id, c)) for c in index}
     cols = {c: (record.id, c) for c in index}
     own = graph.person_tables.get(record.id)
     record_key = graph.record_tables.get(record.id)
-    grew = False
+    grew = dropped = False
     for s in subjects:
         if not s.active:
             continue
@@ -190,13 +218,22 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             continue
         for n, by_columns in sorted(owned.items()):
             g = result.groups[n]
-            by = [c for c in by_columns if c == own[1] or role[c] == "attribute"]
-            for c in by:
+            by = []
+            for c in by_columns:
+                if c != own[1] and role[c] != "attribute":
+                    continue
                 # every row holding the value matched (it is among the subjects' keys)
-                rows = sum(result.groups[m].rows for m in groups[(c, g.hashes[index[c]])])
-                if rows > 1:
+                h = g.hashes[index[c]]
+                rows = sum(result.groups[m].rows for m in groups[(c, h)])
+                domain = graph.domains[cols[c]]
+                if rows <= 1:
+                    by.append(c)
+                elif h in s.seeds.get(domain, ()) or not s.bounded:
                     s.stop(f"ambiguous subject: {c} matches {rows} rows of {record.name}",
                            accept)
+                else:
+                    dropped |= s.drop(domain, h, f"{rows} rows of {record.name} hold it in {c} "
+                                                 "(other people share it)")
             if not by or not s.active:
                 continue
             why = f"the {record.name} row matched by {by[0]}"
@@ -209,4 +246,4 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                 if h is not None and h not in s.text_hashes:
                     s.text_hashes.add(h)
                     grew = True
-    return grew
+    return grew, dropped
