@@ -12,8 +12,10 @@ completely or not at all, is retried until resolved, and is proven by re-reading
 4. verify — every step's dataset is read again for the subject: the residue must be zero.
 A failure before commit rolls everything back. `resume` finishes a request whose process died.
 A request ends `complete` when every dataset holding the subject was changed (or retained) and
-read back clean, `complete_with_review` when the plan also named datasets it could not account
-for (the report lists them first).
+read back clean; `incomplete_needs_review` when the plan named datasets that may still hold the
+subject, rows it found and leaves, or a subject it stopped (the report says how many rows and
+where, first); `complete_with_review` when its only findings are about data retained on
+purpose.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ from scanner.errors import ScannerError
 from scanner.sources import open_source
 from scanner.sources.base import one_line
 
-FINAL = ("complete", "complete_with_review", "rolled_back", "dry_run", "superseded")
+#: an applied plan that left data of the subject (known rows, or datasets not searched)
+INCOMPLETE = "incomplete_needs_review"
+FINAL = ("complete", "complete_with_review", "incomplete_needs_review", "rolled_back", "dry_run",
+         "superseded")
 ACTIONS = (*ROW_ACTIONS, *COLUMN_ACTIONS)
 #: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
 #: first target committed), mid-file-commit (inside a multi-file commit), before-rebuild-commit
@@ -317,12 +322,21 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         raise
     journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, "complete_with_review" if plan.review else "complete")
+    journal.set_request(rid, final_status(plan))
     journal.release(rid)
     if plan.supersedes and journal.find(plan.supersedes) is not None:
         journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
         journal.release(plan.supersedes)
     return rid
+
+
+def final_status(plan: ErasurePlan) -> str:
+    """The status of an applied plan: `complete` only when nothing may still hold the subject;
+    `incomplete_needs_review` when datasets it found (or could not search) may, or a subject
+    was stopped; `complete_with_review` when its findings are about data kept on purpose."""
+    if plan.remaining():
+        return INCOMPLETE
+    return "complete_with_review" if plan.review else "complete"
 
 
 def _rebuild_order(plan: ErasurePlan) -> list[int]:

@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine import EngineError, render
-from engine.apply import FINAL, ApplyOptions, StalePlan, apply_plan, check_plan, resume
+from engine.apply import (
+    FINAL,
+    INCOMPLETE,
+    ApplyOptions,
+    StalePlan,
+    apply_plan,
+    check_plan,
+    final_status,
+    resume,
+)
 from engine.approvals import ApprovalError, approve
 from engine.erasure_render import report_html, report_markdown
 from engine.erasure_report import (
@@ -580,6 +589,8 @@ def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: s
     rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait,
                                                      config=config, caller=obj.caller))
     click.echo(printable(f"request {rid}: {outcome(obj.catalog, rid)}"))
+    if not dry_run and final_status(plan) == INCOMPLETE:
+        sys.exit(NEEDS_REVIEW)  # the subject's data may remain: not a success to a script
 
 
 def _hold_for_approval(plan: ErasurePlan, path: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from engine import EngineError
 from engine.cascade.run import steps as cascade_steps
 from engine.journal import WORKER_PREFIX, Journal
+from engine.plan import DatasetNote
 from scanner.access import Principal, authorize
 from scanner.catalog import Catalog
 
@@ -74,11 +75,14 @@ def _summary(status: str, steps: list[dict[str, Any]], review: list[dict[str, st
     if unread:
         proven += f"; {unread} not read back"
     may_hold = ""
-    if review:
-        may_hold = (f"{_n(len(review), 'dataset')} may still hold the subject and "
-                    f"{'was' if len(review) == 1 else 'were'} not changed: "
-                    + "; ".join(f"{n['dataset']} ({n['reason']})" for n in review) + ". ")
-    if status in ("complete", "complete_with_review"):
+    left = [n for n in review if n.get("may_hold", True)]
+    if left:
+        rows = sum(n.get("rows") or 0 for n in left)
+        may_hold = ((f"{_n(rows, 'row')} of the subject known to remain; " if rows else "")
+                    + f"{_n(len(left), 'dataset')} may still hold the subject and "
+                    f"{'was' if len(left) == 1 else 'were'} not changed: "
+                    + "; ".join(f"{n['dataset']} ({n['reason']})" for n in left) + ". ")
+    if status in ("complete", "complete_with_review", "incomplete_needs_review"):
         return may_hold + (proven[0].upper() + proven[1:] if may_hold else proven), ("a person decides on the datasets needing review"
                                    if review else None)
     if status == "rolled_back":
@@ -106,7 +110,8 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     request = journal.request(job)
     plan = json.loads(request["plan"])
     steps = [_step(s, plan["steps"][s["step_no"]]) for s in journal.steps(job)]
-    review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"]}
+    review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"],
+               "rows": n.get("rows"), "may_hold": DatasetNote(**n).may_hold}
               for n in plan["review"]]
     summary, next_action = _summary(request["status"], steps, review, request["error"])
     body = {

@@ -135,7 +135,7 @@ class IdentityGraph:
     def domains_for_key(self, key: str) -> list[str]:
         """Person-key domains a subject identifier named `key` looks in: an entity's
         (`email`), a `DATASET.COLUMN`'s, the columns of that name in any case (`patient_id`,
-        `person_source_value`, `PATIENT`), else those whose name says the same row kind, else
+        `person_source_value`, `PATIENT`) and those whose name says the same row kind, else
         the own key of the tables of that row kind (`patient=`, `user=`)."""
         entity = SUBJECT_ENTITIES.get(key.lower())
         if entity:
@@ -145,11 +145,11 @@ class IdentityGraph:
         table, _, column = key.rpartition(".")
         named = [d for c, d in keys.items() if table and self.datasets[c[0]].name.lower()
                  == table and c[1].lower() == column]
-        named = named or [d for c, d in keys.items() if c[1].lower() == key]
         wanted = _stem(tokens(key))
-        named = named or [d for c, d in keys.items()
-                          if c[0] not in self.person_tables or c == self.person_tables[c[0]]
-                          if wanted in column_stems(self, c)]
+        # every domain the name may mean (a `customer` table in two schemas: two domains)
+        named = named or [d for c, d in keys.items() if c[1].lower() == key or (
+            (c[0] not in self.person_tables or c == self.person_tables[c[0]])
+            and wanted in column_stems(self, c))]
         named = named or [self.domains[c] for ds, c in self.person_tables.items()
                           if _table_stem(self.datasets[ds].name) == wanted]
         return sorted(set(named))
@@ -476,10 +476,9 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
         if base is None or base.free_text or (a in graph.columns
                                               and graph.columns[a].entity != RECORD):
             continue
-        role = role_word(a[1])
+        role = role_reference(graph, a)
         held = [b for b in people if b[0] != a[0]
-                and (names_compatible(graph, a, b) or (role is not None and role not in
-                                                       _KEY_WORDS))
+                and (names_compatible(graph, a, b) or role)
                 and _contained(graph, sketches, a, b) >= CONTAINMENT]
         named = _distinct(graph, [b for b in held if names_compatible(graph, a, b)], a)
         held = _distinct(graph, held, a)
@@ -522,12 +521,20 @@ def _distinct(graph: IdentityGraph, keys: list[Column], near: Column) -> list[Co
 
 
 def refers(graph: IdentityGraph, a: Column, b: Column) -> bool:
-    """a's name says it holds b's keys: the same row kind, or a person's role (`assignee_id`)
-    pointing at the key of a table of people."""
+    """a's name says it holds b's keys: the same row kind, or a person's role (`assignee_id`,
+    `requester_id`) pointing at the key of a table of people, when the name names no table
+    of its own (`employee_id` names the employees, never the customers)."""
     if names_compatible(graph, a, b):
         return True
-    role = role_word(a[1])
-    return role is not None and names_own(graph, b) and holds_people(graph, b[0])
+    return role_reference(graph, a) and names_own(graph, b) and holds_people(graph, b[0])
+
+
+def role_reference(graph: IdentityGraph, a: Column) -> bool:
+    """A column named for a person's role whose name is no table's row kind."""
+    if role_word(a[1]) is None or names_own(graph, a):
+        return False
+    kinds = {_table_stem(d.name) for d in graph.datasets.values()}
+    return not (column_stems(graph, a) & kinds)
 
 
 def _containment_links(graph: IdentityGraph, sketches: dict) -> None:
@@ -543,12 +550,16 @@ def _containment_links(graph: IdentityGraph, sketches: dict) -> None:
     keys = sorted(c for c, f in graph.columns.items()
                   if f.entity == "PERSON_ID" and c in sketches and sketches[c][1])
     declared = {frozenset((x.a, x.b)) for x in graph.links}
+    # a column whose foreign key is declared references what it declares, nothing else
+    referencing = {x.a for x in graph.links if x.kind == "foreign_key"}
     for a in keys:
         for b in keys:
             if (a[0] == b[0] or (a > b and sketches[a][1] == sketches[b][1])
-                    or frozenset((a, b)) in declared):
+                    or frozenset((a, b)) in declared or a in referencing):
                 continue
             ha, hb = sketches[a][1], sketches[b][1]
+            if len(ha) < MIN_SKETCH and not names_compatible(graph, a, b):
+                continue  # a role's few values prove nothing
             rows_b = graph.datasets[b[0]].row_count or len(hb)
             covered = min(1.0, len(hb) / max(rows_b, 1))
             compatible = refers(graph, a, b)

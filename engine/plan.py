@@ -69,6 +69,10 @@ class PlanStep:
                           self.options)
 
 
+#: how a finding about special-category data a step keeps in clear begins (not left data)
+RETAINED_FINDING = "special-category data (GDPR Art. 9) kept in clear"
+
+
 @dataclass(frozen=True)
 class DatasetNote:
     """A dataset the plan looked at without a step: searched with no match, or needing review."""
@@ -77,6 +81,14 @@ class DatasetNote:
     dataset: str
     location: str
     reason: str
+    #: rows of the subject the plan found there by value and leaves (None: not known)
+    rows: int | None = None
+
+    @property
+    def may_hold(self) -> bool:
+        """True when the dataset (or a stopped subject) may still hold the subject's data
+        after apply; a finding about data a step retains on purpose does not."""
+        return not self.reason.startswith(RETAINED_FINDING)
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,15 @@ class ErasurePlan:
             object.__setattr__(self, "_digest", cached)
         return cached
 
+    def remaining(self) -> list[DatasetNote]:
+        """What may still hold the subject after apply: review items other than findings on
+        retained data (datasets left, stopped subjects)."""
+        return [n for n in self.review if n.may_hold]
+
+    def rows_left(self) -> int:
+        """Rows of the subject the plan found by value and leaves."""
+        return sum(n.rows or 0 for n in self.remaining())
+
     def sealed(self) -> ErasurePlan:
         """The same plan with its content hash filled in."""
         from dataclasses import replace
@@ -179,6 +200,7 @@ class ErasurePlan:
             out[s.action] = out.get(s.action, 0) + 1
         out["rows"] = sum(s.rows or 0 for s in self.steps if s.action == "delete_rows")
         out["needs_review"] = len(self.review)
+        out["rows_left"] = self.rows_left()
         out["stopped"] = sum(1 for r in self.resolution if r.status == "stopped")
         out["searched_no_match"] = len(self.searched)
         out["exempt"] = len(self.exempt)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from engine.executable import settle
 from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
 from engine.journal import Journal
-from engine.plan import REQUEST_ID, DatasetNote, ErasurePlan, PlanError, PlanStep
+from engine.plan import REQUEST_ID, RETAINED_FINDING, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_settings import plan_settings
 from engine.plan_store import record_plan
 from engine.policy import COLUMN_ACTIONS, Policy, PolicyError, Rule
@@ -46,6 +46,8 @@ from scanner.sources import open_source
 from scanner.sources.base import Located, Source
 
 MAX_ROUNDS = 6
+#: what a plan says of a dataset without rows, or whose personal columns hold no value
+EMPTY = "empty: nothing to erase"
 MAX_RESTARTS = 4  # walks started again without the shared values they dropped
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
 DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
@@ -115,8 +117,9 @@ class _Walk:
     rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
-    #: datasets left whose rows hold the keys of erased rows (engine/references.py)
-    dangling: dict[str, str] = field(default_factory=dict)
+    #: datasets left whose rows hold the keys of erased rows (engine/references.py): why,
+    #: and how many rows
+    dangling: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     #: keyed hash → the normalized value behind it, for the request's identifiers and the keys
     #: learned from matched rows: engines match these values by plain equality and hash only
     #: what matched. In memory only: never in the plan, the journal or a log.
@@ -391,10 +394,12 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
             continue
         if r.id not in affected:
             if r.id in walk.dangling:
-                review.append(DatasetNote(r.id, r.name, r.location, walk.dangling[r.id]))
+                review.append(DatasetNote(r.id, r.name, r.location, *walk.dangling[r.id]))
             elif r.id in walk.results:
                 searched.append(DatasetNote(r.id, r.name, r.location,
                                             "searched: no rows of the subject"))
+            elif pii and (r.row_count == 0 or not any(c.non_null for c in pii)):
+                searched.append(DatasetNote(r.id, r.name, r.location, EMPTY))
             elif pii:
                 review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii)))
             continue
@@ -533,7 +538,7 @@ def _kept_in_clear(step: PlanStep) -> DatasetNote | None:
     if not kept:
         return None
     return DatasetNote(step.dataset_id, step.dataset, step.location,
-                       f"special-category data (GDPR Art. 9) kept in clear by rule "
+                       f"{RETAINED_FINDING} by rule "
                        f"{step.rule}: {', '.join(kept)}; anonymize it in the rule (its "
                        f"columns or entities) or confirm the legal basis covers it")
 

@@ -434,7 +434,8 @@ class Worker:
                     self._status(rid, "blocked", str(exc))
                     return False
                 raise
-        elif existing["status"] not in ("complete", "complete_with_review"):
+        elif existing["status"] not in ("complete", "complete_with_review",
+                                        "incomplete_needs_review"):
             try:
                 resume(self.catalog, job, options)
             except EngineError as exc:
