@@ -788,7 +788,7 @@ def main() -> None:
 
 # The worker's and the deployment's commands live in their own modules and register
 # themselves on `cli`.
-from engine import cli_deployment, cli_worker  # noqa: E402, F401
+from engine import cli_deployment, cli_review, cli_worker  # noqa: E402, F401
 
 if __name__ == "__main__":
     # `python -m engine.cli`: run the imported module, the one the worker commands joined.

@@ -63,9 +63,10 @@ ACTOR_WORDS = frozenset({
 #: words naming a table of people (its rows are persons), besides tables with person data
 PEOPLE_WORDS = SUBJECT_WORDS | {"employee", "staff", "people", "agent", "provider", "doctor",
                                 "physician", "clinician", "practitioner", "nurse", "profile"}
-#: entities that make a table a table of people (what a person row holds)
-PERSON_ATTRIBUTES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "US_PASSPORT",
-                               "UK_NHS", "US_DRIVER_LICENSE", "PERSON"})
+#: entities that make a table a table of people (what only a person row holds: a firm's row
+#: has a phone and a contact's name too, a supplier is no person)
+PERSON_ATTRIBUTES = frozenset({"EMAIL_ADDRESS", "US_SSN", "US_PASSPORT", "UK_NHS",
+                               "US_DRIVER_LICENSE"})
 #: column types that cannot hold an identifier, whatever the column's name says: floating
 #: point, booleans, money, and decimals with a fractional part (`numeric(10,0)` may be a key)
 _VETO_TYPES = re.compile(r"float|double|real|bool|money|(?:decimal|numeric)\(\s*\d+\s*,\s*[1-9]",
@@ -73,6 +74,7 @@ _VETO_TYPES = re.compile(r"float|double|real|bool|money|(?:decimal|numeric)\(\s*
 #: value evidence needed for a pattern entity to be a match key: share of sampled values
 VALUE_EVIDENCE = 0.5
 RECORD = "RECORD_KEY"  # the entity of record keys (not people)
+SHAPELESS = "values are not key-shaped"  # a key column's veto that references can lift
 #: entities copied through lineage (a derived column holds what its source holds)
 FLOWING = ("copied", "transformed")
 
@@ -116,6 +118,24 @@ class IdentityGraph:
         """`dataset:column` for display."""
         return f"{self.datasets[column[0]].name}:{column[1]}"
 
+    def ref(self, column: Column) -> str:
+        """How the configuration names a column: `dataset:column`, or `LOCATION#dataset:column`
+        when several datasets have that name."""
+        record = self.datasets[column[0]]
+        same = [d for d in self.datasets.values() if d.name == record.name]
+        return self.name(column) if len(same) == 1 else \
+            f"{record.location}#{record.name}:{column[1]}"
+
+    def proposals(self, dataset_id: str) -> list[dict[str, Any]]:
+        """Candidate links touching a dataset, best first (names that agree, then the share
+        of values contained): what a reviewer accepts to reach it."""
+        found = [x for x in self.links if x.status == "candidate" and dataset_id in
+                 (x.a[0], x.b[0])]
+        found.sort(key=lambda x: (not refers(self, x.a, x.b), -(x.ratio or 0.0),
+                                  self.name(x.a), self.name(x.b)))
+        return [{"section": "links", "columns": [self.ref(x.a), self.ref(x.b)],
+                 "evidence": f"{x.kind}: {x.evidence}"} for x in found]
+
     def is_person_domain(self, domain: str) -> bool:
         """True for domains of person keys (`key customer:customer_id`), not record keys."""
         return domain.startswith("key ")
@@ -152,7 +172,11 @@ class IdentityGraph:
             and wanted in column_stems(self, c))]
         named = named or [self.domains[c] for ds, c in self.person_tables.items()
                           if _table_stem(self.datasets[ds].name) == wanted]
-        return sorted(set(named))
+        # of several, the domains that hold a table of people (an export's orphan key column
+        # is no second person; a `customers` table in a backup schema is)
+        people = {d for d in named if any(self.domains.get(c) == d and holds_people(self, ds)
+                                          for ds, c in self.person_tables.items())}
+        return sorted(people if len(set(named)) > 1 and people else set(named))
 
 
 #: subject identifier names that are an entity's, not a key column's
@@ -317,7 +341,7 @@ def match_veto(finding: ColumnFinding, keyed: bool = False) -> str | None:
         unique = 0 < finding.non_null == finding.distinct
         if keyed or max(profile.get("key", 0.0), profile.get("uuid", 0.0)) >= 0.9 or unique:
             return None
-        return "values are not key-shaped"
+        return SHAPELESS
     rate = (finding.entities or {}).get(finding.entity or "", 0.0)
     if finding.entity in (finding.signals.get("patterns") or []) and rate >= VALUE_EVIDENCE:
         return None
@@ -368,8 +392,8 @@ def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool
 
 
 def holds_people(graph: IdentityGraph, ds: str) -> bool:
-    """A table whose rows are people: named so (`patients`, `users`), or holding what a person
-    row holds (an email, a phone, an SSN, a name) and no key of another person."""
+    """A table whose rows are people: named so (`patients`, `users`), or holding what only a
+    person row holds (an email, an SSN, a passport) and no key of another person."""
     record = graph.datasets[ds]
     if set(_table_stem(record.name)) & PEOPLE_WORDS:
         return True
@@ -467,7 +491,10 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
     people = _people_keys(graph, sketches, unique)
     referenced = set()
     for a in sorted(sketches):
-        if a[0] not in graph.datasets or a in graph.vetoed or a in people:
+        # a reference's values need not look like keys (`ALFKI`): being another table's is
+        # the key structure; a type that cannot hold a key still vetoes it
+        if a[0] not in graph.datasets or a in people or (
+                a in graph.vetoed and graph.vetoed[a] != SHAPELESS):
             continue
         if a in graph.columns and graph.columns[a].entity == "PERSON_ID":
             continue
@@ -487,6 +514,7 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
             continue
         b = target[0]
         why = f"its values are {graph.name(b)}'s, and its name says so"
+        graph.vetoed.pop(a, None)
         if graph.columns.get(b) is None or graph.columns[b].entity != "PERSON_ID":
             if b in graph.columns:
                 graph.columns[b] = dataclasses.replace(graph.columns[b], entity="PERSON_ID",

@@ -83,6 +83,9 @@ class DatasetNote:
     reason: str
     #: rows of the subject the plan found there by value and leaves (None: not known)
     rows: int | None = None
+    #: what would resolve it, best first: {"section": "links" | "references", "columns":
+    #: [a, b], "evidence": ...}, accepted or rejected in one step with `optout review PLAN`
+    proposals: tuple[dict[str, Any], ...] = ()
 
     @property
     def may_hold(self) -> bool:

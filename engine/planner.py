@@ -119,7 +119,7 @@ class _Walk:
     locations: dict[str, Located] = field(default_factory=dict)
     #: datasets left whose rows hold the keys of erased rows (engine/references.py): why,
     #: and how many rows
-    dangling: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    dangling: dict[str, tuple[str, int | None, tuple[dict, ...]]] = field(default_factory=dict)
     #: keyed hash → the normalized value behind it, for the request's identifiers and the keys
     #: learned from matched rows: engines match these values by plain equality and hash only
     #: what matched. In memory only: never in the plan, the journal or a log.
@@ -395,13 +395,15 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         if r.id not in affected:
             if r.id in walk.dangling:
                 review.append(DatasetNote(r.id, r.name, r.location, *walk.dangling[r.id]))
+                # (the reason, the rows, the foreign key that would follow them)
             elif r.id in walk.results:
                 searched.append(DatasetNote(r.id, r.name, r.location,
                                             "searched: no rows of the subject"))
             elif pii and (r.row_count == 0 or not any(c.non_null for c in pii)):
                 searched.append(DatasetNote(r.id, r.name, r.location, EMPTY))
             elif pii:
-                review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii)))
+                review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii),
+                                          proposals=tuple(graph.proposals(r.id))))
             continue
         hold = policy.exemption_for(r.name)
         if hold is not None:
@@ -454,7 +456,7 @@ def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
     candidates = [x for x in graph.links if x.status == "candidate" and r.id in (x.a[0], x.b[0])]
     for x in candidates[:2]:
         text += (f"; candidate link {graph.name(x.a)} ⊆ {graph.name(x.b)} ({x.evidence}): "
-                 "an admin accepts it in the deployment's configuration under identity.links")
+                 "accept it with `optout review PLAN --accept N` (an admin's)")
     vetoed = [c for c in graph.vetoed if c[0] == r.id]
     if vetoed and not candidates:
         text += "; not match keys: " + ", ".join(

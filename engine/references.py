@@ -44,13 +44,13 @@ def _named_after(graph: IdentityGraph, record: DatasetRecord, key: str,
 
 def dangling(graph: IdentityGraph, records: list[DatasetRecord], rows: dict[str, int],
              queries: dict[str, MatchQuery], pool: SourcePool, hasher: KeyedHash
-             ) -> dict[str, tuple[str, int | None]]:
+             ) -> dict[str, tuple[str, int | None, tuple[dict, ...]]]:
     """Dataset id → why it needs review and how many rows, for datasets the plan leaves whose rows hold the key
     of rows it erases, in a column no foreign key, lineage or link ties to that key."""
     planned = {d for d, n in rows.items() if n}
     linked = {e["downstream_id"] for d in planned for e in graph.downstream(d)} | {
         e["upstream_id"] for d in planned for e in graph.upstream(d)}  # rebuilt or a source
-    out: dict[str, tuple[str, int | None]] = {}
+    out: dict[str, tuple[str, int | None, tuple[dict, ...]]] = {}
     for record in (r for r in records if r.id in planned):
         key = row_key(graph, record)
         if key is None or (record.id, key) in graph.domains:
@@ -76,9 +76,14 @@ def dangling(graph: IdentityGraph, records: list[DatasetRecord], rows: dict[str,
                         "plan erases, and nothing declares the link (no foreign key, lineage "
                         "or identity link): they stay unless the foreign key is declared in "
                         f'optout.yaml (identity: references: [{{columns: ["{other.name}:{column}", '
-                        f'"{record.name}:{key}"]}}]); needs review', held)
+                        f'"{record.name}:{key}"]}}]); needs review', held,
+                        ({"section": "references",
+                          "columns": [graph.ref((other.id, column)), graph.ref((record.id, key))],
+                          "evidence": f"{held} rows hold the {key} of rows this plan erases; "
+                                      "the names agree"},))
         except ScannerError as exc:
             for other, _ in others:
                 out.setdefault(other.id, (f"could not be checked for rows pointing at erased "
-                                          f"{record.name} rows: {exc}; needs review", None))
+                                          f"{record.name} rows: {exc}; needs review", None,
+                                          ()))
     return out

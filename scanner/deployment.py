@@ -78,6 +78,13 @@ def set_deployment_config(catalog: Catalog, path: str, by: str) -> tuple[Config,
     """Validate the config file at `path` and make it the deployment's (relative paths in it
     are kept as absolute ones); returns it and its digest. The caller must be an admin."""
     config = load_config(path)
+    return config, store_deployment_config(catalog, config, by)
+
+
+def store_deployment_config(catalog: Catalog, config: Config, by: str) -> str:
+    """Make a validated configuration the deployment's; its digest. The caller must be an
+    admin (`optout config set`, or a link accepted with `optout review`)."""
+    config = Config.model_validate(config.model_dump())
     body = config.model_dump_json()
     digest = _digest(body)
     with catalog.connect() as con:
@@ -86,7 +93,7 @@ def set_deployment_config(catalog: Catalog, path: str, by: str) -> tuple[Config,
                     [digest, body, by, dt.datetime.now(dt.UTC).replace(tzinfo=None)])
         seal(con, catalog.secret(), "deployment_configs", "mac IS NULL")
         con.execute("COMMIT")
-    return config, digest
+    return digest
 
 
 def deployment_config(catalog: Catalog) -> tuple[Config, str | None]:

@@ -29,7 +29,7 @@ COMMAND_ROLES = {
     "token create": "admin", "token revoke": "admin", "token list": "admin",
     "producer-key": "admin",
     "worker": "operator", "request submit": "requester",
-    "config set": "admin", "config show": "viewer",
+    "config set": "admin", "config show": "viewer", "review": "requester",
     "policy add": "admin", "policy list": "viewer", "policy show": "viewer",
 }
 EMBEDDED = Principal("(embedded)", frozenset({"embedded"}))
