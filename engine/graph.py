@@ -110,6 +110,10 @@ class IdentityGraph:
     person_tables: dict[str, Column] = field(default_factory=dict)
     #: dataset id → its own record key, for datasets other rows reference (`invoice`)
     record_tables: dict[str, Column] = field(default_factory=dict)
+    #: declared references from a subject's row to a record only that row points at
+    #: (`personcreditcard.creditcardid`, `businessentityaddress.addressid`: the card, the
+    #: address is the person's): learned as the subject's record keys
+    exclusive: set[Column] = field(default_factory=set)
     #: datasets whose rows belong to someone: tables of people, and rows that hang off them
     #: (`invoice` through `customer_id`, `invoice_line` through `invoice_id`)
     person_owned: set[str] = field(default_factory=set)
@@ -722,6 +726,8 @@ def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
                 else graph.record_tables
             table[ds] = own
     copied_own = _copied_own_keys(graph)
+    one_to_one = _identity_references(graph)
+    graph.exclusive = _exclusive_references(graph)
     for ds, columns in by_dataset.items():
         own = graph.person_tables.get(ds) or graph.record_tables.get(ds)
         person_table = ds in graph.person_tables
@@ -734,7 +740,7 @@ def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
             agent = word in AGENT_WORDS
             if f.entity not in ("PERSON_ID", RECORD):
                 graph.roles[c] = "agent" if agent else "attribute"
-            elif person_table and c in copied_own:
+            elif person_table and (c in copied_own or c in one_to_one):
                 graph.roles[c] = "attribute"  # the row's own identity under another key
             elif f.entity == RECORD:
                 graph.roles[c] = "agent" if person_table else "owner"
@@ -747,6 +753,53 @@ def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:
             for c in rank:
                 graph.roles[c] = "owner" if rank is best and len(best) == 1 else "agent"
     _person_owned(graph)
+
+
+def _identity_references(graph: IdentityGraph) -> set[Column]:
+    """Declared references to a people table's own key whose values are unique where they
+    are (`sales.customer.personid`, `employee.businessentityid` → `person`): one row per
+    person, the row's own identity in a table of another role (a reference to a firm, a
+    shared manager or a support rep is not)."""
+    out = set()
+    for x in graph.links:
+        if x.kind != "foreign_key" or x.b != graph.person_tables.get(x.b[0]):
+            continue
+        record = graph.datasets[x.a[0]]
+        base = next((c for c in record.columns if c.name == x.a[1]), None)
+        if (base is not None and 0 < base.non_null == base.distinct
+                and holds_people(graph, x.b[0])):
+            out.add(x.a)
+    return out
+
+
+def _exclusive_references(graph: IdentityGraph) -> set[Column]:
+    """Declared foreign keys to a record table whose values are unique where they are: each
+    record is pointed at by one row only (a card, an address of one person)."""
+    out = set()
+    for x in graph.links:
+        if x.kind != "foreign_key" or graph.columns.get(x.a) is None or \
+                graph.columns[x.a].entity != RECORD or x.b != graph.record_tables.get(x.b[0]):
+            continue
+        base = next((c for c in graph.datasets[x.a[0]].columns if c.name == x.a[1]), None)
+        if base is not None and 0 < base.non_null == base.distinct:
+            out.add(x.a)
+    return out
+
+
+def reference_data(graph: IdentityGraph, ds: str) -> bool:
+    """A lookup table: its own key is what declared foreign keys of other tables point at,
+    many of their rows at one record (`addresstype`, `salesterritory`), and it holds no key
+    of a person nor what only a person row holds."""
+    own = graph.person_tables.get(ds) or graph.record_tables.get(ds)
+    if own is None or holds_people(graph, ds) or any(
+            c[0] == ds and c != own and f.entity == "PERSON_ID"
+            for c, f in graph.columns.items()):
+        return False
+    pointing = [x.a for x in graph.links if x.kind == "foreign_key" and x.b == own]
+    shared = [a for a in pointing
+              if (b := next((c for c in graph.datasets[a[0]].columns if c.name == a[1]),
+                            None)) is not None and b.non_null > b.distinct]
+    return bool(shared) and len(shared) == len(pointing)
 
 
 def _copied_own_keys(graph: IdentityGraph) -> set[Column]:

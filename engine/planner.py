@@ -21,7 +21,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from engine.executable import settle
-from engine.graph import SUBJECT_ENTITIES, IdentityGraph, build_graph, kind_of_column
+from engine.graph import (
+    SUBJECT_ENTITIES,
+    IdentityGraph,
+    build_graph,
+    kind_of_column,
+    reference_data,
+)
 from engine.journal import Journal
 from engine.plan import REQUEST_ID, RETAINED_FINDING, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_settings import plan_settings
@@ -48,6 +54,9 @@ from scanner.sources.base import Located, Source
 MAX_ROUNDS = 6
 #: what a plan says of a dataset without rows, or whose personal columns hold no value
 EMPTY = "empty: nothing to erase"
+#: what a plan says of a lookup table (address types, territories) many rows point at
+REFERENCE_DATA = ("reference data: shared by the rows of many people through declared foreign "
+                  "keys, no person's own")
 MAX_RESTARTS = 4  # walks started again without the shared values they dropped
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
 DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
@@ -401,6 +410,8 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                                             "searched: no rows of the subject"))
             elif pii and (r.row_count == 0 or not any(c.non_null for c in pii)):
                 searched.append(DatasetNote(r.id, r.name, r.location, EMPTY))
+            elif reference_data(graph, r.id):
+                searched.append(DatasetNote(r.id, r.name, r.location, REFERENCE_DATA))
             elif pii:
                 review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii),
                                           proposals=tuple(graph.proposals(r.id))))

@@ -195,6 +195,30 @@ def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                        f"through {c}", accept)
 
 
+def _satellite(graph: IdentityGraph, record: DatasetRecord, index: dict[str, int],
+               groups: dict[tuple[str, str], list[int]], result: MatchResult,
+               s: SubjectState, role: dict[str, str | None]) -> bool:
+    """A row of a person's attribute table (`person.emailaddress`: an email and the person it
+    belongs to) matched by an attribute value no other row holds teaches the one person key
+    that owns the row. True when it taught something."""
+    owners = [c for c in index if role[c] == "owner"
+              and graph.is_person_domain(graph.domains[(record.id, c)])]
+    if len(owners) != 1:
+        return False
+    grew = False
+    for c in (c for c in index if role[c] == "attribute"):
+        domain = graph.domains[(record.id, c)]
+        for h in sorted(s.known.get(domain, set()) - s.dropped):
+            holding = groups.get((c, h), [])
+            if sum(result.groups[n].rows for n in holding) != 1:
+                continue
+            key = result.groups[holding[0]].hashes[index[owners[0]]]
+            if key is not None:
+                grew |= s.add(graph.domains[(record.id, owners[0])], {key},
+                              f"the {record.name} row holding its {c} ({owners[0]})")
+    return grew
+
+
 def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
               result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
               accept: bool) -> tuple[bool, bool]:
@@ -214,7 +238,13 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
             grew |= s.add(graph.domains[record_key], keys,
                           f"its {record.name} rows ({record_key[1]}, a record key)")
+        for c in index:
+            if (record.id, c) in graph.exclusive and role[c] == "owner":
+                keys = {result.groups[n].hashes[index[c]] for n in owned} - {None}
+                grew |= s.add(graph.domains[cols[c]], keys,
+                              f"its {record.name} rows ({c}: records no other row points at)")
         if own is None:
+            grew |= _satellite(graph, record, index, groups, result, s, role)
             continue
         for n, by_columns in sorted(owned.items()):
             g = result.groups[n]

@@ -28,7 +28,8 @@ from scanner.scan import scan
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 APPROVER = Principal("approver", frozenset({"approver"}))
 #: chinook-c: Chinook in a database whose locale is C (lower() there changes ASCII only)
-WORLDS = ["chinook", "chinook-c", "chinook_sqlite", "pagila", "northwind", "traps"]
+WORLDS = ["chinook", "chinook-c", "chinook_sqlite", "pagila", "northwind", "traps",
+          "adventureworks"]
 
 
 def erase(catalog: Catalog, location: str, classifier, subject: str, request_id: str):

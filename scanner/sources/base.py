@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import ClassVar
@@ -189,10 +190,14 @@ def flatten(table: pa.Table) -> pa.Table:
 
 
 def rows_to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
-    """Arrow from DB-API rows; a column whose values Arrow cannot type becomes text."""
+    """Arrow from DB-API rows; a column whose values Arrow cannot type becomes text, and so
+    does a UUID column (Arrow would make it 16 raw bytes, which no text reader can read)."""
     arrays = []
     for i, _ in enumerate(names):
         values = [row[i] for row in rows]
+        if any(isinstance(v, uuid.UUID) for v in values):
+            arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
+            continue
         try:
             arrays.append(pa.array(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
