@@ -562,11 +562,17 @@ def refers(graph: IdentityGraph, a: Column, b: Column) -> bool:
 
 
 def role_reference(graph: IdentityGraph, a: Column) -> bool:
-    """A column named for a person's role whose name is no table's row kind."""
-    if role_word(a[1]) is None or names_own(graph, a):
+    """A column named for a person's role (`requester_id`, `assignee_id`) that names no row
+    kind (`employee_id` names employees: a table of them, or a staff table's own key)."""
+    word = role_word(a[1])
+    if word is None or names_own(graph, a):
         return False
     kinds = {_table_stem(d.name) for d in graph.datasets.values()}
-    return not (column_stems(graph, a) & kinds)
+    if column_stems(graph, a) & kinds:
+        return False
+    base = next((c for c in graph.datasets[a[0]].columns if c.name == a[1]), None)
+    unique = base is not None and 0 < base.non_null == base.distinct
+    return not (unique and word in PEOPLE_WORDS and holds_people(graph, a[0]))
 
 
 def _containment_links(graph: IdentityGraph, sketches: dict) -> None:

@@ -52,7 +52,7 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
     rid = apply_plan(world.catalog, plan, ApplyOptions())
     assert_erased(world, before)
     report = build_report(world.catalog, rid)
-    assert report["status"] == "complete_with_review"
+    assert report["status"] == "incomplete_needs_review"
     assert report["summary"].startswith(
         "3 datasets may still hold the subject and were not changed: employees (not reachable")
     assert report["summary"].endswith(
@@ -69,7 +69,7 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
     assert verify_report(world.catalog, str(path))["request_id"] == "e2e"
     text = path.read_text()
     assert world.subject["email"] not in text
-    path.write_text(text.replace('"complete_with_review"', '"blocked"', 1))
+    path.write_text(text.replace('"incomplete_needs_review"', '"blocked"', 1))
     with pytest.raises(ReportError, match="signature does not match"):
         verify_report(world.catalog, str(path))
 
@@ -104,7 +104,7 @@ def test_a_target_that_keeps_failing_blocks_the_request(world: World,
     assert Journal(world.catalog).request(plan.request_id)["status"] == "blocked"
     monkeypatch.setenv("OPTOUT_FAIL_COMMIT", "")
     resume(world.catalog, plan.request_id, ApplyOptions(backoff=0.01))
-    assert Journal(world.catalog).request(plan.request_id)["status"] == "complete_with_review"
+    assert Journal(world.catalog).request(plan.request_id)["status"] == "incomplete_needs_review"
     assert_erased(world, before)
 
 

@@ -143,7 +143,7 @@ def test_the_subject_is_gone_from_every_model_and_seed(erased) -> None:
             assert con.execute(f"SELECT count(*) FROM {name} WHERE {key} = ?",
                                [SUBJECT_ID]).fetchone() == (0,)
     assert_payments_named_for_review(payments_of_subject(before), plan)
-    assert Journal(catalog).request(plan.request_id)["status"] == "complete_with_review"
+    assert Journal(catalog).request(plan.request_id)["status"] == "incomplete_needs_review"
 
 
 def test_nobody_else_changed(erased) -> None:
@@ -235,7 +235,7 @@ def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
     apply_plan(catalog, plan, ApplyOptions(config=config))
     journal = Journal(catalog)
     assert_payments_named_for_review(payments, plan)
-    assert journal.request(plan.request_id)["status"] == "complete_with_review"
+    assert journal.request(plan.request_id)["status"] == "incomplete_needs_review"
     [row] = [s for s in journal.steps(plan.request_id) if s["dataset_id"] == mart.dataset_id]
     assert (row["status"], row["residue"]) == ("verified", 0)
     fresh = tmp_path / "fresh"
@@ -310,7 +310,7 @@ def test_attack3_a_dbt_project_edited_after_approval_runs_nothing(
     project.write_text(approved)
     done = staff.cli("operator", "apply", str(plan_file), "--yes")
     assert done.returncode == 0, done.stderr
-    assert "complete_with_review" in done.stdout
+    assert "incomplete_needs_review" in done.stdout
     assert not loot.exists()
     given = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
     assert "PATH" in given and not [k for k in given if k.startswith("OPTOUT_")]

@@ -205,7 +205,7 @@ def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
     statuses = [e["status"] for e in setup.read(STATUS) if e["request_id"] == "req-1"]
     assert statuses == ["received", "planned", "applied"]
     report = build_report(world.catalog, "req-1", AUDITOR)
-    assert report["status"] == "complete_with_review"
+    assert report["status"] == "incomplete_needs_review"
     outcome = {c["target"]: (c["status"], c["attempts"]) for c in report["cascade"]}
     assert outcome == {"cache": ("verified", 1), "search": ("verified", 1),
                        "crm": ("verified", 1), "ads": ("verified", 4)}
@@ -245,7 +245,7 @@ def test_a_killed_worker_is_finished_exactly_once_by_the_next(setup: Setup) -> N
     assert Hooks.calls == []
     finished = setup.worker("--seconds", "20", "--ack-wait", "3")
     assert finished.returncode == 0, finished.stderr
-    assert Journal(world.catalog).request("worker:req-kill")["status"] == "complete_with_review"
+    assert Journal(world.catalog).request("worker:req-kill")["status"] == "incomplete_needs_review"
     assert_erased(world, before)
     assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 1
     assert [e["status"] for e in setup.read(STATUS)
@@ -305,7 +305,7 @@ def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) ->
     assert run.returncode == 0, run.stderr
     reports = [build_report(world.catalog, f"req-b{n}", AUDITOR) for n in range(3)]
     assert len({r["batch"] for r in reports}) == 1  # one plan, one apply
-    assert all(r["status"] == "complete_with_review" for r in reports)
+    assert all(r["status"] == "incomplete_needs_review" for r in reports)
     assert all({c["status"] for c in r["cascade"]} == {"verified"} for r in reports)
     for person in people:
         assert setup.keys(person) == [] and setup.search(person["email"]) == 0
