@@ -110,6 +110,8 @@ class IdentityGraph:
     person_tables: dict[str, Column] = field(default_factory=dict)
     #: dataset id → its own record key, for datasets other rows reference (`invoice`)
     record_tables: dict[str, Column] = field(default_factory=dict)
+    #: role columns (`requester_id`) → the one people table's key that holds their values
+    role_targets: dict[Column, Column] = field(default_factory=dict)
     #: declared references from a subject's row to a record only that row points at
     #: (`personcreditcard.creditcardid`, `businessentityaddress.addressid`: the card, the
     #: address is the person's): learned as the subject's record keys
@@ -208,6 +210,8 @@ def column_stems(graph: IdentityGraph, column: Column) -> set[tuple[str, ...]]:
     ("patient",); a bare `id` → its table's row kind."""
     toks = tokens(column[1])
     out = {stem for stem in (_stem(toks), _stem(_glued(toks))) if stem}
+    # `manager_staff_id`, `parent_customer_id`: the last word says the row kind
+    out |= {stem[-1:] for stem in list(out) if len(stem) > 1}
     return out or {_table_stem(graph.datasets[column[0]].name)}
 
 
@@ -500,12 +504,13 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
         if a[0] not in graph.datasets or a in people or (
                 a in graph.vetoed and graph.vetoed[a] != SHAPELESS):
             continue
-        if a in graph.columns and graph.columns[a].entity == "PERSON_ID":
+        if a in graph.columns and graph.columns[a].entity == "PERSON_ID" and \
+                not role_reference(graph, a):
             continue
         record = graph.datasets[a[0]]
         base = next((c for c in record.columns if c.name == a[1]), None)
-        if base is None or base.free_text or (a in graph.columns
-                                              and graph.columns[a].entity != RECORD):
+        if base is None or base.free_text or (a in graph.columns and graph.columns[a].entity
+                                              not in (RECORD, "PERSON_ID")):
             continue
         role = role_reference(graph, a)
         held = [b for b in people if b[0] != a[0]
@@ -517,6 +522,8 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
         if not target:
             continue
         b = target[0]
+        if not named:
+            graph.role_targets[a] = b
         why = f"its values are {graph.name(b)}'s, and its name says so"
         graph.vetoed.pop(a, None)
         if graph.columns.get(b) is None or graph.columns[b].entity != "PERSON_ID":
@@ -554,11 +561,9 @@ def _distinct(graph: IdentityGraph, keys: list[Column], near: Column) -> list[Co
 
 def refers(graph: IdentityGraph, a: Column, b: Column) -> bool:
     """a's name says it holds b's keys: the same row kind, or a person's role (`assignee_id`,
-    `requester_id`) pointing at the key of a table of people, when the name names no table
-    of its own (`employee_id` names the employees, never the customers)."""
-    if names_compatible(graph, a, b):
-        return True
-    return role_reference(graph, a) and names_own(graph, b) and holds_people(graph, b[0])
+    `requester_id`) pointing at the one table of people whose key holds all its values
+    (found by `_named_references`), when the name names no table of its own."""
+    return names_compatible(graph, a, b) or graph.role_targets.get(a) == b
 
 
 def role_reference(graph: IdentityGraph, a: Column) -> bool:
@@ -567,8 +572,8 @@ def role_reference(graph: IdentityGraph, a: Column) -> bool:
     word = role_word(a[1])
     if word is None or names_own(graph, a):
         return False
-    kinds = {_table_stem(d.name) for d in graph.datasets.values()}
-    if column_stems(graph, a) & kinds:
+    kinds = {w for d in graph.datasets.values() for w in _table_stem(d.name)}
+    if set(_stem(_glued(tokens(a[1])))) & kinds:
         return False
     base = next((c for c in graph.datasets[a[0]].columns if c.name == a[1]), None)
     unique = base is not None and 0 < base.non_null == base.distinct

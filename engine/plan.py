@@ -222,6 +222,11 @@ def _plain(obj: Any) -> Any:
     return _fields(obj) if is_dataclass(obj) and not isinstance(obj, type) else str(obj)
 
 
+def _note(data: dict[str, Any]) -> DatasetNote:
+    """A note from its JSON (proposals as a tuple, as the plan made them)."""
+    return DatasetNote(**{**data, "proposals": tuple(data.get("proposals", ()))})
+
+
 def load_plan(path: str | Path) -> ErasurePlan:
     """Read a plan file and check its content hash."""
     try:
@@ -240,12 +245,12 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             created_by=data["created_by"], policy=data["policy"],
             subjects=tuple(data["subjects"]), catalog_state=data["catalog_state"],
             steps=tuple(_step(s) for s in data["steps"]),
-            searched=tuple(DatasetNote(**n) for n in data["searched"]),
-            review=tuple(DatasetNote(**n) for n in data["review"]),
-            exempt=tuple(DatasetNote(**n) for n in data["exempt"]),
+            searched=tuple(_note(n) for n in data["searched"]),
+            review=tuple(_note(n) for n in data["review"]),
+            exempt=tuple(_note(n) for n in data["exempt"]),
             approvals=int(data.get("approvals", 1)),
             resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
-            unexecutable=tuple(DatasetNote(**n) for n in data.get("unexecutable", ())),
+            unexecutable=tuple(_note(n) for n in data.get("unexecutable", ())),
             supersedes=str(data.get("supersedes", "")),
             engine=str(data.get("engine", "duckdb")),
             settings=dict(data.get("settings") or {}),
