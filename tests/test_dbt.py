@@ -309,7 +309,7 @@ def test_attack3_a_dbt_project_edited_after_approval_runs_nothing(
     # control: the project as approved builds, and dbt never saw optout's token
     project.write_text(approved)
     done = staff.cli("operator", "apply", str(plan_file), "--yes")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 4, done.stderr  # raw_payments: rows it leaves, named
     assert "incomplete_needs_review" in done.stdout
     assert not loot.exists()
     given = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)

@@ -21,6 +21,7 @@ from engine.plan import load_plan
 from engine.policy import load_policy
 from engine.policy_store import SHIPPED
 from scanner.access.principals import _scrypt
+from scanner.catalog.migrations import LATEST
 
 LOOT = "loot.txt"
 #: the requester's own policy: the deployment's name, no approval, no retention rule
@@ -97,7 +98,7 @@ def test_attack1_a_requesters_own_policy_store_does_not_decide_approvals(world, 
     assert done.returncode in (0, 4), done.stderr
     assert subjects_rows(world) > 0
     done = staff.cli("operator", "apply", str(tmp_path / "q.json"), "--yes")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 4 and "incomplete_needs_review" in done.stdout, done.stderr
     assert subjects_rows(world) == 0
 
 
@@ -143,7 +144,7 @@ def test_attack2_the_planner_cannot_choose_the_command_apply_runs(world, tmp_pat
                                              str(tmp_path / "p2.json")))
     assert staff.cli("approver", "approve", str(tmp_path / "p2.json")).returncode == 0
     done = staff.cli("operator", "apply", str(tmp_path / "p2.json"), "--yes")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 4 and "incomplete_needs_review" in done.stdout, done.stderr
     assert subjects_rows(world) == len([r for r in before["payments"]
                                         if world.is_subjects("payments", r)])  # retained
 
@@ -244,11 +245,13 @@ def test_attack5_a_catalog_writer_without_the_key_cannot_launder_rows(world, tmp
 
     # the sealed schema version: one version back, or the state row gone, is named
     for edit, message in (
-            ("DELETE FROM schema_version WHERE version = 10",
-             "catalog_state: the schema_version table says 9 but the sealed state says 10"),
+            (f"DELETE FROM schema_version WHERE version = {LATEST}",
+             f"catalog_state: the schema_version table says {LATEST - 1} but the sealed state "
+             f"says {LATEST}"),
             ("DELETE FROM catalog_state", "catalog_state: the sealed schema version is missing"),
-            ("UPDATE catalog_state SET schema_version = 11",
-             "catalog_state row (schema_version=11) does not carry this catalog's seal")):
+            (f"UPDATE catalog_state SET schema_version = {LATEST + 1}",
+             f"catalog_state row (schema_version={LATEST + 1}) does not carry this catalog's "
+             "seal")):
         copy = _copy_catalog(pristine, tmp_path / f"edited-{len(message)}.duckdb")
         with duckdb.connect(copy) as con:
             con.execute(edit)
@@ -300,7 +303,7 @@ def test_a_catalog_made_before_the_sealed_state_upgrades_and_keeps_its_hashes(tm
     assert [p[0] for p in list_principals(catalog)] == ["admin"]  # upgraded on this write
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT schema_version, hash_scheme FROM catalog_state").fetchall() \
-            == [(10, 1)]
+            == [(LATEST, 1)]
     add_principal(catalog, "viewer", ["viewer"], "admin")
     assert Catalog(str(path)).hasher().derived is False  # read back from the sealed state
     new = Catalog(str(tmp_path / "new.duckdb"))
