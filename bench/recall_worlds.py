@@ -65,7 +65,8 @@ def _erase(locations: list[str], catalog_path: Path, subject: str) -> str:
     scan(locations, catalog)
     policy = load_policy(HERE / "policies" / "gdpr-erasure.yaml")
     try:
-        plan = build_plan(catalog, PlanRequest([parse_subject(subject)], policy, "gdpr-erasure"))
+        plan = build_plan(catalog, PlanRequest([parse_subject(subject)], policy,
+                                               str(HERE / "policies" / "gdpr-erasure.yaml")))
         apply_plan(catalog, plan, ApplyOptions())
     except Exception as exc:  # the figure is what a user gets, error included
         return f"error: {str(exc).splitlines()[0][:90]}"

@@ -26,7 +26,7 @@ from engine.policy import load_policy
 from engine.subjects import parse_subject
 from scanner.catalog import Catalog
 from scanner.classify.column import Classifier
-from scanner.scan import scan
+from scanner.scan import ScanOptions, scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 SUBJECT = 5  # a Chinook customer with invoices
@@ -212,3 +212,31 @@ def test_empty_datasets_are_listed_apart(tmp_path: Path, classifier: Classifier)
     assert not [n for n in plan.review if n.dataset == "CustomerBackup"]
     assert [n.reason for n in plan.searched if n.dataset == "CustomerBackup"] == [
         "empty: nothing to erase"]
+
+
+def test_a_link_at_the_evidence_threshold_is_decided_the_same_on_every_catalog(
+        tmp_path: Path, classifier: Classifier) -> None:
+    """Where a sketch keeps only part of a key's values (3,000 customers, 2,500 loyalty ids;
+    sketches hold 2,000) and the containment estimate sits at the threshold, which values a
+    sketch keeps decides the link: chosen by the catalog's secret (as it was), the plan
+    differed from catalog to catalog. Ten catalogs, one plan."""
+    import duckdb
+
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE customers AS SELECT i AS id, 'c' || i || '@shop.example.com' "
+                    "AS email FROM range(1, 3001) t(i)")
+        con.execute("CREATE TABLE loyalty AS SELECT CASE WHEN i > 1800 THEN 90000 + i ELSE "
+                    "i END AS customer_id, i % 7 AS tier FROM range(1, 2501) t(i)")
+    policy = load_policy(POLICY)
+    seen = set()
+    for n in range(10):
+        catalog = Catalog(str(tmp_path / f"catalog{n}.duckdb"))
+        # a sample larger than a sketch: which sampled values a sketch keeps matters
+        scan([str(db)], catalog, ScanOptions(sample_rows=10_000), classifier=classifier)
+        plan = build_plan(catalog, PlanRequest([parse_subject("customer_id=7",
+                                                              policy.identifiers)],
+                                               policy, str(POLICY)))
+        seen.add(json.dumps([sorted((s.dataset, s.rows) for s in plan.steps),
+                             sorted((r.dataset, r.reason) for r in plan.review)]))
+    assert len(seen) == 1, seen
