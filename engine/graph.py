@@ -31,6 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import EngineError
+from engine.key_names import (
+    ACTOR_WORDS,
+    AGENT_WORDS,
+    PEOPLE_WORDS,
+    glued,
+    role_word,
+    stem,
+    table_stem,
+)
 from scanner.catalog import Catalog, DatasetRecord
 from scanner.classify.names import tokens
 from scanner.config import Config
@@ -41,28 +50,6 @@ CONTAINMENT = 0.9  # share of a key's sampled values found in another key to inf
 MIN_SKETCH = 5  # below this many distinct sampled values, only full containment links
 
 COVERAGE = 0.5  # below this share of a key's values in its sketch, values cannot be compared
-_KEY_WORDS = {"id", "key", "no", "nr", "fk", "number", "num", "uuid"}
-#: words naming a person who acts on someone else's row (the row is not theirs)
-AGENT_WORDS = frozenset({
-    "employee", "staff", "rep", "agent", "assigned", "assignee", "updated", "modified",
-    "manager", "referrer", "referred", "reports", "approver", "approved", "handled", "handler",
-    "sales", "salesperson", "seller", "reviewer", "supervisor", "operator", "support",
-    "responsible", "broker", "provider", "doctor", "physician", "clinician", "practitioner",
-    "nurse", "recruiter", "interviewer", "closed", "resolved", "escalated", "collaborator",
-    "follower", "cc"})
-#: words naming the person whose row it is (`requester_id`, `customer_id`, `PATIENT`)
-SUBJECT_WORDS = frozenset({
-    "requester", "customer", "client", "patient", "member", "subscriber", "user", "person",
-    "buyer", "guest", "student", "applicant", "candidate", "contact", "account", "holder",
-    "beneficiary", "insured", "recipient", "visitor", "participant", "resident", "passenger",
-    "citizen", "consumer", "shopper", "subject", "requestor", "enrollee"})
-#: words naming who did something in a row: the row's person when no subject word says who
-ACTOR_WORDS = frozenset({
-    "author", "actor", "sender", "submitter", "reporter", "creator", "created", "owner",
-    "poster", "commenter", "by", "requested", "opened", "writer", "uploader", "initiator"})
-#: words naming a table of people (its rows are persons), besides tables with person data
-PEOPLE_WORDS = SUBJECT_WORDS | {"employee", "staff", "people", "agent", "provider", "doctor",
-                                "physician", "clinician", "practitioner", "nurse", "profile"}
 #: entities that make a table a table of people (what only a person row holds: a firm's row
 #: has a phone and a contact's name too, a supplier is no person)
 PERSON_ATTRIBUTES = frozenset({"EMAIL_ADDRESS", "US_SSN", "US_PASSPORT", "UK_NHS",
@@ -171,13 +158,13 @@ class IdentityGraph:
         table, _, column = key.rpartition(".")
         named = [d for c, d in keys.items() if table and self.datasets[c[0]].name.lower()
                  == table and c[1].lower() == column]
-        wanted = _stem(tokens(key))
+        wanted = stem(tokens(key))
         # every domain the name may mean (a `customer` table in two schemas: two domains)
         named = named or [d for c, d in keys.items() if c[1].lower() == key or (
             (c[0] not in self.person_tables or c == self.person_tables[c[0]])
             and wanted in column_stems(self, c))]
         named = named or [self.domains[c] for ds, c in self.person_tables.items()
-                          if _table_stem(self.datasets[ds].name) == wanted]
+                          if table_stem(self.datasets[ds].name) == wanted]
         # of several, the domains that hold a table of people (an export's orphan key column
         # is no second person; a `customers` table in a backup schema is)
         people = {d for d in named if any(self.domains.get(c) == d and holds_people(self, ds)
@@ -190,44 +177,14 @@ SUBJECT_ENTITIES = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "ssn": "U
                     "iban": "IBAN_CODE", "card": "CREDIT_CARD", "passport": "US_PASSPORT"}
 
 
-def _stem(toks: list[str]) -> tuple[str, ...]:
-    return tuple(t[:-1] if t.endswith("s") and len(t) > 3 else t
-                 for t in toks if t not in _KEY_WORDS)
-
-
-def _glued(toks: list[str]) -> list[str]:
-    """`PATIENTID` → `patient`, `PersonKEY` → `person`: a key suffix written without a break
-    (a name's last token ending in `id`/`key`), besides the tokens as they are."""
-    if toks and len(toks[-1]) > 4:
-        for suffix in ("id", "key", "uuid"):
-            if toks[-1].endswith(suffix):
-                return [*toks[:-1], toks[-1][:-len(suffix)]]
-    return toks
-
-
 def column_stems(graph: IdentityGraph, column: Column) -> set[tuple[str, ...]]:
     """What a key column's name says its values are: `patient_id`, `PATIENT`, `PATIENTID` →
     ("patient",); a bare `id` → its table's row kind."""
     toks = tokens(column[1])
-    out = {stem for stem in (_stem(toks), _stem(_glued(toks))) if stem}
+    out = {s for s in (stem(toks), stem(glued(toks))) if s}
     # `manager_staff_id`, `parent_customer_id`: the last word says the row kind
-    out |= {stem[-1:] for stem in list(out) if len(stem) > 1}
-    return out or {_table_stem(graph.datasets[column[0]].name)}
-
-
-#: words that qualify a table without saying what its rows are (`customer_list`,
-#: `stg_customers`, `dim_customer`, `customers_v`): never the stem `id` is named after
-_TABLE_QUALIFIERS = frozenset({
-    "list", "view", "v", "vw", "info", "detail", "details", "summary", "all", "current",
-    "latest", "dim", "fact", "stg", "staging", "raw", "tbl", "table", "data", "history",
-    "hist", "snapshot", "archive", "backup", "copy", "export", "extract", "mart", "int",
-    "base", "clean", "new", "old", "tmp", "temp"})
-
-
-def _table_stem(dataset: str) -> tuple[str, ...]:
-    """What a table's rows are, for its `id`: its last word that is not a qualifier."""
-    stems = [t for t in _stem(tokens(dataset.rsplit(".", 1)[-1])) if t not in _TABLE_QUALIFIERS]
-    return tuple(stems[-1:]) or _stem(tokens(dataset.rsplit(".", 1)[-1]))[-1:]
+    out |= {s[-1:] for s in list(out) if len(s) > 1}
+    return out or {table_stem(graph.datasets[column[0]].name)}
 
 
 def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:
@@ -236,18 +193,11 @@ def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:
     overlap."""
     sa, sb = column_stems(graph, a), column_stems(graph, b)
     if names_own(graph, b) or tokens(b[1]) == ["id"]:
-        sb |= {_table_stem(graph.datasets[b[0]].name)}
+        sb |= {table_stem(graph.datasets[b[0]].name)}
     return bool(sa & sb - {()})
 
 
-def role_word(column: str) -> str | None:
-    """The role a column's name gives its person (`requester_id` → requester), if any."""
-    toks = _glued(tokens(column))
-    for words in (AGENT_WORDS, SUBJECT_WORDS, ACTOR_WORDS):
-        found = [t for t in toks if t in words]
-        if found:
-            return found[0]
-    return None
+
 
 
 def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph:
@@ -403,7 +353,7 @@ def holds_people(graph: IdentityGraph, ds: str) -> bool:
     """A table whose rows are people: named so (`patients`, `users`), or holding what only a
     person row holds (an email, an SSN, a passport) and no key of another person."""
     record = graph.datasets[ds]
-    if set(_table_stem(record.name)) & PEOPLE_WORDS:
+    if set(table_stem(record.name)) & PEOPLE_WORDS:
         return True
     found = {f.entity for c, f in graph.columns.items() if c[0] == ds}
     found |= {c.entity for c in record.columns if c.pii and not c.free_text}
@@ -572,8 +522,8 @@ def role_reference(graph: IdentityGraph, a: Column) -> bool:
     word = role_word(a[1])
     if word is None or names_own(graph, a):
         return False
-    kinds = {w for d in graph.datasets.values() for w in _table_stem(d.name)}
-    if set(_stem(_glued(tokens(a[1])))) & kinds:
+    kinds = {w for d in graph.datasets.values() for w in table_stem(d.name)}
+    if set(stem(glued(tokens(a[1])))) & kinds:
         return False
     base = next((c for c in graph.datasets[a[0]].columns if c.name == a[1]), None)
     unique = base is not None and 0 < base.non_null == base.distinct
@@ -713,7 +663,7 @@ def _domains(graph: IdentityGraph) -> None:
 def names_own(graph: IdentityGraph, column: Column) -> bool:
     """`customers.id`, `customer.customer_id`: a column named as its own table's key."""
     toks = tokens(column[1])
-    return toks == ["id"] or _stem(toks) == _table_stem(graph.datasets[column[0]].name)
+    return toks == ["id"] or stem(toks) == table_stem(graph.datasets[column[0]].name)
 
 
 def _roles(graph: IdentityGraph, referenced: set[Column]) -> None:

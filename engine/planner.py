@@ -29,6 +29,7 @@ from engine.graph import (
     reference_data,
 )
 from engine.journal import Journal
+from engine.key_names import role_word
 from engine.plan import REQUEST_ID, RETAINED_FINDING, DatasetNote, ErasurePlan, PlanError, PlanStep
 from engine.plan_settings import plan_settings
 from engine.plan_store import record_plan
@@ -497,7 +498,9 @@ def _step(graph: IdentityGraph, walk: _Walk, policy: Policy, r: DatasetRecord, t
         for k in query.keys:
             domain = graph.domains[(r.id, k.column)]
             role = graph.roles.get((r.id, k.column))
-            via.append(f"{k.column} ({role}) in {domain}: {len(k.hashes)} keys")
+            word = role_word(k.column) if role in ("owner", "agent") else None
+            shown = f"{role}: {word}" if word else role  # the role that brought the rows in
+            via.append(f"{k.column} ({shown}) in {domain}: {len(k.hashes)} keys")
         via += [f"{t} searched for the subject's email, phone and name" for t in query.texts]
     for e in graph.upstream(r.id):
         via.append(f"derived from {e['upstream']} ({e['kind']}, {e['origin']} lineage)")

@@ -91,6 +91,7 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "plan": ["plan", "--subject", f"email={SUBJECT}", "--policy", str(POLICY), "-o",
                  str(root / f"made-{role}.json")],
         "approve": ["approve", str(plan)],
+        "review": ["review", str(plan)],
         "apply": ["apply", str(plan), "--dry-run"],
         "resume": ["resume", rid],
         "report": ["report", rid, "--format", "md"],

@@ -136,6 +136,15 @@ def erased(desk):
     return root, before, uri, catalog, plan
 
 
+def test_the_plan_says_which_role_brought_each_row_in(erased) -> None:
+    plan = erased[4]
+    tickets = next(s for s in plan.steps if s.dataset == "desk.tickets")
+    assert any(v.startswith("requester_id (owner: requester) in key desk.users:id")
+               for v in tickets.via), tickets.via
+    comments = next(s for s in plan.steps if s.dataset == "desk.ticket_comments")
+    assert any(v.startswith("author_id (owner: author)") for v in comments.via), comments.via
+
+
 def test_a_shared_placeholder_email_is_dropped_not_a_reason_to_stop(erased) -> None:
     _, before, _, _, plan = erased
     assert SUBJECT in SHARING
