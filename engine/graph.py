@@ -747,22 +747,6 @@ def _exclusive_references(graph: IdentityGraph) -> set[Column]:
     return out
 
 
-def reference_data(graph: IdentityGraph, ds: str) -> bool:
-    """A lookup table: its own key is what declared foreign keys of other tables point at,
-    many of their rows at one record (`addresstype`, `salesterritory`), and it holds no key
-    of a person nor what only a person row holds."""
-    own = graph.person_tables.get(ds) or graph.record_tables.get(ds)
-    if own is None or holds_people(graph, ds) or any(
-            c[0] == ds and c != own and f.entity == "PERSON_ID"
-            for c, f in graph.columns.items()):
-        return False
-    pointing = [x.a for x in graph.links if x.kind == "foreign_key" and x.b == own]
-    shared = [a for a in pointing
-              if (b := next((c for c in graph.datasets[a[0]].columns if c.name == a[1]),
-                            None)) is not None and b.non_null > b.distinct]
-    return bool(shared) and len(shared) == len(pointing)
-
-
 def _copied_own_keys(graph: IdentityGraph) -> set[Column]:
     """Columns lineage copies from a people table's own key (`person_source_value` from
     `stg_patients.patient_id`)."""

@@ -25,8 +25,8 @@ from engine.graph import (
     SUBJECT_ENTITIES,
     IdentityGraph,
     build_graph,
+    holds_people,
     kind_of_column,
-    reference_data,
 )
 from engine.journal import Journal
 from engine.key_names import role_word
@@ -458,6 +458,22 @@ def _check_governed(catalog: Catalog, policy: Policy, who: Principal,
         raise AccessDenied(f"plan --accept-ambiguous: {who.name} does not hold the role 'admin' "
                            "(widening a subject past the resolution bounds is an admin's "
                            "decision; the plan records it)")
+
+
+def reference_data(graph: IdentityGraph, ds: str) -> bool:
+    """A lookup table: its own key is what declared foreign keys of other tables point at,
+    many of their rows at one record (`addresstype`, `salesterritory`), and it holds no key
+    of a person nor what only a person row holds."""
+    own = graph.person_tables.get(ds) or graph.record_tables.get(ds)
+    if own is None or holds_people(graph, ds) or any(
+            c[0] == ds and c != own and f.entity == "PERSON_ID"
+            for c, f in graph.columns.items()):
+        return False
+    pointing = [x.a for x in graph.links if x.kind == "foreign_key" and x.b == own]
+    shared = [a for a in pointing
+              if (b := next((c for c in graph.datasets[a[0]].columns if c.name == a[1]),
+                            None)) is not None and b.non_null > b.distinct]
+    return bool(shared) and len(shared) == len(pointing)
 
 
 def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
