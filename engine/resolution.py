@@ -21,8 +21,11 @@ The rules (the roles they use are defined in `engine/graph.py`):
    attributes (emails, phones) and its name (searched for in free text) — never its agent
    columns (other people) nor its references to other entities (`address_id`). Every row of
    the subject teaches its table's own *record* key (`invoice.invoice_id`), which reaches the
-   rows hanging off it (`invoice_line`), and nothing else. Free-text mentions are redacted
-   where found and teach nothing.
+   rows hanging off it (`invoice_line`), and the records only her rows point at through a
+   declared foreign key whose values are unique there (her card, her address), and nothing
+   else. A row of a person's attribute table (`person.emailaddress`: no key of its own, one
+   owner reference) matched by an attribute value no other row holds teaches that owner key.
+   Free-text mentions are redacted where found and teach nothing.
 4. **Shared values are not keys.** A value learned from the subject's row (her email, her
    phone) that other rows of a table of people also hold (a placeholder email test users
    share, a household phone) says nothing about who she is: it is dropped from the walk with a
