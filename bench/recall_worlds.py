@@ -30,13 +30,17 @@ ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _fixture(name: str):
-    """A module of this checkout's fixtures/, loaded by its path (optout itself is whatever
-    version is on sys.path: another checkout's fixtures must not shadow these)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / "fixtures" /
-                                                  f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A module of this checkout's fixtures/ (optout itself is whatever version is on
+    sys.path: another checkout's fixtures must not shadow these)."""
+    package = sys.modules.get("fixtures")
+    if package is None or Path(package.__file__).parent != HERE / "fixtures":
+        spec = importlib.util.spec_from_file_location(
+            "fixtures", HERE / "fixtures" / "__init__.py",
+            submodule_search_locations=[str(HERE / "fixtures")])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["fixtures"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"fixtures.{name}")
 
 
 def _dbt(project: Path, env: dict[str, str], *args: str) -> None:

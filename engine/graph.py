@@ -106,6 +106,8 @@ class IdentityGraph:
     #: datasets whose rows belong to someone: tables of people, and rows that hang off them
     #: (`invoice` through `customer_id`, `invoice_line` through `invoice_id`)
     person_owned: set[str] = field(default_factory=set)
+    #: `domains_for_key` answers, per key name (a batch asks once per subject)
+    _key_domains: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def name(self, column: Column) -> str:
         """`dataset:column` for display."""
@@ -150,6 +152,11 @@ class IdentityGraph:
         (`email`), a `DATASET.COLUMN`'s, the columns of that name in any case (`patient_id`,
         `person_source_value`, `PATIENT`) and those whose name says the same row kind, else
         the own key of the tables of that row kind (`patient=`, `user=`)."""
+        if key not in self._key_domains:
+            self._key_domains[key] = self._domains_for_key(key)
+        return list(self._key_domains[key])
+
+    def _domains_for_key(self, key: str) -> list[str]:
         entity = SUBJECT_ENTITIES.get(key.lower())
         if entity:
             return [entity] if entity in self.domains.values() else []
@@ -244,10 +251,7 @@ def _spelled(records: dict[str, DatasetRecord], lineage: list[dict[str, Any]]
     `patient`; DuckDB and PostgreSQL compare unquoted names without case)."""
     def spell(ds: str, name: str) -> str:
         record = records.get(ds)
-        if record is None or any(c.name == name for c in record.columns):
-            return name
-        folded = [c.name for c in record.columns if c.name.lower() == name.lower()]
-        return folded[0] if len(folded) == 1 else name
+        return (record.column_named(name) if record is not None else None) or name
 
     return [{**e, "columns": {spell(e["downstream_id"], out): {
         **spec, "from": [spell(e["upstream_id"], c) for c in spec["from"]]}
@@ -296,8 +300,7 @@ def match_veto(finding: ColumnFinding, keyed: bool = False) -> str | None:
         return f"type {finding.type} cannot hold {finding.entity}"
     if finding.entity in ("PERSON_ID", RECORD):
         profile = finding.signals.get("profile") or {}
-        unique = 0 < finding.non_null == finding.distinct
-        if keyed or max(profile.get("key", 0.0), profile.get("uuid", 0.0)) >= 0.9 or unique:
+        if keyed or max(profile.get("key", 0.0), profile.get("uuid", 0.0)) >= 0.9 or finding.unique:
             return None
         return SHAPELESS
     rate = (finding.entities or {}).get(finding.entity or "", 0.0)
@@ -339,7 +342,7 @@ def _effective_findings(graph: IdentityGraph, keyed: set[Column]) -> None:
 def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool:
     """Make a key column (not classified as an identifier) a match key of `entity`."""
     record = graph.datasets[column[0]]
-    base = next((c for c in record.columns if c.name == column[1]), None)
+    base = record.column(column[1])
     if base is None or column in graph.vetoed or _VETO_TYPES.search(base.type or ""):
         return False
     graph.columns[column] = ColumnFinding(
@@ -424,7 +427,7 @@ def _people_keys(graph: IdentityGraph, sketches: dict, unique: set[Column]) -> l
             continue
         keys = [(ds, c.name) for c in record.columns
                 if (names_own(graph, (ds, c.name)) or (ds, c.name) in unique)
-                and 0 < c.non_null == c.distinct and (ds, c.name) in sketches
+                and c.unique and (ds, c.name) in sketches
                 and not _VETO_TYPES.search(c.type or "")]
         if len(keys) == 1:
             out.append(keys[0])
@@ -447,6 +450,8 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
     all in `users.id`). Both sides become person keys; the links follow from containment.
     Returns the people tables' keys so referenced."""
     people = _people_keys(graph, sketches, unique)
+    linked = _components({c for x in graph.links for c in (x.a, x.b)}, graph.links)
+    kinds = _row_kinds(graph)
     referenced = set()
     for a in sorted(sketches):
         # a reference's values need not look like keys (`ALFKI`): being another table's is
@@ -454,20 +459,19 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
         if a[0] not in graph.datasets or a in people or (
                 a in graph.vetoed and graph.vetoed[a] != SHAPELESS):
             continue
-        if a in graph.columns and graph.columns[a].entity == "PERSON_ID" and \
-                not role_reference(graph, a):
+        role = role_reference(graph, a, kinds)
+        if a in graph.columns and graph.columns[a].entity == "PERSON_ID" and not role:
             continue
         record = graph.datasets[a[0]]
-        base = next((c for c in record.columns if c.name == a[1]), None)
+        base = record.column(a[1])
         if base is None or base.free_text or (a in graph.columns and graph.columns[a].entity
                                               not in (RECORD, "PERSON_ID")):
             continue
-        role = role_reference(graph, a)
         held = [b for b in people if b[0] != a[0]
                 and (names_compatible(graph, a, b) or role)
                 and _contained(graph, sketches, a, b) >= CONTAINMENT]
-        named = _distinct(graph, [b for b in held if names_compatible(graph, a, b)], a)
-        held = _distinct(graph, held, a)
+        named = _distinct(graph, [b for b in held if names_compatible(graph, a, b)], a, linked)
+        held = _distinct(graph, held, a, linked)
         target = named if len(named) == 1 else held if len(held) == 1 else []
         if not target:
             continue
@@ -490,17 +494,10 @@ def _named_references(graph: IdentityGraph, sketches: dict, unique: set[Column])
     return referenced
 
 
-def _distinct(graph: IdentityGraph, keys: list[Column], near: Column) -> list[Column]:
-    """One key per set of keys already linked (a seed, its table and its staging view hold
-    one key), preferring a key in `near`'s namespace."""
-    linked: dict[Column, int] = {}
-    for n, link in enumerate(x for x in graph.links if x.status == "accepted"):
-        group = linked.get(link.a, linked.get(link.b, n))
-        for c in (link.a, link.b):
-            old = linked.get(c)
-            if old is not None and old != group:
-                linked = {k: group if v == old else v for k, v in linked.items()}
-            linked[c] = group
+def _distinct(graph: IdentityGraph, keys: list[Column], near: Column,
+              linked: dict[Column, Column]) -> list[Column]:
+    """One key per set of keys already linked (`linked`: a seed, its table and its staging
+    view hold one key), preferring a key in `near`'s namespace."""
     here = namespace(graph.datasets[near[0]])
     out: dict[object, Column] = {}
     for b in sorted(keys, key=lambda b: (namespace(graph.datasets[b[0]]) != here,
@@ -516,17 +513,21 @@ def refers(graph: IdentityGraph, a: Column, b: Column) -> bool:
     return names_compatible(graph, a, b) or graph.role_targets.get(a) == b
 
 
-def role_reference(graph: IdentityGraph, a: Column) -> bool:
+def _row_kinds(graph: IdentityGraph) -> set[str]:
+    """Every word that names what some table's rows are."""
+    return {w for d in graph.datasets.values() for w in table_stem(d.name)}
+
+
+def role_reference(graph: IdentityGraph, a: Column, kinds: set[str]) -> bool:
     """A column named for a person's role (`requester_id`, `assignee_id`) that names no row
     kind (`employee_id` names employees: a table of them, or a staff table's own key)."""
     word = role_word(a[1])
     if word is None or names_own(graph, a):
         return False
-    kinds = {w for d in graph.datasets.values() for w in table_stem(d.name)}
     if set(stem(glued(tokens(a[1])))) & kinds:
         return False
-    base = next((c for c in graph.datasets[a[0]].columns if c.name == a[1]), None)
-    unique = base is not None and 0 < base.non_null == base.distinct
+    base = graph.datasets[a[0]].column(a[1])
+    unique = base is not None and base.unique
     return not (unique and word in PEOPLE_WORDS and holds_people(graph, a[0]))
 
 
@@ -626,8 +627,9 @@ def _declared_links(graph: IdentityGraph, config: Config,
         graph.links.append(Link(a, b, "declared", "declared in the project config"))
 
 
-def _domains(graph: IdentityGraph) -> None:
-    parent: dict[Column, Column] = {c: c for c in graph.columns}
+def _components(columns: Any, links: list[Link]) -> dict[Column, Column]:
+    """Column → the smallest column it is joined to by accepted links (among `columns`)."""
+    parent: dict[Column, Column] = {c: c for c in columns}
 
     def find(c: Column) -> Column:
         while parent[c] != c:
@@ -635,15 +637,20 @@ def _domains(graph: IdentityGraph) -> None:
             c = parent[c]
         return c
 
-    for link in graph.links:
+    for link in links:
         if link.status == "accepted" and link.a in parent and link.b in parent:
             ra, rb = find(link.a), find(link.b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
+    return {c: find(c) for c in parent}
+
+
+def _domains(graph: IdentityGraph) -> None:
+    root = _components(graph.columns, graph.links)
     groups: dict[Column, list[Column]] = {}
     for c, f in graph.columns.items():
         if f.entity in ("PERSON_ID", RECORD):
-            groups.setdefault(find(c), []).append(c)
+            groups.setdefault(root[c], []).append(c)
         else:
             graph.domains[c] = f.entity or "UNKNOWN"
     for members in groups.values():
@@ -725,9 +732,8 @@ def _identity_references(graph: IdentityGraph) -> set[Column]:
     for x in graph.links:
         if x.kind != "foreign_key" or x.b != graph.person_tables.get(x.b[0]):
             continue
-        record = graph.datasets[x.a[0]]
-        base = next((c for c in record.columns if c.name == x.a[1]), None)
-        if (base is not None and 0 < base.non_null == base.distinct
+        base = graph.datasets[x.a[0]].column(x.a[1])
+        if (base is not None and base.unique
                 and holds_people(graph, x.b[0])):
             out.add(x.a)
     return out
@@ -741,8 +747,8 @@ def _exclusive_references(graph: IdentityGraph) -> set[Column]:
         if x.kind != "foreign_key" or graph.columns.get(x.a) is None or \
                 graph.columns[x.a].entity != RECORD or x.b != graph.record_tables.get(x.b[0]):
             continue
-        base = next((c for c in graph.datasets[x.a[0]].columns if c.name == x.a[1]), None)
-        if base is not None and 0 < base.non_null == base.distinct:
+        base = graph.datasets[x.a[0]].column(x.a[1])
+        if base is not None and base.unique:
             out.add(x.a)
     return out
 
@@ -787,7 +793,7 @@ def _own_key(graph: IdentityGraph, keys: list[Column], referenced: set[Column]) 
     if len(pointed) == 1:
         return pointed[0]
     named = [c for c in keys if names_own(graph, c)
-             and 0 < graph.columns[c].non_null == graph.columns[c].distinct]
+             and graph.columns[c].unique]
     return named[0] if len(named) == 1 else None
 
 

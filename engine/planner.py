@@ -470,9 +470,8 @@ def reference_data(graph: IdentityGraph, ds: str) -> bool:
             for c, f in graph.columns.items()):
         return False
     pointing = [x.a for x in graph.links if x.kind == "foreign_key" and x.b == own]
-    shared = [a for a in pointing
-              if (b := next((c for c in graph.datasets[a[0]].columns if c.name == a[1]),
-                            None)) is not None and b.non_null > b.distinct]
+    shared = [a for a in pointing if (b := graph.datasets[a[0]].column(a[1])) is not None
+              and b.non_null > b.distinct]
     return bool(shared) and len(shared) == len(pointing)
 
 

@@ -30,7 +30,7 @@ def row_key(graph: IdentityGraph, record: DatasetRecord) -> str | None:
     the table's key and unique in the sample; None when there is not exactly one."""
     named = [c.name for c in record.columns
              if "id" in tokens(c.name) and names_own(graph, (record.id, c.name))
-             and not c.free_text and 0 < c.non_null == c.distinct]
+             and not c.free_text and c.unique]
     return named[0] if len(named) == 1 else None
 
 

@@ -330,15 +330,6 @@ def declared_pii(node: Node) -> dict[str, str | None]:
     return out
 
 
-def _column_of(record: DatasetRecord, name: str | None) -> str | None:
-    """A record's column a manifest names (dbt folds case as the warehouse does)."""
-    if not name:
-        return None
-    exact = [c.name for c in record.columns if c.name == name]
-    folded = [c.name for c in record.columns if c.name.lower() == name.strip('"').lower()]
-    return (exact or folded or [None])[0]
-
-
 def declared_keys(manifest: Manifest, records: list[DatasetRecord]
                   ) -> list[tuple[str, str, str | None, str | None, str]]:
     """The keys a project's tests declare, over the scanned datasets: a `relationships` test
@@ -353,8 +344,8 @@ def declared_keys(manifest: Manifest, records: list[DatasetRecord]
             continue
         attached = manifest.node(node.attached_node)
         record = relation_record(attached, records)[0] if attached is not None else None
-        column = _column_of(record, meta.kwargs.get("column_name") or node.column_name) \
-            if record is not None else None
+        name = meta.kwargs.get("column_name") or node.column_name
+        column = record.column_named(name.strip('"')) if record is not None and name else None
         if record is None or column is None:
             continue
         if meta.name in ("unique", "not_null"):
@@ -363,7 +354,8 @@ def declared_keys(manifest: Manifest, records: list[DatasetRecord]
             targets = [manifest.node(n) for n in node.depends_on.nodes if n != node.attached_node]
             target = targets[0] if len(targets) == 1 and targets[0] is not None else None
             to = relation_record(target, records)[0] if target is not None else None
-            field = _column_of(to, meta.kwargs.get("field")) if to is not None else None
+            field = to.column_named(str(meta.kwargs["field"]).strip('"')) \
+                if to is not None and meta.kwargs.get("field") else None
             if to is not None and field is not None:
                 out.append((record.id, column, to.id, field,
                             f"dbt test {uid.rsplit('.', 1)[0]}"))

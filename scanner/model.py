@@ -83,6 +83,11 @@ class ColumnFinding:
     #: what decided the finding: values, name+values, name-only, table (context), reference
     evidence: str | None = None
 
+    @property
+    def unique(self) -> bool:
+        """Every sampled value is distinct (and there are some): the shape of a key."""
+        return 0 < self.non_null == self.distinct
+
     def as_export(self) -> dict[str, Any]:
         """The stable export shape other tools read (names never change, fields may be added)."""
         return {

@@ -5,7 +5,6 @@ equal to what `dbt build` makes of the cleaned seeds, and the project's own test
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_projects import DBT, copy_project, keep_pristine, run_dbt, seed_rows
 
 from engine.apply import ApplyOptions, apply_plan
 from engine.journal import Journal
@@ -28,31 +28,19 @@ from scanner.scan import scan
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_shop"
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
-DBT = Path(sys.executable).with_name("dbt")
 SUBJECT_ID = 7
 MODELS = ("customers", "orders", "order_events", "stg_customers", "stg_orders")
 
 
 def dbt(project: Path, database: Path, *args: str) -> subprocess.CompletedProcess:
     """Run dbt in a project folder against one DuckDB file."""
-    env = {**os.environ, "SHOP_DUCKDB": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-           "DO_NOT_TRACK": "1"}
-    done = subprocess.run([str(DBT), *args, "--profiles-dir", str(project)], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    return done
+    return run_dbt(project, {"SHOP_DUCKDB": str(database)}, *args)
 
 
 def build(root: Path) -> Path:
     """A copy of the project, built (`dbt build`: seeds, models, tests) into shop.duckdb."""
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
-    dbt(root, root / "shop.duckdb", "build")
+    dbt(copy_project(PROJECT, root), root / "shop.duckdb", "build")
     return root
-
-
-def seed_rows(root: Path, name: str) -> list[dict[str, str]]:
-    with open(root / "seeds" / f"{name}.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def payments_of_subject(root: Path) -> int:
@@ -79,8 +67,7 @@ def erased(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier):
     """The project built, scanned, and the subject erased; with a copy of it as it was."""
     tmp = tmp_path_factory.mktemp("dbt")
     root = build(tmp / "shop")
-    before = tmp / "before"
-    shutil.copytree(root, before)
+    before = keep_pristine(root)
     catalog = Catalog(str(tmp / "catalog.duckdb"))
     report = scan([str(root)], catalog, classifier=classifier)
     subject = next(r for r in seed_rows(root, "raw_customers") if r["id"] == str(SUBJECT_ID))

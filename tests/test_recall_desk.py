@@ -12,17 +12,15 @@ those rows. Agents named in her tickets are somebody else: untouched."""
 
 from __future__ import annotations
 
-import csv
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
 import pytest
 from conftest import throwaway_database
+from dbt_projects import copy_project, keep_pristine, run_dbt, write_seed
+from dbt_projects import seed_rows as seed
 
 from engine.apply import ApplyOptions, apply_plan
 from engine.graph import build_graph
@@ -38,23 +36,12 @@ from scanner.scan import scan
 pytestmark = pytest.mark.postgres
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_desk"
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
-DBT = Path(sys.executable).with_name("dbt")
 LOADED = ("organizations", "users", "tickets", "ticket_comments", "ticket_field_history",
           "audit_events")
 
 
 def dbt(project: Path, uri: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DESK_DB": urlparse(uri).path.lstrip("/"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
-    done = subprocess.run([str(DBT), *args, "--profiles-dir", str(project)], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    return done
-
-
-def seed(root: Path, name: str) -> list[dict[str, str]]:
-    with open(root / "seeds" / f"{name}.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+    return run_dbt(project, {"DESK_DB": urlparse(uri).path.lstrip("/")}, *args)
 
 
 def hers(root: Path, user: str) -> dict[str, list[dict[str, str]]]:
@@ -87,13 +74,11 @@ def desk(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier):
     """The project built into a throwaway database and scanned with its folder; a pristine
     copy of the folder beside it."""
     tmp = tmp_path_factory.mktemp("desk")
-    root = tmp / "desk"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("target", "logs"))
+    root = copy_project(PROJECT, tmp / "desk")
     databases = throwaway_database()
     uri = next(databases)
     dbt(root, uri, "build")
-    before = tmp / "before"
-    shutil.copytree(root, before)
+    before = keep_pristine(root)
     catalog = Catalog(str(tmp / "catalog.duckdb"))
     report = scan([uri, str(root)], catalog, classifier=classifier)
     assert not report.failed and report.lineage_errors == []
@@ -160,16 +145,13 @@ def test_the_user_is_gone_and_the_desk_equals_a_rebuild_from_cleaned_seeds(
         erased, tmp_path: Path) -> None:
     root, before, uri, catalog, plan = erased
     truth_root = tmp_path / "truth"
-    shutil.copytree(before, truth_root, ignore=shutil.ignore_patterns("target", "logs"))
+    copy_project(before, truth_root)
     mine = hers(before, str(SUBJECT))
     assert len(mine["tickets"]) >= 6 and any(r["submitter_id"] != str(SUBJECT)
                                              for r in mine["tickets"])
     for name in LOADED:
         kept = [r for r in seed(before, name) if r not in mine[name]]
-        with open(truth_root / "seeds" / f"{name}.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, list(seed(before, name)[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(kept)
+        write_seed(truth_root, name, list(seed(before, name)[0]), kept)
         assert seed(root, name) == kept, name
     assert (root / "seeds" / "users_snowflake.csv").read_bytes() == (
         before / "seeds" / "users_snowflake.csv").read_bytes()

@@ -9,15 +9,13 @@ seeds without them. Written from the seeds' documented columns, never from optou
 
 from __future__ import annotations
 
-import csv
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_projects import copy_project, keep_pristine, run_dbt, write_seed
+from dbt_projects import seed_rows as seed
 
 from engine.apply import ApplyOptions, apply_plan
 from engine.graph import build_graph
@@ -32,7 +30,6 @@ from scanner.scan import scan
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_health"
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
-DBT = Path(sys.executable).with_name("dbt")
 #: seed → the column naming the patient a row belongs to (the export's documented meaning)
 PATIENT_OF = {"patients": "Id", "encounters": "PATIENT", "conditions": "PATIENT",
               "medications": "PATIENT", "observations": "PATIENT", "claims": "PATIENTID"}
@@ -40,23 +37,12 @@ SEEDS = (*PATIENT_OF, "providers")
 
 
 def dbt(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HEALTH_DUCKDB": str(project / "health.duckdb"),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
-    done = subprocess.run([str(DBT), *args, "--profiles-dir", str(project)], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    return done
+    return run_dbt(project, {"HEALTH_DUCKDB": str(project / "health.duckdb")}, *args)
 
 
 def build(root: Path) -> Path:
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
-    dbt(root, "build")
+    dbt(copy_project(PROJECT, root), "build")
     return root
-
-
-def seed(root: Path, name: str) -> list[dict[str, str]]:
-    with open(root / "seeds" / f"{name}.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def relations(root: Path) -> dict[str, list[tuple]]:
@@ -79,8 +65,7 @@ def health(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier):
     """The project built and scanned; a pristine copy beside it."""
     tmp = tmp_path_factory.mktemp("health")
     root = build(tmp / "health")
-    before = tmp / "before"
-    shutil.copytree(root, before)
+    before = keep_pristine(root)
     catalog = Catalog(str(tmp / "catalog.duckdb"))
     report = scan([str(root)], catalog, classifier=classifier)
     assert not report.failed and report.lineage_errors == []
@@ -153,15 +138,12 @@ def test_the_patient_is_gone_and_the_project_equals_a_rebuild_from_cleaned_seeds
     equals what `dbt build` makes of the cleaned seeds."""
     root, before, catalog, patient, plan = erased
     truth = tmp_path / "truth"
-    shutil.copytree(before, truth, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
+    copy_project(before, truth)
     for name in SEEDS:
         rows = seed(before, name)
         kept = [r for r in rows if r.get(PATIENT_OF.get(name, ""), None) != patient]
         assert name == "providers" or len(kept) < len(rows), name
-        with open(truth / "seeds" / f"{name}.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(kept)
+        write_seed(truth, name, list(rows[0]), kept)
         assert seed(root, name) == kept, name
     dbt(truth, "build")
     got, want = relations(root), relations(truth)

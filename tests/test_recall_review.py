@@ -126,6 +126,15 @@ def test_a_foreign_key_the_data_lost_is_recovered_from_names_and_values(
         databases.close()
 
 
+def planned(db: Path, classifier: Classifier, subject: str = f"customer_id={SUBJECT}"):
+    """A world scanned into a catalog beside it and the subject planned: (catalog, plan)."""
+    catalog = Catalog(str(db.parent / "catalog.duckdb"))
+    scan([str(db)], catalog, classifier=classifier)
+    policy = load_policy(POLICY)
+    return catalog, build_plan(catalog, PlanRequest([parse_subject(subject, policy.identifiers)],
+                                                    policy, str(POLICY)))
+
+
 @pytest.fixture(scope="module")
 def left_behind(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier):
     """Chinook in SQLite with `InvoiceLine`'s foreign key gone (a copy of the table without
@@ -139,12 +148,7 @@ def left_behind(tmp_path_factory: pytest.TempPathFactory, classifier: Classifier
                           "ALTER TABLE Lines RENAME TO InvoiceLine;")
         left = con.execute("SELECT count(*) FROM InvoiceLine WHERE InvoiceId IN (SELECT "
                            "InvoiceId FROM Invoice WHERE CustomerId = ?)", [SUBJECT]).fetchone()[0]
-    catalog = Catalog(str(tmp / "catalog.duckdb"))
-    scan([str(db)], catalog, classifier=classifier)
-    policy = load_policy(POLICY)
-    plan = build_plan(catalog, PlanRequest([parse_subject(f"customer_id={SUBJECT}",
-                                                          policy.identifiers)],
-                                           policy, str(POLICY)))
+    catalog, plan = planned(db, classifier)
     apply_plan(catalog, plan, ApplyOptions())
     return catalog, plan, left
 
@@ -168,12 +172,7 @@ def test_known_rows_left_are_never_reported_complete(left_behind) -> None:
 def test_a_plan_that_leaves_nothing_is_complete(tmp_path: Path, classifier: Classifier) -> None:
     """The control: the same world with its foreign key, nothing left, `complete`."""
     db = copy_sqlite("chinook_sqlite", tmp_path)
-    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
-    scan([str(db)], catalog, classifier=classifier)
-    policy = load_policy(POLICY)
-    plan = build_plan(catalog, PlanRequest([parse_subject(f"customer_id={SUBJECT}",
-                                                          policy.identifiers)],
-                                           policy, str(POLICY)))
+    catalog, plan = planned(db, classifier)
     apply_plan(catalog, plan, ApplyOptions())
     assert plan.rows_left() == 0
     assert Journal(catalog).request(plan.request_id)["status"] == "complete"
@@ -184,12 +183,7 @@ def test_empty_datasets_are_listed_apart(tmp_path: Path, classifier: Classifier)
     db = copy_sqlite("chinook_sqlite", tmp_path)
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE CustomerBackup AS SELECT * FROM Customer WHERE 0")
-    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
-    scan([str(db)], catalog, classifier=classifier)
-    policy = load_policy(POLICY)
-    plan = build_plan(catalog, PlanRequest([parse_subject(f"customer_id={SUBJECT}",
-                                                          policy.identifiers)],
-                                           policy, str(POLICY)))
+    _, plan = planned(db, classifier)
     assert not [n for n in plan.review if n.dataset == "CustomerBackup"]
     assert [n.reason for n in plan.searched if n.dataset == "CustomerBackup"] == [
         "empty: nothing to erase"]

@@ -52,6 +52,19 @@ class DatasetRecord:
     options: dict[str, Any] = field(default_factory=dict)
     columns: list[ColumnFinding] = field(default_factory=list)
 
+    def column(self, name: str) -> ColumnFinding | None:
+        """The column of that exact name."""
+        return next((c for c in self.columns if c.name == name), None)
+
+    def column_named(self, name: str) -> str | None:
+        """The column SQL or a manifest means by `name`: that exact name, else the one column
+        equal to it without case (SQL folds `PATIENT` to `patient`; dbt writes names as the
+        warehouse folds them)."""
+        if self.column(name) is not None:
+            return name
+        folded = [c.name for c in self.columns if c.name.lower() == name.lower()]
+        return folded[0] if len(folded) == 1 else None
+
     def as_export(self) -> dict[str, Any]:
         """The stable export shape (see README: `catalog export`)."""
         return {
