@@ -404,8 +404,8 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
             continue
         if r.id not in affected:
             if r.id in walk.dangling:
+                # why, the rows it leaves, and the foreign key that would follow them
                 review.append(DatasetNote(r.id, r.name, r.location, *walk.dangling[r.id]))
-                # (the reason, the rows, the foreign key that would follow them)
             elif r.id in walk.results:
                 searched.append(DatasetNote(r.id, r.name, r.location,
                                             "searched: no rows of the subject"))

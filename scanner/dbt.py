@@ -345,7 +345,7 @@ def declared_keys(manifest: Manifest, records: list[DatasetRecord]
         attached = manifest.node(node.attached_node)
         record = relation_record(attached, records)[0] if attached is not None else None
         name = meta.kwargs.get("column_name") or node.column_name
-        column = record.column_named(name.strip('"')) if record is not None and name else None
+        column = record.column_named(str(name).strip('"')) if record is not None and name else None
         if record is None or column is None:
             continue
         if meta.name in ("unique", "not_null"):
