@@ -44,12 +44,12 @@ def write_fixture(rows: int) -> Path:
 
 def run_optout(folder: Path, subjects: int, rows: int) -> dict:
     """Scan, plan (not timed), apply (timed); in this process."""
-    from engine.apply import ApplyOptions, apply_plan
-    from engine.planner import PlanRequest, build_plan
-    from engine.policy import load_policy
-    from engine.subjects import parse_subject
-    from scanner.catalog import Catalog
-    from scanner.scan import scan
+    from optout.engine.apply import ApplyOptions, apply_plan
+    from optout.engine.planner import PlanRequest, build_plan
+    from optout.engine.policy import load_policy
+    from optout.engine.subjects import parse_subject
+    from optout.scanner.catalog import Catalog
+    from optout.scanner.scan import scan
 
     catalog = Catalog(str(folder / "c.duckdb"))
     scan([str(folder / "data")], catalog)

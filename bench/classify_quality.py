@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fixtures.sets import SETS, expand_partitions, findings_of, special_recall  # noqa: E402
-from scanner.catalog import Catalog  # noqa: E402
-from scanner.classify.column import Classifier  # noqa: E402
-from scanner.quality import Quality, score  # noqa: E402
+from optout.scanner.catalog import Catalog  # noqa: E402
+from optout.scanner.classify.column import Classifier  # noqa: E402
+from optout.scanner.quality import Quality, score  # noqa: E402
 
 
 def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, int]]:
@@ -39,7 +39,7 @@ def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, i
     with tempfile.TemporaryDirectory() as tmp, labelled.sources(Path(tmp)) as (sources, truth):
         catalog = Catalog(f"{tmp}/q.duckdb")
         start = time.perf_counter()
-        from scanner.scan import scan
+        from optout.scanner.scan import scan
 
         report = scan(sources, catalog, classifier=classifier)
         seconds = time.perf_counter() - start

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanner.catalog import Catalog  # noqa: E402
-from scanner.scan import scan  # noqa: E402
+from optout.scanner.catalog import Catalog  # noqa: E402
+from optout.scanner.scan import scan  # noqa: E402
 
 
 def kind_of(node: dict) -> str:

@@ -66,7 +66,9 @@ def optout_run(tree: Path, fixture: Path, rows: int, subjects: int, work: Path) 
     (folder / "policies").symlink_to(ROOT / "policies")
     catalog = folder / "catalog.duckdb"
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cli = [sys.executable, "-m", "engine.cli", "--catalog", str(catalog)]
+    # trees before the optout package (2afda6e and older) run `engine.cli`
+    module = "optout.engine.cli" if (tree / "optout").is_dir() else "engine.cli"
+    cli = [sys.executable, "-m", module, "--catalog", str(catalog)]
     tokens = {}
     init = subprocess.run([*cli, "init", "-q"], cwd=tree, env=env, capture_output=True,
                           text=True, check=True)

@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-from engine.planner import PlanRequest, build_plan  # noqa: E402
-from engine.policy import load_policy  # noqa: E402
-from engine.subjects import parse_subject  # noqa: E402
-from scanner.catalog import Catalog  # noqa: E402
-from scanner.scan import scan  # noqa: E402
+from optout.engine.planner import PlanRequest, build_plan  # noqa: E402
+from optout.engine.policy import load_policy  # noqa: E402
+from optout.engine.subjects import parse_subject  # noqa: E402
+from optout.scanner.catalog import Catalog  # noqa: E402
+from optout.scanner.scan import scan  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 

@@ -57,13 +57,13 @@ def _database(name: str) -> str:
 
 def _erase(locations: list[str], catalog_path: Path, subject: str) -> str:
     """Scan, plan, apply with optout as installed; the request's status, or the error."""
-    from engine.apply import ApplyOptions, apply_plan
-    from engine.journal import Journal
-    from engine.planner import PlanRequest, build_plan
-    from engine.policy import load_policy
-    from engine.subjects import parse_subject
-    from scanner.catalog import Catalog
-    from scanner.scan import scan
+    from optout.engine.apply import ApplyOptions, apply_plan
+    from optout.engine.journal import Journal
+    from optout.engine.planner import PlanRequest, build_plan
+    from optout.engine.policy import load_policy
+    from optout.engine.subjects import parse_subject
+    from optout.scanner.catalog import Catalog
+    from optout.scanner.scan import scan
 
     catalog = Catalog(str(catalog_path))
     scan(locations, catalog)

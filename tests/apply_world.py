@@ -18,23 +18,23 @@ import duckdb
 import psycopg
 import pyarrow.parquet as pq
 
-from engine.approvals import approve
-from engine.planner import PlanRequest, build_plan, ref_of
-from engine.policy import load_policy
-from engine.subjects import parse_subject
 from fixtures.generate import load_postgres
-from scanner.access import Principal
-from scanner.access.principals import init_catalog
-from scanner.catalog import Catalog
-from scanner.config import load_config
-from scanner.deployment import set_deployment_config
-from scanner.scan import scan
-from scanner.sources import open_source
+from optout.engine.approvals import approve
+from optout.engine.planner import PlanRequest, build_plan, ref_of
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.access import Principal
+from optout.scanner.access.principals import init_catalog
+from optout.scanner.catalog import Catalog
+from optout.scanner.config import load_config
+from optout.scanner.deployment import set_deployment_config
+from optout.scanner.scan import scan
+from optout.scanner.sources import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = 'identity:\n  links:\n    - columns: ["events:user_id", "customers:id"]\n'
 SUBJECT_INDEX = 6
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 
 
 class World:
@@ -71,7 +71,7 @@ class World:
     def rescan_lineage(self) -> list[str]:
         """Register the lineage files beside the data again (as the next scan would); what
         could not be followed."""
-        from scanner.lineage import register_found_lineage
+        from optout.scanner.lineage import register_found_lineage
 
         return register_found_lineage(self.catalog, str(self.data))
 

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from fixtures.generate import generate
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.scan import ScanReport, scan
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.scan import ScanReport, scan
 
 PG_ADMIN = os.environ.get("OPTOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -90,7 +90,7 @@ def company_everywhere(
 ):
     """Files, DuckDB, SQLite and PostgreSQL of the fixture company in one catalog, with the
     project config that declares the link no data shows (events.user_id → customers.id)."""
-    from scanner.config import load_config
+    from optout.scanner.config import load_config
 
     root = tmp_path_factory.mktemp("everywhere")
     (root / "optout.yaml").write_text(COMPANY_CONFIG)

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scanner.access.principals import add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
+from optout.scanner.access.principals import add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
 
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 ROLES = ("requester", "approver", "operator")
 
 

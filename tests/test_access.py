@@ -12,17 +12,17 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.approvals import ApprovalError, approve
-from engine.cli import cli
-from engine.erasure_report import build_report
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.policy_store import add_policy
-from engine.subjects import parse_subject
-from scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
-from scanner.access.principals import ROLES, add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.approvals import ApprovalError, approve
+from optout.engine.cli import cli
+from optout.engine.erasure_report import build_report
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.policy_store import add_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
+from optout.scanner.access.principals import ROLES, add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 SUBJECT = "user7@example.com"
@@ -44,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, classifier) -> dict:
             add_principal(catalog, role, [role], "admin")
             tokens[role] = create_token(catalog, role)[1]
     boss = Principal("admin", frozenset({"admin"}))
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     scan([str(data)], catalog, classifier=classifier, caller=boss)
     return {"root": root, "data": data, "catalog": catalog, "tokens": tokens, "boss": boss,
@@ -65,7 +65,7 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
     """Valid arguments for every command, fresh per role where a call consumes something."""
     root, catalog = world["root"], world["catalog"]
     plan = fresh_plan(world, role)
-    rid = apply_plan(catalog, __import__("engine.plan", fromlist=["load_plan"]).load_plan(plan),
+    rid = apply_plan(catalog, __import__("optout.engine.plan", fromlist=["load_plan"]).load_plan(plan),
                      ApplyOptions(dry_run=True, caller=world["boss"]))
     report = root / f"report-{role}.json"
     report.write_text(json.dumps(build_report(catalog, rid, world["boss"])))
@@ -192,7 +192,7 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
     # Edited and sealed again (a valid content hash): the catalog never made that plan.
     import dataclasses
 
-    from engine.plan import PlanError
+    from optout.engine.plan import PlanError
 
     edited = dataclasses.replace(plan, steps=plan.steps[:0]).sealed()
     with pytest.raises(PlanError, match="MAC does not match this catalog"):
@@ -208,7 +208,7 @@ def test_a_policy_can_require_two_approvals(tmp_path: Path, classifier) -> None:
     policy.write_text(POLICY.read_text() + "\napprovals: 2\n")
     catalog = Catalog(str(tmp_path / "c.duckdb"))
     init_catalog(catalog)
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     scan([str(data)], catalog, classifier=classifier,
          caller=Principal("s", frozenset({"scanner"})))
@@ -264,7 +264,7 @@ def test_exit_status_of_the_installed_command(world: dict, role: str) -> None:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "engine.cli", "--catalog",
+    run = subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog",
                           world["catalog"].path, "catalog", "list"],
                          env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
                          capture_output=True, text=True, timeout=120)
@@ -314,7 +314,7 @@ def test_hostile_table_and_column_names_are_quoted(tmp_path: Path, classifier) -
     lite.commit()
     lite.close()
     catalog = Catalog(str(tmp_path / "c.duckdb"))
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     scan([str(db.parent)], catalog, classifier=classifier)
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
@@ -343,8 +343,8 @@ def test_a_plan_pointing_outside_the_catalog_is_refused(world: dict, tmp_path: P
     """A resealed plan whose step names another file (path traversal) changes nothing."""
     import dataclasses
 
-    from engine.apply import StalePlan
-    from engine.plan_store import record_plan
+    from optout.engine.apply import StalePlan
+    from optout.engine.plan_store import record_plan
 
     catalog = world["catalog"]
     plan = build_plan(catalog, PlanRequest([parse_subject(f"email={SUBJECT}")],
@@ -368,7 +368,7 @@ def test_hostile_file_names_are_quoted(tmp_path: Path, classifier) -> None:
     hostile = folder / "o'neil; DROP TABLE datasets; --..csv"
     hostile.write_text("id,email\n" + "".join(f"{i},user{i}@example.com\n" for i in range(30)))
     catalog = Catalog(str(tmp_path / "c.duckdb"))
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     report = scan([str(folder)], catalog, classifier=classifier)
     assert not report.failed
@@ -477,7 +477,7 @@ def test_policies_come_from_the_policy_store(world: dict, tmp_path: Path) -> Non
     approve(catalog, plan, Principal("approver", frozenset({"approver"})))
     erase.write_text(erase.read_text() + "\napprovals: 0\n")
     add_policy(catalog, str(erase), "admin")
-    from engine.apply import StalePlan
+    from optout.engine.apply import StalePlan
 
     before = (world["data"] / "people.csv").read_text()
     with pytest.raises(StalePlan, match="changed in the policy store since the plan was made"):
@@ -489,7 +489,7 @@ def test_a_deleted_key_file_is_an_error_not_a_new_key(tmp_path: Path, classifier
     """Issue 11, attack 7 (part): with the key file gone, optout used to make a new key, and the
     erasure ledger then matched nothing. Now every command says the key is missing, in one line,
     and creates none; with the key back everything works."""
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     data = tmp_path / "data"
     data.mkdir()

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from apply_world import World, digests, recomputed_ltv
 
-from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
-from engine.erasure_report import ReportError, build_report, verify_report
-from engine.journal import Journal
-from engine.plan import PlanError, load_plan
-from engine.plan_store import record_plan
-from engine.targets import ApplyError
+from optout.engine.apply import ApplyOptions, StalePlan, apply_plan, resume
+from optout.engine.erasure_report import ReportError, build_report, verify_report
+from optout.engine.journal import Journal
+from optout.engine.plan import PlanError, load_plan
+from optout.engine.plan_store import record_plan
+from optout.engine.targets import ApplyError
 
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 
 
 @pytest.fixture()
@@ -178,7 +178,7 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
     assert {k: v for k, v in after.items() if k != "events"} == {
         k: v for k, v in before.items() if k != "events"}
     with pytest.raises(PlanError):
-        from engine.plan import load_plan
+        from optout.engine.plan import load_plan
 
         load_plan(path)
 
@@ -187,19 +187,19 @@ def test_database_gone_mid_request_changes_nothing(world: World,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
 
-    import engine.apply
+    import optout.engine.apply as engine_apply
 
     before = world.tables()
     plan = world.plan()
     admin = psycopg.connect(world.pg.rsplit("/", 1)[0] + "/postgres", autocommit=True)
     name = world.pg.rsplit("/", 1)[1]
-    real_check = engine.apply.check_plan
+    real_check = engine_apply.check_plan
 
     def check_then_vanish(catalog, plan) -> None:
         real_check(catalog, plan)  # the database is there when the request starts ...
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')  # ... then goes
 
-    monkeypatch.setattr(engine.apply, "check_plan", check_then_vanish)
+    monkeypatch.setattr(engine_apply, "check_plan", check_then_vanish)
     try:
         with pytest.raises(ApplyError, match=r"nothing was changed: .*(cannot connect|connection failed)"):
             apply_plan(world.catalog, plan, ApplyOptions())
@@ -212,7 +212,7 @@ def test_database_gone_mid_request_changes_nothing(world: World,
     with pytest.raises(StalePlan, match="cannot read it to check the plan"):
         admin = psycopg.connect(world.pg.rsplit("/", 1)[0] + "/postgres", autocommit=True)
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        monkeypatch.setattr(engine.apply, "check_plan", real_check)
+        monkeypatch.setattr(engine_apply, "check_plan", real_check)
         apply_plan(world.catalog, plan, ApplyOptions())
     admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
     admin.close()

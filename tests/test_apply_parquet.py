@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.plan_store import record_plan
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from engine.targets import ApplyError
-from engine.targets.parquet import ParquetTarget
-from scanner.catalog import Catalog
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.plan_store import record_plan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.engine.targets import ApplyError
+from optout.engine.targets.parquet import ParquetTarget
+from optout.scanner.catalog import Catalog
+from optout.scanner.scan import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBJECT = "ana.ruiz@example.org"
@@ -142,7 +142,7 @@ def test_a_plan_for_someone_the_data_does_not_hold_applies_as_a_no_op(dataset) -
                                            str(ROOT / "policies" / "gdpr-erasure.yaml")))
     assert plan.steps == ()
     rid = apply_plan(catalog, plan, ApplyOptions())
-    from engine.journal import Journal
+    from optout.engine.journal import Journal
 
     assert Journal(catalog).request(rid)["status"] == "complete"
     assert path.read_bytes() == before

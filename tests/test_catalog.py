@@ -12,11 +12,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from scanner.catalog import Catalog
-from scanner.catalog.migrations import LATEST
-from scanner.classify.column import Classifier
-from scanner.errors import CatalogError, DatasetNotFound
-from scanner.scan import ScanOptions, scan
+from optout.scanner.catalog import Catalog
+from optout.scanner.catalog.migrations import LATEST
+from optout.scanner.classify.column import Classifier
+from optout.scanner.errors import CatalogError, DatasetNotFound
+from optout.scanner.scan import ScanOptions, scan
 
 
 def raw_pii_values(company_dir: Path) -> set[str]:

@@ -16,10 +16,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from scanner.access import audit
-from scanner.access.principals import ROLES, add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
+from optout.engine.cli import cli
+from optout.scanner.access import audit
+from optout.scanner.access.principals import ROLES, add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 SUBJECT = "user7@example.com"

@@ -7,11 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from scanner.classify.column import Classifier
-from scanner.classify.masking import mask
-from scanner.classify.names import NameHints, tokens
-from scanner.model import Sample
-from scanner.quality import score
+from optout.scanner.classify.column import Classifier
+from optout.scanner.classify.masking import mask
+from optout.scanner.classify.names import NameHints, tokens
+from optout.scanner.model import Sample
+from optout.scanner.quality import score
 
 EMAILS = [f"person{i}@example{i % 7}.com" for i in range(60)]
 PHONES = [f"+1 415-{200 + i:03d}-{1000 + 7 * i:04d}" for i in range(60)]
@@ -148,7 +148,7 @@ def test_examples_are_masked(classifier: Classifier) -> None:
 
 
 def test_entities_can_be_restricted() -> None:
-    from scanner.classify.column import ClassifierSettings
+    from optout.scanner.classify.column import ClassifierSettings
 
     only_email = Classifier(ClassifierSettings(entities=frozenset({"EMAIL_ADDRESS"})))
     assert not classify_one(only_email, "phone", PHONES).pii
@@ -156,7 +156,7 @@ def test_entities_can_be_restricted() -> None:
 
 
 def test_user_column_hints() -> None:
-    from scanner.classify.column import ClassifierSettings
+    from optout.scanner.classify.column import ClassifierSettings
 
     hinted = Classifier(ClassifierSettings(column_hints=(("PERSON_ID", ("kdnr",)),)))
     assert classify_one(hinted, "kdnr", list(range(60))).entity == "PERSON_ID"
@@ -212,7 +212,7 @@ def test_quality_floors_on_the_fixture_truth(company_scan, company_dir: Path) ->
 
 
 def test_without_a_spacy_model_patterns_still_work(caplog: pytest.LogCaptureFixture) -> None:
-    from scanner.classify.column import ClassifierSettings
+    from optout.scanner.classify.column import ClassifierSettings
 
     with caplog.at_level("WARNING", logger="optout.scanner"):
         patterns_only = Classifier(ClassifierSettings(model="no_such_model_installed"))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fixtures.sets import SETS, expand_partitions, findings_of, special_recall
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.quality import score
-from scanner.scan import scan
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.quality import score
+from optout.scanner.scan import scan
 
 
 @pytest.mark.parametrize("name", ["chinook", "northwind", "pagila", "mixed"])

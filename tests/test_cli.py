@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from scanner.access.principals import init_catalog
-from scanner.catalog import Catalog
+from optout.engine.cli import cli
+from optout.scanner.access.principals import init_catalog
+from optout.scanner.catalog import Catalog
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -237,7 +237,7 @@ def test_commands_never_load_pandas() -> None:
 
     code = (
         "import sys, importlib.util\n"
-        "from engine.no_pandas import without_pandas\n"
+        "from optout.engine.no_pandas import without_pandas\n"
         "without_pandas()\n"
         "import pyarrow as pa, polars as pl\n"
         "assert pa.array(['a', None]).null_count == 1\n"

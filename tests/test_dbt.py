@@ -16,15 +16,15 @@ import duckdb
 import pytest
 from dbt_projects import DBT, copy_project, keep_pristine, run_dbt, seed_rows
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.journal import Journal
-from engine.plan import load_plan
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.journal import Journal
+from optout.engine.plan import load_plan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.scan import scan
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_shop"
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
@@ -163,7 +163,7 @@ def test_the_projects_own_tests_pass_after_the_erasure(erased) -> None:
 def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Classifier) -> None:
     """A manifest registered by hand (the database scanned alone, not the project folder);
     the command needs the scanner role."""
-    from scanner.access.principals import add_principal, create_token, init_catalog
+    from optout.scanner.access.principals import add_principal, create_token, init_catalog
 
     root, _, _, _, _, _ = erased
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))
@@ -173,7 +173,7 @@ def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Cla
     viewer = create_token(catalog, "viewer")[1]
 
     def cli(token: str, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "engine.cli", "--catalog", catalog.path,
+        return subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog", catalog.path,
                                *argv], capture_output=True, text=True, timeout=120,
                               cwd=PROJECT.parent.parent, env={**os.environ,
                                                               "OPTOUT_TOKEN": token})
@@ -192,7 +192,7 @@ def planned_with_command(tmp_path: Path, classifier: Classifier,
                          monkeypatch: pytest.MonkeyPatch, command: str):
     """The project built and scanned, the customer planned under `dbt: {rebuild: command}`
     with `command` as the dbt executable: (project root, catalog, plan, config)."""
-    from scanner.config import load_config
+    from optout.scanner.config import load_config
 
     root = build(tmp_path / "shop")
     monkeypatch.setenv("SHOP_DUCKDB", str(root / "shop.duckdb"))
@@ -234,7 +234,7 @@ def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
 
 def test_a_failing_dbt_build_blocks_the_request_by_name(
         tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.targets import ApplyError
+    from optout.engine.targets import ApplyError
 
     _, catalog, plan, config = planned_with_command(tmp_path, classifier, monkeypatch, "false")
     with pytest.raises(ApplyError, match="dbt build --select customers failed"):

@@ -17,11 +17,11 @@ import duckdb
 import pytest
 from staff import Staff, error_line
 
-from engine.plan import load_plan
-from engine.policy import load_policy
-from engine.policy_store import SHIPPED
-from scanner.access.principals import _scrypt
-from scanner.catalog.migrations import LATEST
+from optout.engine.plan import load_plan
+from optout.engine.policy import load_policy
+from optout.engine.policy_store import SHIPPED
+from optout.scanner.access.principals import _scrypt
+from optout.scanner.catalog.migrations import LATEST
 
 LOOT = "loot.txt"
 #: the requester's own policy: the deployment's name, no approval, no retention rule
@@ -280,10 +280,10 @@ def test_a_catalog_made_before_the_sealed_state_upgrades_and_keeps_its_hashes(tm
     """Control for attack 5: a real catalog of schema version 9 (sealed rows, no state row)
     upgrades; its identifiers stay keyed with the secret itself (the keyed hashes it holds
     keep matching), and only its rows' seals, checked, carry over."""
-    from scanner.access.principals import add_principal, list_principals
-    from scanner.catalog import Catalog
-    from scanner.catalog.migrations import MIGRATIONS
-    from scanner.catalog.seal import seal
+    from optout.scanner.access.principals import add_principal, list_principals
+    from optout.scanner.catalog import Catalog
+    from optout.scanner.catalog.migrations import MIGRATIONS
+    from optout.scanner.catalog.seal import seal
 
     path = tmp_path / "old.duckdb"
     secret = secrets.token_bytes(32)

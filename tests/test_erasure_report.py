@@ -14,8 +14,8 @@ import pytest
 import warehouse as wh
 from browser import external_references, rendered, text_of
 
-from scanner.catalog import Catalog
-from scanner.scan import scan
+from optout.scanner.catalog import Catalog
+from optout.scanner.scan import scan
 
 CHANGED = {"customers": (40, 39, 1), "orders": (102, 97, 5), "tickets": (12, 11, 1),
            "events": (60, 58, 2), "customer_ltv": (40, 39, 1)}

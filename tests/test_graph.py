@@ -8,12 +8,12 @@ import duckdb
 import psycopg
 import pytest
 
-from engine import EngineError
-from engine.graph import build_graph
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.config import Config, load_config
-from scanner.scan import scan
+from optout.engine import EngineError
+from optout.engine.graph import build_graph
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.config import Config, load_config
+from optout.scanner.scan import scan
 
 
 def names(graph, domain: str) -> set[str]:

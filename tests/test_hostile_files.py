@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from engine.targets import ApplyError
-from scanner.catalog import Catalog
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.engine.targets import ApplyError
+from optout.scanner.catalog import Catalog
+from optout.scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 NAMES = ["ana", "ben", "cleo", "dara", "eli", "finn", "gia", "hugo", "ines", "jon"]
@@ -112,7 +112,7 @@ def test_a_link_planted_at_the_staged_name_is_not_written_through(
     """Issue 13.3: staged names were predictable; a link planted there received the dataset's
     content. Names are random now and created exclusively without following links: even a
     planted link at the exact name (the random part forced here) is not written through."""
-    import engine.targets.base as base
+    import optout.engine.targets.base as base
 
     data = tmp_path / "data"
     data.mkdir()
@@ -197,8 +197,8 @@ def test_files_optout_writes_are_private(tmp_path: Path, classifier) -> None:
     """Plan files, reports and exports are 0600 whatever the umask."""
     from click.testing import CliRunner
 
-    from engine.cli import cli
-    from scanner.access.principals import init_catalog
+    from optout.engine.cli import cli
+    from optout.scanner.access.principals import init_catalog
 
     data = tmp_path / "data"
     data.mkdir()
@@ -244,8 +244,8 @@ def test_applying_to_a_file_that_decodes_to_a_gigabyte_stays_small(tmp_path: Pat
     plan_file.write_text(plan.to_json())
     # The peak of the process's own memory after exec (VmHWM): ru_maxrss would count the
     # pytest process it was forked from.
-    code = ("import re; from engine.apply import apply_plan, ApplyOptions; "
-            "from engine.plan import load_plan; from scanner.catalog import Catalog; "
+    code = ("import re; from optout.engine.apply import apply_plan, ApplyOptions; "
+            "from optout.engine.plan import load_plan; from optout.scanner.catalog import Catalog; "
             f"apply_plan(Catalog({catalog.path!r}), load_plan({str(plan_file)!r}), "
             "ApplyOptions()); print(re.search(r'VmHWM:\\s+(\\d+)', "
             "open('/proc/self/status').read()).group(1))")

@@ -24,13 +24,13 @@ import redis
 import tantivy
 from click.testing import CliRunner
 
-from engine.cascade.run import run_cascade
-from engine.cascade.spec import RedisSpec, TantivySpec, WebhookSpec
-from engine.cli import cli
-from engine.erasure_report import ReportError, build_report, verify_report
-from scanner.access import Principal, audit
-from scanner.access.principals import init_catalog
-from scanner.catalog import Catalog
+from optout.engine.cascade.run import run_cascade
+from optout.engine.cascade.spec import RedisSpec, TantivySpec, WebhookSpec
+from optout.engine.cli import cli
+from optout.engine.erasure_report import ReportError, build_report, verify_report
+from optout.scanner.access import Principal, audit
+from optout.scanner.access.principals import init_catalog
+from optout.scanner.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "gdpr-erasure.yaml"
@@ -118,7 +118,7 @@ def test_engine_errors_quoting_values_reach_no_catalog_field(tmp_path: Path, cat
                                                              classifier) -> None:
     """A JSON Lines file whose record breaks the reader's inferred type: DuckDB quotes the
     record in its error. The catalog's error field and the export keep no value of it."""
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     catalog, runner = catalog
     data = tmp_path / "data"
@@ -142,7 +142,7 @@ def test_a_name_that_looks_like_markup_and_an_int32_key_hashed(tmp_path: Path, c
                                                                classifier) -> None:
     """A column named `e-mail[/x]` crashed `catalog list` (rich markup); hashing an INT32 key
     under anonymize-only raised ArrowInvalid out of apply. Both work now."""
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     catalog, runner = catalog
     data = tmp_path / "data"
@@ -163,8 +163,8 @@ def test_a_name_that_looks_like_markup_and_an_int32_key_hashed(tmp_path: Path, c
     assert applied.exit_code in (0, 3), applied.output
     if applied.exit_code == 3:  # the admin made the plan: it needs another approver first
         assert "approvals its policy requires" in applied.output
-        from engine.approvals import approve
-        from engine.plan import load_plan
+        from optout.engine.approvals import approve
+        from optout.engine.plan import load_plan
 
         approve(catalog, load_plan(plan), Principal("second", frozenset({"approver"})))
         applied = runner.invoke(cli, ["--catalog", catalog.path, "apply", str(plan), "--yes"])
@@ -180,7 +180,7 @@ def test_an_unexpected_exception_is_one_logged_line(tmp_path: Path, catalog,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything a command raises (here a TypeError from deep inside) is `Error: internal
     error (...)`, exit 1, and a `failed` audit entry with the redacted reason."""
-    import engine.cli as cli_module
+    import optout.engine.cli as cli_module
 
     catalog, runner = catalog
 
@@ -227,7 +227,7 @@ def test_bad_and_hostile_lineage_files_are_one_line_errors(tmp_path: Path, catal
 
 def test_names_are_escaped_in_markdown_and_csv_exports(tmp_path: Path, catalog,
                                                        classifier) -> None:
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     catalog, runner = catalog
     data = tmp_path / "data"
@@ -301,7 +301,7 @@ def test_webhooks_follow_no_redirect_send_current_entitlements_and_sign_time(
     # retry that delivers: the delivered call carries hashes only
     entitled = WebhookSpec(name="crm", kind="webhook", url=f"{receiver}/down",
                            secret_env="HOOK", identifiers=["email"], retries=1, backoff=0.01)
-    monkeypatch.setattr("engine.cascade.webhook._OPENER.open",
+    monkeypatch.setattr("optout.engine.cascade.webhook._OPENER.open",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("connection refused")))
     assert run_cascade(catalog, "r-ent", [entitled], ids, backoff=0.01)
     monkeypatch.undo()
@@ -327,11 +327,11 @@ def test_webhooks_follow_no_redirect_send_current_entitlements_and_sign_time(
 
 def test_a_report_with_duplicate_keys_is_refused_and_its_key_is_its_own(tmp_path: Path,
                                                                         classifier) -> None:
-    from engine.apply import ApplyOptions, apply_plan
-    from engine.planner import PlanRequest, build_plan
-    from engine.policy import load_policy
-    from engine.subjects import parse_subject
-    from scanner.scan import scan
+    from optout.engine.apply import ApplyOptions, apply_plan
+    from optout.engine.planner import PlanRequest, build_plan
+    from optout.engine.policy import load_policy
+    from optout.engine.subjects import parse_subject
+    from optout.scanner.scan import scan
 
     data = tmp_path / "data"
     data.mkdir()

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.lineage import register_lineage_file
-from scanner.openlineage import register_openlineage
-from scanner.scan import scan
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.lineage import register_lineage_file
+from optout.scanner.openlineage import register_openlineage
+from optout.scanner.scan import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 30
@@ -124,10 +124,10 @@ def test_files_that_cannot_be_followed_are_named_by_the_scan_and_the_cli(
     assert f"{root / 'stg_customers.sql'}: Jinja" in problems
     assert f"{root / 'broken.sql'}: cannot parse" in problems
     assert f"{root / 'ghost.sql'}: builds a table that is not in the catalog (ghost)" in problems
-    from scanner.access.principals import init_catalog
+    from optout.scanner.access.principals import init_catalog
 
     token = init_catalog(catalog)
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "--catalog", catalog.path,
+    done = subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog", catalog.path,
                            "lineage", "add-sql", str(root / "broken.sql")],
                           capture_output=True, text=True, cwd=ROOT,
                           env={"OPTOUT_TOKEN": token, "PATH": "/usr/bin:/bin"})
@@ -195,7 +195,7 @@ def test_a_bad_event_file_is_one_line_naming_it(shop, tmp_path: Path) -> None:
     _, catalog = shop
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"eventType": "COMPLETE", "outputs": []}))
-    from scanner.errors import ConfigError
+    from optout.scanner.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"bad\.json: not an OpenLineage RunEvent"):
         register_openlineage(catalog, bad)
@@ -228,9 +228,9 @@ def test_a_scan_survives_files_it_does_not_understand(tmp_path: Path,
 
 def test_a_config_link_names_a_dataset_by_location_when_its_name_is_shared(
         shop, tmp_path: Path) -> None:
-    from engine import EngineError
-    from engine.graph import build_graph
-    from scanner.config import load_config
+    from optout.engine import EngineError
+    from optout.engine.graph import build_graph
+    from optout.scanner.config import load_config
 
     root, catalog = shop
     parquet, db = root / "customers.parquet", root / "jaffle.duckdb"

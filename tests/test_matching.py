@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scanner.catalog.secret import KeyedHash
-from scanner.identifiers import normalize
-from scanner.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
-from scanner.model import DatasetRef
-from scanner.sources.base import memory_duckdb
-from scanner.sources.parquet import ParquetSource
+from optout.scanner.catalog.secret import KeyedHash
+from optout.scanner.identifiers import normalize
+from optout.scanner.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
+from optout.scanner.model import DatasetRef
+from optout.scanner.sources.base import memory_duckdb
+from optout.scanner.sources.parquet import ParquetSource
 
 HASHER = KeyedHash(b"k" * 32)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.policy import PolicyError, load_policy
+from optout.engine.policy import PolicyError, load_policy
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
-from scanner.access.principals import init_catalog
-from scanner.catalog import Catalog
+from optout.engine.cli import cli
+from optout.scanner.access.principals import init_catalog
+from optout.scanner.catalog import Catalog
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -22,16 +22,16 @@ from conftest import throwaway_database
 from dbt_projects import copy_project, keep_pristine, run_dbt, write_seed
 from dbt_projects import seed_rows as seed
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.graph import build_graph
-from engine.journal import Journal
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
 from fixtures.desk_seeds import PLACEHOLDER, SHARING, SUBJECT
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.graph import build_graph
+from optout.engine.journal import Journal
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.scan import scan
 
 pytestmark = pytest.mark.postgres
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_desk"

@@ -17,16 +17,16 @@ import pytest
 from dbt_projects import copy_project, keep_pristine, run_dbt, write_seed
 from dbt_projects import seed_rows as seed
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.graph import build_graph
-from engine.journal import Journal
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import SubjectError, parse_subject
 from fixtures.health_seeds import SUBJECT
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.graph import build_graph
+from optout.engine.journal import Journal
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import SubjectError, parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.scan import scan
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "dbt_health"
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"

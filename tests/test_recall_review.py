@@ -16,17 +16,17 @@ from conftest import throwaway_database
 from staff import Staff
 from world_db import copy_sqlite, load_postgres
 
-from engine.apply import ApplyOptions, apply_plan, final_status
-from engine.erasure_render import report_html, report_markdown
-from engine.erasure_report import build_report
-from engine.journal import Journal
-from engine.plan import load_plan
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.scan import ScanOptions, scan
+from optout.engine.apply import ApplyOptions, apply_plan, final_status
+from optout.engine.erasure_render import report_html, report_markdown
+from optout.engine.erasure_report import build_report
+from optout.engine.journal import Journal
+from optout.engine.plan import load_plan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.scan import ScanOptions, scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 SUBJECT = 5  # a Chinook customer with invoices

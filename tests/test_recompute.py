@@ -14,19 +14,19 @@ import pytest
 import warehouse as wh
 from conftest import throwaway_database
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.journal import Journal
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from engine.targets import ApplyError
-from scanner.access.principals import add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
-from scanner.lineage import register_lineage_file
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.journal import Journal
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.engine.targets import ApplyError
+from optout.scanner.access.principals import add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
+from optout.scanner.lineage import register_lineage_file
+from optout.scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 
 
 def _plan(catalog: Catalog, request_id: str | None = None):
@@ -90,7 +90,7 @@ def test_a_fault_inside_the_rebuild_leaves_every_file_byte_identical(
         tmp_path: Path, classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills up while the aggregate's new version is written, after every source was
     staged: everything is rolled back, every file keeps its bytes, nothing staged is left."""
-    import engine.targets.parquet as parquet_target
+    import optout.engine.targets.parquet as parquet_target
 
     root, catalog = _scanned(tmp_path, "parquet", classifier)
     before = _files(root)

@@ -16,22 +16,22 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from engine.apply import ApplyOptions, StalePlan, apply_plan, resume
-from engine.approvals import approve
-from engine.erasure_report import build_report
-from engine.journal import Journal
-from engine.plan import load_plan
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from scanner.access import Principal
-from scanner.access.principals import init_catalog
-from scanner.catalog import Catalog
-from scanner.config import Config
-from scanner.deployment import set_deployment_config
-from scanner.scan import ScanOptions, scan
-from scanner.sources import open_source
-from scanner.sources.spark import SparkFileSource, SparkJdbcSource
+from optout.engine.apply import ApplyOptions, StalePlan, apply_plan, resume
+from optout.engine.approvals import approve
+from optout.engine.erasure_report import build_report
+from optout.engine.journal import Journal
+from optout.engine.plan import load_plan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.access import Principal
+from optout.scanner.access.principals import init_catalog
+from optout.scanner.catalog import Catalog
+from optout.scanner.config import Config
+from optout.scanner.deployment import set_deployment_config
+from optout.scanner.scan import ScanOptions, scan
+from optout.scanner.sources import open_source
+from optout.scanner.sources.spark import SparkFileSource, SparkJdbcSource
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policies" / "gdpr-erasure.yaml")
@@ -299,7 +299,7 @@ class Killed:
         config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
         set_deployment_config(copy.catalog, str(config), "admin")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--catalog", copy.catalog.path,
+            [sys.executable, "-m", "optout.engine.cli", "--catalog", copy.catalog.path,
              "apply", str(path), "--yes", "--engine", "spark"],
             env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
@@ -347,7 +347,7 @@ def test_a_file_spark_cannot_write_as_it_was_stops_the_request_unchanged(
     another schema, so the request stops before anything is visible, and says what to do."""
     import pyarrow as pa
 
-    from engine.targets import ApplyError
+    from optout.engine.targets import ApplyError
 
     data = tmp_path / "data"
     data.mkdir()
@@ -398,9 +398,9 @@ def test_spark_normalizes_as_python_does(kind: str) -> None:
     from pyspark.sql import functions as F
     from test_normalization import TRICKY
 
-    from scanner.identifiers import normalize
-    from scanner.spark.matching import normalized
-    from scanner.spark.session import session
+    from optout.scanner.identifiers import normalize
+    from optout.scanner.spark.matching import normalized
+    from optout.scanner.spark.session import session
 
     frame = session(SPARK.engine_of()).createDataFrame(
         [(i, v) for i, v in enumerate(TRICKY)], "i long, v string")
@@ -419,7 +419,7 @@ def test_attack4_no_key_material_in_sparks_event_log(tmp_path: Path, company_dir
 
     from staff import Staff
 
-    from scanner.catalog.secret import KeyedHash, identifier_key
+    from optout.scanner.catalog.secret import KeyedHash, identifier_key
 
     copy = Copy(tmp_path / "copy", company_dir, classifier)
     staff = Staff(copy.catalog)

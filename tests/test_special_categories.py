@@ -11,14 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.report import to_html, to_markdown
-from engine.subjects import parse_subject
-from scanner.catalog import Catalog
-from scanner.classify.column import Classifier
-from scanner.config import load_config
-from scanner.scan import scan
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.report import to_html, to_markdown
+from optout.engine.subjects import parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.classify.column import Classifier
+from optout.scanner.config import load_config
+from optout.scanner.scan import scan
 
 N = 120
 RETAIN = """
@@ -119,7 +119,7 @@ def test_a_policy_matches_them_by_sensitivity(members) -> None:
 
 
 def test_a_policy_naming_an_unknown_sensitivity_is_refused(tmp_path: Path) -> None:
-    from engine.policy import PolicyError
+    from optout.engine.policy import PolicyError
 
     path = tmp_path / "bad.yaml"
     path.write_text("name: p\nidentifiers: [email]\nrules:\n  - name: x\n    action: hash\n"

@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 from conftest import throwaway_database
 from stream_read import publish_raw, stream_messages
 
-from engine.worker.messages import DEAD, REQUESTS, STATUS
 from fixtures.generate import load_postgres
-from scanner.access.principals import add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
+from optout.engine.worker.messages import DEAD, REQUESTS, STATUS
+from optout.scanner.access.principals import add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 PASSWORD = "Sw33p-pa55word"
 
 

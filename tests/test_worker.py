@@ -23,15 +23,15 @@ from apply_world import World
 from stream_read import publish_raw, stream_messages
 from test_apply import assert_erased
 
-from engine.erasure_report import build_report
-from engine.journal import Journal
-from engine.policy_store import add_policy
-from engine.worker.messages import DEAD, REQUESTS, STATUS
-from scanner.access import Principal
-from scanner.access.principals import add_principal, create_token, init_catalog
+from optout.engine.erasure_report import build_report
+from optout.engine.journal import Journal
+from optout.engine.policy_store import add_policy
+from optout.engine.worker.messages import DEAD, REQUESTS, STATUS
+from optout.scanner.access import Principal
+from optout.scanner.access.principals import add_principal, create_token, init_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 SECRET = "webhook-signing-key"
 AUDITOR = Principal("auditor", frozenset({"auditor"}))
 
@@ -319,8 +319,8 @@ def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) ->
 def test_a_request_needing_approval_waits_then_is_applied(setup: Setup) -> None:
     """Under a policy that needs an approval the worker holds the request (not acknowledged)
     and applies it, cascade included, once someone other than the worker approves the plan."""
-    from engine.approvals import approve
-    from engine.plan import load_plan
+    from optout.engine.approvals import approve
+    from optout.engine.plan import load_plan
 
     world = setup.world
     before = world.tables()

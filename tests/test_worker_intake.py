@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 from stream_read import stream_messages
 
-from engine.cascade.spec import load_targets
-from engine.journal import Journal
-from engine.policy_store import add_policy
-from engine.worker import service
-from engine.worker.messages import DEAD, STATUS
-from engine.worker.service import Message, Worker, WorkerSettings
-from engine.worker.signing import signed_headers
-from scanner.access import Principal
-from scanner.access.principals import add_principal, create_token, init_catalog
-from scanner.catalog import Catalog
+from optout.engine.cascade.spec import load_targets
+from optout.engine.journal import Journal
+from optout.engine.policy_store import add_policy
+from optout.engine.worker import service
+from optout.engine.worker.messages import DEAD, STATUS
+from optout.engine.worker.service import Message, Worker, WorkerSettings
+from optout.engine.worker.signing import signed_headers
+from optout.scanner.access import Principal
+from optout.scanner.access.principals import add_principal, create_token, init_catalog
+from optout.scanner.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
 WORKER = Principal("worker", frozenset({"requester", "operator", "scanner"}))
 
 
@@ -48,7 +48,7 @@ def world(tmp_path: Path, classifier) -> dict:
         add_principal(catalog, role, [role], "admin")
         tokens[role] = create_token(catalog, role)[1]
     tokens["worker"] = create_token(catalog, "worker")[1]
-    from scanner.scan import scan
+    from optout.scanner.scan import scan
 
     scan([str(data)], catalog, classifier=classifier, caller=WORKER)
     return {"root": tmp_path, "people": people, "catalog": catalog, "tokens": tokens,

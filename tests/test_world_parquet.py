@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 from world_db import copy_sqlite
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.plan_settings import SettingsChanged
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.subjects import parse_subject
-from scanner.catalog import Catalog
-from scanner.config import Config, load_config
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.plan_settings import SettingsChanged
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.catalog import Catalog
+from optout.scanner.config import Config, load_config
+from optout.scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 #: the subjects of tests/worlds/chinook_sqlite.yaml, with the customers the schema says they are

@@ -15,15 +15,15 @@ import pytest
 from conftest import throwaway_database
 from world_db import Snapshot, copy_sqlite, load_postgres, truths
 
-from engine.apply import ApplyOptions, apply_plan
-from engine.approvals import approve
-from engine.planner import PlanRequest, build_plan
-from engine.policy import load_policy
-from engine.policy_store import add_policy
-from engine.subjects import parse_subject
-from scanner.access import Principal
-from scanner.catalog import Catalog
-from scanner.scan import scan
+from optout.engine.apply import ApplyOptions, apply_plan
+from optout.engine.approvals import approve
+from optout.engine.planner import PlanRequest, build_plan
+from optout.engine.policy import load_policy
+from optout.engine.policy_store import add_policy
+from optout.engine.subjects import parse_subject
+from optout.scanner.access import Principal
+from optout.scanner.catalog import Catalog
+from optout.scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 APPROVER = Principal("approver", frozenset({"approver"}))
@@ -105,9 +105,9 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
     other people's rows name exits 4 with a finding naming the column and the rows."""
     from click.testing import CliRunner
 
-    from engine.cli import cli
-    from engine.graph import build_graph
-    from scanner.access.principals import init_catalog
+    from optout.engine.cli import cli
+    from optout.engine.graph import build_graph
+    from optout.scanner.access.principals import init_catalog
 
     for uri in throwaway_database():
         load_postgres("traps", uri)
@@ -185,10 +185,10 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
 
     from stream_read import publish_raw, stream_messages
 
-    from engine.worker.messages import CHANGES, DEAD, REQUESTS, STATUS
-    from scanner.access.principals import add_principal, create_token, init_catalog
+    from optout.engine.worker.messages import CHANGES, DEAD, REQUESTS, STATUS
+    from optout.scanner.access.principals import add_principal, create_token, init_catalog
 
-    optout = [sys.executable, "-m", "engine.cli"]
+    optout = [sys.executable, "-m", "optout.engine.cli"]
     for uri in throwaway_database():
         load_postgres("traps", uri)
         catalog = Catalog(str(tmp_path / "catalog.duckdb"))
@@ -250,7 +250,7 @@ def test_rows_hanging_off_two_peoples_records_stop_both(tmp_path: Path, classifi
     would take other customers' order lines with her products: stopped. The customer's lines
     are as much the supplier's product lines: stopped too, until a person decides (here: the
     project rejects the product → supplier link), and then exactly the customer's rows go."""
-    from scanner.config import Config, IdentityConfig, LinkConfig
+    from optout.scanner.config import Config, IdentityConfig, LinkConfig
 
     for uri in throwaway_database():
         load_postgres("shop", uri)
@@ -296,7 +296,7 @@ def test_a_resealed_plan_with_sql_in_a_match_kind_is_refused(tmp_path: Path, cla
     engine is only ever told slot numbers."""
     import dataclasses
 
-    from engine.plan import PlanError, load_plan
+    from optout.engine.plan import PlanError, load_plan
 
     location = str(copy_sqlite("chinook", tmp_path))
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))

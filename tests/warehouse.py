@@ -179,8 +179,8 @@ class Cli:
     ROOT = Path(__file__).resolve().parent.parent
 
     def __init__(self, catalog_path: str) -> None:
-        from scanner.access.principals import add_principal, create_token, init_catalog
-        from scanner.catalog import Catalog
+        from optout.scanner.access.principals import add_principal, create_token, init_catalog
+        from optout.scanner.catalog import Catalog
 
         catalog = Catalog(catalog_path)
         self.catalog = catalog
@@ -194,7 +194,7 @@ class Cli:
         import subprocess
         import sys
 
-        return subprocess.run([sys.executable, "-m", "engine.cli", "--catalog",
+        return subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog",
                                self.catalog.path, *argv],
                               env={**os.environ, "OPTOUT_TOKEN": self.tokens[role], **env},
                               capture_output=True, text=True, cwd=self.ROOT, timeout=300)

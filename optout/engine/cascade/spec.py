@@ -1,0 +1,86 @@
+"""The targets file (`targets.yaml`), validated with pydantic:
+
+    cascade:
+      - {name: sessions, kind: redis, url: "redis://127.0.0.1:6379/0",
+         keys: ["user:{customer_id}:*", "session:{email_hash}"]}
+      - {name: people-search, kind: tantivy, path: ./search, field: email, identifier: email}
+      - {name: crm, kind: webhook, url: "https://crm.example/erase",
+         secret_env: CRM_WEBHOOK_SECRET, identifiers: [email]}
+
+Templates and identifiers name the request's identifier keys: `{customer_id}` is the value the
+request carries, exactly as it carries it (trimmed; `values: raw`, the default) or in a named
+normalization the system stores it in (`values: lower` / `email` / `phone` / `code`): for
+`user_id=u-42a`, `raw` fills `user:u-42a:*` and never `user:U42A:*`, another user. Redis keys
+are glob-escaped in SCAN patterns. `{email_hash}` is the keyed hash (HMAC-SHA256 under the
+catalog secret, hex) of the value normalized as optout hashes it. A
+webhook receives keyed hashes of every identifier, and raw values only of those listed under
+`identifiers` (what that integration is entitled to).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from optout.engine import EngineError
+from optout.scanner.yamlfile import load_validated
+
+
+class CascadeError(EngineError):
+    """A bad targets file, or a cascade target that cannot be reached or resolved."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+
+#: how a target's templates and terms receive the request's values
+Values = Literal["raw", "lower", "email", "phone", "code"]
+
+
+class RedisSpec(_Strict):
+    kind: Literal["redis"]
+    values: Values = "raw"
+    url: str = "redis://127.0.0.1:6379/0"
+    keys: list[str] = Field(min_length=1)
+
+
+class TantivySpec(_Strict):
+    kind: Literal["tantivy"]
+    values: Values = "raw"
+    path: str
+    field: str  # a raw-tokenized field holding the identifier
+    identifier: str  # which of the request's identifiers is the term
+
+
+class WebhookSpec(_Strict):
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str  # environment variable holding the HMAC signing key
+    identifiers: list[str] = Field(default_factory=list)  # sent raw; the rest as keyed hashes
+    timeout: float = Field(5.0, gt=0, le=120)
+    retries: int = Field(8, ge=1, le=50)
+    backoff: float = Field(0.2, gt=0, le=60)
+
+
+Spec = Annotated[RedisSpec | TantivySpec | WebhookSpec, Field(discriminator="kind")]
+
+
+class TargetsFile(_Strict):
+    name: str = "targets"
+    cascade: list[Spec] = Field(default_factory=list)
+
+
+def load_targets(path: str | Path | None) -> list[Spec]:
+    """The cascade targets of a targets file (none without one)."""
+    if path is None:
+        return []
+    spec, _ = load_validated(path, TargetsFile, CascadeError, "the targets file")
+    names = [t.name for t in spec.cascade]
+    if len(set(names)) != len(names):
+        raise CascadeError(f"{path}: two cascade targets share a name")
+    return spec.cascade

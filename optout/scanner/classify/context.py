@@ -1,0 +1,149 @@
+"""Table context: a column is read with its table's name and its sibling columns, and with the
+foreign keys of its source. Values alone cannot tell a person's `state` from an order's, a
+customer's `name` from a product's, a contact person's employer from a shipping company.
+
+Per table:
+- a table *of people* (its name is a kind of person, or a column names or reaches one: a
+  name, an email, a key of a person) keeps what its columns say about that person;
+- a *list of places* (`city`, `country`, `us_states`, `territories` with nobody in them) holds
+  places, not anybody's address: no LOCATION;
+- a *company's own record* (a company name, no person) holds the company's contact data: no
+  phone, address or employer there;
+- weak names (`name`, `state`, `region`, `company`) count only in a table of people, an
+  address table, or beside a column that says the same with a strong name;
+- a column whose name is a thing (`store`, `product`) describes that thing, not a person, and
+  a person named only by NER outside a table of people (a track's composer, an artist) is not
+  a data subject of the table.
+Across tables (foreign keys): a key that references a table of people is a key of a person.
+"""
+
+from __future__ import annotations
+
+import re
+
+from optout.scanner.classify.names import (
+    NOT_A_PERSON,
+    THING_NOUNS,
+    _is_person_table,
+    _named_by_person,
+    tokens,
+)
+from optout.scanner.classify.sensitivity import finish
+from optout.scanner.model import ColumnFinding, ForeignKey
+
+#: tables whose rows are places (lookup lists)
+PLACE_TABLES = frozenset({"city", "cities", "country", "countries", "region", "regions",
+                          "state", "states", "territory", "territories", "province",
+                          "provinces", "district", "districts", "zone", "zones", "area",
+                          "areas", "county", "counties", "language", "languages", "currency",
+                          "currencies", "location", "locations", "place", "places"})
+#: tables whose rows are addresses (of whoever points at them)
+ADDRESS_TABLES = frozenset({"address", "addresses", "adresse", "adressen", "direccion",
+                            "direcciones", "indirizzo", "indirizzi"})
+#: entities that show a row is about a person
+PERSON_EVIDENCE = frozenset({"PERSON", "EMAIL_ADDRESS", "PERSON_ID", "US_SSN", "US_PASSPORT",
+                             "US_DRIVER_LICENSE"})
+_STRONG_LOCATION = re.compile(r"address|street|city|zip|post|plz|ort|ciudad|ville|calle")
+
+
+def settle(dataset: str, findings: list[ColumnFinding]) -> list[ColumnFinding]:
+    """The findings of one table, read with the table's name and its other columns."""
+    toks = tokens(dataset.rsplit(".", 1)[-1])
+    people = _is_person_table(dataset) or any(
+        f.pii and f.entity in PERSON_EVIDENCE and not _weak(f) and not _ner_only(f)
+        for f in findings)
+    rows_are_people = _rows_are_people(dataset, findings)
+    places = not people and bool(PLACE_TABLES & set(toks[-1:]))
+    addresses = bool(ADDRESS_TABLES & set(toks))
+    company = not people and any(f.pii and f.entity == "ORGANIZATION" for f in findings)
+    strong_location = any(f.pii and f.entity == "LOCATION" and not _weak(f) and
+                          _STRONG_LOCATION.search(" ".join(tokens(f.name))) for f in findings)
+    for f in findings:
+        why = _drop(f, people, places, addresses, company, strong_location, dataset,
+                    rows_are_people)
+        if why:
+            _clear(f, why)
+    return findings
+
+
+def _drop(f: ColumnFinding, people: bool, places: bool, addresses: bool, company: bool,
+          strong_location: bool, dataset: str, rows_are_people: bool) -> str | None:
+    """Why the table says a finding is nobody's personal data, or None."""
+    if not f.pii or f.free_text:
+        return None
+    words = set(tokens(f.name))
+    if f.entity == "LOCATION":
+        if places:
+            return "a list of places: nobody's address"
+        if company and not addresses:
+            return "a company's own address"
+        if (THING_NOUNS | NOT_A_PERSON) & words - {"city", "country", "region", "state",
+                                                    "street"} and not f.signals.get("name"):
+            return f"describes a {sorted((THING_NOUNS | NOT_A_PERSON) & words)[0]}, not a person"
+        if _weak(f) and not (rows_are_people or addresses or strong_location):
+            return "a place word outside a person's record or address"
+    if f.entity in ("PHONE_NUMBER", "EMAIL_ADDRESS", "URL") and company:
+        return "a company's own contact data"
+    if f.entity == "ORGANIZATION" and not people:
+        return "a company with no person in the row"
+    if f.entity == "PERSON":
+        if _weak(f) and not (people or _named_by_person(dataset)):
+            return f"a name in a table of {dataset}, not of people"
+        if _ner_only(f) and not people:
+            return "names found by NER outside a table of people (not its data subjects)"
+    if f.entity == "PHOTO" and not (people or _named_by_person(dataset)):
+        return "a picture in a table that is not about people"
+    return None
+
+
+def _rows_are_people(dataset: str, findings: list[ColumnFinding]) -> bool:
+    """A table whose rows are people, not things that point at people: its name is a kind
+    of person, or it holds a person's own name or contact (not a key of someone else) and
+    is not a company's record (`suppliers` with a contact name is a list of firms)."""
+    if _is_person_table(dataset):
+        return True
+    if any(f.pii and f.entity == "ORGANIZATION" for f in findings):
+        return False
+    return any(f.pii and f.entity in OWN_EVIDENCE and not _weak(f) and not _ner_only(f)
+               for f in findings)
+
+
+#: entities that show a row is a person (a PERSON_ID may be a key of someone else's)
+OWN_EVIDENCE = PERSON_EVIDENCE - {"PERSON_ID"}
+
+
+def _weak(f: ColumnFinding) -> bool:
+    return bool(f.signals.get("weak_name"))
+
+
+def _ner_only(f: ColumnFinding) -> bool:
+    return not f.signals.get("name") and f.entity in f.signals.get("ner", [])
+
+
+def _clear(f: ColumnFinding, why: str) -> None:
+    f.pii = f.identifier = False
+    f.entity = None
+    f.score = 0.0
+    f.examples = []
+    f.evidence = f"table: {why}"
+    finish(f)
+
+
+def link_people(tables: dict[str, list[ColumnFinding]],
+                keys: dict[str, list[ForeignKey]]) -> None:
+    """Across the tables of one source: a column with a foreign key into a table of people is
+    a key of a person (`support_rep_id` → `employee`)."""
+    people = {name for name, findings in tables.items() if _rows_are_people(name, findings)}
+    for name, fks in keys.items():
+        columns = {f.name: f for f in tables.get(name, [])}
+        for fk in fks:
+            target = fk.ref_table.rsplit(".", 1)[-1]
+            if target not in {p.rsplit(".", 1)[-1] for p in people} or len(fk.columns) != 1:
+                continue
+            f = columns.get(fk.columns[0])
+            if f is not None and not (f.pii and f.entity == "PERSON_ID"):
+                f.pii = f.identifier = True
+                f.entity = "PERSON_ID"
+                f.score = max(f.score, 0.9)
+                f.evidence = f"reference: a key of {target}, a table of people"
+                finish(f)

@@ -1,7 +1,0 @@
-"""Who may do what: principals and tokens, the role each command needs, the audit log."""
-
-from scanner.access.gate import COMMAND_ROLES, AccessDenied, authorize
-from scanner.access.principals import AuthError, Principal, PrincipalError, authenticate
-
-__all__ = ["COMMAND_ROLES", "AccessDenied", "AuthError", "Principal", "PrincipalError",
-           "authenticate", "authorize"]

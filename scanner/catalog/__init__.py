@@ -1,5 +1,0 @@
-"""The catalog: a DuckDB file holding sources, datasets, columns, findings and scan runs."""
-
-from scanner.catalog.store import Catalog, DatasetRecord
-
-__all__ = ["Catalog", "DatasetRecord"]
