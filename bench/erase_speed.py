@@ -67,7 +67,7 @@ def optout_run(tree: Path, fixture: Path, rows: int, subjects: int, work: Path) 
     catalog = folder / "catalog.duckdb"
     env = {**os.environ, "PYTHONPATH": str(tree)}
     # trees before the optout package (2afda6e and older) run `engine.cli`
-    module = "optout.engine.cli" if (tree / "optout").is_dir() else "engine.cli"
+    module = "optout.cli.main" if (tree / "optout").is_dir() else "engine.cli"
     cli = [sys.executable, "-m", module, "--catalog", str(catalog)]
     tokens = {}
     init = subprocess.run([*cli, "init", "-q"], cwd=tree, env=env, capture_output=True,

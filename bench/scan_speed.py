@@ -28,9 +28,9 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from faker import Faker  # noqa: E402
 
+from optout.model.dataset import Sample  # noqa: E402
 from optout.scanner.catalog import Catalog  # noqa: E402
 from optout.scanner.classify.column import Classifier  # noqa: E402
-from optout.scanner.model import Sample  # noqa: E402
 from optout.scanner.scan import ScanOptions, scan  # noqa: E402
 
 DATA = ROOT / "bench" / "data"

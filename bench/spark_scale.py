@@ -121,7 +121,7 @@ def run(engine: str, source: Path, rows: int, subjects: int, work: Path,
         f"    spark.driver.memory: {driver_memory}\n")
     catalog = folder / "catalog.duckdb"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-m", "optout.engine.cli", "--catalog", str(catalog)]
+    cli = [sys.executable, "-m", "optout.cli.main", "--catalog", str(catalog)]
     tokens = {}
     init = subprocess.run([*cli, "init", "-q"], cwd=folder, env=env, capture_output=True,
                           text=True, check=True)

@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from optout.engine.worker import bus  # noqa: E402
-from optout.engine.worker.messages import REQUESTS, STATUS, ErasureRequest, subject  # noqa: E402
-from optout.engine.worker.service import Worker, WorkerSettings  # noqa: E402
-from optout.engine.worker.signing import signed_headers  # noqa: E402
 from optout.scanner.access import Principal  # noqa: E402
 from optout.scanner.access.principals import add_principal, init_catalog  # noqa: E402
 from optout.scanner.catalog import Catalog  # noqa: E402
 from optout.scanner.scan import scan  # noqa: E402
+from optout.worker import bus  # noqa: E402
+from optout.worker.messages import REQUESTS, STATUS, ErasureRequest, subject  # noqa: E402
+from optout.worker.service import Worker, WorkerSettings  # noqa: E402
+from optout.worker.signing import signed_headers  # noqa: E402
 
 NATS = "nats://127.0.0.1:4222"
 COMPANY = ROOT / "fixtures" / "data" / "company"

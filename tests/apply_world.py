@@ -19,6 +19,7 @@ import psycopg
 import pyarrow.parquet as pq
 
 from fixtures.generate import load_postgres
+from optout.connectors import open_source
 from optout.engine.approvals import approve
 from optout.engine.planner import PlanRequest, build_plan, ref_of
 from optout.engine.policy import load_policy
@@ -29,12 +30,11 @@ from optout.scanner.catalog import Catalog
 from optout.scanner.config import load_config
 from optout.scanner.deployment import set_deployment_config
 from optout.scanner.scan import scan
-from optout.scanner.sources import open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = 'identity:\n  links:\n    - columns: ["events:user_id", "customers:id"]\n'
 SUBJECT_INDEX = 6
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 
 
 class World:

@@ -11,7 +11,7 @@ from pathlib import Path
 from optout.scanner.access.principals import add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog
 
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 ROLES = ("requester", "approver", "operator")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from optout.engine.worker import bus
-from optout.engine.worker.messages import subject
+from optout.worker import bus
+from optout.worker.messages import subject
 
 
 def stream_messages(ns: str, kind: str) -> list[dict]:

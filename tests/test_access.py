@@ -12,9 +12,9 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
+from optout.cli.main import cli
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.approvals import ApprovalError, approve
-from optout.engine.cli import cli
 from optout.engine.erasure_report import build_report
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
@@ -65,7 +65,7 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
     """Valid arguments for every command, fresh per role where a call consumes something."""
     root, catalog = world["root"], world["catalog"]
     plan = fresh_plan(world, role)
-    rid = apply_plan(catalog, __import__("optout.engine.plan", fromlist=["load_plan"]).load_plan(plan),
+    rid = apply_plan(catalog, __import__("optout.model.plan", fromlist=["load_plan"]).load_plan(plan),
                      ApplyOptions(dry_run=True, caller=world["boss"]))
     report = root / f"report-{role}.json"
     report.write_text(json.dumps(build_report(catalog, rid, world["boss"])))
@@ -192,7 +192,7 @@ def test_four_eyes_and_edited_plans(world: dict, tmp_path: Path) -> None:
     # Edited and sealed again (a valid content hash): the catalog never made that plan.
     import dataclasses
 
-    from optout.engine.plan import PlanError
+    from optout.model.plan import PlanError
 
     edited = dataclasses.replace(plan, steps=plan.steps[:0]).sealed()
     with pytest.raises(PlanError, match="MAC does not match this catalog"):
@@ -264,7 +264,7 @@ def test_exit_status_of_the_installed_command(world: dict, role: str) -> None:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog",
+    run = subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog",
                           world["catalog"].path, "catalog", "list"],
                          env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
                          capture_output=True, text=True, timeout=120)

@@ -12,11 +12,11 @@ from apply_world import World, digests, recomputed_ltv
 from optout.engine.apply import ApplyOptions, StalePlan, apply_plan, resume
 from optout.engine.erasure_report import ReportError, build_report, verify_report
 from optout.engine.journal import Journal
-from optout.engine.plan import PlanError, load_plan
 from optout.engine.plan_store import record_plan
 from optout.engine.targets import ApplyError
+from optout.model.plan import PlanError, load_plan
 
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 
 
 @pytest.fixture()
@@ -178,7 +178,7 @@ def test_tampered_stale_and_foreign_plans_are_refused(world: World) -> None:
     assert {k: v for k, v in after.items() if k != "events"} == {
         k: v for k, v in before.items() if k != "events"}
     with pytest.raises(PlanError):
-        from optout.engine.plan import load_plan
+        from optout.model.plan import load_plan
 
         load_plan(path)
 

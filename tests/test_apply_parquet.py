@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from optout.connectors.parquet.target import ParquetTarget
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.plan_store import record_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.subjects import parse_subject
 from optout.engine.targets import ApplyError
-from optout.engine.targets.parquet import ParquetTarget
 from optout.scanner.catalog import Catalog
 from optout.scanner.scan import scan
 

@@ -12,10 +12,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from optout.model.errors import CatalogError, DatasetNotFound
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.migrations import LATEST
 from optout.scanner.classify.column import Classifier
-from optout.scanner.errors import CatalogError, DatasetNotFound
 from optout.scanner.scan import ScanOptions, scan
 
 

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from optout.engine.cli import cli
+from optout.cli.main import cli
 from optout.scanner.access import audit
 from optout.scanner.access.principals import ROLES, add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog

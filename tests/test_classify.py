@@ -7,10 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from optout.model.dataset import Sample
 from optout.scanner.classify.column import Classifier
 from optout.scanner.classify.masking import mask
 from optout.scanner.classify.names import NameHints, tokens
-from optout.scanner.model import Sample
 from optout.scanner.quality import score
 
 EMAILS = [f"person{i}@example{i % 7}.com" for i in range(60)]

@@ -8,11 +8,11 @@ import random
 import pyarrow as pa
 import pytest
 
+from optout.model.dataset import ForeignKey, Sample
 from optout.scanner.classify.column import PROSE_NER_SHARE, Classifier
 from optout.scanner.classify.context import link_people, settle
 from optout.scanner.classify.mentions import is_name
 from optout.scanner.classify.vocab import aba_valid, luhn_valid
-from optout.scanner.model import ForeignKey, Sample
 
 rng = random.Random(7)
 N = 80

@@ -18,10 +18,10 @@ from dbt_projects import DBT, copy_project, keep_pristine, run_dbt, seed_rows
 
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.journal import Journal
-from optout.engine.plan import load_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.subjects import parse_subject
+from optout.model.plan import load_plan
 from optout.scanner.catalog import Catalog
 from optout.scanner.classify.column import Classifier
 from optout.scanner.scan import scan
@@ -173,7 +173,7 @@ def test_lineage_add_dbt_through_the_cli(erased, tmp_path: Path, classifier: Cla
     viewer = create_token(catalog, "viewer")[1]
 
     def cli(token: str, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog", catalog.path,
+        return subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog", catalog.path,
                                *argv], capture_output=True, text=True, timeout=120,
                               cwd=PROJECT.parent.parent, env={**os.environ,
                                                               "OPTOUT_TOKEN": token})

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 from staff import Staff, error_line
 
-from optout.engine.plan import load_plan
 from optout.engine.policy import load_policy
 from optout.engine.policy_store import SHIPPED
+from optout.model.plan import load_plan
 from optout.scanner.access.principals import _scrypt
 from optout.scanner.catalog.migrations import LATEST
 

@@ -112,7 +112,7 @@ def test_a_link_planted_at_the_staged_name_is_not_written_through(
     """Issue 13.3: staged names were predictable; a link planted there received the dataset's
     content. Names are random now and created exclusively without following links: even a
     planted link at the exact name (the random part forced here) is not written through."""
-    import optout.engine.targets.base as base
+    import optout.connectors.target as base
 
     data = tmp_path / "data"
     data.mkdir()
@@ -197,7 +197,7 @@ def test_files_optout_writes_are_private(tmp_path: Path, classifier) -> None:
     """Plan files, reports and exports are 0600 whatever the umask."""
     from click.testing import CliRunner
 
-    from optout.engine.cli import cli
+    from optout.cli.main import cli
     from optout.scanner.access.principals import init_catalog
 
     data = tmp_path / "data"
@@ -245,7 +245,7 @@ def test_applying_to_a_file_that_decodes_to_a_gigabyte_stays_small(tmp_path: Pat
     # The peak of the process's own memory after exec (VmHWM): ru_maxrss would count the
     # pytest process it was forked from.
     code = ("import re; from optout.engine.apply import apply_plan, ApplyOptions; "
-            "from optout.engine.plan import load_plan; from optout.scanner.catalog import Catalog; "
+            "from optout.model.plan import load_plan; from optout.scanner.catalog import Catalog; "
             f"apply_plan(Catalog({catalog.path!r}), load_plan({str(plan_file)!r}), "
             "ApplyOptions()); print(re.search(r'VmHWM:\\s+(\\d+)', "
             "open('/proc/self/status').read()).group(1))")

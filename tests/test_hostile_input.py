@@ -24,9 +24,9 @@ import redis
 import tantivy
 from click.testing import CliRunner
 
+from optout.cli.main import cli
 from optout.engine.cascade.run import run_cascade
 from optout.engine.cascade.spec import RedisSpec, TantivySpec, WebhookSpec
-from optout.engine.cli import cli
 from optout.engine.erasure_report import ReportError, build_report, verify_report
 from optout.scanner.access import Principal, audit
 from optout.scanner.access.principals import init_catalog
@@ -164,7 +164,7 @@ def test_a_name_that_looks_like_markup_and_an_int32_key_hashed(tmp_path: Path, c
     if applied.exit_code == 3:  # the admin made the plan: it needs another approver first
         assert "approvals its policy requires" in applied.output
         from optout.engine.approvals import approve
-        from optout.engine.plan import load_plan
+        from optout.model.plan import load_plan
 
         approve(catalog, load_plan(plan), Principal("second", frozenset({"approver"})))
         applied = runner.invoke(cli, ["--catalog", catalog.path, "apply", str(plan), "--yes"])
@@ -180,7 +180,7 @@ def test_an_unexpected_exception_is_one_logged_line(tmp_path: Path, catalog,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything a command raises (here a TypeError from deep inside) is `Error: internal
     error (...)`, exit 1, and a `failed` audit entry with the redacted reason."""
-    import optout.engine.cli as cli_module
+    import optout.cli.main as cli_module
 
     catalog, runner = catalog
 

@@ -127,7 +127,7 @@ def test_files_that_cannot_be_followed_are_named_by_the_scan_and_the_cli(
     from optout.scanner.access.principals import init_catalog
 
     token = init_catalog(catalog)
-    done = subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog", catalog.path,
+    done = subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog", catalog.path,
                            "lineage", "add-sql", str(root / "broken.sql")],
                           capture_output=True, text=True, cwd=ROOT,
                           env={"OPTOUT_TOKEN": token, "PATH": "/usr/bin:/bin"})
@@ -195,7 +195,7 @@ def test_a_bad_event_file_is_one_line_naming_it(shop, tmp_path: Path) -> None:
     _, catalog = shop
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"eventType": "COMPLETE", "outputs": []}))
-    from optout.scanner.errors import ConfigError
+    from optout.model.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"bad\.json: not an OpenLineage RunEvent"):
         register_openlineage(catalog, bad)

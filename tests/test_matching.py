@@ -9,12 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from optout.scanner.catalog.secret import KeyedHash
-from optout.scanner.identifiers import normalize
-from optout.scanner.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
-from optout.scanner.model import DatasetRef
-from optout.scanner.sources.base import memory_duckdb
-from optout.scanner.sources.parquet import ParquetSource
+from optout.connectors.parquet.source import ParquetSource
+from optout.connectors.source import memory_duckdb
+from optout.model.dataset import DatasetRef
+from optout.model.identifiers import normalize
+from optout.model.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
+from optout.model.secret import KeyedHash
 
 HASHER = KeyedHash(b"k" * 32)
 

@@ -20,18 +20,18 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import PG_ADMIN
 
+from optout.connectors import postgres
+from optout.connectors.postgres.source import PostgresSource, case_collation
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.subjects import parse_subject
+from optout.model.errors import DatasetUnreadable
+from optout.model.identifiers import KINDS, WHITESPACE, normalize, sql_normalize
+from optout.model.matching import MatchQuery, mentions
+from optout.model.secret import KeyedHash
 from optout.scanner.catalog import Catalog
-from optout.scanner.catalog.secret import KeyedHash
-from optout.scanner.errors import DatasetUnreadable
-from optout.scanner.identifiers import KINDS, WHITESPACE, normalize, sql_normalize
-from optout.scanner.matching import MatchQuery, mentions
 from optout.scanner.scan import scan
-from optout.scanner.sources import postgres
-from optout.scanner.sources.postgres import PostgresSource, case_collation
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 
@@ -170,7 +170,7 @@ def test_only_two_characters_lower_differently_in_python() -> None:
     is one character (so the engines' simple mapping), and a final sigma needs the capital."""
     import sys
 
-    from optout.scanner.identifiers import lower
+    from optout.model.identifiers import lower
 
     assert [c for c in range(sys.maxunicode + 1) if len(chr(c).lower()) != 1] == [0x130]
     assert lower("ΟΔΟΣ İ") == "οδοσ i" and "ΟΔΟΣ İ".lower() == "οδος i̇"
@@ -179,8 +179,8 @@ def test_only_two_characters_lower_differently_in_python() -> None:
 def test_a_mention_after_a_dotted_capital_i_is_redacted_in_place() -> None:
     """Spans of mentions are positions in the text: lower-casing must keep one character per
     character (Python's "İ".lower() is two, which shifted every later span by one)."""
-    from optout.scanner.catalog.secret import KeyedHash
-    from optout.scanner.matching import redact
+    from optout.model.matching import redact
+    from optout.model.secret import KeyedHash
 
     hasher = KeyedHash(b"k" * 32)
     text = "İİ wrote from ana@x.io today"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from optout.engine.plan import PlanError, load_plan
+from optout.engine.plan_render import to_html, to_markdown
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
-from optout.engine.report import to_html, to_markdown
 from optout.engine.subjects import SubjectError, parse_subject
+from optout.model.plan import PlanError, load_plan
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 POLICIES = Path(__file__).resolve().parent.parent / "policies"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from optout.engine.cli import cli
+from optout.cli.main import cli
 from optout.scanner.access.principals import init_catalog
 from optout.scanner.catalog import Catalog
 

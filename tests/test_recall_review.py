@@ -17,13 +17,13 @@ from staff import Staff
 from world_db import copy_sqlite, load_postgres
 
 from optout.engine.apply import ApplyOptions, apply_plan, final_status
-from optout.engine.erasure_render import report_html, report_markdown
 from optout.engine.erasure_report import build_report
 from optout.engine.journal import Journal
-from optout.engine.plan import load_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
+from optout.engine.report_render import report_html, report_markdown
 from optout.engine.subjects import parse_subject
+from optout.model.plan import load_plan
 from optout.scanner.catalog import Catalog
 from optout.scanner.classify.column import Classifier
 from optout.scanner.scan import ScanOptions, scan

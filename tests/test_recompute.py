@@ -26,7 +26,7 @@ from optout.scanner.lineage import register_lineage_file
 from optout.scanner.scan import scan
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 
 
 def _plan(catalog: Catalog, request_id: str | None = None):
@@ -90,7 +90,7 @@ def test_a_fault_inside_the_rebuild_leaves_every_file_byte_identical(
         tmp_path: Path, classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills up while the aggregate's new version is written, after every source was
     staged: everything is rolled back, every file keeps its bytes, nothing staged is left."""
-    import optout.engine.targets.parquet as parquet_target
+    import optout.connectors.parquet.target as parquet_target
 
     root, catalog = _scanned(tmp_path, "parquet", classifier)
     before = _files(root)

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from optout.connectors.readers import reader_sql
 from optout.engine.rebuild import bind
-from optout.engine.sandbox import Relation, SandboxError, run_select
+from optout.model.sandbox import Relation, SandboxError, run_select
 from optout.scanner.catalog.store import DatasetRecord
-from optout.scanner.sources.readers import reader_sql
 
 
 @pytest.fixture()

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from optout.scanner.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
-from optout.scanner.sources import open_source
+from optout.connectors import open_source
+from optout.model.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
 
 
 def sample_of(spec: str, rows: int = 1000, seed: int = 42, name: str | None = None):

@@ -16,22 +16,22 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from optout.connectors import open_source
+from optout.connectors.spark.source import SparkFileSource, SparkJdbcSource
 from optout.engine.apply import ApplyOptions, StalePlan, apply_plan, resume
 from optout.engine.approvals import approve
 from optout.engine.erasure_report import build_report
 from optout.engine.journal import Journal
-from optout.engine.plan import load_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.subjects import parse_subject
+from optout.model.plan import load_plan
 from optout.scanner.access import Principal
 from optout.scanner.access.principals import init_catalog
 from optout.scanner.catalog import Catalog
 from optout.scanner.config import Config
 from optout.scanner.deployment import set_deployment_config
 from optout.scanner.scan import ScanOptions, scan
-from optout.scanner.sources import open_source
-from optout.scanner.sources.spark import SparkFileSource, SparkJdbcSource
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policies" / "gdpr-erasure.yaml")
@@ -299,7 +299,7 @@ class Killed:
         config.write_text(yaml.safe_dump({"spark": {"conf": QUICK_JVM}}))
         set_deployment_config(copy.catalog, str(config), "admin")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "optout.engine.cli", "--catalog", copy.catalog.path,
+            [sys.executable, "-m", "optout.cli.main", "--catalog", copy.catalog.path,
              "apply", str(path), "--yes", "--engine", "spark"],
             env={**os.environ, "OPTOUT_TOKEN": token, "OPTOUT_FAULT": point},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
@@ -398,9 +398,9 @@ def test_spark_normalizes_as_python_does(kind: str) -> None:
     from pyspark.sql import functions as F
     from test_normalization import TRICKY
 
-    from optout.scanner.identifiers import normalize
-    from optout.scanner.spark.matching import normalized
-    from optout.scanner.spark.session import session
+    from optout.connectors.spark.matching import normalized
+    from optout.connectors.spark.session import session
+    from optout.model.identifiers import normalize
 
     frame = session(SPARK.engine_of()).createDataFrame(
         [(i, v) for i, v in enumerate(TRICKY)], "i long, v string")
@@ -419,7 +419,7 @@ def test_attack4_no_key_material_in_sparks_event_log(tmp_path: Path, company_dir
 
     from staff import Staff
 
-    from optout.scanner.catalog.secret import KeyedHash, identifier_key
+    from optout.model.secret import KeyedHash, identifier_key
 
     copy = Copy(tmp_path / "copy", company_dir, classifier)
     staff = Staff(copy.catalog)

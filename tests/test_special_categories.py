@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from optout.engine.plan_render import to_html, to_markdown
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
-from optout.engine.report import to_html, to_markdown
 from optout.engine.subjects import parse_subject
 from optout.scanner.catalog import Catalog
 from optout.scanner.classify.column import Classifier

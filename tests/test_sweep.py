@@ -20,12 +20,12 @@ from conftest import throwaway_database
 from stream_read import publish_raw, stream_messages
 
 from fixtures.generate import load_postgres
-from optout.engine.worker.messages import DEAD, REQUESTS, STATUS
 from optout.scanner.access.principals import add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog
+from optout.worker.messages import DEAD, REQUESTS, STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 PASSWORD = "Sw33p-pa55word"
 
 

@@ -26,12 +26,12 @@ from test_apply import assert_erased
 from optout.engine.erasure_report import build_report
 from optout.engine.journal import Journal
 from optout.engine.policy_store import add_policy
-from optout.engine.worker.messages import DEAD, REQUESTS, STATUS
 from optout.scanner.access import Principal
 from optout.scanner.access.principals import add_principal, create_token, init_catalog
+from optout.worker.messages import DEAD, REQUESTS, STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 SECRET = "webhook-signing-key"
 AUDITOR = Principal("auditor", frozenset({"auditor"}))
 
@@ -320,7 +320,7 @@ def test_a_request_needing_approval_waits_then_is_applied(setup: Setup) -> None:
     """Under a policy that needs an approval the worker holds the request (not acknowledged)
     and applies it, cascade included, once someone other than the worker approves the plan."""
     from optout.engine.approvals import approve
-    from optout.engine.plan import load_plan
+    from optout.model.plan import load_plan
 
     world = setup.world
     before = world.tables()

@@ -18,16 +18,16 @@ from stream_read import stream_messages
 from optout.engine.cascade.spec import load_targets
 from optout.engine.journal import Journal
 from optout.engine.policy_store import add_policy
-from optout.engine.worker import service
-from optout.engine.worker.messages import DEAD, STATUS
-from optout.engine.worker.service import Message, Worker, WorkerSettings
-from optout.engine.worker.signing import signed_headers
 from optout.scanner.access import Principal
 from optout.scanner.access.principals import add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog
+from optout.worker import service
+from optout.worker.messages import DEAD, STATUS
+from optout.worker.service import Message, Worker, WorkerSettings
+from optout.worker.signing import signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTOUT = [sys.executable, "-m", "optout.engine.cli"]
+OPTOUT = [sys.executable, "-m", "optout.cli.main"]
 WORKER = Principal("worker", frozenset({"requester", "operator", "scanner"}))
 
 

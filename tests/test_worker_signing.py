@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from optout.engine.worker.messages import MessageError
-from optout.engine.worker.signing import SIGNATURE_HEADER, producer_of, signed_headers
 from optout.scanner.access.principals import add_principal, init_catalog
 from optout.scanner.catalog import Catalog
+from optout.worker.messages import MessageError
+from optout.worker.signing import SIGNATURE_HEADER, producer_of, signed_headers
 
 BODY = b'{"request_id": "r-1", "identifiers": {"email": "ana@example.org"}, "policy": "x"}'
 
@@ -60,7 +60,7 @@ def test_producer_key_prints_the_key_a_producer_signs_with(tmp_path: Path) -> No
 
     from click.testing import CliRunner
 
-    from optout.engine.cli import cli
+    from optout.cli.main import cli
 
     catalog = Catalog(str(tmp_path / "c.duckdb"))
     token = init_catalog(catalog)

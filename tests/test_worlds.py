@@ -105,7 +105,7 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
     other people's rows name exits 4 with a finding naming the column and the rows."""
     from click.testing import CliRunner
 
-    from optout.engine.cli import cli
+    from optout.cli.main import cli
     from optout.engine.graph import build_graph
     from optout.scanner.access.principals import init_catalog
 
@@ -185,10 +185,10 @@ def test_worker_resolves_a_stopped_subject_as_needs_review(tmp_path: Path, class
 
     from stream_read import publish_raw, stream_messages
 
-    from optout.engine.worker.messages import CHANGES, DEAD, REQUESTS, STATUS
     from optout.scanner.access.principals import add_principal, create_token, init_catalog
+    from optout.worker.messages import CHANGES, DEAD, REQUESTS, STATUS
 
-    optout = [sys.executable, "-m", "optout.engine.cli"]
+    optout = [sys.executable, "-m", "optout.cli.main"]
     for uri in throwaway_database():
         load_postgres("traps", uri)
         catalog = Catalog(str(tmp_path / "catalog.duckdb"))
@@ -296,7 +296,7 @@ def test_a_resealed_plan_with_sql_in_a_match_kind_is_refused(tmp_path: Path, cla
     engine is only ever told slot numbers."""
     import dataclasses
 
-    from optout.engine.plan import PlanError, load_plan
+    from optout.model.plan import PlanError, load_plan
 
     location = str(copy_sqlite("chinook", tmp_path))
     catalog = Catalog(str(tmp_path / "catalog.duckdb"))

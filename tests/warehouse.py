@@ -194,7 +194,7 @@ class Cli:
         import subprocess
         import sys
 
-        return subprocess.run([sys.executable, "-m", "optout.engine.cli", "--catalog",
+        return subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog",
                                self.catalog.path, *argv],
                               env={**os.environ, "OPTOUT_TOKEN": self.tokens[role], **env},
                               capture_output=True, text=True, cwd=self.ROOT, timeout=300)

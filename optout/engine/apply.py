@@ -26,30 +26,30 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from optout.connectors import open_source
+from optout.connectors.source import one_line
 from optout.engine import EngineError
 from optout.engine.approvals import ApprovalError, require_approved
-from optout.engine.faults import fault
 from optout.engine.graph import IdentityGraph, build_graph
 from optout.engine.journal import Journal
 from optout.engine.ledger import reappearances
-from optout.engine.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
 from optout.engine.plan_settings import check_settings
 from optout.engine.plan_store import recorded_plan
 from optout.engine.planner import ref_of, values_by_domain
 from optout.engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError
 from optout.engine.policy_store import policy_of_plan
-from optout.engine.sandbox import Relation
+from optout.engine.recompute import RecomputeTarget, Upstream
 from optout.engine.targets import ApplyError, Staged, Target, reader_for, target_for
-from optout.engine.targets.recompute import RecomputeTarget, Upstream
+from optout.model.errors import ScannerError
+from optout.model.faults import fault
+from optout.model.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
+from optout.model.runtime import DUCKDB, Engine
+from optout.model.sandbox import Relation
 from optout.scanner.access import Principal, authorize
 from optout.scanner.access.gate import EMBEDDED
 from optout.scanner.catalog import Catalog, DatasetRecord
 from optout.scanner.config import Config
 from optout.scanner.deployment import deployment_config
-from optout.scanner.engines import DUCKDB, Engine
-from optout.scanner.errors import ScannerError
-from optout.scanner.sources import open_source
-from optout.scanner.sources.base import one_line
 
 #: an applied plan that left data of the subject (known rows, or datasets not searched)
 INCOMPLETE = "incomplete_needs_review"

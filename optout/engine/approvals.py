@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 from optout.engine import EngineError
-from optout.engine.plan import ErasurePlan
 from optout.engine.plan_store import recorded_plan
 from optout.engine.policy import Policy, PolicyError
 from optout.engine.policy_store import policy_of_plan
+from optout.model.plan import ErasurePlan
 from optout.scanner.access import Principal, authorize
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from optout.engine.targets.base import file_checksum
+from optout.connectors.target import file_checksum
 
 #: the files of a project dbt reads (seeds' CSV are data: the erasure itself changes them)
 READ_SUFFIXES = (".sql", ".yml", ".yaml", ".py", ".jinja", ".j2", ".md")

@@ -16,7 +16,7 @@ from typing import Any
 from optout.engine import EngineError
 from optout.engine.cascade.run import steps as cascade_steps
 from optout.engine.journal import WORKER_PREFIX, Journal
-from optout.engine.plan import DatasetNote
+from optout.model.plan import DatasetNote
 from optout.scanner.access import Principal, authorize
 from optout.scanner.catalog import Catalog
 

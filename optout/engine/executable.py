@@ -18,8 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from optout.engine.graph import IdentityGraph
-from optout.engine.plan import DatasetNote, PlanStep
 from optout.engine.targets import ApplyError, target_for
+from optout.model.plan import DatasetNote, PlanStep
 from optout.scanner.catalog import Catalog
 
 

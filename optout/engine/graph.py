@@ -40,11 +40,11 @@ from optout.engine.key_names import (
     stem,
     table_stem,
 )
+from optout.model.dataset import ColumnFinding
+from optout.model.identifiers import kind_of
 from optout.scanner.catalog import Catalog, DatasetRecord
 from optout.scanner.classify.names import tokens
 from optout.scanner.config import Config
-from optout.scanner.identifiers import kind_of
-from optout.scanner.model import ColumnFinding
 
 CONTAINMENT = 0.9  # share of a key's sampled values found in another key to infer a link
 MIN_SKETCH = 5  # below this many distinct sampled values, only full containment links

@@ -15,11 +15,11 @@ from typing import Any
 import pyarrow as pa
 
 from optout.engine import EngineError
-from optout.engine.plan import ErasurePlan
+from optout.model.plan import ErasurePlan
+from optout.model.redaction import redact
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
 from optout.scanner.catalog.store import NOW
-from optout.scanner.redaction import redact
 
 LEASE_POLL = 0.2
 #: the worker's journal requests (`worker:<request id>`, `worker:batch-<hex>`): an id space of

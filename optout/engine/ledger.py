@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 
 from optout.engine.graph import IdentityGraph
 from optout.engine.journal import ledger_values
-from optout.engine.plan import ErasurePlan
 from optout.engine.plan_store import record_plan
 from optout.engine.planner import PlanRequest, SourcePool, build_plan
 from optout.engine.policy import Policy
+from optout.model.errors import ScannerError
+from optout.model.identifiers import kind_of
+from optout.model.matching import KeyMatch, MatchQuery
+from optout.model.plan import ErasurePlan
 from optout.scanner.access import Principal
 from optout.scanner.catalog import Catalog
 from optout.scanner.config import Config
-from optout.scanner.errors import ScannerError
-from optout.scanner.identifiers import kind_of
-from optout.scanner.matching import KeyMatch, MatchQuery
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from optout.scanner.redaction import printable
+from optout.model.redaction import printable
 
 
 def text(value: object) -> str:

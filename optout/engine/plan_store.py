@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from dataclasses import replace
 
-from optout.engine.plan import ErasurePlan, PlanError, plan_from_json
+from optout.model.plan import ErasurePlan, PlanError, plan_from_json
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
 

@@ -20,6 +20,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from optout.connectors import open_source
+from optout.connectors.source import Located, Source
 from optout.engine.executable import settle
 from optout.engine.graph import (
     SUBJECT_ENTITIES,
@@ -30,7 +32,19 @@ from optout.engine.graph import (
 )
 from optout.engine.journal import Journal
 from optout.engine.key_names import role_word
-from optout.engine.plan import (
+from optout.engine.plan_render import ACTION_WORDS
+from optout.engine.plan_settings import plan_settings
+from optout.engine.plan_store import record_plan
+from optout.engine.policy import COLUMN_ACTIONS, Policy, PolicyError, Rule
+from optout.engine.policy_store import is_current
+from optout.engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
+from optout.engine.references import dangling
+from optout.engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
+from optout.engine.subjects import Subject, SubjectError
+from optout.model.dataset import DatasetRef
+from optout.model.errors import ScannerError
+from optout.model.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
+from optout.model.plan import (
     REQUEST_ID,
     RETAINED_FINDING,
     DatasetNote,
@@ -38,26 +52,12 @@ from optout.engine.plan import (
     PlanError,
     PlanStep,
 )
-from optout.engine.plan_settings import plan_settings
-from optout.engine.plan_store import record_plan
-from optout.engine.policy import COLUMN_ACTIONS, Policy, PolicyError, Rule
-from optout.engine.policy_store import is_current
-from optout.engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
-from optout.engine.references import dangling
-from optout.engine.report import ACTION_WORDS
-from optout.engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
-from optout.engine.subjects import Subject, SubjectError
+from optout.model.runtime import DUCKDB, Engine
+from optout.model.secret import KeyedHash
 from optout.scanner.access import AccessDenied, Principal, audit, authorize
 from optout.scanner.access.gate import EMBEDDED
 from optout.scanner.catalog import Catalog, DatasetRecord
-from optout.scanner.catalog.secret import KeyedHash
 from optout.scanner.config import Config, DbtConfig
-from optout.scanner.engines import DUCKDB, Engine
-from optout.scanner.errors import ScannerError
-from optout.scanner.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
-from optout.scanner.model import DatasetRef
-from optout.scanner.sources import open_source
-from optout.scanner.sources.base import Located, Source
 
 MAX_ROUNDS = 6
 #: what a plan says of a dataset without rows, or whose personal columns hold no value

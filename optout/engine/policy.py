@@ -1,6 +1,6 @@
 """Policies: which identifiers a request may name, and what happens to a subject's data where.
 
-A policy is YAML (see policies/README.md), validated when loaded: an unknown key, a wrong type
+A policy is YAML (see docs/policies.md), validated when loaded: an unknown key, a wrong type
 or a `retain` without `legal_basis` is an error naming the file, the key and the line.
 """
 
@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optout.engine import EngineError
-from optout.scanner.yamlfile import load_validated, parse_validated
+from optout.model.yamlfile import load_validated, parse_validated
 
 ROW_ACTIONS = ("delete_rows", "retain", "recompute")
 COLUMN_ACTIONS = ("null", "hash", "mask", "generalize", "redact")

@@ -14,8 +14,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from optout.engine.plan import ErasurePlan
 from optout.engine.policy import Policy, PolicyError, load_policy, policy_from_text
+from optout.model.plan import ErasurePlan
 from optout.scanner.access.principals import has_principals
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal

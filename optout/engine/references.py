@@ -15,14 +15,14 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from optout.engine.graph import IdentityGraph, names_compatible, names_own
+from optout.model.errors import ScannerError
+from optout.model.matching import KeyMatch, MatchQuery
 from optout.scanner.classify.names import tokens
-from optout.scanner.errors import ScannerError
-from optout.scanner.matching import KeyMatch, MatchQuery
 
 if TYPE_CHECKING:
     from optout.engine.planner import SourcePool
+    from optout.model.secret import KeyedHash
     from optout.scanner.catalog import DatasetRecord
-    from optout.scanner.catalog.secret import KeyedHash
 
 
 def row_key(graph: IdentityGraph, record: DatasetRecord) -> str | None:

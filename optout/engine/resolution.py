@@ -45,11 +45,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from optout.engine.graph import IdentityGraph, record_parent
-from optout.engine.plan import SubjectResolution
+from optout.model.matching import MatchQuery, MatchResult
+from optout.model.plan import SubjectResolution
+from optout.model.secret import KeyedHash
 from optout.scanner.catalog import DatasetRecord
-from optout.scanner.catalog.secret import KeyedHash
 from optout.scanner.config import IdentityConfig
-from optout.scanner.matching import MatchQuery, MatchResult
 
 #: roles through which a matched row is the subject's own
 OWNING = ("own", "attribute", "owner")

@@ -10,9 +10,9 @@ from pathlib import Path
 import phonenumbers
 
 from optout.engine import EngineError
-from optout.scanner.catalog.secret import KeyedHash
+from optout.model.identifiers import normalize, phone_variants
+from optout.model.secret import KeyedHash
 from optout.scanner.classify.masking import mask
-from optout.scanner.identifiers import normalize, phone_variants
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")

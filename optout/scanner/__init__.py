@@ -1,6 +1,6 @@
 """optout scanner: read sources, sample datasets, classify PII columns, keep the catalog
 (`optout.scanner.scan.scan` runs a scan)."""
 
-from optout.scanner.errors import ScannerError
+from optout.model.errors import ScannerError
 
 __all__ = ["ScannerError"]

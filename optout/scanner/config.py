@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from optout.model.errors import ConfigError
+from optout.model.runtime import DUCKDB, Engine
+from optout.model.yamlfile import load_validated
 from optout.scanner.classify.settings import DEFAULT_MODEL, ClassifierSettings
-from optout.scanner.engines import DUCKDB, Engine
-from optout.scanner.errors import ConfigError
-from optout.scanner.yamlfile import load_validated
 
 DEFAULT_FILE = "optout.yaml"
 

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from optout.model.errors import ConfigError
+from optout.model.yamlfile import read_bounded, refuse_aliases
 from optout.scanner.catalog import Catalog, DatasetRecord
-from optout.scanner.errors import ConfigError
 from optout.scanner.lineage import LineageEdge, edges_from_sql
 from optout.scanner.relations import resolve_table
-from optout.scanner.yamlfile import read_bounded, refuse_aliases
 
 PROJECT_FILE = "dbt_project.yml"
 MANIFEST = "manifest.json"

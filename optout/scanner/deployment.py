@@ -19,11 +19,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from optout.model.errors import ConfigError
+from optout.model.yamlfile import line_of, parse_validated, read_bounded
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
 from optout.scanner.config import DEFAULT_FILE, Config, load_config
-from optout.scanner.errors import ConfigError
-from optout.scanner.yamlfile import line_of, parse_validated, read_bounded
 
 #: what a caller's local config may set: the sample of their own scans
 LOCAL_KEYS = ("scan.sample_rows", "scan.seed")

@@ -21,10 +21,10 @@ from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as column_lineage
 from sqlglot.optimizer.qualify import qualify
 
+from optout.model.errors import ConfigError, ScannerError
+from optout.model.yamlfile import load_validated
 from optout.scanner.catalog import Catalog, DatasetRecord
-from optout.scanner.errors import ConfigError, ScannerError
 from optout.scanner.relations import bind_known, resolve_table, shown
-from optout.scanner.yamlfile import load_validated
 
 #: sqlglot logs what it cannot parse with the statement's text; optout names the file itself
 logging.getLogger("sqlglot").setLevel(logging.ERROR)

@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
+from optout.model.errors import ConfigError
 from optout.scanner.catalog import Catalog, DatasetRecord
-from optout.scanner.errors import ConfigError
 from optout.scanner.lineage import LineageEdge
 from optout.scanner.relations import resolve_table
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from optout.scanner.model import ColumnFinding
+from optout.model.dataset import ColumnFinding
 
 
 @dataclass

@@ -10,19 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from optout.connectors import open_source
+from optout.connectors.postgres.source import redact_uri
+from optout.connectors.source import Source, one_line
+from optout.model.dataset import ColumnFinding, DatasetRef, ForeignKey, Sample
+from optout.model.errors import ScannerError
+from optout.model.runtime import DUCKDB, Engine
 from optout.scanner.access import Principal, authorize
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.store import DatasetExtras
 from optout.scanner.classify.context import link_people, settle
 from optout.scanner.classify.settings import ClassifierSettings
-from optout.scanner.engines import DUCKDB, Engine
-from optout.scanner.errors import ScannerError
 from optout.scanner.lineage import register_found_lineage, register_view_lineage
-from optout.scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
 from optout.scanner.sketches import key_sketches
-from optout.scanner.sources import open_source
-from optout.scanner.sources.base import Source, one_line
-from optout.scanner.sources.postgres import redact_uri
 
 if TYPE_CHECKING:
     from optout.scanner.classify.column import Classifier

@@ -14,10 +14,10 @@ import hashlib
 
 import pyarrow as pa
 
-from optout.scanner.catalog.secret import KeyedHash
+from optout.model.dataset import ColumnFinding, Sample
+from optout.model.identifiers import kind_of, normalize
+from optout.model.secret import KeyedHash
 from optout.scanner.classify.names import tokens
-from optout.scanner.identifiers import kind_of, normalize
-from optout.scanner.model import ColumnFinding, Sample
 
 SKETCH_SIZE = 2000
 HASH_CHARS = 16  # 64 bits: collisions are negligible at sketch sizes

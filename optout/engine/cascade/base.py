@@ -6,10 +6,10 @@ from __future__ import annotations
 import string
 from abc import ABC, abstractmethod
 
+from optout.connectors.target import Staged
 from optout.engine.cascade.spec import CascadeError
-from optout.engine.targets.base import Staged
-from optout.scanner.catalog.secret import KeyedHash
-from optout.scanner.identifiers import normalize
+from optout.model.identifiers import normalize
+from optout.model.secret import KeyedHash
 
 KINDS = {"email": "email", "phone": "phone"}
 

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from optout.engine import EngineError
-from optout.scanner.yamlfile import load_validated
+from optout.model.yamlfile import load_validated
 
 
 class CascadeError(EngineError):

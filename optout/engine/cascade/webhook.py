@@ -27,11 +27,11 @@ import time
 import urllib.error
 import urllib.request
 
+from optout.connectors.target import Staged
 from optout.engine.cascade.base import CascadeTarget
 from optout.engine.cascade.spec import CascadeError
-from optout.engine.targets.base import Staged
+from optout.model.redaction import redact
 from optout.scanner.catalog import Catalog
-from optout.scanner.redaction import redact
 
 SIGNATURE_HEADER = "X-Optout-Signature"
 

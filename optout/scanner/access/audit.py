@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optout.model.errors import ScannerError
+from optout.model.matching import TEXT_EMAIL
+from optout.model.redaction import redact, redact_uri_passwords
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import verify_all
-from optout.scanner.errors import ScannerError
-from optout.scanner.matching import TEXT_EMAIL
-from optout.scanner.redaction import redact, redact_uri_passwords
 
 _EMAIL = re.compile(TEXT_EMAIL, re.IGNORECASE)
 COLUMNS = "seq, logged_at, principal, roles, command, args, outcome, detail, mac"

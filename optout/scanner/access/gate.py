@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from optout.model.errors import ScannerError
 from optout.scanner.access import audit
 from optout.scanner.access.principals import Principal, has_principals
 from optout.scanner.catalog import Catalog
-from optout.scanner.errors import ScannerError
 
 #: the role each command needs (admins hold every role)
 COMMAND_ROLES = {

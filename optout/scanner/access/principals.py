@@ -13,9 +13,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from optout.model.errors import ScannerError
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
-from optout.scanner.errors import ScannerError
 
 #: what each role may do; `admin` manages principals and holds every other role too
 ROLES = ("viewer", "scanner", "requester", "approver", "operator", "auditor", "admin")

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from optout.scanner.errors import CatalogError
+from optout.model.errors import CatalogError
 
 #: sealed tables and the columns that name a row in an error
 SEALED = {

@@ -13,11 +13,11 @@ from typing import Any
 
 import duckdb
 
+from optout.model.dataset import ColumnFinding, DatasetRef, ForeignKey, Sample
+from optout.model.errors import CatalogError, DatasetNotFound
+from optout.model.secret import DERIVED_SCHEME, KeyedHash, identifier_key, load_secret
 from optout.scanner.catalog.migrations import DERIVED_SINCE, LATEST, SEALED_SINCE, migrate
 from optout.scanner.catalog.seal import SEALED, read, seal
-from optout.scanner.catalog.secret import DERIVED_SCHEME, KeyedHash, identifier_key, load_secret
-from optout.scanner.errors import CatalogError, DatasetNotFound
-from optout.scanner.model import ColumnFinding, DatasetRef, ForeignKey, Sample
 
 LOCK_WAIT_SECONDS = 30.0
 NOW = "(now() AT TIME ZONE 'UTC')"

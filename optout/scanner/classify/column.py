@@ -10,6 +10,8 @@ from dataclasses import replace
 import polars as pl
 import pyarrow as pa
 
+from optout.model.dataset import ColumnFinding, Sample
+from optout.model.errors import ConfigError
 from optout.scanner.classify.detect import Hits, ner_hits, pattern_hits
 from optout.scanner.classify.masking import mask
 from optout.scanner.classify.mentions import named
@@ -19,8 +21,6 @@ from optout.scanner.classify.profile import ValueProfile, profile
 from optout.scanner.classify.sensitivity import finish
 from optout.scanner.classify.settings import ClassifierSettings
 from optout.scanner.classify.vocab import aba_valid, firm_like, share, special_category
-from optout.scanner.errors import ConfigError
-from optout.scanner.model import ColumnFinding, Sample
 
 #: entities Presidio reports that do not make a column personal on their own (an employer is
 #: personal only beside a person: the table decides, scanner/classify/context.py)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from optout.model.dataset import ColumnFinding, ForeignKey
 from optout.scanner.classify.names import (
     NOT_A_PERSON,
     THING_NOUNS,
@@ -29,7 +30,6 @@ from optout.scanner.classify.names import (
     tokens,
 )
 from optout.scanner.classify.sensitivity import finish
-from optout.scanner.model import ColumnFinding, ForeignKey
 
 #: tables whose rows are places (lookup lists)
 PLACE_TABLES = frozenset({"city", "cities", "country", "countries", "region", "regions",

@@ -15,8 +15,8 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine, NlpEngineProvider, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 
+from optout.model.errors import ConfigError
 from optout.scanner.classify.settings import DEFAULT_MODEL
-from optout.scanner.errors import ConfigError
 
 LANGUAGE = "en"
 #: regions the phone recognizer parses national-format numbers for (Presidio's plus Europe)

@@ -3,7 +3,7 @@ data, an identifier of a person, contact data, or other personal data."""
 
 from __future__ import annotations
 
-from optout.scanner.model import ColumnFinding
+from optout.model.dataset import ColumnFinding
 
 #: entity → sensitivity (special categories are set from their category)
 SENSITIVITY = {

@@ -1,0 +1,5 @@
+"""`python -m optout.cli`."""
+
+from optout.cli.main import main
+
+main()

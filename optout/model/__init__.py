@@ -1,0 +1,1 @@
+"""The bottom layer: what every part of optout shares and nothing else imports from above: datasets and samples, errors, identifiers and their normalization, matching queries, the keyed hash, the plan object, the in-memory DuckDB and the rebuild sandbox, the runtime (DuckDB or Spark)."""
