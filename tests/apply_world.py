@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 from fixtures.generate import load_postgres
 from optout.connectors import open_source
 from optout.engine.approvals import approve
-from optout.engine.planner import PlanRequest, build_plan, ref_of
+from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
+from optout.engine.source_pool import ref_of
 from optout.engine.subjects import parse_subject
 from optout.scanner.access import Principal
 from optout.scanner.access.principals import init_catalog
@@ -71,7 +72,7 @@ class World:
     def rescan_lineage(self) -> list[str]:
         """Register the lineage files beside the data again (as the next scan would); what
         could not be followed."""
-        from optout.scanner.lineage import register_found_lineage
+        from optout.scanner.scan import register_found_lineage
 
         return register_found_lineage(self.catalog, str(self.data))
 

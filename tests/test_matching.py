@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from optout.connectors.parquet.source import ParquetSource
-from optout.connectors.source import memory_duckdb
 from optout.model.dataset import DatasetRef
+from optout.model.duck import memory_duckdb
 from optout.model.identifiers import normalize
 from optout.model.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
 from optout.model.secret import KeyedHash

@@ -16,7 +16,7 @@ from optout.engine import EngineError
 from optout.engine.approvals import ApprovalError
 from optout.model.errors import ScannerError
 from optout.model.redaction import printable, redact
-from optout.model.runtime import ENGINES
+from optout.model.runtime import RUNTIMES
 from optout.scanner.access import (
     AccessDenied,
     AuthError,
@@ -73,7 +73,7 @@ class Context:
 
 #: `--engine`, the same on every command that reads or changes data
 engine_option = click.option(
-    "--engine", "engine", type=click.Choice(ENGINES), default=None,
+    "--engine", "engine", type=click.Choice(RUNTIMES), default=None,
     help="What reads and changes the data: duckdb (in this process) or spark (spark.master in "
          "the deployment's configuration; default local[2]). Default: the deployment's "
          "engine:, else duckdb.")

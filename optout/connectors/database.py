@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from optout.connectors.source import one_line
 from optout.connectors.target import ApplyError, Staged, Target
 from optout.model.matching import MatchQuery
+from optout.model.redaction import one_line
 from optout.model.sandbox import Relation
 from optout.model.values import change
 
@@ -137,7 +137,6 @@ class DatabaseTarget(Target):
 
     # -- rebuilding ---------------------------------------------------------------------------
 
-    rebuildable = True
 
     @abstractmethod
     def read(self, con: Any) -> pa.Table:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from optout.connectors.dbt import artifact_dirs, unloaded_seeds
 from optout.connectors.parquet.source import ParquetSource, hive_partitioned, part_files
 from optout.connectors.source import Located, Source
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import ScannerError
 from optout.model.matching import MatchQuery, MatchResult
 from optout.model.secret import KeyedHash
-from optout.scanner.dbt import artifact_dirs, unloaded_seeds
 
 
 class DirectorySource(Source):

@@ -13,9 +13,10 @@ import duckdb
 import pyarrow as pa
 
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
+from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
 from optout.model.matching import DuckDBMatcher, MatchQuery, MatchResult
-from optout.model.redaction import redact
+from optout.model.redaction import one_line
 from optout.model.secret import KeyedHash
 
 
@@ -76,15 +77,6 @@ class Source(ABC):
         self.close()
 
 
-def one_line(error: BaseException | str) -> str:
-    """The first line of an error message, with anything that looks like PII taken out.
-
-    Engines quote offending values in their messages (a CSV line, a failed cast); the catalog
-    and the terminal must not receive them (scanner/redaction.py).
-    """
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return redact(text, engine=True)[:300]
-
 
 #: per file: (path, fingerprint when read, row numbers of the matching rows)
 Located = tuple[tuple[str, str, tuple[int, ...]], ...]
@@ -103,20 +95,6 @@ def file_fingerprint(*paths: str, salt: str = "") -> str:
 
 
 
-
-def memory_duckdb(threads: int | None = 1) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reads files and never fetches extensions; one thread by
-    default, so seeded samples repeat exactly (None: every core, for full passes). It never
-    spills to disk (no temporary directory): what it holds (samples of PII, the request's
-    identifier values while planning) stays in memory."""
-    config: dict[str, object] = {
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "temp_directory": "",
-    }
-    if threads is not None:
-        config["threads"] = threads
-    return duckdb.connect(":memory:", config=config)
 
 
 class DuckDBReadSource(Source):

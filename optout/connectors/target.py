@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from optout.connectors.readers import reader_sql
 from optout.connectors.rows import RowEditor
-from optout.engine import EngineError
+from optout.model.errors import EngineError
 from optout.model.faults import fault
 from optout.model.matching import KeyMatch, MatchQuery
 from optout.model.plan import PlanStep
@@ -94,10 +94,7 @@ class Target(ABC):
     def residue(self) -> int:
         """Rows of the committed data that still carry what the step removes."""
 
-    # -- rebuilding a derived dataset (engine/targets/recompute.py) ---------------------------
-
-    #: the target can replace the dataset's whole content with rows computed by a rebuild
-    rebuildable: ClassVar[bool] = False
+    # -- rebuilding a derived dataset (optout/engine/recompute.py; `Capabilities.rebuild`) ----
 
     def sandbox_relation(self, staged: Staged | None) -> Relation:
         """How the rebuild sandbox reads this dataset: its staged version, or (None) the data

@@ -1,5 +1,5 @@
-"""optout engine: identity graph, policies, plans, reports, and the `optout` command line."""
+"""optout engine: identity graph, policies, plans, apply, reports."""
 
+from optout.model.errors import EngineError
 
-class EngineError(Exception):
-    """Root of every error the engine raises on purpose (messages are one line)."""
+__all__ = ["EngineError"]

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 
 from optout.connectors import open_source
-from optout.connectors.source import one_line
 from optout.engine import EngineError
 from optout.engine.approvals import ApprovalError, require_approved
 from optout.engine.graph import IdentityGraph, build_graph
@@ -35,15 +34,17 @@ from optout.engine.journal import Journal
 from optout.engine.ledger import reappearances
 from optout.engine.plan_settings import check_settings
 from optout.engine.plan_store import recorded_plan
-from optout.engine.planner import ref_of, values_by_domain
+from optout.engine.planner import values_by_domain
 from optout.engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError
 from optout.engine.policy_store import policy_of_plan
 from optout.engine.recompute import RecomputeTarget, Upstream
+from optout.engine.source_pool import ref_of
 from optout.engine.targets import ApplyError, Staged, Target, reader_for, target_for
 from optout.model.errors import ScannerError
 from optout.model.faults import fault
 from optout.model.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
-from optout.model.runtime import DUCKDB, Engine
+from optout.model.redaction import one_line
+from optout.model.runtime import DUCKDB, Runtime
 from optout.model.sandbox import Relation
 from optout.scanner.access import Principal, authorize
 from optout.scanner.access.gate import EMBEDDED
@@ -81,7 +82,7 @@ class ApplyOptions:
     caller: Principal | None = None  # the authenticated caller (needs the operator role)
 
 
-def _engine(options: ApplyOptions) -> Engine:
+def _engine(options: ApplyOptions) -> Runtime:
     """The engine apply reads and rewrites the data with (the config's, or DuckDB)."""
     return options.config.engine_of() if options.config is not None else DUCKDB
 
@@ -466,7 +467,7 @@ def _verify_elsewhere(catalog: Catalog, plan: ErasurePlan, graph: IdentityGraph,
 
 
 def _verify(catalog: Catalog, plan: ErasurePlan, journal: Journal,
-            targets: dict[int, Target], engine: Engine = DUCKDB) -> None:
+            targets: dict[int, Target], engine: Runtime = DUCKDB) -> None:
     hasher = catalog.hasher()
     left = []
     for i, step in enumerate(plan.steps):

@@ -20,12 +20,12 @@ import subprocess
 from pathlib import Path
 
 from optout.connectors import open_source
-from optout.connectors.source import one_line
+from optout.connectors.dbt import PROJECT_FILE
 from optout.connectors.target import ApplyError, Staged, Target
 from optout.engine.dbt_project import ProjectError, changed_files, dbt_env, hooks, project_files
 from optout.model.plan import PlanStep
+from optout.model.redaction import one_line
 from optout.model.secret import KeyedHash
-from optout.scanner.dbt import PROJECT_FILE
 
 TIMEOUT = 3600  # seconds one dbt build may take
 

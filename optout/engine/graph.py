@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from optout.connectors import capabilities
 from optout.engine import EngineError
 from optout.engine.key_names import (
     ACTOR_WORDS,
@@ -268,7 +269,7 @@ def _names(records: dict[str, DatasetRecord]) -> dict[str, list[DatasetRecord]]:
 def namespace(record: DatasetRecord) -> tuple[str, ...]:
     """Where a dataset's keys mean something: a database schema, a database file, or the
     plain files (files are one namespace: they have no schemas to keep apart)."""
-    if record.format in ("parquet", "csv", "tsv", "json", "jsonl", "log"):
+    if capabilities(record.format).files:
         return ("files",)
     schema = record.options.get("schema") or (record.name.rsplit(".", 1)[0]
                                               if "." in record.name else "")

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from optout.engine.graph import IdentityGraph
 from optout.engine.journal import ledger_values
 from optout.engine.plan_store import record_plan
-from optout.engine.planner import PlanRequest, SourcePool, build_plan
+from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import Policy
+from optout.engine.source_pool import SourcePool
 from optout.model.errors import ScannerError
 from optout.model.identifiers import kind_of
 from optout.model.matching import KeyMatch, MatchQuery

@@ -20,8 +20,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from optout.connectors import open_source
-from optout.connectors.source import Located, Source
+from optout.connectors.source import Located
 from optout.engine.executable import settle
 from optout.engine.graph import (
     SUBJECT_ENTITIES,
@@ -40,8 +39,8 @@ from optout.engine.policy_store import is_current
 from optout.engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
 from optout.engine.references import dangling
 from optout.engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
+from optout.engine.source_pool import SourcePool
 from optout.engine.subjects import Subject, SubjectError
-from optout.model.dataset import DatasetRef
 from optout.model.errors import ScannerError
 from optout.model.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
 from optout.model.plan import (
@@ -52,7 +51,6 @@ from optout.model.plan import (
     PlanError,
     PlanStep,
 )
-from optout.model.runtime import DUCKDB, Engine
 from optout.model.secret import KeyedHash
 from optout.scanner.access import AccessDenied, Principal, audit, authorize
 from optout.scanner.access.gate import EMBEDDED
@@ -88,39 +86,6 @@ class PlanRequest:
     digests: tuple[dict[str, str], ...] = ()
     #: the blocked request whose remaining work this plan is
     supersedes: str = ""
-
-
-class SourcePool:
-    """Sources opened once per location while planning."""
-
-    def __init__(self, exclude: frozenset[str], engine: Engine = DUCKDB) -> None:
-        self._open: dict[str, Source] = {}
-        self._exclude = exclude
-        self._engine = engine
-
-    def match(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
-        """Run a match against the dataset a catalog record describes."""
-        source = self._open.get(record.location)
-        if source is None:
-            source = self._open[record.location] = open_source(record.location, self._exclude,
-                                                                   self._engine)
-        return source.match(ref_of(record), query, hasher)
-
-    def locate(self, record: DatasetRecord, query: MatchQuery, hasher: KeyedHash) -> Located:
-        """Where the matching rows of a dataset are (files whose rows keep their place)."""
-        return self._open[record.location].locate(ref_of(record), query, hasher)
-
-    def close(self) -> None:
-        """Close every source."""
-        for source in self._open.values():
-            source.close()
-
-
-def ref_of(record: DatasetRecord) -> DatasetRef:
-    """The source-level reference of a catalog record."""
-    options = tuple(sorted((k, v) for k, v in record.options.items()))
-    return DatasetRef(record.format, record.location, record.name, record.kind, record.format,
-                      options)
 
 
 @dataclass

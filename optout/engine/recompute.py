@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from optout.connectors import open_source
+from optout.connectors import capabilities, open_source
 from optout.connectors.target import ApplyError, Staged, Target
 from optout.model.plan import PlanStep
 from optout.model.sandbox import Relation, SandboxError, run_select
@@ -98,7 +98,7 @@ class RecomputeTarget(Target):
         if not self.step.param("sql"):
             return (f"no SQL to rebuild it from ({self.step.param('sql_file')}: "
                     f"{self.step.param('sql_problem') or 'none found'})")
-        if not self.inner.rebuildable:
+        if not capabilities(self.step.format).rebuild:
             return f"{self.step.format} datasets cannot be rebuilt"
         return self.inner.executable()
 

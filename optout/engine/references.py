@@ -20,7 +20,7 @@ from optout.model.matching import KeyMatch, MatchQuery
 from optout.scanner.classify.names import tokens
 
 if TYPE_CHECKING:
-    from optout.engine.planner import SourcePool
+    from optout.engine.source_pool import SourcePool
     from optout.model.secret import KeyedHash
     from optout.scanner.catalog import DatasetRecord
 

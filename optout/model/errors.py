@@ -1,4 +1,5 @@
-"""The scanner's exceptions: one root, each a one-line message a user can act on."""
+"""optout's exceptions: a root for the scanner's and one for the engine's, each a one-line
+message a user can act on."""
 
 from __future__ import annotations
 
@@ -29,3 +30,7 @@ class CatalogError(ScannerError):
 
 class DatasetNotFound(CatalogError):
     """No dataset in the catalog matches the name or id given."""
+
+
+class EngineError(Exception):
+    """Root of every error the engine raises on purpose (messages are one line)."""

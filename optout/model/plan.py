@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from optout.engine import EngineError
 from optout.model.dataset import DatasetRef
+from optout.model.errors import EngineError
 from optout.model.identifiers import KINDS
-from optout.model.runtime import ENGINES
+from optout.model.runtime import RUNTIMES
 
 PLAN_VERSION = 4  # 4: steps name their special-category columns
 #: a request id: it names files (staged versions, plans waiting for approval), so no paths;
@@ -266,7 +266,7 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
     bad = [k for step in plan.steps for _, k, _ in step.keys if k not in KINDS]
     if bad:
         raise PlanError(f"{origin}: not a plan this optout made (unknown match kind {bad[0]!r})")
-    if plan.engine not in ENGINES:
+    if plan.engine not in RUNTIMES:
         raise PlanError(f"{origin}: not a plan this optout made (engine {plan.engine[:20]!r})")
     if plan.version != PLAN_VERSION:
         raise PlanError(f"{origin}: plan version {plan.version}, this optout reads {PLAN_VERSION}")

@@ -52,3 +52,12 @@ def printable(text: str) -> str:
 
 def _digits(text: str) -> int:
     return sum(c.isdigit() for c in text)
+
+def one_line(error: BaseException | str) -> str:
+    """The first line of an error message, with anything that looks like PII taken out.
+
+    Engines quote offending values in their messages (a CSV line, a failed cast); the catalog
+    and the terminal must not receive them (this module).
+    """
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return redact(text, engine=True)[:300]

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from optout.connectors.source import memory_duckdb, one_line
-from optout.engine import EngineError
+from optout.model.duck import memory_duckdb
+from optout.model.errors import EngineError
+from optout.model.redaction import one_line
 from optout.model.sql import quote_ident, quote_literal
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from optout.model.errors import ConfigError
-from optout.model.runtime import DUCKDB, Engine
+from optout.model.runtime import DUCKDB, Runtime
 from optout.model.yamlfile import load_validated
 from optout.scanner.classify.settings import DEFAULT_MODEL, ClassifierSettings
 
@@ -139,12 +139,12 @@ class Config(BaseModel):
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = Field(default_factory=SparkConfig)
 
-    def engine_of(self, name: str | None = None) -> Engine:
+    def engine_of(self, name: str | None = None) -> Runtime:
         """The engine to run on: `name` (a command-line choice), else the file's."""
         chosen = name or self.engine
         if chosen != "spark":
             return DUCKDB
-        return Engine("spark", self.spark.master, tuple(sorted(self.spark.conf.items())))
+        return Runtime("spark", self.spark.master, tuple(sorted(self.spark.conf.items())))
 
     def classifier_settings(
         self, entities: list[str] | None = None, seed: int | None = None

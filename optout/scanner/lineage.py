@@ -277,31 +277,6 @@ def register_lineage_file(catalog: Catalog, path: Path,
     return n, found.problems + [f"{path}: {u}" for u in unresolved]
 
 
-def register_found_lineage(catalog: Catalog, folder: str) -> list[str]:
-    """Register every lineage file below a scanned folder (a dbt project through its manifest,
-    scanner/dbt.py); returns one line per file, statement or edge that could not be followed."""
-    from optout.scanner.dbt import find_projects, register_dbt
-
-    errors = []
-    projects = find_projects(Path(folder))
-    records = catalog.datasets()  # read once for every SQL file below the folder
-    for project in projects:
-        try:
-            errors += register_dbt(catalog, project)[1]
-        except ScannerError as exc:
-            errors.append(str(exc))
-    for path in sorted(Path(folder).rglob("*")):
-        if not (path.is_file() and is_lineage_file(path)) or any(
-                p.startswith((".", "_")) for p in path.relative_to(folder).parts):
-            continue
-        if any(project in path.parents for project in projects):
-            continue  # a dbt project's models are Jinja: its manifest says what they build
-        try:
-            errors += register_lineage_file(catalog, path, records)[1]
-        except ScannerError as exc:
-            errors.append(str(exc))
-    return errors
-
 
 def register_view_lineage(catalog: Catalog, run_id: str) -> list[str]:
     """Edges from the definitions of the views a scan run read; returns one line per view,

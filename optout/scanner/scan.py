@@ -8,20 +8,23 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optout.connectors import open_source
-from optout.connectors.postgres.source import redact_uri
-from optout.connectors.source import Source, one_line
+from optout.connectors.dbt import find_projects
+from optout.connectors.source import Source
 from optout.model.dataset import ColumnFinding, DatasetRef, ForeignKey, Sample
 from optout.model.errors import ScannerError
-from optout.model.runtime import DUCKDB, Engine
+from optout.model.redaction import one_line, redact_uri_passwords
+from optout.model.runtime import DUCKDB, Runtime
 from optout.scanner.access import Principal, authorize
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.store import DatasetExtras
 from optout.scanner.classify.context import link_people, settle
 from optout.scanner.classify.settings import ClassifierSettings
-from optout.scanner.lineage import register_found_lineage, register_view_lineage
+from optout.scanner.dbt import register_dbt
+from optout.scanner.lineage import is_lineage_file, register_lineage_file, register_view_lineage
 from optout.scanner.sketches import key_sketches
 
 if TYPE_CHECKING:
@@ -36,7 +39,7 @@ class ScanOptions:
     seed: int = 42
     full: bool = False  # re-scan datasets that have not changed
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
-    engine: Engine = DUCKDB  # what reads the data (findings do not depend on it)
+    engine: Runtime = DUCKDB  # what reads the data (findings do not depend on it)
 
     def key(self) -> str:
         """What a dataset's stored findings depend on besides its content."""
@@ -108,7 +111,7 @@ def scan(
     """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
     a catalog that cannot be written, and a caller without the scanner role."""
     authorize(catalog, caller, "scan",
-              {"sources": [redact_uri(s) for s in specs], "full": bool(options and options.full)})
+              {"sources": [redact_uri_passwords(s) for s in specs], "full": bool(options and options.full)})
     options = options or ScanOptions()
     if classifier is None:  # Presidio and spaCy load here, not when the module is imported
         from optout.scanner.classify.column import Classifier
@@ -119,7 +122,7 @@ def scan(
     started = time.perf_counter()
     # Paths are made absolute so a dataset keeps its id whatever directory the scan ran from.
     specs = [s if "://" in s else os.path.abspath(s) for s in specs]
-    safe_specs = [redact_uri(s) for s in specs]
+    safe_specs = [redact_uri_passwords(s) for s in specs]
     catalog.start_run(
         report.run_id,
         safe_specs,
@@ -250,3 +253,26 @@ def _record(catalog: Catalog, report: ScanReport, source_id: str, source: Source
     catalog.record_dataset(report.run_id, source_id, ref, sample, c.fingerprint, key, findings,
                            extras)
     return DatasetResult(ref, "scanned", sample.row_count, findings)
+
+def register_found_lineage(catalog: Catalog, folder: str) -> list[str]:
+    """Register every lineage file below a scanned folder (a dbt project through its manifest,
+    optout/scanner/dbt.py); returns one line per file, statement or edge that could not be followed."""
+    errors = []
+    projects = find_projects(Path(folder))
+    records = catalog.datasets()  # read once for every SQL file below the folder
+    for project in projects:
+        try:
+            errors += register_dbt(catalog, project)[1]
+        except ScannerError as exc:
+            errors.append(str(exc))
+    for path in sorted(Path(folder).rglob("*")):
+        if not (path.is_file() and is_lineage_file(path)) or any(
+                p.startswith((".", "_")) for p in path.relative_to(folder).parts):
+            continue
+        if any(project in path.parents for project in projects):
+            continue  # a dbt project's models are Jinja: its manifest says what they build
+        try:
+            errors += register_lineage_file(catalog, path, records)[1]
+        except ScannerError as exc:
+            errors.append(str(exc))
+    return errors

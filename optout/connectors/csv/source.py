@@ -5,8 +5,9 @@ from __future__ import annotations
 import duckdb
 
 from optout.connectors.readers import reader_sql
-from optout.connectors.source import StreamedFileSource, one_line
+from optout.connectors.source import StreamedFileSource
 from optout.model.errors import DatasetUnreadable
+from optout.model.redaction import one_line
 from optout.model.sql import quote_literal
 
 

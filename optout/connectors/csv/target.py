@@ -20,7 +20,6 @@ import duckdb
 import pyarrow as pa
 
 from optout.connectors.readers import reader_sql
-from optout.connectors.source import memory_duckdb, one_line
 from optout.connectors.target import (
     ApplyError,
     FileTarget,
@@ -29,7 +28,9 @@ from optout.connectors.target import (
     files_checksum,
     write_staged_text,
 )
+from optout.model.duck import memory_duckdb
 from optout.model.matching import DuckDBMatcher, MatchQuery
+from optout.model.redaction import one_line
 
 _NONE = ("", "(empty)", "\x00", None)
 
@@ -104,7 +105,6 @@ class CsvTarget(FileTarget):
     """One delimited file."""
 
     formats = ("csv",)
-    rebuildable = True
 
     @property
     def dialect(self) -> Dialect:

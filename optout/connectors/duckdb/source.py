@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import duckdb
 
-from optout.connectors.source import DuckDBReadSource, file_fingerprint, one_line
+from optout.connectors.source import DuckDBReadSource, file_fingerprint
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import DatasetUnreadable, SourceUnavailable
+from optout.model.redaction import one_line
 from optout.model.sampling import windows
 from optout.model.sql import quote_ident
 

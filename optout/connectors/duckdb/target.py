@@ -8,9 +8,9 @@ import duckdb
 import pyarrow as pa
 
 from optout.connectors.database import DatabaseTarget
-from optout.connectors.source import one_line
 from optout.connectors.target import ApplyError, writable_problem
 from optout.model.matching import DuckDBMatcher, MatchQuery
+from optout.model.redaction import one_line
 from optout.model.sql import quote_ident
 
 

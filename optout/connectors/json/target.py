@@ -10,7 +10,6 @@ import json
 import pyarrow as pa
 
 from optout.connectors.rows import Flat, RowEditor, set_path
-from optout.connectors.source import one_line
 from optout.connectors.target import (
     ApplyError,
     FileTarget,
@@ -19,6 +18,7 @@ from optout.connectors.target import (
     files_checksum,
     write_staged_text,
 )
+from optout.model.redaction import one_line
 
 
 class JsonTarget(FileTarget):
@@ -79,7 +79,6 @@ class JsonTarget(FileTarget):
         return Staged([(path, new)], before, after, changed, files_checksum([path]),
                       files_checksum([new]))
 
-    rebuildable = True
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         """The file (JSON Lines or an array) holding the rebuilt rows."""

@@ -9,17 +9,12 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from optout.connectors.source import (
-    DuckDBReadSource,
-    Located,
-    file_fingerprint,
-    flatten,
-    memory_duckdb,
-    one_line,
-)
+from optout.connectors.source import DuckDBReadSource, Located, file_fingerprint, flatten
 from optout.model.dataset import DatasetRef, Sample
+from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
 from optout.model.matching import DuckDBMatcher, MatchQuery, MatchResult, beyond, covers, merged
+from optout.model.redaction import one_line
 from optout.model.sampling import windows
 from optout.model.secret import KeyedHash
 from optout.model.sql import quote_literal

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from optout.connectors.parquet.source import file_relation, parquet_files
 from optout.connectors.prefetch import prefetched
-from optout.connectors.source import file_fingerprint, memory_duckdb, one_line
+from optout.connectors.source import file_fingerprint
 from optout.connectors.target import (
     ApplyError,
     FileTarget,
@@ -25,7 +25,9 @@ from optout.connectors.target import (
     fsync_file,
     open_staged,
 )
+from optout.model.duck import memory_duckdb
 from optout.model.matching import DuckDBMatcher, MatchQuery, Prefilter
+from optout.model.redaction import one_line
 from optout.model.values import change
 
 #: a rewrite holds at most about this many bytes of decoded rows (and reads BATCH_ROWS at once)
@@ -137,7 +139,6 @@ class ParquetTarget(FileTarget):
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-    rebuildable = True
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         """Every part file gets a new version holding the rebuilt rows that belong in it: in a

@@ -1,1 +1,14 @@
-"""postgres"""
+"""PostgreSQL databases: tables, views and materialized views of every schema."""
+
+from optout.connectors.connector import Capabilities, Connector
+
+CONNECTOR = Connector(
+    key="postgresql",
+    source="optout.connectors.postgres.source:PostgresSource",
+    target="optout.connectors.postgres.target:PostgresTableTarget",
+    schemes=("postgresql", "postgres"),
+    spark_source="optout.connectors.spark.source:SparkJdbcSource",
+    dialect="postgres",
+    capabilities=Capabilities(sample_in_place=True, transactional=True, views=True,
+                              foreign_keys=True),
+)

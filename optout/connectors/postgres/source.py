@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from optout.connectors.source import Source, one_line, rows_to_arrow
+from optout.connectors.source import Source, rows_to_arrow
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
 from optout.model.identifiers import SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, pg_lower, sql_normalize
 from optout.model.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
+from optout.model.redaction import one_line
 from optout.model.sampling import bernoulli_percent
 from optout.model.secret import KeyedHash
 

@@ -16,9 +16,10 @@ from psycopg import sql
 
 from optout.connectors.database import DatabaseTarget
 from optout.connectors.postgres.source import match_condition
-from optout.connectors.source import one_line, rows_to_arrow
+from optout.connectors.source import rows_to_arrow
 from optout.connectors.target import ApplyError
 from optout.model.matching import MatchQuery
+from optout.model.redaction import one_line
 
 
 class PostgresTableTarget(DatabaseTarget):

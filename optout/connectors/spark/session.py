@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from optout.model.errors import SourceUnavailable
-from optout.model.runtime import Engine
+from optout.model.runtime import Runtime
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -32,7 +32,7 @@ DEFAULTS = {
 }
 LOG_CONFIG = os.path.join(os.path.dirname(__file__), "log4j2.properties")
 _lock = threading.Lock()
-_sessions: dict[Engine, SparkSession] = {}
+_sessions: dict[Runtime, SparkSession] = {}
 
 
 def jdbc_jar() -> str | None:
@@ -40,7 +40,7 @@ def jdbc_jar() -> str | None:
     return next((j for j in JDBC_JARS if os.path.exists(j)), None)
 
 
-def session(engine: Engine) -> SparkSession:
+def session(engine: Runtime) -> SparkSession:
     """The process's Spark session for `engine` (started on first use)."""
     with _lock:
         found = _sessions.get(engine)

@@ -22,20 +22,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import duckdb
 import pyarrow.parquet as pq
 
-from optout.connectors.csv.source import CsvSource
 from optout.connectors.json.source import JsonSource
 from optout.connectors.parquet.source import MAX_LOCATED_ROWS, ParquetSource, within_columns
 from optout.connectors.postgres.source import PostgresSource
-from optout.connectors.source import (
-    Located,
-    Source,
-    file_fingerprint,
-    flatten,
-    memory_duckdb,
-    one_line,
-)
+from optout.connectors.source import Located, Source, file_fingerprint, flatten
 from optout.connectors.spark.matching import FILE, ROW, SparkMatcher, column_of, local_path
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
+from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
 from optout.model.matching import (
     MAX_KEPT,
@@ -46,7 +39,8 @@ from optout.model.matching import (
     covers,
     merged,
 )
-from optout.model.runtime import Engine
+from optout.model.redaction import one_line
+from optout.model.runtime import Runtime
 from optout.model.sampling import bernoulli_percent
 from optout.model.secret import KeyedHash
 
@@ -58,14 +52,6 @@ KEPT = "optout_spark_kept"
 #: how much more than the wanted share `sample(fraction)` draws, so `limit` rarely falls short
 OVERSAMPLE = 1.2
 
-
-def on_spark(source: Source, engine: Engine) -> Source:
-    """`source` read by Spark, when Spark reads its kind of data; else `source` itself."""
-    if isinstance(source, ParquetSource | CsvSource | JsonSource):
-        return SparkFileSource(source, engine)
-    if isinstance(source, PostgresSource):
-        return SparkJdbcSource(source, engine)
-    return source
 
 
 def spark_error(exc: BaseException) -> DatasetUnreadable:
@@ -102,7 +88,7 @@ def read_errors() -> Iterator[None]:
 class SparkSource(Source):
     """What both Spark sources share: the wrapped source for metadata, Spark for the data."""
 
-    def __init__(self, inner: Source, engine: Engine) -> None:
+    def __init__(self, inner: Source, engine: Runtime) -> None:
         super().__init__(inner.location)
         self.inner = inner
         self.engine = engine
@@ -168,7 +154,7 @@ class SparkFileSource(SparkSource):
     no file, as on the duckdb engine (scanner/sources/parquet.py).
     """
 
-    def __init__(self, inner: Source, engine: Engine) -> None:
+    def __init__(self, inner: Source, engine: Runtime) -> None:
         super().__init__(inner, engine)
         self._local: duckdb.DuckDBPyConnection | None = None
         #: the files' fingerprints, the query and the columns of the rows kept
@@ -320,7 +306,7 @@ class SparkJdbcSource(SparkSource):
 
     inner: PostgresSource
 
-    def __init__(self, inner: PostgresSource, engine: Engine) -> None:
+    def __init__(self, inner: PostgresSource, engine: Runtime) -> None:
         super().__init__(inner, engine)
         self._url, self._props = jdbc_of(inner.uri)
 

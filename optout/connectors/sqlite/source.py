@@ -6,10 +6,11 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from optout.connectors.source import Source, file_fingerprint, one_line, rows_to_arrow
+from optout.connectors.source import Source, file_fingerprint, rows_to_arrow
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import DatasetUnreadable, SourceUnavailable
 from optout.model.matching import MAX_GROUPS, MatchQuery, MatchResult, PythonMatcher
+from optout.model.redaction import one_line
 from optout.model.sampling import reservoir, windows
 from optout.model.secret import KeyedHash
 from optout.model.sql import quote_ident

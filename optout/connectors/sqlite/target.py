@@ -11,9 +11,10 @@ from typing import Any
 import pyarrow as pa
 
 from optout.connectors.database import DatabaseTarget
-from optout.connectors.source import one_line, rows_to_arrow
+from optout.connectors.source import rows_to_arrow
 from optout.connectors.target import ApplyError, writable_problem
 from optout.model.matching import MatchQuery, PythonMatcher
+from optout.model.redaction import one_line
 from optout.model.sql import quote_ident
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from optout.connectors.source import one_line
 from optout.connectors.target import Staged
 from optout.engine.cascade.base import CascadeTarget
 from optout.engine.cascade.spec import CascadeError
+from optout.model.redaction import one_line
 
 if TYPE_CHECKING:  # imported where a cache is reached (most runs reach none)
     import redis

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from optout.connectors import dialect_of
 from optout.model.dataset import ColumnFinding, DatasetRef, ForeignKey, Sample
 from optout.model.errors import CatalogError, DatasetNotFound
 from optout.model.secret import DERIVED_SCHEME, KeyedHash, identifier_key, load_secret
@@ -22,7 +23,6 @@ from optout.scanner.catalog.seal import SEALED, read, seal
 LOCK_WAIT_SECONDS = 30.0
 NOW = "(now() AT TIME ZONE 'UTC')"
 #: the sqlglot dialect of each dataset format's SQL
-_DIALECTS = {"duckdb": "duckdb", "sqlite": "sqlite", "postgresql": "postgres"}
 
 
 @dataclass
@@ -341,7 +341,7 @@ class Catalog:
                             [ref.id])
                 if extras.definition:
                     con.execute(f"INSERT INTO definitions VALUES (?, ?, ?, 'view', {NOW})",
-                                [ref.id, extras.definition, _DIALECTS.get(ref.format, "duckdb")])
+                                [ref.id, extras.definition, dialect_of(ref.format)])
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")

@@ -41,7 +41,7 @@ from optout.connectors.target import (
 )
 from optout.model.faults import fault
 from optout.model.matching import MatchQuery
-from optout.model.runtime import Engine
+from optout.model.runtime import Runtime
 from optout.model.values import change
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ PARALLEL_REWRITES = 8
 class SparkParquetTarget(ParquetTarget):
     """A Parquet file or folder whose changed files Spark rewrites."""
 
-    def __init__(self, step: object, hasher: object, engine: Engine) -> None:
+    def __init__(self, step: object, hasher: object, engine: Runtime) -> None:
         super().__init__(step, hasher)
         self.engine = engine
         self._matcher: SparkMatcher | None = None
