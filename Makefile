@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-.PHONY: demo test fixtures bench clean services chromium jdbc
+.PHONY: demo test test-fast fixtures bench clean services chromium jdbc
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Error: $(PYTHON) not found"; exit 1; }
@@ -51,9 +51,17 @@ jdbc:
 	@test -f /usr/share/java/postgresql.jar || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null; }
 
+# The whole suite on both cores (pytest-xdist), after ruff and the import contract; the
+# 25 slowest tests are listed at the end of every run.
 test: $(VENV)/.installed-dev services chromium jdbc
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+# The inner loop: no Spark, no third-party worlds, no slow tests.
+test-fast: $(VENV)/.installed-dev services
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not spark and not world and not slow"
 
 bench: $(VENV)/.installed-dev fixtures/data/.generated
 	$(PY) bench/classify_quality.py

@@ -20,9 +20,10 @@ from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.policy_store import add_policy
 from optout.engine.subjects import parse_subject
-from optout.scanner.access import COMMAND_ROLES, AccessDenied, Principal, audit
+from optout.scanner.access import AccessDenied, Principal, audit
 from optout.scanner.access.principals import ROLES, add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog
+from optout.session import ROLE_OF, Operation, Session, holds
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 SUBJECT = "user7@example.com"
@@ -123,12 +124,15 @@ def test_every_command_for_every_role(world: dict, role: str) -> None:
     catalog = world["catalog"]
     runner = CliRunner(env={"OPTOUT_TOKEN": world["tokens"][role]})
     calls = commands(world, role)
-    assert set(calls) == set(COMMAND_ROLES)
+    assert set(calls) == {op.value for op in Operation}
     for command, argv in calls.items():
-        before = max(e.seq for e in audit.entries(catalog))
+        before = max((e.seq for e in audit.entries(catalog)), default=0)
         result = runner.invoke(cli, ["--catalog", catalog.path, *argv])
         new = [e for e in audit.entries(catalog) if e.seq > before]
-        allowed = role in (COMMAND_ROLES[command], "admin")
+        # roles nest: every role includes viewer, admin holds every role
+        allowed = holds(Principal(role, frozenset({role})), ROLE_OF[Operation(command)])
+        assert allowed == (role in (ROLE_OF[Operation(command)], "admin")
+                           or ROLE_OF[Operation(command)] == "viewer")
         if allowed:
             assert result.exit_code == 0, (command, role, result.output)
             assert any(e.outcome == "ok" and e.principal == role for e in new), command
@@ -157,11 +161,17 @@ def test_no_token_bad_token_revoked_token(world: dict) -> None:
 
 
 def test_the_api_checks_roles_too(world: dict) -> None:
-    viewer = Principal("viewer", frozenset({"viewer"}))
+    """The library's front door is the Session: it checks the same roles as the CLI (every
+    denial audited); the engine underneath refuses to act for nobody on a governed catalog."""
+    viewer = Session(world["catalog"], Principal("viewer", frozenset({"viewer"})))
     with pytest.raises(AccessDenied, match="does not hold the role 'requester'"):
-        fresh_plan_as(world, viewer)
+        viewer.plan([f"email={SUBJECT}"], str(POLICY))
     with pytest.raises(AccessDenied, match="does not hold the role 'auditor'"):
-        build_report(world["catalog"], "anything", viewer)
+        viewer.report("anything")
+    last = list(audit.entries(world["catalog"]))[-1]
+    assert (last.principal, last.command, last.outcome) == ("viewer", "report", "denied")
+    with pytest.raises(AccessDenied, match="an authenticated caller is needed"):
+        Session(world["catalog"]).report("anything")
     with pytest.raises(AccessDenied, match="an authenticated caller is needed"):
         build_report(world["catalog"], "anything")
 
@@ -259,19 +269,26 @@ def test_audit_tampering_names_the_first_bad_entry(tmp_path: Path, attack: str, 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_exit_status_of_the_installed_command(world: dict, role: str) -> None:
-    """The same allow/deny as a separate process (what a shell sees)."""
+    """The same allow/deny as a separate process (what a shell sees): every role includes
+    viewer (each lists the catalog); only requesters and admins plan."""
     import os
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog",
-                          world["catalog"].path, "catalog", "list"],
-                         env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
-                         capture_output=True, text=True, timeout=120)
-    if role in ("viewer", "admin"):
-        assert run.returncode == 0 and "people" in run.stdout, run.stderr
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "optout.cli.main", "--catalog",
+                               world["catalog"].path, *argv],
+                              env={**os.environ, "OPTOUT_TOKEN": world["tokens"][role]},
+                              capture_output=True, text=True, timeout=120)
+
+    listed = run("catalog", "list")
+    assert listed.returncode == 0 and "people" in listed.stdout, listed.stderr
+    planned = run("plan", "--subject", f"email={SUBJECT}", "--policy", str(POLICY))
+    if role in ("requester", "admin"):
+        assert planned.returncode in (0, 4), planned.stderr
     else:
-        assert run.returncode == 3 and "does not hold the role 'viewer'" in run.stderr
+        assert planned.returncode == 3, planned.stderr
+        assert "does not hold the role 'requester'" in planned.stderr
 
 
 def test_no_raw_identifier_in_the_audit_log(world: dict) -> None:

@@ -33,6 +33,8 @@ from optout.scanner.config import Config
 from optout.scanner.deployment import set_deployment_config
 from optout.scanner.scan import ScanOptions, scan
 
+pytestmark = pytest.mark.spark
+
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = str(ROOT / "policies" / "gdpr-erasure.yaml")
 #: the JVM's quick compiler only: these tests run many small Spark jobs in short-lived

@@ -26,6 +26,8 @@ from optout.scanner.catalog import Catalog
 from optout.scanner.config import Config, load_config
 from optout.scanner.scan import scan
 
+pytestmark = pytest.mark.world
+
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 #: the subjects of tests/worlds/chinook_sqlite.yaml, with the customers the schema says they are
 SUBJECTS = {"frantisekw@jetbrains.com": 5, "steve.murray@yahoo.uk": 54}
@@ -51,7 +53,7 @@ def positions(con: sqlite3.Connection, table: str, ids: list[int]) -> set[int]:
     return {i for i, (customer,) in enumerate(rows) if customer in ids}
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
 def test_a_customer_and_their_invoices_leave_a_parquet_chinook(chinook, tmp_path: Path,
                                                                classifier, engine: str) -> None:
     """On either engine (Spark plans, locates and rewrites the files itself)."""

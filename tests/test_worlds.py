@@ -25,6 +25,8 @@ from optout.scanner.access import Principal
 from optout.scanner.catalog import Catalog
 from optout.scanner.scan import scan
 
+pytestmark = pytest.mark.world
+
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
 APPROVER = Principal("approver", frozenset({"approver"}))
 #: chinook-c: Chinook in a database whose locale is C (lower() there changes ASCII only)

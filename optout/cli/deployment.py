@@ -7,14 +7,16 @@ group of `optout.cli.main`, which imports this module."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 import yaml
 
-from optout.cli.base import Context, cli, errors_to_exit, guarded
-from optout.engine.policy_store import add_policy, stored_policies
-from optout.model.redaction import printable
-from optout.scanner.deployment import deployment_config, set_deployment_config
+from optout.cli.base import cli, say, session_command
+from optout.session.operations import Operation
+
+if TYPE_CHECKING:
+    from optout.session import Session
 
 
 @cli.group("config")
@@ -24,28 +26,23 @@ def config_group() -> None:
 
 @config_group.command("set")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.pass_obj
-@errors_to_exit
-@guarded("config set")
-def config_set(obj: Context, file: str) -> None:
+@session_command(Operation.CONFIG_SET)
+def config_set(session: Session, file: str) -> None:
     """Make FILE (an optout.yaml) the deployment's configuration: identity links and bounds,
     dataset tags, the dbt rebuild, the engine and Spark settings, the scan's classifier.
     Plans made under the previous one are refused by apply."""
-    _, digest = set_deployment_config(obj.catalog, file, obj.caller.name)
-    click.echo(f"deployment configuration set from {printable(file)} (digest {digest[:12]}); "
-               "plans made under the previous one must be made again")
+    digest = session.set_config(file)
+    say(f"deployment configuration set from {file} (digest {digest[:12]}); plans made under "
+        "the previous one must be made again")
 
 
 @config_group.command("show")
-@click.pass_obj
-@errors_to_exit
-@guarded("config show")
-def config_show(obj: Context) -> None:
+@session_command(Operation.CONFIG_SHOW)
+def config_show(session: Session) -> None:
     """Print the deployment's configuration (YAML) and its digest."""
-    config, digest = deployment_config(obj.catalog)
-    click.echo(f"# digest: {digest or '(none set: defaults)'}")
-    click.echo(printable(yaml.safe_dump(json.loads(config.model_dump_json()),
-                                        sort_keys=True)), nl=False)
+    config, digest = session.deployment_config()
+    say(f"# digest: {digest or '(none set: defaults)'}")
+    say(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=True).rstrip("\n"))
 
 
 @cli.group("policy")
@@ -55,24 +52,20 @@ def policy_group() -> None:
 
 @policy_group.command("add")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.pass_obj
-@errors_to_exit
-@guarded("policy add")
-def policy_add(obj: Context, file: str) -> None:
+@session_command(Operation.POLICY_ADD)
+def policy_add(session: Session, file: str) -> None:
     """Store the policy FILE under its name (a newer version replaces the older one for new
     plans; plans made under the older one are refused by apply)."""
-    policy = add_policy(obj.catalog, file, obj.caller.name)
+    policy = session.add_policy(file)
     click.echo(f"policy {policy.name} stored (digest {policy.digest[:12]}, {policy.approvals} "
                "approval(s) required)")
 
 
 @policy_group.command("list")
-@click.pass_obj
-@errors_to_exit
-@guarded("policy list")
-def policy_list(obj: Context) -> None:
+@session_command(Operation.POLICY_LIST)
+def policy_list(session: Session) -> None:
     """List the stored policies: name, digest, approvals, where it came from."""
-    for name, found in sorted(stored_policies(obj.catalog).items()):
+    for name, found in sorted(session.policies().items()):
         by = f"added by {found.added_by} {found.added_at}" if found.origin == "catalog" \
             else "shipped with optout"
         click.echo(f"{name}\t{found.policy.digest[:12]}\t{found.policy.approvals} approval(s)"
@@ -81,14 +74,10 @@ def policy_list(obj: Context) -> None:
 
 @policy_group.command("show")
 @click.argument("name")
-@click.pass_obj
-@errors_to_exit
-@guarded("policy show")
-def policy_show(obj: Context, name: str) -> None:
+@session_command(Operation.POLICY_SHOW)
+def policy_show(session: Session, name: str) -> None:
     """Print a stored policy (as validated, YAML)."""
-    found = stored_policies(obj.catalog).get(name)
-    if found is None:
-        raise click.ClickException(f"no stored policy {name!r} (`optout policy list`)")
+    found = session.policy(name)
     data = found.policy.model_dump(mode="json", exclude={"digest"})
     click.echo(f"# {name}: digest {found.policy.digest}")
-    click.echo(printable(yaml.safe_dump(data, sort_keys=False)), nl=False)
+    say(yaml.safe_dump(data, sort_keys=False).rstrip("\n"))

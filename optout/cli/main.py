@@ -1,17 +1,16 @@
-"""The `optout` command line: thin adapters over the scanner and engine libraries."""
+"""The `optout` command line: each command logs its caller in to a `Session`, calls it, and
+shows what came back (human text by default, JSON with `--format json`). Heavy libraries are
+imported by the commands that use them, so `optout --help` starts at once."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from optout.cli import tables as render
 from optout.cli.base import (
     NEEDS_REVIEW,
     TOKEN_ENV,
@@ -20,97 +19,54 @@ from optout.cli.base import (
     console,
     engine_option,
     errors_to_exit,
-    guarded,
+    say,
+    session_command,
 )
-from optout.engine.apply import (
-    FINAL,
-    INCOMPLETE,
-    ApplyOptions,
-    StalePlan,
-    apply_plan,
-    check_plan,
-    final_status,
-    resume,
-)
-from optout.engine.approvals import approve
-from optout.engine.erasure_report import (
-    build_report,
-    outcome,
-    verify_report,
-)
-from optout.engine.export_csv import write_columns
-from optout.engine.graph import build_graph
-from optout.engine.journal import Journal, ledger_values
-from optout.engine.ledger import reappearances, reerasure_plan
-from optout.engine.no_pandas import without_pandas
-from optout.engine.plan_render import special_line, summary_line, to_html, to_markdown
-from optout.engine.plan_store import recorded_plan
-from optout.engine.planner import PlanRequest, build_plan, replan
-from optout.engine.policy_store import store_ref, stored_policy
-from optout.engine.private_files import open_private, write_private
-from optout.engine.report_render import report_html, report_markdown
-from optout.engine.subjects import parse_subject, read_subjects
-from optout.model.plan import REQUEST_ID, ErasurePlan, load_plan
-from optout.model.redaction import printable
-from optout.scanner.access import (
-    audit,
-    principals,
-)
-from optout.scanner.config import Config
-from optout.scanner.dbt import register_dbt
-from optout.scanner.lineage import register_lineage_file
-from optout.scanner.openlineage import register_openlineage
-from optout.scanner.scan import ScanOptions, scan
+from optout.session.operations import Operation
+
+if TYPE_CHECKING:
+    from optout.model.plan import ErasurePlan
+    from optout.session import Session
+
+#: how many review items the terminal summary of a plan names (the rest: `optout review`)
+SHOWN_ITEMS = 10
+
+
+def _written(path: str, what: str) -> None:
+    """Say that a file was written (files for people are mode 0600)."""
+    say(f"wrote {what} to {path} (mode 0600)", err=True)
 
 
 @cli.command("scan")
 @click.argument("sources", nargs=-1, required=True)
-@click.option(
-    "--sample-rows",
-    type=click.IntRange(1, 1_000_000),
-    default=None,
-    help="Rows sampled per dataset (default 1000, or scan.sample_rows).",
-)
+@click.option("--sample-rows", type=click.IntRange(1, 1_000_000), default=None,
+              help="Rows sampled per dataset (default 1000, or scan.sample_rows).")
 @click.option("--seed", type=int, default=None, help="Sampling seed: same seed, same sample.")
-@click.option(
-    "--entities", default=None, help="Comma-separated Presidio entities to look for (default: all)."
-)
+@click.option("--entities", default=None,
+              help="Comma-separated Presidio entities to look for (default: all).")
 @click.option("--full", is_flag=True, help="Re-scan datasets that have not changed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @engine_option
-@click.pass_obj
-@errors_to_exit
-@guarded('scan', by_api=True)
-def scan_cmd(
-    obj: Context,
-    sources: tuple[str, ...],
-    sample_rows: int | None,
-    seed: int | None,
-    entities: str | None,
-    full: bool,
-    quiet: bool,
-    engine: str | None,
-) -> None:
+@session_command(Operation.SCAN)
+def scan_cmd(session: Session, sources: tuple[str, ...], sample_rows: int | None,
+             seed: int | None, entities: str | None, full: bool, quiet: bool,
+             engine: str | None) -> None:
     """Scan files, folders and databases (paths or postgresql:// URIs) into the catalog."""
-    config = _with_engine(obj.config(), engine)
-    wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
-    options = ScanOptions(
-        sample_rows=sample_rows or config.scan.sample_rows,
-        seed=config.scan.seed if seed is None else seed,
-        full=full,
-        classifier=config.classifier_settings(wanted, seed),
-        engine=config.engine_of(),
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
     )
-    show = not quiet and sys.stderr.isatty()
-    out, err_console = console(), console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not show,
-    ) as bar:
+
+    from optout.cli import tables
+
+    wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
+    out, err = console(), console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err,
+                  disable=quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("scanning", total=None)
 
         def progress(event: str, ref: Any, detail: Any) -> None:
@@ -119,23 +75,23 @@ def scan_cmd(
             else:
                 bar.update(task, advance=1, description=f"scanning {ref.name}")
 
-        report = scan(list(sources), obj.catalog, options, progress, caller=obj.caller)
+        done = session.scan(list(sources), sample_rows=sample_rows, seed=seed, entities=wanted,
+                            full=full, engine=engine, progress=progress)
+    report = done.report
     for _, error in report.source_errors:
-        err_console.print(f"Error: {error}", highlight=False, soft_wrap=True)
+        err.print(f"Error: {error}", highlight=False, soft_wrap=True)
     for r in report.results:
         if r.status == "failed":
-            err_console.print(
-                f"Error: {r.ref.name} ({r.ref.location}): {r.error}",
-                highlight=False,
-                soft_wrap=True,
-            )
-    render.scan_summary(out, report)
-    scanned = {r.ref.id for r in report.results if r.status == "scanned"}
-    graph = build_graph(obj.catalog, config) if scanned and ledger_values(obj.catalog) else None
-    for found in reappearances(obj.catalog, graph, scanned) if graph else []:
-        err_console.print(f"Warning: erased subjects found again in {found.dataset} "
-                          f"({found.location}): {found.rows} rows; run `optout apply --reapply "
-                          "--policy POLICY` to erase them again", highlight=False, soft_wrap=True)
+            err.print(f"Error: {r.ref.name} ({r.ref.location}): {r.error}", highlight=False,
+                      soft_wrap=True)
+    tables.scan_summary(out, report)
+    if not report.results and not report.source_errors:
+        say("hint: no datasets found there (an empty database or folder, or files of no kind "
+            "optout reads); `optout scan --help` lists what it reads", err=True)
+    for found in done.reappeared:
+        say(f"Warning: erased subjects found again in {found.dataset} ({found.location}): "
+            f"{found.rows} rows; run `optout apply --reapply --policy POLICY` to erase them "
+            "again", err=True)
     if report.failed:
         sys.exit(1)
 
@@ -145,43 +101,53 @@ def catalog_group() -> None:
     """Read the catalog: datasets, columns, findings."""
 
 
+_format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]),
+                              default="text", show_default=True,
+                              help="text for people, json for scripts.")
+
+
 @catalog_group.command("list")
 @click.option("--pii", is_flag=True, help="Only datasets with PII columns.")
-@click.pass_obj
-@errors_to_exit
-@guarded('catalog list')
-def catalog_list(obj: Context, pii: bool) -> None:
+@_format_option
+@session_command(Operation.CATALOG_LIST)
+def catalog_list(session: Session, pii: bool, fmt: str) -> None:
     """List datasets with their PII columns."""
-    render.dataset_list(console(), obj.catalog.datasets(pii_only=pii))
+    records = session.datasets(pii_only=pii)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_export() for r in records], indent=2, default=str))
+        return
+    from optout.cli import tables
+
+    tables.dataset_list(console(), records)
 
 
 @catalog_group.command("show")
 @click.argument("dataset")
-@click.pass_obj
-@errors_to_exit
-@guarded('catalog show')
-def catalog_show(obj: Context, dataset: str) -> None:
+@_format_option
+@session_command(Operation.CATALOG_SHOW)
+def catalog_show(session: Session, dataset: str, fmt: str) -> None:
     """Show one dataset (id, name or LOCATION#NAME): columns, findings, evidence."""
-    render.dataset_detail(console(), obj.catalog.find(dataset))
+    record = session.dataset(dataset)
+    if fmt == "json":
+        click.echo(json.dumps(record.as_export(), indent=2, default=str))
+        return
+    from optout.cli import tables
+
+    tables.dataset_detail(console(), record)
 
 
 @catalog_group.command("export")
-@click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write to a file instead of standard output.",
-)
-@click.pass_obj
-@errors_to_exit
-@guarded('catalog export')
-def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True, help="json (the stable interface) or csv (one row per column).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to a file instead of standard output.")
+@session_command(Operation.CATALOG_EXPORT)
+def catalog_export(session: Session, fmt: str, output: str | None) -> None:
     """Export the catalog as JSON (the stable interface) or CSV (one row per column)."""
-    data = obj.catalog.export()
+    from optout.engine.export_csv import write_columns
+    from optout.engine.private_files import open_private
+
+    data = session.export_catalog(fmt)
     out = open_private(output, newline="") if output else sys.stdout
     try:
         if fmt == "json":
@@ -192,6 +158,8 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
     finally:
         if output:
             out.close()
+    if output:
+        _written(output, f"the catalog ({len(data['datasets'])} datasets, {fmt})")
 
 
 @cli.command("plan")
@@ -202,59 +170,72 @@ def catalog_export(obj: Context, fmt: str, output: str | None) -> None:
 @click.option("--policy", "policy_path", required=True,
               help="A policy of the deployment's policy store, by name (gdpr-erasure) or by a "
                    "file whose content is that stored policy's.")
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default=None,
+              help="The plan's form: md on the terminal, json in a file (what approve and "
+                   "apply read), html for auditors.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the plan here instead of standard output.")
 @click.option("--request-id", default=None, callback=lambda _c, _p, v: _cli_request_id(v),
               help="Request id: letters, digits and . _ - (default: a new random one).")
 @click.option("--accept-ambiguous", is_flag=True,
-              help="Plan subjects that resolution would stop as ambiguous (the plan says so).")
+              help="Plan subjects that resolution would stop as ambiguous (the plan says so; "
+                   "an admin's).")
 @engine_option
-@click.pass_obj
-@errors_to_exit
-@guarded('plan', by_api=True)
-def plan_cmd(obj: Context, subjects: tuple[str, ...], subjects_file: str | None,
-             policy_path: str, fmt: str, output: str | None, request_id: str | None,
+@session_command(Operation.PLAN)
+def plan_cmd(session: Session, subjects: tuple[str, ...], subjects_file: str | None,
+             policy_path: str, fmt: str | None, output: str | None, request_id: str | None,
              accept_ambiguous: bool, engine: str | None) -> None:
     """Plan an erasure or opt-out: what would change where, and why. Changes nothing.
 
     The policy comes from the deployment's policy store in the catalog (`optout policy
-    list`); `--accept-ambiguous` is an admin's. Exits 4 when anything needs review (a dataset
-    the plan could not account for, or a subject it stopped); the plan is written all the
-    same."""
-    config = _with_engine(obj.config(), engine)
-    policy = stored_policy(obj.catalog, policy_path)
-    policy_path = store_ref(policy)
-    parsed = [parse_subject(s, policy.identifiers) for s in subjects]
-    if subjects_file:
-        parsed += read_subjects(subjects_file, policy.identifiers)
-    if not parsed:
+    list`). Exits 4 when anything needs review (a dataset the plan could not account for,
+    or a subject it stopped): the terminal names each with its reason, and the plan is
+    written all the same."""
+    if not subjects and not subjects_file:
         raise click.UsageError("give at least one --subject or a --subjects-file")
-    plan = build_plan(obj.catalog, PlanRequest(parsed, policy, policy_path, request_id,
-                                               created_by=obj.caller.name), config,
-                      caller=obj.caller, accept_ambiguous=accept_ambiguous)
+    plan = session.plan(list(subjects), policy_path, subjects_file=subjects_file,
+                        request_id=request_id, accept_ambiguous=accept_ambiguous,
+                        engine=engine)
+    fmt = fmt or ("json" if output else "md")
     text = render_plan(plan, fmt)
     if output:
+        from optout.engine.private_files import write_private
+
         write_private(output, text)
+        _written(output, f"plan {plan.request_id} ({fmt})")
     else:
-        click.echo(printable(text), nl=False)
-    click.echo(printable(summary_line(plan)), err=True)
-    if special_line(plan):
-        click.echo(printable(special_line(plan)), err=True)
+        say(text.rstrip("\n"))
+    _plan_summary(plan, output if fmt == "json" else None)
     if plan.review or plan.unexecutable:
         sys.exit(NEEDS_REVIEW)
 
 
-def _with_engine(config: Config, engine: str | None) -> Config:
-    """The config with the engine chosen on the command line, if one was."""
-    if engine is not None:
-        config.engine = engine
-    return config
+def _plan_summary(plan: ErasurePlan, path: str | None) -> None:
+    """The plan in a few lines on stderr: what it does, what needs review and why, what
+    comes next."""
+    from optout.engine.plan_render import special_line, summary_line
+
+    say(summary_line(plan), err=True)
+    if special_line(plan):
+        say(special_line(plan), err=True)
+    items = [*plan.unexecutable, *plan.review]
+    for note in items[:SHOWN_ITEMS]:
+        rows = f" ({note.rows} rows of the subject)" if getattr(note, "rows", None) else ""
+        say(f"  needs review: {note.dataset}{rows}: {note.reason}", err=True)
+    if len(items) > SHOWN_ITEMS:
+        say(f"  ... and {len(items) - SHOWN_ITEMS} more", err=True)
+    if path and items:
+        say(f"next: `optout review {path}` lists them with proposals (exit status 4: needs "
+            "review)", err=True)
+    elif path:
+        say(f"next: `optout approve {path}` (someone else: {plan.approvals} approval(s) "
+            f"needed), then `optout apply {path}`", err=True)
 
 
 def _cli_request_id(value: str | None) -> str | None:
     """A request id given on the command line (the worker's `worker:` ids are not for it)."""
+    from optout.model.plan import REQUEST_ID
+
     if value is not None and (":" in value or not REQUEST_ID.match(value)):
         raise click.BadParameter("use letters, digits and . _ - (at most 80)")
     return value
@@ -262,19 +243,26 @@ def _cli_request_id(value: str | None) -> str | None:
 
 def render_plan(plan: ErasurePlan, fmt: str) -> str:
     """The plan in one of the formats `plan` writes."""
+    from optout.engine.plan_render import to_html, to_markdown
+
     return {"json": plan.to_json, "md": lambda: to_markdown(plan),
             "html": lambda: to_html(plan)}[fmt]()
 
 
 @cli.command("graph")
-@click.option("--all", "show_all", is_flag=True, help="Also show rejected links.")
-@click.pass_obj
-@errors_to_exit
-@guarded('graph')
-def graph_cmd(obj: Context, show_all: bool) -> None:
+@click.option("--all", "show_all", is_flag=True,
+              help="Also show candidate links across namespaces and rejected links.")
+@_format_option
+@session_command(Operation.GRAPH)
+def graph_cmd(session: Session, show_all: bool, fmt: str) -> None:
     """Show the identity graph: identifier columns by domain, and the links with evidence."""
-    graph = build_graph(obj.catalog, obj.config())
-    render.identity_graph(console(), graph, show_all)
+    from optout.cli import tables
+
+    graph = session.graph()
+    if fmt == "json":
+        click.echo(json.dumps(tables.graph_json(graph), indent=2, default=str))
+        return
+    tables.identity_graph(console(), graph, show_all)
 
 
 @cli.group("lineage")
@@ -282,74 +270,46 @@ def lineage_group() -> None:
     """Register and show the lineage of derived datasets."""
 
 
-@lineage_group.command("add-sql")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.pass_obj
-@errors_to_exit
-@guarded('lineage add-sql')
-def lineage_add_sql(obj: Context, files: tuple[str, ...]) -> None:
-    """Register SQL files that build datasets (CREATE ... AS SELECT, INSERT ... SELECT, views,
-    dbt-style SELECT files named after their table)."""
-    _register(obj, files)
+def _lineage_command(name: str, operation: Operation, doc: str, exists: bool) -> None:
+    """One `lineage add*` command: register files of one kind and report per file."""
+
+    @lineage_group.command(name, help=doc)
+    @click.argument("paths", nargs=-1, required=True,
+                    type=click.Path(exists=True) if exists else click.Path(dir_okay=False))
+    @session_command(operation)
+    def command(session: Session, paths: tuple[str, ...]) -> None:
+        done = session.add_lineage(list(paths), operation)
+        for path, n, problems in done:
+            say(f"{path}: {n} lineage edges")
+            for p in problems:
+                say(f"warning: {p}", err=True)
+        if any(problems for _, _, problems in done):
+            sys.exit(1)
 
 
-@lineage_group.command("add-dbt")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.pass_obj
-@errors_to_exit
-@guarded('lineage add-dbt')
-def lineage_add_dbt(obj: Context, paths: tuple[str, ...]) -> None:
-    """Register the lineage of dbt projects (a project folder, or its target/manifest.json):
-    models, seeds and snapshots with the relations they build, from the manifest."""
-    _report_lineage([(p, *register_dbt(obj.catalog, Path(p))) for p in paths])
-
-
-@lineage_group.command("add-openlineage")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.pass_obj
-@errors_to_exit
-@guarded('lineage add-openlineage')
-def lineage_add_openlineage(obj: Context, paths: tuple[str, ...]) -> None:
-    """Register OpenLineage RunEvents (JSON or JSON Lines files, or folders of them): the
-    columnLineage facet, else dataset-level inputs and outputs."""
-    _report_lineage([(p, *register_openlineage(obj.catalog, Path(p))) for p in paths])
-
-
-@lineage_group.command("add")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.pass_obj
-@errors_to_exit
-@guarded('lineage add')
-def lineage_add(obj: Context, files: tuple[str, ...]) -> None:
-    """Register declared lineage files (YAML) or SQL files."""
-    _register(obj, files)
-
-
-def _register(obj: Context, files: tuple[str, ...]) -> None:
-    """Register lineage files."""
-    _report_lineage([(f, *register_lineage_file(obj.catalog, Path(f))) for f in files])
-
-
-def _report_lineage(done: list[tuple[str, int, list[str]]]) -> None:
-    """Edges stored per file; every statement, table or edge that was not followed is a
-    warning naming it, and the command then exits 1."""
-    for path, n, problems in done:
-        click.echo(f"{printable(path)}: {n} lineage edges")
-        for p in problems:
-            click.echo(f"warning: {printable(p)}", err=True)
-    if any(problems for _, _, problems in done):
-        sys.exit(1)
+_lineage_command("add", Operation.LINEAGE_ADD,
+                 "Register declared lineage files (YAML) or SQL files.", False)
+_lineage_command("add-sql", Operation.LINEAGE_ADD_SQL,
+                 "Register SQL files that build datasets (CREATE ... AS SELECT, INSERT ... "
+                 "SELECT, views, dbt-style SELECT files named after their table).", False)
+_lineage_command("add-dbt", Operation.LINEAGE_ADD_DBT,
+                 "Register the lineage of dbt projects (a project folder, or its "
+                 "target/manifest.json): models, seeds and snapshots with the relations they "
+                 "build, from the manifest.", True)
+_lineage_command("add-openlineage", Operation.LINEAGE_ADD_OPENLINEAGE,
+                 "Register OpenLineage RunEvents (JSON or JSON Lines files, or folders of "
+                 "them): the columnLineage facet, else dataset-level inputs and outputs.", True)
 
 
 @lineage_group.command("show")
 @click.argument("dataset")
-@click.pass_obj
-@errors_to_exit
-@guarded('lineage show')
-def lineage_show(obj: Context, dataset: str) -> None:
+@session_command(Operation.LINEAGE_SHOW)
+def lineage_show(session: Session, dataset: str) -> None:
     """Show what a dataset is derived from (upstream) and what derives from it (downstream)."""
-    record = obj.catalog.find(dataset)
-    render.lineage(console(), record, obj.catalog.lineage())
+    from optout.cli import tables
+
+    record, edges = session.lineage(dataset)
+    tables.lineage(console(), record, edges)
 
 
 @cli.command("apply")
@@ -368,131 +328,114 @@ def lineage_show(obj: Context, dataset: str) -> None:
 @click.option("--lease-wait", type=float, default=30.0, show_default=True,
               help="Seconds to wait for datasets another request holds.")
 @engine_option
-@click.pass_obj
-@errors_to_exit
-@guarded('apply')
-def apply_cmd(obj: Context, plan_file: str | None, reapply: bool, policy_path: str | None,
+@session_command(Operation.APPLY)
+def apply_cmd(session: Session, plan_file: str | None, reapply: bool, policy_path: str | None,
               yes: bool, replan_: bool, dry_run: bool, lease_wait: float,
               engine: str | None) -> None:
     """Apply an erasure plan: atomic across datasets, verified, journaled. The plan may have
     been made on another engine: what it located is used while the data's fingerprints hold,
-    and a plan whose data changed is refused as on one engine."""
-    config = _with_engine(obj.config(), engine)
-    if reapply:
-        if plan_file or not policy_path:
-            raise click.UsageError("--reapply takes --policy and no plan file")
-        policy = stored_policy(obj.catalog, policy_path)  # from the store, as for `plan`
-        plan = reerasure_plan(obj.catalog, policy, store_ref(policy), config, obj.caller)
-        if not plan.steps:
-            click.echo("no erased subject found in the data")
-            return
-        if not dry_run:
-            _hold_for_approval(plan, f"reapply-{plan.request_id}.json")
-            return
-    elif plan_file:
-        plan = load_plan(plan_file)
-        if replan_:
-            started = Journal(obj.catalog).applied(plan.content_hash)
-            why, supersedes = None, ""
-            if started is not None and started["status"] not in FINAL:
-                why = (f"request {started['id']} stopped {started['status']} after part of its "
-                       "work; planning what remains")
-                supersedes = started["id"]
-            else:
-                try:
-                    check_plan(obj.catalog, plan)
-                except StalePlan as exc:
-                    why = f"{exc}; planning again"
-            if why:
-                click.echo(f"{why} (the plan's datasets are scanned again first)")
-                locations = sorted({s.location for s in plan.steps})
-                scan(locations, obj.catalog, ScanOptions(
-                    sample_rows=config.scan.sample_rows, seed=config.scan.seed,
-                    classifier=config.classifier_settings()), caller=obj.caller)
-                policy = stored_policy(obj.catalog, policy_path or plan.policy["name"])
-                plan, diff = replan(obj.catalog, plan, policy, config, caller=obj.caller,
-                                    supersedes=supersedes)
-                click.echo(printable("\n".join(diff) or "the new plan has the same steps"))
-                if not dry_run:
-                    _hold_for_approval(plan, str(Path(plan_file).with_suffix(".replanned.json")))
-                    return
-    else:
+    and a plan whose data changed is refused as on one engine. Exits 4 when the applied
+    request may leave data of the subject (incomplete_needs_review)."""
+    from optout.engine.plan_render import summary_line
+
+    if reapply and (plan_file or not policy_path):
+        raise click.UsageError("--reapply takes --policy and no plan file")
+    if not reapply and not plan_file:
         raise click.UsageError("give a plan file (or --reapply --policy POLICY)")
-    click.echo(printable(summary_line(plan)))
-    if not (yes or dry_run):
-        click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} datasets?",
-                      abort=True)
-    rid = apply_plan(obj.catalog, plan, ApplyOptions(dry_run=dry_run, lease_wait=lease_wait,
-                                                     config=config, caller=obj.caller))
-    click.echo(printable(f"request {rid}: {outcome(obj.catalog, rid)}"))
-    if not dry_run and final_status(plan) == INCOMPLETE:
+
+    def confirm(plan: ErasurePlan) -> bool:
+        say(summary_line(plan))
+        return yes or click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} "
+                                    "datasets?")
+
+    done = session.apply(plan_file, reapply_policy=policy_path if reapply else None,
+                         replan_if_stale=replan_, dry_run=dry_run, lease_wait=lease_wait,
+                         engine=engine, confirm=confirm, say=say)
+    if done.replanned or (replan_ and done.held):
+        say("\n".join(done.replanned) or "the new plan has the same steps")
+    if done.held:
+        say(f"{summary_line(done.plan)}\nthe new plan is in {done.held}: it needs "
+            f"{done.plan.approvals} approval(s) (`optout approve {done.held}`), then "
+            f"`optout apply {done.held}`")
+        return
+    if done.aborted:
+        raise click.exceptions.Abort()
+    if done.request_id is None:
+        say(done.status)
+        return
+    if dry_run:
+        say(summary_line(done.plan))
+    say(f"request {done.request_id}: {done.status}")
+    if dry_run:
+        for step in done.plan.steps:
+            say(f"  {step.dataset}: {step.action}, {step.rows} rows (staged, checked, rolled "
+                "back)")
+    if not dry_run and done.incomplete:
         sys.exit(NEEDS_REVIEW)  # the subject's data may remain: not a success to a script
-
-
-def _hold_for_approval(plan: ErasurePlan, path: str) -> None:
-    """Write a plan that needs approving before it is applied, and say so."""
-    write_private(path, plan.to_json())
-    click.echo(f"{printable(summary_line(plan))}\nthe new plan is in {path}: it needs "
-               f"{plan.approvals} approval(s) (`optout approve {path}`), then "
-               f"`optout apply {path}`")
 
 
 @cli.command("approve")
 @click.argument("plan_file", type=click.Path(dir_okay=False))
-@click.pass_obj
-@errors_to_exit
-@guarded("approve", by_api=True)
-def approve_cmd(obj: Context, plan_file: str) -> None:
+@session_command(Operation.APPROVE)
+def approve_cmd(session: Session, plan_file: str) -> None:
     """Approve a plan (its exact content): someone other than its author must; a policy may
     require two approvals."""
-    plan = load_plan(plan_file)
-    count = approve(obj.catalog, plan, obj.caller)
-    needed = recorded_plan(obj.catalog, plan).approvals  # the record's, not the file's
-    click.echo(f"plan {plan.request_id} approved by {obj.caller.name} ({count} of "
-               f"{needed} approvals)")
+    plan, count, needed = session.approve(plan_file)
+    say(f"plan {plan.request_id} approved by {session.principal.name} ({count} of {needed} "
+        "approvals)")
+    if count >= needed:
+        say(f"next: an operator runs `optout apply {plan_file}`", err=True)
 
 
 @cli.command("resume")
 @click.argument("request_id")
-@click.option("--lease-wait", type=float, default=30.0, show_default=True)
+@click.option("--lease-wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for datasets another request holds.")
 @engine_option
-@click.pass_obj
-@errors_to_exit
-@guarded('resume', by_api=True)
-def resume_cmd(obj: Context, request_id: str, lease_wait: float, engine: str | None) -> None:
+@session_command(Operation.RESUME)
+def resume_cmd(session: Session, request_id: str, lease_wait: float, engine: str | None) -> None:
     """Finish a request whose process died or whose commit kept failing."""
-    config = _with_engine(obj.config(), engine)
-    resume(obj.catalog, request_id, ApplyOptions(lease_wait=lease_wait, caller=obj.caller,
-                                                 config=config))
-    click.echo(printable(f"request {request_id}: {outcome(obj.catalog, request_id)}"))
+    say(f"request {request_id}: {session.resume(request_id, lease_wait=lease_wait, engine=engine)}")
+
+
+def _report_operation(params: dict[str, Any]) -> Operation:
+    return Operation.REPORT_VERIFY if params.get("request_id") == "verify" else Operation.REPORT
 
 
 @cli.command("report")
 @click.argument("request_id")
 @click.argument("file", required=False)
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default=None,
+              help="md on the terminal, json in a file (what `report verify` checks), html "
+                   "for people.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report here instead of standard output.")
 @click.pass_obj
 @errors_to_exit
-@guarded("report", by_api=True,
-         name_of=lambda p: "report verify" if p["request_id"] == "verify" else "report")
-def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
+def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str | None,
                output: str | None) -> None:
     """The signed report of a request; `optout report verify FILE` checks a report file."""
+    params = dict(click.get_current_context().params)
+    session = obj.login(_report_operation(params), params)
     if request_id == "verify":
         if not file:
             raise click.UsageError("optout report verify FILE")
-        data = verify_report(obj.catalog, file, obj.caller)
-        click.echo(f"{file}: signature valid (request {data['request_id']}, {data['status']})")
+        data = session.verify_report(file)
+        say(f"{file}: signature valid (request {data['request_id']}, {data['status']})")
         return
-    report = build_report(obj.catalog, request_id, obj.caller)
+    from optout.engine.report_render import report_html, report_markdown
+
+    report = session.report(request_id)
+    fmt = fmt or ("json" if output else "md")
     text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True) + "\n",
             "md": lambda: report_markdown(report), "html": lambda: report_html(report)}[fmt]()
     if output:
+        from optout.engine.private_files import write_private
+
         write_private(output, text)
+        _written(output, f"the report of {request_id} ({fmt})")
     else:
-        click.echo(printable(text), nl=False)
+        say(text.rstrip("\n"))
 
 
 @cli.command("init")
@@ -501,15 +444,17 @@ def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str,
 @errors_to_exit
 def init_cmd(obj: Context, quiet: bool) -> None:
     """Create the catalog, its key file (mode 0600) and a first admin token, shown once."""
-    token = principals.init_catalog(obj.catalog)
-    audit.append(obj.catalog, "admin", ("admin",), "init", {}, "ok", "catalog initialized")
+    from optout.session import Session
+
+    token = Session.init(obj.catalog_path)
     if quiet:
         click.echo(token)
         return
-    click.echo(f"initialized {obj.catalog.path} (key file {obj.catalog.path}.key, or "
+    click.echo(f"initialized {obj.catalog_path} (key file {obj.catalog_path}.key, or "
                f"OPTOUT_SECRET)\nadmin token, shown once — keep it secret:\n\n  {token}\n\n"
-               f"export {TOKEN_ENV}=... to use it; `optout user add` and `optout token create` "
-               "make principals for others")
+               f"next: export {TOKEN_ENV}=... to use it; `optout scan PATH` fills the "
+               "catalog; `optout user add` and `optout token create` make principals for "
+               "others")
 
 
 @cli.group("user")
@@ -517,27 +462,26 @@ def user_group() -> None:
     """Manage principals (admin)."""
 
 
+ROLE_NAMES = ("viewer", "scanner", "requester", "approver", "operator", "auditor", "admin")
+
+
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice(list(principals.ROLES)), help="A role; repeatable.")
-@click.pass_obj
-@errors_to_exit
-@guarded("user add")
-def user_add(obj: Context, name: str, roles: tuple[str, ...]) -> None:
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLE_NAMES),
+              help="A role; repeatable (every role includes viewer; admin holds them all).")
+@session_command(Operation.USER_ADD)
+def user_add(session: Session, name: str, roles: tuple[str, ...]) -> None:
     """Add a principal with roles."""
-    principals.add_principal(obj.catalog, name, list(roles), obj.caller.name)
-    click.echo(f"principal {name}: {', '.join(principals.check_roles(list(roles)))}")
+    say(f"principal {name}: {', '.join(session.add_user(name, list(roles)))}")
+    say(f"next: `optout token create {name}` makes their token", err=True)
 
 
 @user_group.command("list")
-@click.pass_obj
-@errors_to_exit
-@guarded("user list")
-def user_list(obj: Context) -> None:
+@session_command(Operation.USER_LIST)
+def user_list(session: Session) -> None:
     """List principals and their roles."""
-    for name, roles, created, by in principals.list_principals(obj.catalog):
-        click.echo(f"{name}\t{','.join(roles)}\tcreated {created:%Y-%m-%d %H:%M} by {by}")
+    for name, roles, created, by in session.users():
+        say(f"{name}\t{','.join(roles)}\tcreated {created:%Y-%m-%d %H:%M} by {by}")
 
 
 @cli.group("token")
@@ -547,38 +491,32 @@ def token_group() -> None:
 
 @token_group.command("create")
 @click.argument("principal")
-@click.option("--days", type=click.FloatRange(0, 3650), default=principals.DEFAULT_EXPIRY_DAYS,
-              show_default=True, help="Days until it expires (0: never).")
-@click.pass_obj
-@errors_to_exit
-@guarded("token create")
-def token_create(obj: Context, principal: str, days: float) -> None:
+@click.option("--days", type=click.FloatRange(0, 3650), default=None,
+              help="Days until it expires (0: never; default 90).")
+@session_command(Operation.TOKEN_CREATE)
+def token_create(session: Session, principal: str, days: float) -> None:
     """Create a token for a principal; it is printed once."""
-    token_id, token = principals.create_token(obj.catalog, principal, days or None)
+    token_id, token = session.create_token(principal, days)
     click.echo(f"token {token_id} for {principal}, shown once:\n{token}")
 
 
 @token_group.command("revoke")
 @click.argument("token_id")
-@click.pass_obj
-@errors_to_exit
-@guarded("token revoke")
-def token_revoke(obj: Context, token_id: str) -> None:
+@session_command(Operation.TOKEN_REVOKE)
+def token_revoke(session: Session, token_id: str) -> None:
     """Revoke a token by its id."""
-    principals.revoke_token(obj.catalog, token_id)
-    click.echo(f"token {token_id} revoked")
+    session.revoke_token(token_id)
+    say(f"token {token_id} revoked")
 
 
 @token_group.command("list")
-@click.pass_obj
-@errors_to_exit
-@guarded("token list")
-def token_list(obj: Context) -> None:
+@session_command(Operation.TOKEN_LIST)
+def token_list(session: Session) -> None:
     """List tokens: id, principal, created, expires, revoked (never the token)."""
-    for token_id, principal, created, expires, revoked in principals.list_tokens(obj.catalog):
+    for token_id, principal, created, expires, revoked in session.tokens():
         state = f"revoked {revoked:%Y-%m-%d}" if revoked else (
             f"expires {expires:%Y-%m-%d}" if expires else "never expires")
-        click.echo(f"{token_id}\t{principal}\tcreated {created:%Y-%m-%d}\t{state}")
+        say(f"{token_id}\t{principal}\tcreated {created:%Y-%m-%d}\t{state}")
 
 
 @cli.group("audit")
@@ -587,30 +525,28 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-@click.pass_obj
-@errors_to_exit
-@guarded("audit verify")
-def audit_verify(obj: Context) -> None:
+@session_command(Operation.AUDIT_VERIFY)
+def audit_verify(session: Session) -> None:
     """Check the whole chain (names the first edited, missing, inserted or moved entry) and
     the seals of principals, tokens, approvals, plans and the journal."""
-    count = audit.verify(obj.catalog)
-    rows = audit.verify_records(obj.catalog)
-    click.echo(f"audit log verified: {count} entries, chain intact; sealed records intact: "
-               + ", ".join(f"{n} {table}" for table, n in rows.items()))
+    check = session.verify_audit()
+    say(f"audit log verified: {check.entries} entries, chain intact; sealed records intact: "
+        + ", ".join(f"{n} {table}" for table, n in check.records.items()))
 
 
 @audit_group.command("export")
 @click.option("--since", type=click.DateTime(), default=None, help="UTC date or time.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
-@click.pass_obj
-@errors_to_exit
-@guarded("audit export")
-def audit_export(obj: Context, since: Any, output: str | None) -> None:
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to a file instead of standard output.")
+@session_command(Operation.AUDIT_EXPORT)
+def audit_export(session: Session, since: Any, output: str | None) -> None:
     """Write the log as JSON Lines (for a SIEM)."""
-    lines = [json.dumps(e.as_json(), sort_keys=True) + "\n"
-             for e in audit.entries(obj.catalog, since)]
+    lines = [json.dumps(e.as_json(), sort_keys=True) + "\n" for e in session.audit_entries(since)]
     if output:
+        from optout.engine.private_files import write_private
+
         write_private(output, "".join(lines))
+        _written(output, f"{len(lines)} audit entries")
     else:
         click.echo("".join(lines), nl=False)
 
@@ -618,12 +554,14 @@ def audit_export(obj: Context, since: Any, output: str | None) -> None:
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from optout.engine.no_pandas import without_pandas
+
     without_pandas()
     cli(prog_name="optout")
 
 
-# The worker's and the deployment's commands live in their own modules and register
-# themselves on `cli`.
+# The worker's, the review's and the deployment's commands live in their own modules and
+# register themselves on `cli`.
 from optout.cli import deployment, review, worker  # noqa: E402, F401
 
 if __name__ == "__main__":

@@ -45,67 +45,53 @@ def scan_summary(console: Console, report: ScanReport) -> None:
 
 
 def dataset_list(console: Console, records: list[DatasetRecord]) -> None:
-    """`optout catalog list`."""
+    """`optout catalog list`: one row per dataset (its location under its name), its PII
+    columns one per line; special categories only when a dataset has any."""
+    special = any(c.pii and c.category for d in records for c in d.columns)
     table = Table()
-    for col in ("id", "dataset", "format", "rows", "PII columns", "special categories",
-                "location"):
+    for col in ("id", "dataset", "format", "rows", "PII columns",
+                *(("special categories",) if special else ())):
         table.add_column(col, overflow="fold")
     for d in records:
-        pii = ", ".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
-        special = Text(", ".join(f"{c.name}:{c.category}" for c in d.columns
-                                 if c.pii and c.category), style="bold red")
+        pii = "\n".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
         rows = "" if d.row_count is None else f"{d.row_count:,}"
-        name = _t(d.name) if d.status == "ok" else Text.assemble(_t(d.name), " ",
-                                                                   ("(failed)", "red"))
-        table.add_row(d.id, name, _t(f"{d.format} {d.kind}"), rows, _t(pii or "-"),
-                      special, _t(d.location))
+        name = Text.assemble(_t(d.name), *((" ", ("(failed)", "red")) if d.status != "ok"
+                                           else ()), "\n", _t(d.location, "dim"))
+        cells = [d.id, name, _t(f"{d.format} {d.kind}"), rows, _t(pii or "-")]
+        if special:
+            cells.append(Text("\n".join(f"{c.name}:{c.category}" for c in d.columns
+                                        if c.pii and c.category), style="bold red"))
+        table.add_row(*cells)
     console.print(table)
 
 
 def dataset_detail(console: Console, d: DatasetRecord) -> None:
-    """`optout catalog show DATASET`: columns, findings and their evidence."""
+    """`optout catalog show DATASET`: each column with its findings and their evidence, one
+    block per column (readable at any width)."""
     console.print(Text.assemble(_t(d.name, "bold"), f"  id {d.id}  ",
                                 _t(f"{d.format} {d.kind}  {d.location}")))
     rows = "unknown" if d.row_count is None else f"{d.row_count:,}"
     console.print(_t(f"rows {rows}; scanned {d.scanned_at}; status {d.status}"
                      + (f" ({d.error})" if d.error else "")))
-    table = Table()
-    for col in (
-        "column",
-        "type",
-        "PII",
-        "entity",
-        "score",
-        "identifier",
-        "sensitivity",
-        "evidence",
-        "free text",
-        "entities (hit rate)",
-        "signals",
-        "examples (masked)",
-    ):
-        table.add_column(col, overflow="fold")
     for c in d.columns:
+        head = Text.assemble("\n", _t(c.name, "bold"), f"  {c.type}")
+        if c.pii:
+            head.append(f"  PII {c.entity} (score {c.score:.2f}"
+                        + (", identifier" if c.identifier else "")
+                        + (", free text" if c.free_text else "") + ")")
+        if c.category:
+            head.append(f"  {c.sensitivity}: {c.category}", style="bold red")
+        elif c.sensitivity:
+            head.append(f"  sensitivity {c.sensitivity}")
+        console.print(head)
         entities = ", ".join(
-            f"{e} {r:.2f}" for e, r in sorted(c.entities.items(), key=lambda kv: -kv[1])
-        )
+            f"{e} {r:.2f}" for e, r in sorted(c.entities.items(), key=lambda kv: -kv[1]))
         fired = [k for k in ("name", "patterns", "ner") if c.signals.get(k)]
-        table.add_row(
-            _t(c.name),
-            _t(c.type),
-            "yes" if c.pii else "",
-            c.entity or "",
-            f"{c.score:.2f}" if c.pii else "",
-            "yes" if c.identifier else "",
-            Text(f"{c.sensitivity}: {c.category}", style="bold red") if c.category
-            else (c.sensitivity or ""),
-            _t(c.evidence or ""),
-            "yes" if c.free_text else "",
-            entities,
-            ", ".join(fired),
-            _t("; ".join(c.examples)),
-        )
-    console.print(table)
+        for label, value in (("evidence", c.evidence), ("signals", ", ".join(fired)),
+                             ("entities (hit rate)", entities),
+                             ("examples (masked)", "; ".join(c.examples))):
+            if value:
+                console.print(Text.assemble(f"  {label}: ", _t(value)))
 
 
 def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = False) -> None:
@@ -125,12 +111,17 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
     links = Table(title="links", title_justify="left")
     for col in ("from", "to", "kind", "status", "evidence"):
         links.add_column(col, overflow="fold")
+    hidden = 0
     for link in graph.links:
-        if link.status == "rejected" and not show_all:
+        if link.status != "accepted" and not show_all:
+            hidden += 1
             continue
         links.add_row(_t(graph.name(link.a)), _t(graph.name(link.b)), link.kind, link.status,
                       _t(link.evidence))
     console.print(links)
+    if hidden:
+        console.print(f"{hidden} candidate or rejected links not shown (`optout graph --all` "
+                      "shows them; `optout review PLAN` proposes the ones a plan needs)")
     if graph.vetoed:
         vetoed = Table(title="not match keys (PII, never used to find a subject)",
                        title_justify="left")
@@ -141,8 +132,24 @@ def identity_graph(console: Console, graph: IdentityGraph, show_all: bool = Fals
         console.print(vetoed)
     console.print("Roles: own (the table's key), attribute (its row's email, phone, ...), owner "
                   "(whose row it is), agent (another person named in the row: never learned).")
-    console.print("Accept a candidate or add a link in the deployment's configuration (identity.links, `optout config set`); "
-                  "reject one under identity.reject.")
+    console.print("Accept a candidate or add a link in the deployment's configuration "
+                  "(identity.links, `optout config set`); reject one under identity.reject.")
+
+
+def graph_json(graph: IdentityGraph) -> dict:
+    """`optout graph --format json`: domains with their columns and roles, every link with
+    its evidence, and the identifier columns that are not match keys."""
+    domains: dict[str, list[dict]] = {}
+    for column, domain in sorted(graph.domains.items()):
+        domains.setdefault(domain, []).append(
+            {"column": graph.name(column), "role": graph.roles.get(column)})
+    return {
+        "domains": domains,
+        "links": [{"from": graph.name(x.a), "to": graph.name(x.b), "kind": x.kind,
+                   "status": x.status, "evidence": x.evidence, "ratio": x.ratio}
+                  for x in graph.links],
+        "not_match_keys": {graph.name(c): why for c, why in sorted(graph.vetoed.items())},
+    }
 
 
 def lineage(console: Console, record: DatasetRecord, edges: list[dict]) -> None:

@@ -5,29 +5,25 @@ They register on the `optout` group of `optout.cli.main`, which imports this mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from optout.cli.base import Context, cli, errors_to_exit, guarded
-from optout.scanner.access import principals
+from optout.cli.base import cli, session_command
+from optout.session.operations import Operation
+
+if TYPE_CHECKING:
+    from optout.session import Session
 
 
 @cli.command("producer-key")
 @click.argument("principal")
-@click.pass_obj
-@errors_to_exit
-@guarded("producer-key")
-def producer_key_cmd(obj: Context, principal: str) -> None:
+@session_command(Operation.PRODUCER_KEY)
+def producer_key_cmd(session: Session, principal: str) -> None:
     """Print the key a producer signs worker requests with (HMAC-SHA256 of the body, header
     Optout-Signature: sha256=HEX, its name in Optout-Producer); the principal needs the
     requester role. Shown on request only; keep it like a token."""
-    from optout.worker.signing import producer_key
-
-    roles = {n: r for n, r, _, _ in principals.list_principals(obj.catalog)}.get(principal)
-    if roles is None or not principals.Principal(principal, frozenset(roles)).holds("requester"):
-        raise click.ClickException(f"no principal {principal!r} with the requester role "
-                                   "(`optout user add NAME --role requester`)")
-    click.echo(producer_key(obj.catalog, principal).hex())
+    click.echo(session.producer_key(principal).hex())
 
 
 @cli.command("worker")
@@ -54,10 +50,8 @@ def producer_key_cmd(obj: Context, principal: str) -> None:
                    "resolved request is deleted from it at once).")
 @click.option("--seconds", type=float, default=None, help="Stop after this long.")
 @click.option("--until-idle", is_flag=True, help="Stop when no message is waiting.")
-@click.pass_obj
-@errors_to_exit
-@guarded("worker")
-def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | None,
+@session_command(Operation.WORKER)
+def worker_cmd(session: Session, stream: str, namespace: str, targets_file: str | None,
                reapply_policy: str, plans_dir: str | None, ack_wait: float, batch: int,
                max_deliver: int, retention_days: float, seconds: float | None,
                until_idle: bool) -> None:
@@ -68,13 +62,16 @@ def worker_cmd(obj: Context, stream: str, namespace: str, targets_file: str | No
     from optout.engine.cascade.spec import load_targets
     from optout.worker.service import Worker, WorkerSettings
 
-    plans = Path(plans_dir) if plans_dir else Path(obj.catalog.path).resolve().parent / "plans"
-    plans.mkdir(mode=0o700, exist_ok=True)
-    settings = WorkerSettings(stream, namespace, load_targets(targets_file),
-                              reapply_policy, plans, ack_wait, batch,
-                              config=obj.config(), max_deliver=max_deliver,
-                              retention=retention_days * 86400)
-    asyncio.run(Worker(obj.catalog, obj.caller, settings).run(seconds, until_idle))
+    args = {"stream": stream, "namespace": namespace, "targets": targets_file}
+    with session.operation(Operation.WORKER, args):
+        plans = Path(plans_dir) if plans_dir else \
+            Path(session.catalog.path).resolve().parent / "plans"
+        plans.mkdir(mode=0o700, exist_ok=True)
+        settings = WorkerSettings(stream, namespace, load_targets(targets_file),
+                                  reapply_policy, plans, ack_wait, batch,
+                                  config=session.config(), max_deliver=max_deliver,
+                                  retention=retention_days * 86400)
+        asyncio.run(Worker(session, settings).run(seconds, until_idle))
 
 
 @cli.group("request")
@@ -83,17 +80,17 @@ def request_group() -> None:
 
 
 @request_group.command("submit")
-@click.option("--stream", default="nats://127.0.0.1:4222", show_default=True)
-@click.option("--namespace", default="optout", show_default=True)
+@click.option("--stream", default="nats://127.0.0.1:4222", show_default=True,
+              help="The NATS server with JetStream.")
+@click.option("--namespace", default="optout", show_default=True,
+              help="The worker's namespace (its subjects are NAMESPACE.requests, ...).")
 @click.option("--id", "request_id", default=None, help="Request id (default: a new one).")
 @click.option("--identifier", "subjects", multiple=True, required=True, metavar="KEY=VALUE",
               help="One of the subject's identifiers; repeatable.")
 @click.option("--policy", required=True,
               help="A policy name (the worker reads it from the deployment's policy store).")
-@click.pass_obj
-@errors_to_exit
-@guarded("request submit")
-def request_submit(obj: Context, stream: str, namespace: str, request_id: str | None,
+@session_command(Operation.REQUEST_SUBMIT)
+def request_submit(session: Session, stream: str, namespace: str, request_id: str | None,
                    subjects: tuple[str, ...], policy: str) -> None:
     """Publish a request on the stream (for scripts and tests)."""
     import asyncio
@@ -116,7 +113,6 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
                                f"{exc.errors()[0]['msg']}") from None
 
     body = request.model_dump_json().encode()
-    headers = signed_headers(obj.catalog, obj.caller.name, body)  # signed as the caller
 
     async def send() -> None:
         nc, js = await bus.connect(stream, namespace)
@@ -125,5 +121,8 @@ def request_submit(obj: Context, stream: str, namespace: str, request_id: str | 
         finally:
             await nc.close()
 
-    asyncio.run(send())
+    with session.operation(Operation.REQUEST_SUBMIT, {"request_id": request.request_id,
+                                                      "policy": policy}) as call:
+        headers = signed_headers(session.catalog, call.who.name, body)  # signed as the caller
+        asyncio.run(send())
     click.echo(f"submitted request {request.request_id}")

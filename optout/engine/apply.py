@@ -46,8 +46,7 @@ from optout.model.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
 from optout.model.redaction import one_line
 from optout.model.runtime import DUCKDB, Runtime
 from optout.model.sandbox import Relation
-from optout.scanner.access import Principal, authorize
-from optout.scanner.access.gate import EMBEDDED
+from optout.scanner.access import EMBEDDED, Principal, acting
 from optout.scanner.catalog import Catalog, DatasetRecord
 from optout.scanner.config import Config
 from optout.scanner.deployment import deployment_config
@@ -161,9 +160,7 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
     """Apply a plan; returns the request id. Raises on a failure before commit (everything
     rolled back) and leaves the request `blocked` when commit keeps failing."""
     options = options or ApplyOptions()
-    who = authorize(catalog, options.caller, "apply", {
-        "request_id": plan.request_id, "plan_hash": plan.content_hash,
-        "dry_run": options.dry_run})
+    who = acting(catalog, options.caller)
     if plan.digest() != plan.content_hash:
         raise PlanError("the plan's content hash does not match: it was altered")
     plan = recorded_plan(catalog, plan)
@@ -192,7 +189,7 @@ def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None
 def resume(catalog: Catalog, request_id: str, options: ApplyOptions | None = None) -> str:
     """Finish a request whose process died or whose commit kept failing."""
     options = options or ApplyOptions()
-    authorize(catalog, options.caller, "resume", {"request_id": request_id})
+    acting(catalog, options.caller)
     journal = Journal(catalog)
     request = journal.request(request_id)
     if request["status"] in FINAL:

@@ -18,7 +18,7 @@ from optout.model.dataset import ColumnFinding, DatasetRef, ForeignKey, Sample
 from optout.model.errors import ScannerError
 from optout.model.redaction import one_line, redact_uri_passwords
 from optout.model.runtime import DUCKDB, Runtime
-from optout.scanner.access import Principal, authorize
+from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.store import DatasetExtras
 from optout.scanner.classify.context import link_people, settle
@@ -109,9 +109,9 @@ def scan(
     caller: Principal | None = None,
 ) -> ScanReport:
     """Scan every source in `specs` into `catalog`; failures are recorded, never raised, except
-    a catalog that cannot be written, and a caller without the scanner role."""
-    authorize(catalog, caller, "scan",
-              {"sources": [redact_uri_passwords(s) for s in specs], "full": bool(options and options.full)})
+    a catalog that cannot be written, and a call by nobody on a catalog with principals
+    (callers come through `optout.Session`, which authorizes them)."""
+    acting(catalog, caller)
     options = options or ScanOptions()
     if classifier is None:  # Presidio and spaCy load here, not when the module is imported
         from optout.scanner.classify.column import Classifier

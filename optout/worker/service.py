@@ -20,27 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optout.engine import EngineError
-from optout.engine.apply import ApplyOptions, apply_plan, resume
 from optout.engine.approvals import approvers
 from optout.engine.cascade.run import run_cascade
 from optout.engine.cascade.spec import Spec
-from optout.engine.graph import build_graph
-from optout.engine.journal import WORKER_PREFIX, Journal, ledger_values
-from optout.engine.ledger import reappearances, reerasure_plan
+from optout.engine.journal import WORKER_PREFIX, Journal
 from optout.engine.plan_store import recorded_plan
-from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import Policy, PolicyError
-from optout.engine.policy_store import store_ref, stored_policy
+from optout.engine.policy_store import stored_policy
 from optout.engine.private_files import write_private
 from optout.engine.subjects import SubjectError, parse_subject
 from optout.model.errors import ScannerError
 from optout.model.plan import ErasurePlan, load_plan
 from optout.model.redaction import redact
 from optout.scanner.access import Principal
-from optout.scanner.catalog import Catalog
 from optout.scanner.classify.column import Classifier
 from optout.scanner.config import Config
-from optout.scanner.scan import ScanOptions, scan
+from optout.session import Session
 from optout.worker import bus
 from optout.worker.messages import (
     CHANGES,
@@ -102,9 +97,10 @@ async def _drained(*subs) -> bool:
 class Worker:
     """Consumes requests and dataset changes; requests that arrive together are batched."""
 
-    def __init__(self, catalog: Catalog, caller: Principal, settings: WorkerSettings) -> None:
-        self.catalog = catalog
-        self.caller = caller
+    def __init__(self, session: Session, settings: WorkerSettings) -> None:
+        self.session = session
+        self.catalog = session.catalog
+        self.caller = session.principal
         self.settings = settings
         self.publish: Callable[[str, bytes], None] = lambda subject, body: None
         self._classifier: Classifier | None = None
@@ -319,7 +315,7 @@ class Worker:
         batch_id = f"{WORKER_PREFIX}batch-{uuid.uuid4().hex[:12]}"
         self._receive(requests, batch_id)
         try:
-            policy, path = self._policy(requests[0].policy)
+            policy = self._policy(requests[0].policy)
             subjects, ok, parsed = [], [], {}
             for r in requests:
                 try:
@@ -329,10 +325,8 @@ class Worker:
                     ok.append(r)
                 except SubjectError as exc:
                     self._status(r.request_id, "failed", str(exc))
-            author = self._producers.get(requests[0].request_id, self.caller)
-            plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), batch_id,
-                                                        created_by=author.name),
-                              self.settings.config, caller=author)
+            plan = self._author(requests[0].request_id).plan_subjects(
+                subjects, policy.name, request_id=batch_id, config=self.settings.config)
             for r in list(ok):
                 if self._stopped(plan, parsed[r.request_id], r.request_id):
                     ok.remove(r)  # resolved as needing a person: no erasure, no cascade
@@ -341,8 +335,7 @@ class Worker:
             if plan.approvals > 0:
                 self._hold(plan, [r.request_id for r in ok])
                 return [r not in ok for r in requests]  # held ones come back until approved
-            apply_plan(self.catalog, plan, ApplyOptions(caller=self.caller,
-                                                        config=self.settings.config))
+            self.session.apply_plan(plan, config=self.settings.config)
         except (EngineError, ScannerError) as exc:
             status = Journal(self.catalog).find(batch_id)
             blocked = bool(status and status["status"] == "blocked")
@@ -362,6 +355,11 @@ class Worker:
         self._statuses(outcomes)
         return results
 
+    def _author(self, rid: str) -> Session:
+        """The session of the principal that signed request `rid` (its plan's author)."""
+        producer = self._producers.get(rid)
+        return self.session if producer is None else Session(self.catalog, producer)
+
     def _stopped(self, plan: ErasurePlan, subjects: list, rid: str) -> bool:
         """True (and status `needs_review`) when resolution stopped one of the request's
         subjects: nothing is erased or cascaded for it until a person decides."""
@@ -373,13 +371,12 @@ class Worker:
             self._status(rid, "needs_review", "; ".join(str(r) for r in reasons))
         return bool(reasons)
 
-    def _policy(self, name: str) -> tuple[Policy, str]:
+    def _policy(self, name: str) -> Policy:
         """A policy by name, from the deployment's policy store only (message schema: no
-        paths), and how a plan names it."""
+        paths)."""
         if "/" in name or name.endswith((".yaml", ".yml")):
             raise PolicyError(f"policy {name[:80]!r}: a request names a stored policy, not a file")
-        policy = stored_policy(self.catalog, name)
-        return policy, store_ref(policy)
+        return stored_policy(self.catalog, name)
 
     def _plan_file(self, job: str) -> Path:
         """Where the plan of a request (or batch) waiting for approval is written."""
@@ -401,23 +398,20 @@ class Worker:
 
     def _resolve(self, request: ErasureRequest) -> bool:
         rid = request.request_id
-        options = ApplyOptions(caller=self.caller, config=self.settings.config)
         journal = Journal(self.catalog)
         job = self._batch_of(rid)  # the journal request: the batch it was applied in
         existing = journal.find(job)
         if existing is None:
             plan = self._held(job)
             if plan is None:
-                policy, path = self._policy(request.policy)
+                policy = self._policy(request.policy)
                 try:
                     subjects = [parse_subject(s, policy.identifiers) for s in request.subjects()]
                 except SubjectError as exc:
                     self._status(rid, "failed", str(exc))
                     return True
-                author = self._producers.get(rid, self.caller)
-                plan = build_plan(self.catalog, PlanRequest(subjects, policy, str(path), job,
-                                                            created_by=author.name),
-                                  self.settings.config, caller=author)
+                plan = self._author(rid).plan_subjects(subjects, policy.name, request_id=job,
+                                                       config=self.settings.config)
                 if self._stopped(plan, subjects, rid):
                     return True
                 self._status(rid, "planned", f"{len(plan.steps)} datasets")
@@ -427,7 +421,7 @@ class Worker:
             elif len(approvers(self.catalog, plan)) < plan.approvals:
                 return False  # still waiting for approval
             try:
-                apply_plan(self.catalog, plan, options)
+                self.session.apply_plan(plan, config=self.settings.config)
             except EngineError as exc:
                 status = journal.find(job)
                 if status and status["status"] == "blocked":
@@ -437,7 +431,7 @@ class Worker:
         elif existing["status"] not in ("complete", "complete_with_review",
                                         "incomplete_needs_review"):
             try:
-                resume(self.catalog, job, options)
+                self.session.resume(job, config=self.settings.config)
             except EngineError as exc:
                 self._status(rid, "blocked", str(exc))
                 return False
@@ -485,29 +479,21 @@ class Worker:
         """Re-scan one dataset; erase again any erased subject found in it (the ledger).
         Returns the id of the re-erasure request, if one ran."""
         config = self.settings.config or Config()
-        options = ScanOptions(sample_rows=config.scan.sample_rows, seed=config.scan.seed,
-                              classifier=config.classifier_settings())
         if self._classifier is None:  # loaded once: the spaCy model takes seconds
-            self._classifier = Classifier(options.classifier)
-        report = scan([location], self.catalog, options, classifier=self._classifier,
-                      caller=self.caller)
-        scanned = {r.ref.id for r in report.results if r.status == "scanned"}
-        if not scanned or not ledger_values(self.catalog):
+            self._classifier = Classifier(config.classifier_settings())
+        done = self.session.scan([location], config=config, classifier=self._classifier)
+        if not done.reappeared:
             return None
-        graph = build_graph(self.catalog, self.settings.config)
-        if not reappearances(self.catalog, graph, scanned):
-            return None
-        policy, path = self._policy(self.settings.reapply_policy)
+        scanned = {r.ref.id for r in done.report.results if r.status == "scanned"}
+        policy = self._policy(self.settings.reapply_policy)
         # only the changed datasets: every other copy was erased before (and verification
         # after apply reads every identifier dataset of the catalog anyway)
-        plan = reerasure_plan(self.catalog, policy, path, self.settings.config,
-                              self.caller, only=scanned)
+        plan = self.session.reerasure(policy.name, only=scanned, config=self.settings.config)
         if not plan.steps:
             return None
         if plan.approvals > 0:
             self._hold(plan, [plan.request_id])
             return plan.request_id
-        apply_plan(self.catalog, plan, ApplyOptions(caller=self.caller,
-                                                    config=self.settings.config))
+        self.session.apply_plan(plan, config=self.settings.config)
         self.publish(STATUS, status_event(plan.request_id, "applied", "erased again"))
         return plan.request_id

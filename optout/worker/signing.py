@@ -15,18 +15,13 @@ import hashlib
 import hmac
 
 from optout.scanner.access import Principal
-from optout.scanner.access.principals import list_principals
+from optout.scanner.access.principals import list_principals, producer_key
 from optout.scanner.catalog import Catalog
+from optout.session import Operation, Session
 from optout.worker.messages import MessageError
 
 PRODUCER_HEADER = "Optout-Producer"
 SIGNATURE_HEADER = "Optout-Signature"
-_CONTEXT = b"optout producer signing key v1\0"
-
-
-def producer_key(catalog: Catalog, name: str) -> bytes:
-    """The signing key of the producer `name`."""
-    return hmac.new(catalog.secret(), _CONTEXT + name.encode(), hashlib.sha256).digest()
 
 
 def signed_headers(catalog: Catalog, name: str, body: bytes) -> dict[str, str]:
@@ -56,7 +51,7 @@ def producer_of(catalog: Catalog, headers: dict[str, str] | None, body: bytes,
     if not hmac.compare_digest(expected, signature):
         raise MessageError(f"unauthenticated: the signature of {name!r} does not match the body")
     producer = Principal(name, frozenset(roles))
-    if not producer.holds("requester"):
+    if not Session(catalog, producer).may(Operation.REQUEST_SUBMIT):
         raise MessageError(f"not authorized: producer {name!r} does not hold the role "
                            "'requester'")
     return producer

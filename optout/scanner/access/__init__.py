@@ -1,7 +1,15 @@
-"""Who may do what: principals and tokens, the role each command needs, the audit log."""
+"""Who is who: principals and tokens, and the audit log. What each may do is the session's
+(optout/session/operations.py)."""
 
-from optout.scanner.access.gate import COMMAND_ROLES, AccessDenied, authorize
-from optout.scanner.access.principals import AuthError, Principal, PrincipalError, authenticate
+from optout.scanner.access.principals import (
+    EMBEDDED,
+    AccessDenied,
+    AuthError,
+    Principal,
+    PrincipalError,
+    acting,
+    authenticate,
+)
 
-__all__ = ["COMMAND_ROLES", "AccessDenied", "AuthError", "Principal", "PrincipalError",
-           "authenticate", "authorize"]
+__all__ = ["EMBEDDED", "AccessDenied", "AuthError", "Principal", "PrincipalError", "acting",
+           "authenticate"]

@@ -175,3 +175,33 @@ def authenticate(catalog: Catalog, token: str | None) -> Principal:
     if expires is not None and expires <= _now():
         raise AuthError(f"token {token_id} expired on {expires:%Y-%m-%d %H:%M} UTC")
     return Principal(name, frozenset(roles), token_id)
+
+
+#: who acts when a catalog `optout init` never initialized is used directly (embedded use,
+#: tests): such a catalog has no principals, and the audit log records `(embedded)`
+EMBEDDED = Principal("(embedded)", frozenset({"embedded"}))
+
+
+class AccessDenied(ScannerError):
+    """The caller may not do what they asked (CLI exit status 3)."""
+
+
+def acting(catalog: Catalog, caller: Principal | None) -> Principal:
+    """Who acts in a library call: the caller, or `EMBEDDED` on a catalog without principals.
+    A catalog with principals is never changed by nobody: its callers come through a
+    `optout.Session`, which authenticates and authorizes them."""
+    if caller is not None:
+        return caller
+    if not has_principals(catalog):
+        return EMBEDDED
+    raise AccessDenied("this catalog has principals: an authenticated caller is needed "
+                       "(OPTOUT_TOKEN; in Python, optout.Session)")
+
+
+#: the context a producer's signing key is derived under
+_PRODUCER_CONTEXT = b"optout producer signing key v1\0"
+
+
+def producer_key(catalog: Catalog, name: str) -> bytes:
+    """The key the producer `name` signs worker requests with (derived from the secret)."""
+    return hmac.new(catalog.secret(), _PRODUCER_CONTEXT + name.encode(), hashlib.sha256).digest()

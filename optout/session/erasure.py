@@ -1,0 +1,273 @@
+"""The session's erasure workflow: plan, review, approve, apply (with replanning and
+re-erasure), resume, and the signed report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optout.engine.apply import (
+    FINAL,
+    INCOMPLETE,
+    ApplyOptions,
+    StalePlan,
+    apply_plan,
+    check_plan,
+    final_status,
+    resume,
+)
+from optout.engine.approvals import approve
+from optout.engine.erasure_report import build_report, outcome, verify_report
+from optout.engine.journal import Journal
+from optout.engine.ledger import reerasure_plan
+from optout.engine.plan_store import recorded_plan
+from optout.engine.planner import PlanRequest, build_plan, replan
+from optout.engine.policy_store import store_ref, stored_policy
+from optout.engine.private_files import write_private
+from optout.engine.subjects import Subject, parse_subject, read_subjects
+from optout.model.errors import EngineError
+from optout.model.plan import ErasurePlan, load_plan
+from optout.scanner.access import EMBEDDED, AccessDenied
+from optout.scanner.config import Config, LinkConfig
+from optout.scanner.deployment import deployment_config, store_deployment_config
+from optout.scanner.scan import ScanOptions, scan
+from optout.session.base import SessionBase
+from optout.session.operations import Operation, holds
+
+#: how a workflow tells its adapter what it is doing (a line for a person)
+Say = Callable[[str], None]
+
+
+class NothingToPlan(EngineError):
+    """A plan was asked for without a subject."""
+
+
+@dataclass
+class Applied:
+    """How an apply ended: the request it ran (None when nothing ran), or the plan it wrote
+    for approval instead (`held`), what replanning said, and whether the subject may remain."""
+
+    plan: ErasurePlan
+    request_id: str | None = None
+    status: str = ""
+    held: str | None = None
+    replanned: list[str] = field(default_factory=list)
+    aborted: bool = False
+
+    @property
+    def incomplete(self) -> bool:
+        return self.request_id is not None and final_status(self.plan) == INCOMPLETE
+
+
+@dataclass
+class Reviewed:
+    """A review: the plan planned again after accepting or rejecting proposals (the plan
+    itself when none were)."""
+
+    plan: ErasurePlan
+    path: str
+    diff: list[str]
+
+
+def subjects_of(policy_identifiers: list[str], subjects: list[str],
+                subjects_file: str | None) -> list[Subject]:
+    """The subjects a request names (KEY=VALUE strings and a file of them)."""
+    parsed = [parse_subject(s, policy_identifiers) for s in subjects]
+    if subjects_file:
+        parsed += read_subjects(subjects_file, policy_identifiers)
+    if not parsed:
+        raise NothingToPlan("give at least one subject (KEY=VALUE) or a file of them")
+    return parsed
+
+
+def numbered(plan: ErasurePlan) -> dict[int, dict]:
+    """Every proposal of a plan's review items, numbered from 1 in the plan's order."""
+    return {n: p for n, p in enumerate((p for note in plan.review for p in note.proposals),
+                                        start=1)}
+
+
+class ErasureOperations(SessionBase):
+    """Plan, review, approve, apply, resume, report."""
+
+    def plan(self, subjects: list[str], policy: str, *, subjects_file: str | None = None,
+             request_id: str | None = None, accept_ambiguous: bool = False,
+             engine: str | None = None) -> ErasurePlan:
+        """Plan an erasure or opt-out under a stored policy for subjects given as KEY=VALUE
+        (and a file of them); changes nothing. `accept_ambiguous` (an admin's) plans
+        subjects resolution would stop."""
+        found = stored_policy(self.catalog, policy)
+        parsed = subjects_of(found.identifiers, subjects, subjects_file)
+        return self.plan_subjects(parsed, policy, request_id=request_id,
+                                  accept_ambiguous=accept_ambiguous, config=self.config(engine))
+
+    def plan_subjects(self, subjects: list[Subject], policy: str, *,
+                      request_id: str | None = None, accept_ambiguous: bool = False,
+                      config: Config | None = None) -> ErasurePlan:
+        """Plan for parsed subjects under the stored policy `policy` (a name, or a file
+        whose content is a stored policy's)."""
+        hasher = self.catalog.hasher()
+        # the audit log keeps keyed hashes of the subjects, never their values
+        args: dict[str, Any] = {
+            "policy": policy, "request_id": request_id, "accept_ambiguous": accept_ambiguous,
+            "subjects": [f"{s.key}={s.values[0]}" for s in subjects],
+            "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in subjects]}
+        with self.operation(Operation.PLAN, args) as call:
+            if accept_ambiguous and call.who is not EMBEDDED and not holds(call.who, "admin"):
+                raise AccessDenied(
+                    f"plan --accept-ambiguous: {call.who.name} does not hold the role 'admin' "
+                    "(widening a subject past the resolution bounds is an admin's decision; "
+                    "the plan records it)")
+            found = stored_policy(self.catalog, policy)
+            return build_plan(self.catalog, PlanRequest(subjects, found, store_ref(found),
+                                                        request_id, created_by=call.who.name),
+                              config or self.config(), caller=call.who,
+                              accept_ambiguous=accept_ambiguous)
+
+    def reerasure(self, policy: str, *, only: set[str] | None = None,
+                  config: Config | None = None) -> ErasurePlan:
+        """A plan erasing again every subject of the erasure ledger found in the data (only
+        in the datasets `only`, when given)."""
+        with self.operation(Operation.PLAN, {"policy": policy, "reapply": True}) as call:
+            found = stored_policy(self.catalog, policy)
+            return reerasure_plan(self.catalog, found, store_ref(found), config or self.config(),
+                                  call.who, only=only)
+
+    def review(self, plan_file: str, accept: list[int], reject: list[int],
+               output: str | None = None) -> Reviewed:
+        """Accept or reject a plan's numbered proposals (an admin's: it changes the
+        deployment's configuration), then plan again; the new plan is written to `output`
+        (default: PLAN with .reviewed.json)."""
+        with self.operation(Operation.REVIEW, {"plan_file": plan_file, "accepted": accept,
+                                               "rejected": reject}):
+            plan = load_plan(plan_file)
+            if not accept and not reject:
+                return Reviewed(plan, plan_file, [])
+            proposals = numbered(plan)
+            unknown = sorted((set(accept) | set(reject)) - proposals.keys())
+            if unknown:
+                raise EngineError(f"no proposal {unknown[0]} in {plan_file} (it has "
+                                  f"{len(proposals)}; `optout review {plan_file}` lists them)")
+            if set(accept) & set(reject):
+                raise EngineError("a proposal is either accepted or rejected, not both")
+            with self.operation(Operation.CONFIG_SET, {"review": plan_file, "accepted": accept,
+                                                       "rejected": reject}) as change:
+                config, _ = deployment_config(self.catalog)
+                for n in accept:
+                    p = proposals[n]
+                    section = config.identity.references if p["section"] == "references" \
+                        else config.identity.links
+                    section.append(LinkConfig(columns=tuple(p["columns"])))
+                for n in reject:
+                    config.identity.reject.append(
+                        LinkConfig(columns=tuple(proposals[n]["columns"])))
+                store_deployment_config(self.catalog, config, change.who.name)
+            policy = stored_policy(self.catalog, plan.policy["name"])
+            new, diff = replan(self.catalog, plan, policy, self.config(), caller=self.principal)
+            path = output or str(Path(plan_file).with_suffix(".reviewed.json"))
+            write_private(path, new.to_json())
+            return Reviewed(new, path, diff)
+
+    def approve(self, plan_file: str) -> tuple[ErasurePlan, int, int]:
+        """Approve a plan's exact content (never its author): the plan, its approvals now,
+        and the approvals its record needs."""
+        plan = load_plan(plan_file)
+        with self.operation(Operation.APPROVE, {"request_id": plan.request_id,
+                                                "plan_hash": plan.content_hash}) as call:
+            count = approve(self.catalog, plan, call.who)
+            return plan, count, recorded_plan(self.catalog, plan).approvals
+
+    def apply(self, plan_file: str | None = None, *, reapply_policy: str | None = None,
+              replan_if_stale: bool = False, dry_run: bool = False, lease_wait: float = 30.0,
+              engine: str | None = None, confirm: Callable[[ErasurePlan], bool] | None = None,
+              say: Say = lambda _: None) -> Applied:
+        """Apply a plan file, atomically and verified; or, with `reapply_policy`, erase again
+        every subject of the erasure ledger found in the data. With `replan_if_stale`, a plan
+        whose data changed (or whose request stopped part-way) is planned again and written
+        for approval instead. `confirm` is asked before anything changes."""
+        with self.operation(Operation.APPLY, {"plan_file": plan_file, "dry_run": dry_run,
+                                              "reapply": reapply_policy}) as call:
+            config = self.config(engine)
+            if reapply_policy:
+                found = stored_policy(self.catalog, reapply_policy)
+                plan = reerasure_plan(self.catalog, found, store_ref(found), config, call.who)
+                if not plan.steps:
+                    return Applied(plan, status="no erased subject found in the data")
+                if not dry_run:
+                    return Applied(plan, held=self._hold(plan, f"reapply-{plan.request_id}.json"))
+            elif plan_file:
+                plan = load_plan(plan_file)
+                if replan_if_stale:
+                    why, supersedes = self._stale(plan)
+                    if why:
+                        say(f"{why} (the plan's datasets are scanned again first)")
+                        plan, diff = self._replanned(plan, supersedes, config, call.who)
+                        if not dry_run:
+                            path = str(Path(plan_file).with_suffix(".replanned.json"))
+                            return Applied(plan, held=self._hold(plan, path), replanned=diff)
+            else:
+                raise EngineError("give a plan file (or a policy to erase the ledger's "
+                                  "subjects again)")
+            if confirm is not None and not dry_run and not confirm(plan):
+                call.fail("aborted at the confirmation")
+                return Applied(plan, aborted=True)
+            rid = apply_plan(self.catalog, plan, ApplyOptions(
+                dry_run=dry_run, lease_wait=lease_wait, config=config, caller=call.who))
+            return Applied(plan, rid, outcome(self.catalog, rid))
+
+    def apply_plan(self, plan: ErasurePlan, *, config: Config | None = None,
+                   dry_run: bool = False, lease_wait: float = 30.0) -> str:
+        """Apply a plan (already approved as its policy requires); returns the request id."""
+        with self.operation(Operation.APPLY, {"request_id": plan.request_id,
+                                              "plan_hash": plan.content_hash,
+                                              "dry_run": dry_run}) as call:
+            return apply_plan(self.catalog, plan, ApplyOptions(
+                dry_run=dry_run, lease_wait=lease_wait, config=config or self.config(),
+                caller=call.who))
+
+    def _stale(self, plan: ErasurePlan) -> tuple[str | None, str]:
+        """Why a plan must be made again (None when it need not), and the request its new
+        plan supersedes."""
+        started = Journal(self.catalog).applied(plan.content_hash)
+        if started is not None and started["status"] not in FINAL:
+            return (f"request {started['id']} stopped {started['status']} after part of its "
+                    "work; planning what remains"), started["id"]
+        try:
+            check_plan(self.catalog, plan)
+        except StalePlan as exc:
+            return f"{exc}; planning again", ""
+        return None, ""
+
+    def _replanned(self, plan: ErasurePlan, supersedes: str, config, who
+                   ) -> tuple[ErasurePlan, list[str]]:
+        """The plan made again after scanning its datasets again, and what changed."""
+        scan(sorted({s.location for s in plan.steps}), self.catalog, ScanOptions(
+            sample_rows=config.scan.sample_rows, seed=config.scan.seed,
+            classifier=config.classifier_settings()), caller=who)
+        policy = stored_policy(self.catalog, plan.policy["name"])
+        return replan(self.catalog, plan, policy, config, caller=who, supersedes=supersedes)
+
+    @staticmethod
+    def _hold(plan: ErasurePlan, path: str) -> str:
+        """Write a plan that needs approving before it is applied; returns where."""
+        write_private(path, plan.to_json())
+        return path
+
+    def resume(self, request_id: str, *, lease_wait: float = 30.0, engine: str | None = None,
+               config: Config | None = None) -> str:
+        """Finish a request whose process died or whose commit kept failing; its outcome."""
+        with self.operation(Operation.RESUME, {"request_id": request_id}) as call:
+            resume(self.catalog, request_id, ApplyOptions(
+                lease_wait=lease_wait, caller=call.who, config=config or self.config(engine)))
+            return outcome(self.catalog, request_id)
+
+    def report(self, request_id: str) -> dict[str, Any]:
+        """The signed report of a request."""
+        with self.operation(Operation.REPORT, {"request_id": request_id}) as call:
+            return build_report(self.catalog, request_id, call.who)
+
+    def verify_report(self, path: str) -> dict[str, Any]:
+        """A report file whose signature holds; raises ReportError otherwise."""
+        with self.operation(Operation.REPORT_VERIFY, {"file": path}) as call:
+            return verify_report(self.catalog, path, call.who)

@@ -1,0 +1,84 @@
+"""What a caller may ask of optout, and the role each operation needs.
+
+Operations are the library's, whatever adapter asks (the command line, the worker, an HTTP
+API): their names are the `command` field of the audit log, stable across versions. Roles
+nest: every role includes `viewer`, and `admin` holds every role."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optout.scanner.access.principals import Principal
+
+
+class Operation(StrEnum):
+    """Everything a session does on a caller's behalf."""
+
+    SCAN = "scan"
+    LINEAGE_ADD = "lineage add"
+    LINEAGE_ADD_SQL = "lineage add-sql"
+    LINEAGE_ADD_DBT = "lineage add-dbt"
+    LINEAGE_ADD_OPENLINEAGE = "lineage add-openlineage"
+    CATALOG_LIST = "catalog list"
+    CATALOG_SHOW = "catalog show"
+    CATALOG_EXPORT = "catalog export"
+    GRAPH = "graph"
+    LINEAGE_SHOW = "lineage show"
+    PLAN = "plan"
+    REVIEW = "review"
+    APPROVE = "approve"
+    APPLY = "apply"
+    RESUME = "resume"
+    REPORT = "report"
+    REPORT_VERIFY = "report verify"
+    AUDIT_VERIFY = "audit verify"
+    AUDIT_EXPORT = "audit export"
+    USER_ADD = "user add"
+    USER_LIST = "user list"
+    TOKEN_CREATE = "token create"
+    TOKEN_REVOKE = "token revoke"
+    TOKEN_LIST = "token list"
+    PRODUCER_KEY = "producer-key"
+    WORKER = "worker"
+    REQUEST_SUBMIT = "request submit"
+    CONFIG_SET = "config set"
+    CONFIG_SHOW = "config show"
+    POLICY_ADD = "policy add"
+    POLICY_LIST = "policy list"
+    POLICY_SHOW = "policy show"
+
+
+#: the role each operation needs
+ROLE_OF: dict[Operation, str] = {
+    Operation.SCAN: "scanner", Operation.LINEAGE_ADD: "scanner",
+    Operation.LINEAGE_ADD_SQL: "scanner", Operation.LINEAGE_ADD_DBT: "scanner",
+    Operation.LINEAGE_ADD_OPENLINEAGE: "scanner",
+    Operation.CATALOG_LIST: "viewer", Operation.CATALOG_SHOW: "viewer",
+    Operation.CATALOG_EXPORT: "viewer", Operation.GRAPH: "viewer",
+    Operation.LINEAGE_SHOW: "viewer", Operation.CONFIG_SHOW: "viewer",
+    Operation.POLICY_LIST: "viewer", Operation.POLICY_SHOW: "viewer",
+    Operation.PLAN: "requester", Operation.REVIEW: "requester",
+    Operation.REQUEST_SUBMIT: "requester",
+    Operation.APPROVE: "approver",
+    Operation.APPLY: "operator", Operation.RESUME: "operator", Operation.WORKER: "operator",
+    Operation.REPORT: "auditor", Operation.REPORT_VERIFY: "auditor",
+    Operation.AUDIT_VERIFY: "auditor", Operation.AUDIT_EXPORT: "auditor",
+    Operation.USER_ADD: "admin", Operation.USER_LIST: "admin",
+    Operation.TOKEN_CREATE: "admin", Operation.TOKEN_REVOKE: "admin",
+    Operation.TOKEN_LIST: "admin", Operation.PRODUCER_KEY: "admin",
+    Operation.CONFIG_SET: "admin", Operation.POLICY_ADD: "admin",
+}
+
+#: what holding a role also grants: every role includes viewer, admin holds every role
+INCLUDED = {"admin": {"viewer", "scanner", "requester", "approver", "operator", "auditor"}}
+
+
+def holds(principal: Principal, role: str) -> bool:
+    """True when the principal's roles include `role` (directly or by nesting)."""
+    if role in principal.roles or "admin" in principal.roles:
+        return True
+    if role == "viewer":
+        return bool(principal.roles - {"embedded"})
+    return any(role in INCLUDED.get(r, ()) for r in principal.roles)
