@@ -248,3 +248,21 @@ def test_commands_never_load_pandas() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_commands_that_touch_no_data_load_no_engine() -> None:
+    """`optout --help` (and any command's --help) starts without DuckDB, Arrow, Polars,
+    Presidio, spaCy, psycopg, sqlglot or rich: start-up stays well under 0.3 s."""
+    import subprocess
+    import sys
+
+    heavy = ("duckdb", "pyarrow", "polars", "presidio_analyzer", "spacy", "psycopg",
+             "sqlglot", "rich", "pydantic")
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom optout.cli.main import cli\n"
+            "for argv in (['--help'], ['plan', '--help'], ['catalog', 'list', '--help']):\n"
+            "    assert CliRunner().invoke(cli, argv).exit_code == 0, argv\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -180,14 +180,14 @@ def test_an_unexpected_exception_is_one_logged_line(tmp_path: Path, catalog,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything a command raises (here a TypeError from deep inside) is `Error: internal
     error (...)`, exit 1, and a `failed` audit entry with the redacted reason."""
-    import optout.cli.main as cli_module
+    import optout.session.data as session_data  # where `graph` builds the identity graph
 
     catalog, runner = catalog
 
     def broken(*args, **kwargs):
         raise TypeError("unhashable type: 'list' near ana@example.org")
 
-    monkeypatch.setattr(cli_module, "build_graph", broken)
+    monkeypatch.setattr(session_data, "build_graph", broken)
     result = runner.invoke(cli, ["--catalog", catalog.path, "graph"])
     _one_error(result, "internal error (TypeError: unhashable type: '…' near <email>)")
     last = list(audit.entries(catalog))[-1]

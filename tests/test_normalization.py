@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import PG_ADMIN
 
-from optout.connectors import postgres
+from optout.connectors.postgres import source as postgres
 from optout.connectors.postgres.source import PostgresSource, case_collation
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.planner import PlanRequest, build_plan

@@ -21,7 +21,7 @@ from optout.engine.policy_store import add_policy
 from optout.scanner.access import Principal
 from optout.scanner.access.principals import add_principal, create_token, init_catalog
 from optout.scanner.catalog import Catalog
-from optout.worker import service
+from optout.session import Session
 from optout.worker.messages import DEAD, STATUS
 from optout.worker.service import Message, Worker, WorkerSettings
 from optout.worker.signing import signed_headers
@@ -106,7 +106,7 @@ def test_a_message_naming_a_cli_request_is_a_request_of_its_own(world: dict) -> 
 def _worker(world: dict, targets: str | None = None) -> tuple[Worker, list]:
     settings = WorkerSettings(plans_dir=world["root"],
                               targets=load_targets(targets), max_deliver=5)
-    worker = Worker(world["catalog"], WORKER, settings)
+    worker = Worker(Session(world["catalog"], WORKER), settings)
     published: list[tuple[str, dict]] = []
     worker.publish = lambda kind, body: published.append((kind, json.loads(body)))
     return worker, published
@@ -125,13 +125,15 @@ def test_a_message_whose_handling_raises_is_dead_lettered(world: dict,
     out of the worker and killed it, for good. Now the message is dead-lettered with the
     reason, its request is `failed`, and the next message is handled."""
     worker, published = _worker(world)
-    real = service.build_plan
+    from optout.session import erasure as planning  # where the worker's plans are made
+
+    real = planning.build_plan
 
     def fails_once(*args, **kwargs):
-        monkeypatch.setattr(service, "build_plan", real)
+        monkeypatch.setattr(planning, "build_plan", real)
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(service, "build_plan", fails_once)
+    monkeypatch.setattr(planning, "build_plan", fails_once)
     assert worker.handle_messages([_message(world, "r-bad", "user5@example.com")]) == [True]
     assert worker.handle_messages([_message(world, "r-good", "user6@example.com")]) == [True]
     dead = [body for kind, body in published if kind == DEAD]

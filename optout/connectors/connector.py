@@ -64,6 +64,8 @@ class Connector:
     spark_source: str | None = None
     #: the Target class that changes it on Spark, when Spark writes it
     spark_target: str | None = None
+    #: the port a URI of its schemes means when it names none (a server's)
+    default_port: int | None = None
     #: the SQL dialect of the views it holds (sqlglot's name)
     dialect: str = "duckdb"
     capabilities: Capabilities = field(default_factory=Capabilities)

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
+from optout.connectors import connector_for, schemes
 from optout.model.errors import ConfigError
 from optout.scanner.catalog import Catalog, DatasetRecord
 from optout.scanner.lineage import LineageEdge
@@ -123,12 +124,14 @@ def dataset_of(namespace: str, name: str, records: list[DatasetRecord],
         found = [r for r in records if r.location == path]
         return (found[0], None) if len(found) == 1 else (None, f"{shown}: not in the catalog")
     candidates = records
-    if scheme in ("postgres", "postgresql"):
+    served = schemes().get(scheme)
+    if served is not None:  # a server (postgres://host:port): its datasets on that host
         host = urlparse(namespace)
-        candidates = [r for r in records if r.location.startswith(("postgres", "postgresql"))
+        candidates = [r for r in records if r.format == served.key
                       and urlparse(r.location).hostname == host.hostname
-                      and (urlparse(r.location).port or 5432) == (host.port or 5432)]
-    elif scheme in ("duckdb", "sqlite"):
+                      and (urlparse(r.location).port or served.default_port)
+                      == (host.port or served.default_port)]
+    elif connector_for(scheme) is not None:  # a database file's format (duckdb, sqlite)
         candidates = [r for r in records if r.format == scheme]
     parts = name.split(".")
     table = exp.Table(this=exp.to_identifier(parts[-1]),

@@ -24,6 +24,7 @@ from optout.engine.journal import Journal
 from optout.engine.ledger import reerasure_plan
 from optout.engine.plan_store import recorded_plan
 from optout.engine.planner import PlanRequest, build_plan, replan
+from optout.engine.policy import Policy
 from optout.engine.policy_store import store_ref, stored_policy
 from optout.engine.private_files import write_private
 from optout.engine.subjects import Subject, parse_subject, read_subjects
@@ -33,7 +34,7 @@ from optout.scanner.access import EMBEDDED, AccessDenied
 from optout.scanner.config import Config, LinkConfig
 from optout.scanner.deployment import deployment_config, store_deployment_config
 from optout.scanner.scan import ScanOptions, scan
-from optout.session.base import SessionBase
+from optout.session.base import Call, SessionBase
 from optout.session.operations import Operation, holds
 
 #: how a workflow tells its adapter what it is doing (a line for a person)
@@ -96,11 +97,14 @@ class ErasureOperations(SessionBase):
              engine: str | None = None) -> ErasurePlan:
         """Plan an erasure or opt-out under a stored policy for subjects given as KEY=VALUE
         (and a file of them); changes nothing. `accept_ambiguous` (an admin's) plans
-        subjects resolution would stop."""
-        found = stored_policy(self.catalog, policy)
-        parsed = subjects_of(found.identifiers, subjects, subjects_file)
-        return self.plan_subjects(parsed, policy, request_id=request_id,
-                                  accept_ambiguous=accept_ambiguous, config=self.config(engine))
+        subjects resolution would stop. The audit log keeps keyed hashes of the subjects."""
+        args = {"policy": policy, "request_id": request_id, "subjects": list(subjects),
+                "subjects_file": subjects_file, "accept_ambiguous": accept_ambiguous}
+        with self.operation(Operation.PLAN, args) as call:
+            found = stored_policy(self.catalog, policy)
+            parsed = subjects_of(found.identifiers, subjects, subjects_file)
+            return self._plan(call, parsed, found, request_id, accept_ambiguous,
+                              self.config(engine))
 
     def plan_subjects(self, subjects: list[Subject], policy: str, *,
                       request_id: str | None = None, accept_ambiguous: bool = False,
@@ -108,22 +112,22 @@ class ErasureOperations(SessionBase):
         """Plan for parsed subjects under the stored policy `policy` (a name, or a file
         whose content is a stored policy's)."""
         hasher = self.catalog.hasher()
-        # the audit log keeps keyed hashes of the subjects, never their values
-        args: dict[str, Any] = {
-            "policy": policy, "request_id": request_id, "accept_ambiguous": accept_ambiguous,
-            "subjects": [f"{s.key}={s.values[0]}" for s in subjects],
-            "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in subjects]}
+        args = {"policy": policy, "request_id": request_id, "accept_ambiguous": accept_ambiguous,
+                "subject_hashes": [f"{s.key}={s.digest(hasher)[:32]}" for s in subjects]}
         with self.operation(Operation.PLAN, args) as call:
-            if accept_ambiguous and call.who is not EMBEDDED and not holds(call.who, "admin"):
-                raise AccessDenied(
-                    f"plan --accept-ambiguous: {call.who.name} does not hold the role 'admin' "
-                    "(widening a subject past the resolution bounds is an admin's decision; "
-                    "the plan records it)")
-            found = stored_policy(self.catalog, policy)
-            return build_plan(self.catalog, PlanRequest(subjects, found, store_ref(found),
-                                                        request_id, created_by=call.who.name),
-                              config or self.config(), caller=call.who,
-                              accept_ambiguous=accept_ambiguous)
+            return self._plan(call, subjects, stored_policy(self.catalog, policy), request_id,
+                              accept_ambiguous, config or self.config())
+
+    def _plan(self, call: Call, subjects: list[Subject], policy: Policy,
+              request_id: str | None, accept_ambiguous: bool, config: Config) -> ErasurePlan:
+        if accept_ambiguous and call.who is not EMBEDDED and not holds(call.who, "admin"):
+            raise AccessDenied(
+                f"plan --accept-ambiguous: {call.who.name} does not hold the role 'admin' "
+                "(widening a subject past the resolution bounds is an admin's decision; "
+                "the plan records it)")
+        return build_plan(self.catalog, PlanRequest(subjects, policy, store_ref(policy),
+                                                    request_id, created_by=call.who.name),
+                          config, caller=call.who, accept_ambiguous=accept_ambiguous)
 
     def reerasure(self, policy: str, *, only: set[str] | None = None,
                   config: Config | None = None) -> ErasurePlan:

@@ -8,6 +8,7 @@ CONNECTOR = Connector(
     target="optout.connectors.postgres.target:PostgresTableTarget",
     schemes=("postgresql", "postgres"),
     spark_source="optout.connectors.spark.source:SparkJdbcSource",
+    default_port=5432,
     dialect="postgres",
     capabilities=Capabilities(sample_in_place=True, transactional=True, views=True,
                               foreign_keys=True),
