@@ -56,12 +56,12 @@ jdbc:
 test: $(VENV)/.installed-dev services chromium jdbc
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # The inner loop: no Spark, no third-party worlds, no slow tests.
 test-fast: $(VENV)/.installed-dev services
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not spark and not world and not slow"
+	$(PY) -m pytest -n 2 --dist loadfile -m "not spark and not world and not slow"
 
 bench: $(VENV)/.installed-dev fixtures/data/.generated
 	$(PY) bench/classify_quality.py

@@ -274,6 +274,7 @@ def test_verification_reads_datasets_outside_the_plan(world: World) -> None:
     assert Journal(world.catalog).request(partial.request_id)["status"] == "blocked"
 
 
+@pytest.mark.slow
 def test_replan_when_the_data_changed(world: World) -> None:
     import json
 

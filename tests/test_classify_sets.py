@@ -17,7 +17,8 @@ from optout.scanner.quality import score
 from optout.scanner.scan import scan
 
 
-@pytest.mark.parametrize("name", ["chinook", "northwind", "pagila", "mixed"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.world)
+                                  for n in ("chinook", "northwind", "pagila")] + ["mixed"])
 def test_quality_on_a_set_nobody_here_wrote(name: str, classifier: Classifier,
                                             tmp_path: Path) -> None:
     with SETS[name].sources(tmp_path) as (sources, truth):

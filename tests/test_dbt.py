@@ -208,6 +208,7 @@ def planned_with_command(tmp_path: Path, classifier: Classifier,
     return root, catalog, plan, config
 
 
+@pytest.mark.slow
 def test_a_mart_is_rebuilt_by_dbt_itself_when_the_config_says_so(
         tmp_path: Path, classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dbt: {rebuild: command}`: the mart is rebuilt by `dbt build --select customers` once
@@ -242,6 +243,7 @@ def test_a_failing_dbt_build_blocks_the_request_by_name(
     assert Journal(catalog).request(plan.request_id)["status"] == "blocked"
 
 
+@pytest.mark.slow
 def test_attack3_a_dbt_project_edited_after_approval_runs_nothing(
         tmp_path: Path, classifier: Classifier) -> None:
     """Issue 26, attack 3: someone who can write the dbt folder (no optout role) adds an

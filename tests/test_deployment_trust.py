@@ -102,6 +102,7 @@ def test_attack1_a_requesters_own_policy_store_does_not_decide_approvals(world, 
     assert subjects_rows(world) == 0
 
 
+@pytest.mark.slow
 def test_attack2_the_planner_cannot_choose_the_command_apply_runs(world, tmp_path):
     staff, before = world.staff, world.tables()
     mine = tmp_path / "mine"

@@ -111,6 +111,7 @@ def test_a_dataset_that_may_hold_the_subject_makes_it_incomplete(shop: dict) -> 
     assert page.index("May still hold the subject (not changed) staff") < page.index("Datasets")
 
 
+@pytest.mark.slow
 def test_blocked_after_a_partial_commit_then_resumed(shop: dict) -> None:
     plan, rid = _planned(shop)
     blocked = shop["cli"]("operator", "apply", str(plan), "--yes",
@@ -144,6 +145,7 @@ def test_blocked_after_a_partial_commit_then_resumed(shop: dict) -> None:
     assert report["status"] == "complete" and _counts(report) == CHANGED
 
 
+@pytest.mark.slow
 def test_blocked_then_the_remaining_work_planned_again(shop: dict) -> None:
     plan, rid = _planned(shop)
     blocked = shop["cli"]("operator", "apply", str(plan), "--yes",

@@ -9,6 +9,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,6 +24,7 @@ def modules() -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone() -> None:
     def alone(module: str) -> tuple[str, str]:
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,

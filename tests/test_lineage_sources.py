@@ -264,6 +264,7 @@ PAGILA_COLUMNS = {  # (view, upstream, column) → (upstream columns, kind)
 
 
 @pytest.mark.postgres
+@pytest.mark.world
 def test_view_lineage_of_a_real_schema(tmp_path: Path, classifier: Classifier) -> None:
     """Pagila, unedited: every table its views read is an edge, with the column maps the
     definitions give, and nothing is left unfollowed."""

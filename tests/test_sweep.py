@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pyarrow.parquet as pq
+import pytest
 from conftest import throwaway_database
 from stream_read import publish_raw, stream_messages
 
@@ -41,6 +42,7 @@ def _identifiers(data: Path, pg: str) -> set[str]:
     return {v for v in out if v and len(v) > 5}
 
 
+@pytest.mark.slow
 def test_nothing_optout_keeps_holds_a_raw_identifier_or_a_password(tmp_path: Path,
                                                                      company_dir: Path) -> None:
     for pg in throwaway_database():

@@ -179,6 +179,7 @@ def setup(pristine_world, hooks):
     s.cleanup()
 
 
+@pytest.mark.slow
 def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
     world = setup.world
     before = world.tables()
@@ -234,6 +235,7 @@ def test_a_request_flows_through_the_worker_to_every_copy(setup: Setup) -> None:
     assert world.subject["email"] not in stored
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_finished_exactly_once_by_the_next(setup: Setup) -> None:
     world = setup.world
     before = world.tables()
@@ -316,6 +318,7 @@ def test_requests_that_arrive_together_are_applied_as_one_batch(setup: Setup) ->
     assert len([c for c in Hooks.calls if c[0] == "/ok"]) == 3
 
 
+@pytest.mark.slow
 def test_a_request_needing_approval_waits_then_is_applied(setup: Setup) -> None:
     """Under a policy that needs an approval the worker holds the request (not acknowledged)
     and applies it, cascade included, once someone other than the worker approves the plan."""
