@@ -24,7 +24,7 @@ class DirectorySource(Source):
 
     A file that cannot be opened becomes a failed dataset of the scan, never the end of it.
     In a dbt project, what dbt writes (target/, dbt_packages/, logs/) is not data: its
-    manifest is read for lineage (scanner/dbt.py), its compiled SQL never scanned.
+    manifest is read for lineage (optout/scanner/dbt.py), its compiled SQL never scanned.
     """
 
     kind = "directory"

@@ -56,7 +56,7 @@ INCOMPLETE = "incomplete_needs_review"
 FINAL = ("complete", "complete_with_review", "incomplete_needs_review", "rolled_back", "dry_run",
          "superseded")
 ACTIONS = (*ROW_ACTIONS, *COLUMN_ACTIONS)
-#: fault points (see engine/faults.py): after-prepare, after-check, mid-commit (after the
+#: fault points (see optout/model/faults.py): after-prepare, after-check, mid-commit (after the
 #: first target committed), mid-file-commit (inside a multi-file commit), before-rebuild-commit
 #: (sources committed, derived datasets not), before-verify
 #: test hook: `dataset=N` makes that dataset's commit fail N times before it succeeds

@@ -10,7 +10,7 @@ request blocked at this step (`optout resume` runs it again), never silently par
 command is the one the plan carries (approved with it); the model and project come from the
 catalog's lineage, not from the caller; the project's files are bound to the plan and checked
 again right before the build, hooks are refused unless the deployment allows them, and dbt
-runs with a minimal environment (engine/dbt_project.py).
+runs with a minimal environment (optout/engine/dbt_project.py).
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class Journal:
 
 def _safe(error: str | None) -> str | None:
     """An error as the journal (and every report) keeps it: no addresses, identifiers or
-    passwords (scanner/redaction.py)."""
+    passwords (optout/model/redaction.py)."""
     return redact(error)[:2000] if error else error
 
 

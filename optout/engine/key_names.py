@@ -1,7 +1,7 @@
 """What key columns' and tables' names say: the row kind a key names (`patient_id`,
 `PATIENT`, `PATIENTID` and `patients.Id` name patients), and the role a column gives its person
 in a row (`requester_id` owns it, `assignee_id` is somebody else). Words only: whether values
-agree is the identity graph's (`engine/graph.py`)."""
+agree is the identity graph's (`optout/engine/graph.py`)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The walk runs in rounds. Each round asks every dataset with a match key in a dom
 values (or a free-text column) for its matching rows — one query per dataset for all subjects
 at once, grouped by the keyed hashes of the rows' keys — gives each row to the subjects it
 belongs to, and learns from a subject's own rows only what the resolution rules allow
-(`engine/resolution.py`): an email finds the `customers` row whose `id = 42`, which finds
+(`optout/engine/resolution.py`): an email finds the `customers` row whose `id = 42`, which finds
 `orders.customer_id = 42`; the order's `employee_id` is somebody else and is never learned.
 It stops when a round learns nothing new. Nothing is written to the data.
 """
@@ -98,7 +98,7 @@ class _Walk:
     rows: dict[str, int] = field(default_factory=dict)  # dataset id → rows apply changes
     failures: dict[str, str] = field(default_factory=dict)
     locations: dict[str, Located] = field(default_factory=dict)
-    #: datasets left whose rows hold the keys of erased rows (engine/references.py): why,
+    #: datasets left whose rows hold the keys of erased rows (optout/engine/references.py): why,
     #: and how many rows
     dangling: dict[str, tuple[str, int | None, tuple[dict, ...]]] = field(default_factory=dict)
     #: keyed hash → the normalized value behind it, for the request's identifiers and the keys
@@ -182,7 +182,7 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
     pool = SourcePool(frozenset({catalog.path}), config.engine_of())
     try:
         # A subject that drops a shared value starts again without it: nothing it reached
-        # through that value stays (engine/resolution.py, rule 4).
+        # through that value stays (optout/engine/resolution.py, rule 4).
         for _ in range(MAX_RESTARTS):
             if not _rounds(walk, records, pool, config, accept_ambiguous):
                 break

@@ -3,7 +3,7 @@
 The plan carries the SELECT that built the dataset with every table it reads bound to a
 placeholder (`optout_upstream_0`, ...) and the catalog dataset behind each placeholder. Apply
 runs that text (covered by the plan's content hash, approved with it) in the rebuild sandbox
-(`engine/sandbox.py`) over exactly those datasets: never a file read again at apply time, and
+(`optout/model/sandbox.py`) over exactly those datasets: never a file read again at apply time, and
 never a table name resolved again against whatever is there then.
 """
 

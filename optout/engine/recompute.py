@@ -1,6 +1,6 @@
 """Derived datasets: rebuilt from the SQL that made them, inside the atomic unit.
 
-A rebuild runs the SELECT its plan carries, in the sandbox (`engine/sandbox.py`), over the
+A rebuild runs the SELECT its plan carries, in the sandbox (`optout/model/sandbox.py`), over the
 *staged* versions of the datasets it reads (or the data as it is, for those the plan does not
 change), and stages the result in the dataset's own format through that format's target: a
 new file version beside the old one, or the rows replaced inside the database's open

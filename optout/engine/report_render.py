@@ -1,5 +1,5 @@
 """The signed erasure report for people: Markdown and one self-contained HTML page. Readers of
-the report dict (`engine/erasure_report.py`); they add nothing it does not say. What needs a
+the report dict (`optout/engine/erasure_report.py`); they add nothing it does not say. What needs a
 person comes first; counts a step does not have (nothing was changed, or a view that is only
 read) are said in words, never shown as empty numbers."""
 

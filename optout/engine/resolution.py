@@ -1,7 +1,7 @@
 """Who the subject is: how a plan learns a subject's keys from the rows it matches, and the
 bound that stops a subject when the data would make it more than one person.
 
-The rules (the roles they use are defined in `engine/graph.py`):
+The rules (the roles they use are defined in `optout/engine/graph.py`):
 
 1. **Seeds.** A subject starts from the identifier the request gives: an email, phone, ... in
    that entity's domain, or a person key (`customer_id=42`) in the one key domain of that

@@ -122,18 +122,18 @@ class ErasurePlan:
     exempt: tuple[DatasetNote, ...] = ()
     approvals: int = 1  # approvals the policy requires before apply
     resolution: tuple[SubjectResolution, ...] = ()
-    #: steps that cannot be carried out (engine/executable.py): the plan cannot be applied
+    #: steps that cannot be carried out (optout/engine/executable.py): the plan cannot be applied
     unexecutable: tuple[DatasetNote, ...] = ()
     #: the request this plan finishes (`apply --replan` of a blocked request)
     supersedes: str = ""
     #: the engine that matched the rows (`duckdb` or `spark`); apply may run on another one
     #: while the data's fingerprints hold
     engine: str = "duckdb"
-    #: the deployment's configuration the plan was made under (engine/plan_settings.py)
+    #: the deployment's configuration the plan was made under (optout/engine/plan_settings.py)
     settings: dict[str, Any] = field(default_factory=dict)
     version: int = PLAN_VERSION
     content_hash: str = field(default="", compare=False)
-    #: the catalog's MAC of the content hash (engine/plan_store.py): set once recorded
+    #: the catalog's MAC of the content hash (optout/engine/plan_store.py): set once recorded
     mac: str = field(default="", compare=False)
 
     def body(self) -> dict[str, Any]:

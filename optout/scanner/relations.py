@@ -1,5 +1,5 @@
 """Table references of SQL bound to catalog datasets: `t`, `schema.t`, `db.schema.t`, quoted or
-not, CTEs left alone. Lineage (scanner/lineage.py) and rebuilds (engine/rebuild.py) resolve
+not, CTEs left alone. Lineage (optout/scanner/lineage.py) and rebuilds (optout/engine/rebuild.py) resolve
 names the same way, so an edge and the rebuild that follows it read the same datasets."""
 
 from __future__ import annotations

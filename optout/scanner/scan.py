@@ -179,7 +179,7 @@ def _scan_source(catalog: Catalog, report: ScanReport, source_id: str, source: S
                  refs: list[DatasetRef], options: ScanOptions, key: str,
                  classifier: Classifier) -> list[DatasetResult]:
     """Every dataset of one source: sampled and classified, then read in context (each table
-    with its columns, the tables with their foreign keys: scanner/classify/context.py), then
+    with its columns, the tables with their foreign keys: optout/scanner/classify/context.py), then
     written to the catalog."""
     results: dict[str, DatasetResult] = {}
     classified: list[_Classified] = []

@@ -234,7 +234,7 @@ class Worker:
 
     def _dead(self, data: bytes, reason: Exception) -> None:
         """A message that is not valid goes to the dead-letter subject with the reason and
-        what identifies it, never its raw identifiers (engine/worker/messages.py)."""
+        what identifies it, never its raw identifiers (optout/worker/messages.py)."""
         self.publish(DEAD, dead_letter(data, reason, self.catalog.hasher()))
 
     def _status(self, rid: str, status: str, detail: str = "") -> None:

@@ -12,7 +12,7 @@ is the staged version the journal records; `check` reads it back in Spark and re
 whose schema or compression differs from the file's; `commit` renames it over the file (the
 staging folder must be on the file's file system, checked before anything is written) and
 removes the staging folder. Journal, roll-forward and `resume` are the file targets' own
-(engine/targets/base.py). Verification reads the committed files back in Spark.
+(optout/connectors/target.py). Verification reads the committed files back in Spark.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class SparkParquetTarget(ParquetTarget):
     def _edited(self, df: DataFrame, rows: tuple[int, ...]) -> DataFrame:
         """The file's rows with the matched rows' columns changed as the step says: the
         matched rows (the subject's, few) come to the driver, get the same values the DuckDB
-        engine writes (engine/values.py), and go back as a broadcast table joined by row
+        engine writes (optout/model/values.py), and go back as a broadcast table joined by row
         number, so every other row is Spark's own, in order."""
         from pyspark.sql import functions as F
         from pyspark.sql.types import LongType, StructField, StructType

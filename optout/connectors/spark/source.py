@@ -6,7 +6,7 @@ alone (the datasets, their ids and reader options, fingerprints, foreign keys, d
 types), so a dataset is the same catalog entry on either engine. Spark reads the data: the
 sample is drawn in Spark (`sample(fraction, seed)` sized from the row count, or PostgreSQL's
 `TABLESAMPLE` pushed through JDBC) and only the sample reaches the driver, as Arrow; matching
-runs in Spark SQL (scanner/spark/matching.py).
+runs in Spark SQL (optout/connectors/spark/matching.py).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class SparkFileSource(SparkSource):
     each row's file and number; at most MAX_KEPT rows: the subjects' own) to the driver, into
     an in-memory DuckDB that never spills: the planner's next rounds search Spark only for the
     key values learned since, group and count on the kept rows, and locating the rows reads
-    no file, as on the duckdb engine (scanner/sources/parquet.py).
+    no file, as on the duckdb engine (optout/connectors/parquet/source.py).
     """
 
     def __init__(self, inner: Source, engine: Runtime) -> None:

@@ -23,7 +23,7 @@ from optout.scanner.classify.settings import ClassifierSettings
 from optout.scanner.classify.vocab import aba_valid, firm_like, share, special_category
 
 #: entities Presidio reports that do not make a column personal on their own (an employer is
-#: personal only beside a person: the table decides, scanner/classify/context.py)
+#: personal only beside a person: the table decides, optout/scanner/classify/context.py)
 NOT_PERSONAL = frozenset({"URL", "DATE_TIME", "UUID"})
 #: validated or unambiguous patterns: one hit in free text is enough to flag it
 STRONG = frozenset(
@@ -247,7 +247,7 @@ class Classifier:
         if hint.entity == "PERSON" and hint.weak and rates.get("ORGANIZATION", 0.0) >= max(
                 DOMINANT, rates.get("PERSON", 0.0)):
             # a `name` whose values are companies: an employer, a shipping name (the table
-            # decides whether it is anybody's: scanner/classify/context.py)
+            # decides whether it is anybody's: optout/scanner/classify/context.py)
             rates.pop("PERSON", None)
         if hint.entity == "PERSON" and hint.weak and "PERSON" in rates:
             firms = share(values, firm_like)
