@@ -130,6 +130,12 @@ def session_command(operation: Operation) -> Callable[..., Any]:
     return decorate
 
 
+#: `--format text|json` of every listing command
+format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]),
+                             default="text", show_default=True,
+                             help="text for people, json for scripts.")
+
+
 def say(text: str, err: bool = False) -> None:
     """A line for the person at the terminal (data in it shown as plain text)."""
     from optout.model.redaction import printable

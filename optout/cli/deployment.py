@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 import yaml
 
-from optout.cli.base import cli, say, session_command
+from optout.cli.base import cli, format_option, say, session_command
 from optout.session.operations import Operation
 
 if TYPE_CHECKING:
@@ -62,10 +62,18 @@ def policy_add(session: Session, file: str) -> None:
 
 
 @policy_group.command("list")
+@format_option
 @session_command(Operation.POLICY_LIST)
-def policy_list(session: Session) -> None:
+def policy_list(session: Session, fmt: str) -> None:
     """List the stored policies: name, digest, approvals, where it came from."""
-    for name, found in sorted(session.policies().items()):
+    stored = sorted(session.policies().items())
+    if fmt == "json":
+        click.echo(json.dumps([{"name": n, "digest": f.policy.digest,
+                                "approvals": f.policy.approvals, "origin": f.origin,
+                                "added_by": f.added_by or None, "added_at": f.added_at or None}
+                               for n, f in stored], indent=2))
+        return
+    for name, found in stored:
         by = f"added by {found.added_by} {found.added_at}" if found.origin == "catalog" \
             else "shipped with optout"
         click.echo(f"{name}\t{found.policy.digest[:12]}\t{found.policy.approvals} approval(s)"

@@ -19,6 +19,7 @@ from optout.cli.base import (
     console,
     engine_option,
     errors_to_exit,
+    format_option,
     say,
     session_command,
 )
@@ -101,14 +102,9 @@ def catalog_group() -> None:
     """Read the catalog: datasets, columns, findings."""
 
 
-_format_option = click.option("--format", "fmt", type=click.Choice(["text", "json"]),
-                              default="text", show_default=True,
-                              help="text for people, json for scripts.")
-
-
 @catalog_group.command("list")
 @click.option("--pii", is_flag=True, help="Only datasets with PII columns.")
-@_format_option
+@format_option
 @session_command(Operation.CATALOG_LIST)
 def catalog_list(session: Session, pii: bool, fmt: str) -> None:
     """List datasets with their PII columns."""
@@ -123,7 +119,7 @@ def catalog_list(session: Session, pii: bool, fmt: str) -> None:
 
 @catalog_group.command("show")
 @click.argument("dataset")
-@_format_option
+@format_option
 @session_command(Operation.CATALOG_SHOW)
 def catalog_show(session: Session, dataset: str, fmt: str) -> None:
     """Show one dataset (id, name or LOCATION#NAME): columns, findings, evidence."""
@@ -252,7 +248,7 @@ def render_plan(plan: ErasurePlan, fmt: str) -> str:
 @cli.command("graph")
 @click.option("--all", "show_all", is_flag=True,
               help="Also show candidate links across namespaces and rejected links.")
-@_format_option
+@format_option
 @session_command(Operation.GRAPH)
 def graph_cmd(session: Session, show_all: bool, fmt: str) -> None:
     """Show the identity graph: identifier columns by domain, and the links with evidence."""
@@ -477,10 +473,16 @@ def user_add(session: Session, name: str, roles: tuple[str, ...]) -> None:
 
 
 @user_group.command("list")
+@format_option
 @session_command(Operation.USER_LIST)
-def user_list(session: Session) -> None:
+def user_list(session: Session, fmt: str) -> None:
     """List principals and their roles."""
-    for name, roles, created, by in session.users():
+    users = session.users()
+    if fmt == "json":
+        click.echo(json.dumps([{"name": n, "roles": r, "created": str(c), "created_by": b}
+                               for n, r, c, b in users], indent=2))
+        return
+    for name, roles, created, by in users:
         say(f"{name}\t{','.join(roles)}\tcreated {created:%Y-%m-%d %H:%M} by {by}")
 
 
@@ -510,10 +512,18 @@ def token_revoke(session: Session, token_id: str) -> None:
 
 
 @token_group.command("list")
+@format_option
 @session_command(Operation.TOKEN_LIST)
-def token_list(session: Session) -> None:
+def token_list(session: Session, fmt: str) -> None:
     """List tokens: id, principal, created, expires, revoked (never the token)."""
-    for token_id, principal, created, expires, revoked in session.tokens():
+    tokens = session.tokens()
+    if fmt == "json":
+        click.echo(json.dumps([{"id": t, "principal": p, "created": str(c),
+                                "expires": str(e) if e else None,
+                                "revoked": str(r) if r else None}
+                               for t, p, c, e, r in tokens], indent=2))
+        return
+    for token_id, principal, created, expires, revoked in tokens:
         state = f"revoked {revoked:%Y-%m-%d}" if revoked else (
             f"expires {expires:%Y-%m-%d}" if expires else "never expires")
         say(f"{token_id}\t{principal}\tcreated {created:%Y-%m-%d}\t{state}")

@@ -33,8 +33,8 @@ from optout.model.plan import ErasurePlan, load_plan
 from optout.scanner.access import EMBEDDED, AccessDenied
 from optout.scanner.config import Config, LinkConfig
 from optout.scanner.deployment import deployment_config, store_deployment_config
-from optout.scanner.scan import ScanOptions, scan
-from optout.session.base import Call, SessionBase
+from optout.session.base import Call
+from optout.session.data import DataOperations
 from optout.session.operations import Operation, holds
 
 #: how a workflow tells its adapter what it is doing (a line for a person)
@@ -89,8 +89,9 @@ def numbered(plan: ErasurePlan) -> dict[int, dict]:
                                         start=1)}
 
 
-class ErasureOperations(SessionBase):
-    """Plan, review, approve, apply, resume, report."""
+class ErasureOperations(DataOperations):
+    """Plan, review, approve, apply, resume, report (replanning scans again: a data
+    operation)."""
 
     def plan(self, subjects: list[str], policy: str, *, subjects_file: str | None = None,
              request_id: str | None = None, accept_ambiguous: bool = False,
@@ -194,8 +195,7 @@ class ErasureOperations(SessionBase):
                                               "reapply": reapply_policy}) as call:
             config = self.config(engine)
             if reapply_policy:
-                found = stored_policy(self.catalog, reapply_policy)
-                plan = reerasure_plan(self.catalog, found, store_ref(found), config, call.who)
+                plan = self.reerasure(reapply_policy, config=config)  # planning: a requester's
                 if not plan.steps:
                     return Applied(plan, status="no erased subject found in the data")
                 if not dry_run:
@@ -206,7 +206,7 @@ class ErasureOperations(SessionBase):
                     why, supersedes = self._stale(plan)
                     if why:
                         say(f"{why} (the plan's datasets are scanned again first)")
-                        plan, diff = self._replanned(plan, supersedes, config, call.who)
+                        plan, diff = self._replanned(plan, supersedes, config)
                         if not dry_run:
                             path = str(Path(plan_file).with_suffix(".replanned.json"))
                             return Applied(plan, held=self._hold(plan, path), replanned=diff)
@@ -243,14 +243,16 @@ class ErasureOperations(SessionBase):
             return f"{exc}; planning again", ""
         return None, ""
 
-    def _replanned(self, plan: ErasurePlan, supersedes: str, config, who
+    def _replanned(self, plan: ErasurePlan, supersedes: str, config: Config
                    ) -> tuple[ErasurePlan, list[str]]:
-        """The plan made again after scanning its datasets again, and what changed."""
-        scan(sorted({s.location for s in plan.steps}), self.catalog, ScanOptions(
-            sample_rows=config.scan.sample_rows, seed=config.scan.seed,
-            classifier=config.classifier_settings()), caller=who)
-        policy = stored_policy(self.catalog, plan.policy["name"])
-        return replan(self.catalog, plan, policy, config, caller=who, supersedes=supersedes)
+        """The plan made again after scanning its datasets again (a scanner's and a
+        requester's operations, authorized as such), and what changed."""
+        self.scan(sorted({s.location for s in plan.steps}), config=config)
+        with self.operation(Operation.PLAN, {"replan": plan.request_id,
+                                             "supersedes": supersedes}) as call:
+            policy = stored_policy(self.catalog, plan.policy["name"])
+            return replan(self.catalog, plan, policy, config, caller=call.who,
+                          supersedes=supersedes)
 
     @staticmethod
     def _hold(plan: ErasurePlan, path: str) -> str:

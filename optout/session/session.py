@@ -1,11 +1,11 @@
-"""The session: data, erasure and administration operations of one caller on one catalog."""
+"""The session: data, erasure and administration operations of one caller on one catalog
+(erasure operations include the data ones: replanning scans again)."""
 
 from __future__ import annotations
 
 from optout.session.admin import AdminOperations
-from optout.session.data import DataOperations
 from optout.session.erasure import ErasureOperations
 
 
-class Session(DataOperations, ErasureOperations, AdminOperations):
+class Session(ErasureOperations, AdminOperations):
     """One caller on one catalog: every operation authorized, audited, and run here."""
