@@ -198,3 +198,55 @@ def test_connector_conformance(dataset: tuple[str, str], tmp_path: Path,
     else:
         assert after == others
     assert session.report(plan.request_id)["status"] in ("complete", "complete_with_review")
+
+
+def _pipe_source_class():
+    """A format nobody registered: `.people` files, `|`-separated with a header (defined
+    here, as a new connector's folder would define it)."""
+    from optout.connectors.source import StreamedFileSource
+    from optout.model.sql import quote_literal
+
+    class Pipe(StreamedFileSource):
+        kind = "pipe"
+        format = "pipe"
+
+        def reader(self) -> str:
+            return f"read_csv({quote_literal(self.location)}, delim='|', header=true)"
+
+    return Pipe
+
+
+def test_a_new_format_is_one_folder_and_one_registry_line(tmp_path: Path, classifier,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What adding a format takes: a package under optout.connectors declaring its
+    Connector, and its name in REGISTERED. Scan and plan find and search it with no other
+    change (here the package is made in memory; nothing else of optout is touched)."""
+    import types
+
+    import optout.connectors as registry
+    from optout.connectors.connector import Capabilities, Connector
+
+    package = types.ModuleType("optout.connectors.pipe")
+    package.Pipe = _pipe_source_class()
+    package.CONNECTOR = Connector(key="pipe", source="optout.connectors.pipe:Pipe",
+                                  suffixes=(".people",), capabilities=Capabilities(files=True))
+    monkeypatch.setitem(sys.modules, "optout.connectors.pipe", package)
+    monkeypatch.setattr(registry, "REGISTERED", (*registry.REGISTERED, "pipe"))
+    registry.connectors.cache_clear()
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "members.people").write_text(
+            "id|name|email\n" + "".join(f"{i}|{n}|{e}\n" for i, n, e in PEOPLE))
+        session = Session(Catalog(str(tmp_path / "catalog.duckdb")))
+        assert session.scan([str(data)], classifier=classifier).report.failed == 0
+        [record] = session.datasets(pii_only=True)
+        assert (record.format, record.name) == ("pipe", "members")
+        assert {c.name: c.entity for c in record.columns if c.pii}["email"] == "EMAIL_ADDRESS"
+        plan = session.plan([f"email={SUBJECT}"], "gdpr-erasure")
+        # found and counted in place; with no target declared, the plan says it cannot apply
+        [step] = plan.steps
+        assert (step.dataset, step.rows) == ("members", 1)
+        assert plan.unexecutable and "no target" in plan.unexecutable[0].reason
+    finally:
+        registry.connectors.cache_clear()

@@ -35,15 +35,12 @@ class PrincipalError(ScannerError):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller."""
+    """An authenticated caller (what its roles allow is the session's to say:
+    optout/session/operations.py)."""
 
     name: str
     roles: frozenset[str]
     token_id: str | None = None
-
-    def holds(self, role: str) -> bool:
-        """True when the principal has the role (admins hold every role)."""
-        return role in self.roles or "admin" in self.roles
 
 
 def _now() -> dt.datetime:
