@@ -51,7 +51,8 @@ def dataset_list(console: Console, records: list[DatasetRecord]) -> None:
     table = Table()
     for col in ("id", "dataset", "format", "rows", "PII columns",
                 *(("special categories",) if special else ())):
-        table.add_column(col, overflow="fold")
+        # a column's `name:ENTITY` stays whole; names and locations fold around it
+        table.add_column(col, overflow="fold", no_wrap=col in ("PII columns", "format"))
     for d in records:
         pii = "\n".join(f"{c.name}:{c.entity}" for c in d.columns if c.pii)
         rows = "" if d.row_count is None else f"{d.row_count:,}"

@@ -19,6 +19,8 @@ from optout.engine.apply import (
     resume,
 )
 from optout.engine.approvals import approve
+from optout.engine.cascade.run import run_cascade
+from optout.engine.cascade.spec import Spec
 from optout.engine.erasure_report import build_report, outcome, verify_report
 from optout.engine.journal import Journal
 from optout.engine.ledger import reerasure_plan
@@ -259,6 +261,23 @@ class ErasureOperations(DataOperations):
         """Write a plan that needs approving before it is applied; returns where."""
         write_private(path, plan.to_json())
         return path
+
+    def cascade(self, request_id: str, targets: list[Spec],
+                identifiers: dict[str, str]) -> list[str]:
+        """Erase a request's subject from the cascade targets (caches, search indexes, third
+        parties), each verified; returns the failures (empty: all verified). An erasure, so
+        an operator's."""
+        if not targets:
+            return []
+        with self.operation(Operation.APPLY, {"request_id": request_id,
+                                              "cascade": [t.name for t in targets],
+                                              "identifiers": [f"{k}={v}" for k, v
+                                                              in identifiers.items()]}
+                            ) as call:
+            failures = run_cascade(self.catalog, request_id, targets, identifiers)
+            if failures:
+                call.fail("; ".join(failures)[:300])
+            return failures
 
     def resume(self, request_id: str, *, lease_wait: float = 30.0, engine: str | None = None,
                config: Config | None = None) -> str:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from optout.engine import EngineError
 from optout.engine.approvals import approvers
-from optout.engine.cascade.run import run_cascade
 from optout.engine.cascade.spec import Spec
 from optout.engine.journal import WORKER_PREFIX, Journal
 from optout.engine.plan_store import recorded_plan
@@ -347,8 +346,8 @@ class Worker:
             if r not in ok:
                 results.append(True)
                 continue
-            failures = run_cascade(self.catalog, r.request_id, self.settings.targets,
-                                   r.identifiers)
+            failures = self.session.cascade(r.request_id, self.settings.targets,
+                                            r.identifiers)
             outcomes.append((r.request_id, "blocked" if failures else "applied",
                              "; ".join(failures)))
             results.append(not failures)
@@ -435,7 +434,7 @@ class Worker:
             except EngineError as exc:
                 self._status(rid, "blocked", str(exc))
                 return False
-        failures = run_cascade(self.catalog, rid, self.settings.targets, request.identifiers)
+        failures = self.session.cascade(rid, self.settings.targets, request.identifiers)
         if failures:
             self._status(rid, "blocked", "; ".join(failures))
             return False
