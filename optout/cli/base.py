@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from optout.model.runtime import RUNTIMES
 from optout.session.operations import Operation
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class Context:
 #: `--engine`, the same on every command that reads or changes data
 def engine_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--engine", "engine", type=click.Choice(("duckdb", "spark")), default=None,
+        "--engine", "engine", type=click.Choice(RUNTIMES), default=None,
         help="What reads and changes the data: duckdb (in this process) or spark (spark.master "
              "in the deployment's configuration; default local[2]). Default: the deployment's "
              "engine:, else duckdb.")(fn)

@@ -23,6 +23,7 @@ from optout.cli.base import (
     say,
     session_command,
 )
+from optout.model.roles import ROLES
 from optout.session.operations import Operation
 
 if TYPE_CHECKING:
@@ -458,12 +459,9 @@ def user_group() -> None:
     """Manage principals (admin)."""
 
 
-ROLE_NAMES = ("viewer", "scanner", "requester", "approver", "operator", "auditor", "admin")
-
-
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLE_NAMES),
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES),
               help="A role; repeatable (every role includes viewer; admin holds them all).")
 @session_command(Operation.USER_ADD)
 def user_add(session: Session, name: str, roles: tuple[str, ...]) -> None:

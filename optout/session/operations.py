@@ -9,6 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from optout.model.roles import ROLES
+
 if TYPE_CHECKING:
     from optout.scanner.access.principals import Principal
 
@@ -72,7 +74,7 @@ ROLE_OF: dict[Operation, str] = {
 }
 
 #: what holding a role also grants: every role includes viewer, admin holds every role
-INCLUDED = {"admin": {"viewer", "scanner", "requester", "approver", "operator", "auditor"}}
+INCLUDED = {"admin": set(ROLES)}
 
 
 def holds(principal: Principal, role: str) -> bool:

@@ -14,11 +14,10 @@ import secrets
 from dataclasses import dataclass
 
 from optout.model.errors import ScannerError
+from optout.model.roles import ROLES
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
 
-#: what each role may do; `admin` manages principals and holds every other role too
-ROLES = ("viewer", "scanner", "requester", "approver", "operator", "auditor", "admin")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 TOKEN = re.compile(r"^optout_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
