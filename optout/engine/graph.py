@@ -26,7 +26,6 @@ plain files): there they are candidates a person accepts in `optout.yaml`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +40,7 @@ from optout.engine.key_names import (
     stem,
     table_stem,
 )
+from optout.engine.match_keys import RECORD, SHAPELESS, VETO_TYPES, match_veto
 from optout.model.dataset import ColumnFinding
 from optout.model.identifiers import kind_of
 from optout.scanner.catalog import Catalog, DatasetRecord
@@ -55,14 +55,6 @@ COVERAGE = 0.5  # below this share of a key's values in its sketch, values canno
 #: has a phone and a contact's name too, a supplier is no person)
 PERSON_ATTRIBUTES = frozenset({"EMAIL_ADDRESS", "US_SSN", "US_PASSPORT", "UK_NHS",
                                "US_DRIVER_LICENSE"})
-#: column types that cannot hold an identifier, whatever the column's name says: floating
-#: point, booleans, money, and decimals with a fractional part (`numeric(10,0)` may be a key)
-_VETO_TYPES = re.compile(r"float|double|real|bool|money|(?:decimal|numeric)\(\s*\d+\s*,\s*[1-9]",
-                         re.I)
-#: value evidence needed for a pattern entity to be a match key: share of sampled values
-VALUE_EVIDENCE = 0.5
-RECORD = "RECORD_KEY"  # the entity of record keys (not people)
-SHAPELESS = "values are not key-shaped"  # a key column's veto that references can lift
 #: entities copied through lineage (a derived column holds what its source holds)
 FLOWING = ("copied", "transformed")
 
@@ -290,26 +282,6 @@ def _resolved_foreign_keys(graph: IdentityGraph, catalog: Catalog,
     return out
 
 
-def match_veto(finding: ColumnFinding, keyed: bool = False) -> str | None:
-    """Why an identifier column cannot be a match key, or None when its values support it.
-
-    `keyed`: the column takes part in a declared foreign key (key structure the database
-    itself states)."""
-    if finding.signals.get("declared") or finding.signals.get("lineage"):
-        return None
-    if _VETO_TYPES.search(finding.type or ""):
-        return f"type {finding.type} cannot hold {finding.entity}"
-    if finding.entity in ("PERSON_ID", RECORD):
-        profile = finding.signals.get("profile") or {}
-        if keyed or max(profile.get("key", 0.0), profile.get("uuid", 0.0)) >= 0.9 or finding.unique:
-            return None
-        return SHAPELESS
-    rate = (finding.entities or {}).get(finding.entity or "", 0.0)
-    if finding.entity in (finding.signals.get("patterns") or []) and rate >= VALUE_EVIDENCE:
-        return None
-    return f"name only: {rate:.0%} of sampled values are {finding.entity}"
-
-
 def _effective_findings(graph: IdentityGraph, keyed: set[Column]) -> None:
     """Match keys, with PII flowing along lineage into derived columns."""
     findings = {(d.id, c.name): c for d in graph.datasets.values() for c in d.columns}
@@ -344,7 +316,7 @@ def _as_key(graph: IdentityGraph, column: Column, entity: str, why: str) -> bool
     """Make a key column (not classified as an identifier) a match key of `entity`."""
     record = graph.datasets[column[0]]
     base = record.column(column[1])
-    if base is None or column in graph.vetoed or _VETO_TYPES.search(base.type or ""):
+    if base is None or column in graph.vetoed or VETO_TYPES.search(base.type or ""):
         return False
     graph.columns[column] = ColumnFinding(
         name=base.name, type=base.type, pii=entity != RECORD, entity=entity, score=1.0,
@@ -429,7 +401,7 @@ def _people_keys(graph: IdentityGraph, sketches: dict, unique: set[Column]) -> l
         keys = [(ds, c.name) for c in record.columns
                 if (names_own(graph, (ds, c.name)) or (ds, c.name) in unique)
                 and c.unique and (ds, c.name) in sketches
-                and not _VETO_TYPES.search(c.type or "")]
+                and not VETO_TYPES.search(c.type or "")]
         if len(keys) == 1:
             out.append(keys[0])
     return out
