@@ -188,11 +188,14 @@ def plan_cmd(session: Session, subjects: tuple[str, ...], subjects_file: str | N
     list`). Exits 4 when anything needs review (a dataset the plan could not account for,
     or a subject it stopped): the terminal names each with its reason, and the plan is
     written all the same."""
-    if not subjects and not subjects_file:
-        raise click.UsageError("give at least one --subject or a --subjects-file")
-    plan = session.plan(list(subjects), policy_path, subjects_file=subjects_file,
-                        request_id=request_id, accept_ambiguous=accept_ambiguous,
-                        engine=engine)
+    from optout.session import NothingToPlan
+
+    try:
+        plan = session.plan(list(subjects), policy_path, subjects_file=subjects_file,
+                            request_id=request_id, accept_ambiguous=accept_ambiguous,
+                            engine=engine)
+    except NothingToPlan:
+        raise click.UsageError("give at least one --subject or a --subjects-file") from None
     fmt = fmt or ("json" if output else "md")
     text = render_plan(plan, fmt)
     if output:

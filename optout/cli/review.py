@@ -53,17 +53,12 @@ def review_cmd(session: Session, plan_file: str, accept: tuple[int, ...],
     admin's: it changes the deployment's configuration) and plan again. Exits 4 while
     anything still needs review."""
     from optout.engine.plan_render import summary_line
-    from optout.model.plan import load_plan
-    from optout.session import numbered
+    from optout.session import BadProposal
 
-    proposals = numbered(load_plan(plan_file))
-    unknown = sorted((set(accept) | set(reject)) - proposals.keys())
-    if unknown:
-        raise click.UsageError(f"no proposal {unknown[0]} in {plan_file} (it has "
-                               f"{len(proposals)}; `optout review {plan_file}` lists them)")
-    if set(accept) & set(reject):
-        raise click.UsageError("a proposal is either accepted or rejected, not both")
-    done = session.review(plan_file, list(accept), list(reject), output)
+    try:
+        done = session.review(plan_file, list(accept), list(reject), output)
+    except BadProposal as exc:
+        raise click.UsageError(str(exc)) from None
     if accept or reject:
         say("\n".join(done.diff) or "the new plan has the same steps")
         say(f"{summary_line(done.plan)}\nthe new plan is in {done.path}")

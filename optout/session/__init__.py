@@ -23,15 +23,15 @@ if TYPE_CHECKING:
     from optout.session.admin import AuditCheck
     from optout.session.base import Call, failure
     from optout.session.data import Scanned
-    from optout.session.erasure import Applied, NothingToPlan, Reviewed, numbered
+    from optout.session.erasure import Applied, BadProposal, NothingToPlan, Reviewed, numbered
     from optout.session.session import Session
 
 #: name → the module of the session package that defines it
 _PARTS = {"Session": "session", "AuditCheck": "admin", "Call": "base", "failure": "base",
-          "Scanned": "data", "Applied": "erasure", "NothingToPlan": "erasure",
+          "Scanned": "data", "Applied": "erasure", "BadProposal": "erasure", "NothingToPlan": "erasure",
           "Reviewed": "erasure", "numbered": "erasure"}
 
-__all__ = ["ROLE_OF", "Applied", "AuditCheck", "Call", "NothingToPlan", "Operation",
+__all__ = ["ROLE_OF", "Applied", "AuditCheck", "BadProposal", "Call", "NothingToPlan", "Operation",
            "Reviewed", "Scanned", "Session", "failure", "holds", "numbered"]
 
 

@@ -47,6 +47,10 @@ class NothingToPlan(EngineError):
     """A plan was asked for without a subject."""
 
 
+class BadProposal(EngineError):
+    """A review named a proposal the plan does not have, or accepted and rejected one."""
+
+
 @dataclass
 class Applied:
     """How an apply ended: the request it ran (None when nothing ran), or the plan it wrote
@@ -154,10 +158,10 @@ class ErasureOperations(DataOperations):
             proposals = numbered(plan)
             unknown = sorted((set(accept) | set(reject)) - proposals.keys())
             if unknown:
-                raise EngineError(f"no proposal {unknown[0]} in {plan_file} (it has "
+                raise BadProposal(f"no proposal {unknown[0]} in {plan_file} (it has "
                                   f"{len(proposals)}; `optout review {plan_file}` lists them)")
             if set(accept) & set(reject):
-                raise EngineError("a proposal is either accepted or rejected, not both")
+                raise BadProposal("a proposal is either accepted or rejected, not both")
             with self.operation(Operation.CONFIG_SET, {"review": plan_file, "accepted": accept,
                                                        "rejected": reject}) as change:
                 config, _ = deployment_config(self.catalog)

@@ -73,14 +73,8 @@ ROLE_OF: dict[Operation, str] = {
     Operation.CONFIG_SET: "admin", Operation.POLICY_ADD: "admin",
 }
 
-#: what holding a role also grants: every role includes viewer, admin holds every role
-INCLUDED = {"admin": set(ROLES)}
-
-
 def holds(principal: Principal, role: str) -> bool:
-    """True when the principal's roles include `role` (directly or by nesting)."""
-    if role in principal.roles or "admin" in principal.roles:
-        return True
-    if role == "viewer":
-        return bool(principal.roles - {"embedded"})
-    return any(role in INCLUDED.get(r, ()) for r in principal.roles)
+    """True when the principal's roles include `role`: held directly, by `admin` (which
+    holds every role), or `viewer`, which every role includes."""
+    roles = principal.roles
+    return role in roles or "admin" in roles or (role == "viewer" and bool(roles & set(ROLES)))
