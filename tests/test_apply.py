@@ -57,7 +57,9 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
         "3 datasets may still hold the subject and were not changed: employees (not reachable")
     assert report["summary"].endswith(
         "Erased from 10 datasets, 1 retained under legal basis; 0 residue in the 11 datasets "
-        "read back")
+        "read back; physically: 2 rewritten (keys not searchable as text), 6 raw bytes read "
+        "clean")
+    assert {p["status"] for p in report["physical"]} == {"verified", "rewritten"}
     assert [n["dataset"] for n in report["needs_review"]] == ["employees", "it_staff", "payroll"]
     steps = {s["dataset"]: s for s in report["steps"]}
     assert steps["orders"]["rows_changed"] == 2 and steps["orders"]["residue"] == 0

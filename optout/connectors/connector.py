@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from optout.connectors.physical import Store
     from optout.connectors.source import Source
     from optout.connectors.target import Target
 
@@ -64,11 +65,16 @@ class Connector:
     spark_source: str | None = None
     #: the Target class that changes it on Spark, when Spark writes it
     spark_target: str | None = None
+    #: the Store class (optout/connectors/physical.py) that makes an erasure physical
+    physical: str | None = None
     #: the port a URI of its schemes means when it names none (a server's)
     default_port: int | None = None
     #: the SQL dialect of the views it holds (sqlglot's name)
     dialect: str = "duckdb"
     capabilities: Capabilities = field(default_factory=Capabilities)
+
+    def physical_class(self) -> type[Store] | None:
+        return _load(self.physical) if self.physical else None
 
     def source_class(self) -> type[Source]:
         return _load(self.source)

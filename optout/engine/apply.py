@@ -32,6 +32,7 @@ from optout.engine.approvals import ApprovalError, require_approved
 from optout.engine.graph import IdentityGraph, build_graph
 from optout.engine.journal import Journal
 from optout.engine.ledger import reappearances
+from optout.engine.physical import Physical, PhysicalError
 from optout.engine.plan_settings import check_settings
 from optout.engine.plan_store import recorded_plan
 from optout.engine.planner import values_by_domain
@@ -314,13 +315,19 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         graph = build_graph(catalog, options.config)
         erased = values_by_domain(graph, plan)
         _verify_elsewhere(catalog, plan, graph, erased)
-    except ApplyError as exc:
+        policy = policy_of_plan(catalog, plan)
+        fault("before-physical")
+        physical = Physical(catalog, plan, policy).run()
+    except (ApplyError, PhysicalError) as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))
+        if isinstance(exc, PhysicalError):
+            raise ApplyError(f"{exc}; the request is blocked — run `optout resume {rid}`"
+                             ) from exc
         raise
     journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, final_status(plan))
+    journal.set_request(rid, final_status(plan, policy.physical, physical))
     journal.release(rid)
     if plan.supersedes and journal.find(plan.supersedes) is not None:
         journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
@@ -328,13 +335,16 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
     return rid
 
 
-def final_status(plan: ErasurePlan) -> str:
-    """The status of an applied plan: `complete` only when nothing may still hold the subject;
-    `incomplete_needs_review` when datasets it found (or could not search) may, or a subject
-    was stopped; `complete_with_review` when its findings are about data kept on purpose."""
-    if plan.remaining():
+def final_status(plan: ErasurePlan, physical: str = "required",
+                 problems: list[str] | None = None) -> str:
+    """The status of an applied plan: `complete` only when nothing may still hold the subject
+    and every reachable byte of what it changed read clean; `incomplete_needs_review` when
+    datasets it found (or could not search) may, a subject was stopped, or a store's bytes
+    still hold the subject (best-effort physical erasure); `complete_with_review` when its
+    findings are about data kept on purpose, or physical erasure was off by policy."""
+    if plan.remaining() or problems:
         return INCOMPLETE
-    return "complete_with_review" if plan.review else "complete"
+    return "complete_with_review" if plan.review or physical == "off" else "complete"
 
 
 def _rebuild_order(plan: ErasurePlan) -> list[int]:

@@ -16,11 +16,12 @@ from typing import Any
 from optout.engine import EngineError
 from optout.engine.cascade.run import steps as cascade_steps
 from optout.engine.journal import WORKER_PREFIX, Journal
+from optout.engine.physical import physical_steps
 from optout.model.plan import DatasetNote
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 
-SIGNED_FIELDS_VERSION = 2
+SIGNED_FIELDS_VERSION = 3  # 3: the physical-erasure section
 
 
 class ReportError(EngineError):
@@ -100,6 +101,24 @@ def _summary(status: str, steps: list[dict[str, Any]], review: list[dict[str, st
         " (or, when the plan itself cannot be carried out, `optout apply --replan PLAN`)")
 
 
+def _physical_summary(physical: list[dict[str, Any]]) -> str:
+    """What the physical erasure proved, in a sentence (nothing when none ran)."""
+    stores = [p for p in physical if p["store"] != "optout catalog"]
+    if not stores:
+        return ""
+    by: dict[str, int] = {}
+    for p in stores:
+        by[p["status"]] = by.get(p["status"], 0) + 1
+    if set(by) == {"off"}:
+        return ("; physical erasure off by policy: the erased values may remain in the bytes "
+                f"of {_n(len(stores), 'store')}")
+    words = {"verified": "raw bytes read clean", "rewritten": "rewritten (keys not "
+             "searchable as text)", "unreachable": "bytes not reachable from here",
+             "residue": "raw bytes STILL HOLD the subject", "failed": "physical erasure failed",
+             "retrying": "physical erasure not finished", "off": "physical erasure off"}
+    return "; physically: " + ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(by.items()))
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -113,14 +132,16 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"],
                "rows": n.get("rows"), "may_hold": DatasetNote(**n).may_hold}
               for n in plan["review"]]
+    physical = physical_steps(catalog, job)
     summary, next_action = _summary(request["status"], steps, review, request["error"])
+    summary += _physical_summary(physical)
     body = {
         "version": SIGNED_FIELDS_VERSION, "request_id": request_id,
         "status": request["status"], "policy": plan["policy"], "plan_hash": request["plan_hash"],
         "principal": request["principal"], "dry_run": request["dry_run"],
         "created_at": _ts(request["created_at"]), "updated_at": _ts(request["updated_at"]),
         "error": request["error"], "subjects": plan["subjects"], "needs_review": review,
-        "steps": steps, "summary": summary,
+        "steps": steps, "physical": physical, "summary": summary,
         "next_action": next_action.replace("{rid}", job) if next_action else None,
     }
     body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))

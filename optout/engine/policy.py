@@ -115,6 +115,12 @@ class Policy(_Strict):
     approval_ttl: str = Field("7d", pattern=r"^[0-9]{1,5}(\.[0-9]{1,3})?[mhd]$")
     rules: list[Rule] = Field(default_factory=list)
     exemptions: list[Exemption] = Field(default_factory=list)
+    #: after commit, the erased values leave the stores' bytes too (docs/physical.md):
+    #: `required` blocks the request until every reachable byte reads clean
+    physical: Literal["required", "best-effort", "off"] = "required"
+    #: dataset name globs of database tables that cannot take an exclusive lock: vacuumed in
+    #: place instead of rewritten (freed space may hold bytes until it is reused)
+    lock_friendly: list[str] = Field(default_factory=list)
     digest: str = ""
 
     def rule_for(self, dataset: str, tags: set[str], entities: set[str], columns: list[str],

@@ -65,6 +65,21 @@ def report_markdown(report: dict[str, Any]) -> str:
                 "|---|---|---|---|---|"]
         out += [f"| {md.text(c['target'])} | {c['kind']} | {c['status']} | {c['attempts']} | "
                 f"{md.text(c['detail'] or c['last_error'] or '')} |" for c in report["cascade"]]
+    if report.get("physical"):
+        out += ["", "## Physical erasure", ""]
+        for p in report["physical"]:
+            out += [f"### {md.text(p['store'])} ({p['format']}): {p['status']}", ""]
+            out += [f"- rewritten: {md.text(d)}" for d in p["rewritten"]]
+            out += [f"- read raw: {md.code(r['file'])}: {r['hits']} occurrences of the subject"
+                    for r in p["read"]]
+            if p["read"]:
+                out.append("- searched for: " + (", ".join(p["searched_for"]) or
+                                                 "nothing searchable as text"))
+            out += [f"- not reachable: {md.text(u)}" for u in p["not_reachable"]]
+            out += [f"- outside optout's reach: {md.text(o)}" for o in p["outside_reach"]]
+            if p["error"]:
+                out.append(f"- last error: {md.text(p['error'])}")
+            out.append("")
     out += ["", f"signature: `{report['signature']}`"]
     return "\n".join(out) + "\n"
 
@@ -97,6 +112,17 @@ def report_html(report: dict[str, Any]) -> str:
                        for c in report["cascade"])
         cascade = ("<h2>Cascade</h2><table><tr><th>target</th><th>kind</th><th>outcome</th>"
                    f"<th>attempts</th><th>detail</th></tr>{body}</table>")
+    physical = ""
+    for p in report.get("physical", []):
+        items = ([f"rewritten: {e(d)}" for d in p["rewritten"]]
+                 + [f"read raw: <code>{e(r['file'])}</code>: {r['hits']} occurrences"
+                    for r in p["read"]]
+                 + [f"not reachable: {e(u)}" for u in p["not_reachable"]]
+                 + [f"outside optout's reach: {e(o)}" for o in p["outside_reach"]])
+        physical += (f"<h3>{e(p['store'])} ({e(p['format'])}): {e(p['status'])}</h3><ul>"
+                     + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    if physical:
+        cascade += f"<h2 id='physical'>Physical erasure</h2>{physical}"
     subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
                          for s in report["subjects"])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Erasure report "

@@ -6,7 +6,8 @@ CONNECTOR = Connector(
     key="csv",
     source="optout.connectors.csv.source:CsvSource",
     target="optout.connectors.csv.target:CsvTarget",
+    physical="optout.connectors.physical:FileStore",
     suffixes=(".csv", ".tsv"),
     spark_source="optout.connectors.spark.source:SparkFileSource",
-    capabilities=Capabilities(locate=True, files=True),
+    capabilities=Capabilities(physical_erasure=True, locate=True, files=True),
 )

@@ -6,7 +6,8 @@ CONNECTOR = Connector(
     key="duckdb",
     source="optout.connectors.duckdb.source:DuckDBFileSource",
     target="optout.connectors.duckdb.target:DuckDBTableTarget",
+    physical="optout.connectors.duckdb.physical:DuckDBStore",
     suffixes=(".duckdb",),
-    capabilities=Capabilities(sample_in_place=True, transactional=True, views=True,
+    capabilities=Capabilities(physical_erasure=True, sample_in_place=True, transactional=True, views=True,
                               foreign_keys=True),
 )

@@ -6,7 +6,8 @@ CONNECTOR = Connector(
     key="json",
     source="optout.connectors.json.source:JsonSource",
     target="optout.connectors.json.target:JsonTarget",
+    physical="optout.connectors.physical:FileStore",
     suffixes=(".json", ".jsonl", ".ndjson"),
     spark_source="optout.connectors.spark.source:SparkFileSource",
-    capabilities=Capabilities(locate=True, files=True),
+    capabilities=Capabilities(physical_erasure=True, locate=True, files=True),
 )

@@ -6,6 +6,7 @@ CONNECTOR = Connector(
     key="log",
     source="optout.connectors.log.source:LogSource",
     target="optout.connectors.log.target:LogTarget",
+    physical="optout.connectors.physical:FileStore",
     suffixes=(".log",),
-    capabilities=Capabilities(locate=True, files=True, rebuild=False),
+    capabilities=Capabilities(physical_erasure=True, locate=True, files=True, rebuild=False),
 )

@@ -6,8 +6,9 @@ CONNECTOR = Connector(
     key="parquet",
     source="optout.connectors.parquet.source:ParquetSource",
     target="optout.connectors.parquet.target:ParquetTarget",
+    physical="optout.connectors.physical:FileStore",
     suffixes=(".parquet",),
     spark_source="optout.connectors.spark.source:SparkFileSource",
     spark_target="optout.connectors.spark.parquet_target:SparkParquetTarget",
-    capabilities=Capabilities(sample_in_place=True, locate=True, files=True),
+    capabilities=Capabilities(physical_erasure=True, sample_in_place=True, locate=True, files=True),
 )

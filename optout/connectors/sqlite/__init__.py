@@ -6,8 +6,9 @@ CONNECTOR = Connector(
     key="sqlite",
     source="optout.connectors.sqlite.source:SQLiteSource",
     target="optout.connectors.sqlite.target:SQLiteTableTarget",
+    physical="optout.connectors.sqlite.physical:SQLiteStore",
     suffixes=(".sqlite", ".sqlite3", ".db"),
     dialect="sqlite",
-    capabilities=Capabilities(sample_in_place=True, transactional=True, views=True,
+    capabilities=Capabilities(physical_erasure=True, sample_in_place=True, transactional=True, views=True,
                               foreign_keys=True),
 )

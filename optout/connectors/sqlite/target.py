@@ -32,6 +32,8 @@ class SQLiteTableTarget(DatabaseTarget):
     def open(self) -> Any:
         try:
             con = sqlite3.connect(self.step.location, isolation_level=None, timeout=30)
+            # deleted content is zeroed in the file, whatever the build's default
+            con.execute("PRAGMA secure_delete=ON")
             con.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot open {self.step.location} for "

@@ -188,6 +188,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ref_dataset_id VARCHAR, ref_column VARCHAR, evidence VARCHAR NOT NULL);
     """,
     ),
+    (
+        12,
+        "physical erasure of a request's stores: what was rewritten, read raw, out of reach",
+        """
+    CREATE TABLE physical_steps (
+        request_id VARCHAR NOT NULL, store VARCHAR NOT NULL, format VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, attempts INTEGER NOT NULL, error VARCHAR, detail JSON,
+        updated_at TIMESTAMP NOT NULL);
+    """,
+    ),
 ]
 #: the first version with sealed rows: a catalog older than it holding rows of sealed tables
 #: is refused (optout never seals a row it did not write)

@@ -1,0 +1,203 @@
+"""Physical erasure of an applied plan: every store the plan changed (a database file, a
+database, data files) is made to hold the erased values in none of its bytes, then read raw for
+the subject's identifiers (`optout/connectors/forensic.py`), as is optout's own catalog.
+
+The policy's `physical` decides how much this matters: `required` (the default) retries a store
+whose raw read still finds the subject and blocks the request (`optout resume`) until it reads
+clean; `best-effort` records what it found and ends the request `incomplete_needs_review`;
+`off` erases logically only, and the request ends `complete_with_review` with the report saying
+which stores may hold the bytes. Each store's outcome is recorded in `physical_steps`, so a
+resumed request runs again only the stores not yet done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+from optout.connectors import connector_for
+from optout.connectors.forensic import Needles, scan_files
+from optout.connectors.physical import PhysicalSettings, Reach, Store
+from optout.engine import EngineError
+from optout.engine.policy import Policy
+from optout.model.errors import ScannerError
+from optout.model.plan import ErasurePlan, PlanStep
+from optout.model.redaction import one_line
+from optout.model.secret import KeyedHash
+from optout.scanner.catalog import Catalog
+
+ATTEMPTS = 3
+#: a store's outcomes that need nothing more
+DONE = ("verified", "rewritten", "unreachable")
+#: column actions after which a key's value is gone from the rows kept
+REMOVING = ("null", "hash", "mask", "generalize", "redact")
+CATALOG_STORE = "optout catalog"
+
+
+class PhysicalError(EngineError):
+    """A store could not be erased physically, or its raw bytes still hold the subject."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def settings_of(policy: Policy) -> PhysicalSettings:
+    """The physical-erasure settings a policy sets."""
+    return PhysicalSettings(lock_friendly=tuple(policy.lock_friendly))
+
+
+def stores(plan: ErasurePlan, settings: PhysicalSettings) -> list[tuple[str, Store]]:
+    """(format, store) for every place the plan changes, in plan order."""
+    grouped: dict[tuple[str, str], list[PlanStep]] = defaultdict(list)
+    for step in plan.steps:
+        if step.kind == "view" or (step.action == "retain" and not step.columns):
+            continue
+        grouped[(step.format, step.location)].append(step)
+    out = []
+    for (fmt, location), steps in grouped.items():
+        connector = connector_for(fmt)
+        cls = connector.physical_class() if connector else None
+        if cls is not None:
+            out.append((fmt, cls(location, steps, plan.request_id, settings)))
+    return out
+
+
+def needles_for(hasher: KeyedHash, steps: list[PlanStep]) -> Needles:
+    """What must be gone from a store's bytes: the keys of rows deleted and of key columns a
+    step changes, less the values a step on the same store keeps on purpose."""
+    gone = Needles(hasher)
+    kept: dict[str, set[str]] = defaultdict(set)
+    for step in steps:
+        changed = dict(step.columns)
+        for column, kind, hashes in step.keys:
+            if step.action == "delete_rows" or changed.get(column) in REMOVING:
+                gone.hashes.setdefault(kind, set()).update(hashes)
+            else:
+                kept[kind].update(hashes)
+    for kind, hashes in kept.items():
+        gone.hashes.get(kind, set()).difference_update(hashes)
+    return gone
+
+
+class Physical:
+    """The physical erasure of one request, recorded in the catalog."""
+
+    def __init__(self, catalog: Catalog, plan: ErasurePlan, policy: Policy) -> None:
+        self.catalog = catalog
+        self.plan = plan
+        self.mode = policy.physical
+        self.settings = settings_of(policy)
+
+    def recorded(self) -> dict[str, dict[str, Any]]:
+        """The request's store outcomes so far, by store."""
+        with self.catalog.connect() as con:
+            rows = con.execute("SELECT store, format, status, attempts, error, detail FROM "
+                               "physical_steps WHERE request_id = ? ORDER BY rowid",
+                               [self.plan.request_id]).fetchall()
+        return {r[0]: {"store": r[0], "format": r[1], "status": r[2], "attempts": r[3],
+                       "error": r[4], "detail": json.loads(r[5] or "{}")} for r in rows}
+
+    def _record(self, store: str, fmt: str, status: str, attempts: int, error: str | None,
+                detail: dict[str, Any]) -> None:
+        with self.catalog.connect() as con:
+            con.execute("DELETE FROM physical_steps WHERE request_id = ? AND store = ?",
+                        [self.plan.request_id, store])
+            con.execute("INSERT INTO physical_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [self.plan.request_id, store, fmt, status, attempts,
+                         one_line(error)[:300] if error else None, json.dumps(detail), _now()])
+
+    def run(self) -> list[str]:
+        """Erase physically and read back every store not done yet; returns the problems
+        (stores still holding the subject, or failing). Raises PhysicalError when the policy
+        requires physical erasure and a problem remains."""
+        done = self.recorded()
+        hasher = self.catalog.hasher()
+        problems = []
+        for fmt, store in stores(self.plan, self.settings):
+            if done.get(store.name, {}).get("status") in (*DONE, "off"):
+                continue
+            if self.mode == "off":
+                self._record(store.name, fmt, "off", 0, None, {
+                    "done": [], "outside": ["physical erasure is off by policy: the erased "
+                                            "values may remain in this store's bytes"]})
+                continue
+            problem = self._store(fmt, store, needles_for(hasher, store.steps))
+            if problem:
+                problems.append(problem)
+        if self.mode != "off":
+            problems += self._catalog(hasher)
+        if problems and self.mode == "required":
+            raise PhysicalError("physical erasure: " + "; ".join(problems))
+        return problems
+
+    def _store(self, fmt: str, store: Store, needles: Needles) -> str | None:
+        error = None
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                done = store.erase()
+                reach = store.reach()
+                needles.utf16 = reach.utf16
+                hits = scan_files(needles, reach.files)
+                outside = store.outside()
+            except (EngineError, ScannerError, OSError) as exc:
+                error = str(exc)
+                self._record(store.name, fmt, "retrying", attempt, error, {})
+                time.sleep(0.2 * attempt)
+                continue
+            status = _status(reach, hits, needles)
+            self._record(store.name, fmt, status, attempt, None, {
+                "done": done, "read": hits, "searched": sorted(k for k, h in
+                                                               needles.hashes.items() if h),
+                "unreachable": reach.unreachable, "outside": outside})
+            if status != "residue":
+                return None
+            error = f"{sum(hits.values())} occurrences of the subject still in the raw bytes"
+        status = "residue" if error and "occurrences" in error else "failed"
+        if status == "failed":
+            self._record(store.name, fmt, "failed", ATTEMPTS, error, {})
+        return f"{store.name}: {error}"
+
+    def _catalog(self, hasher: KeyedHash) -> list[str]:
+        """optout's own catalog (journal, plans, audit log) read raw: it must hold keyed
+        hashes and masked values only."""
+        needles = needles_for(hasher, list(self.plan.steps))
+        path = str(self.catalog.path)
+        hits = scan_files(needles, [path, path + ".wal"])
+        status = "residue" if any(hits.values()) else "verified"
+        self._record(CATALOG_STORE, "duckdb", status, 1, None, {
+            "done": [], "read": hits, "searched": sorted(k for k, h in needles.hashes.items()
+                                                         if h),
+            "unreachable": [], "outside": []})
+        return [f"{CATALOG_STORE}: the subject's identifiers are in its raw bytes"] \
+            if status == "residue" else []
+
+
+def _status(reach: Reach, hits: dict[str, int], needles: Needles) -> str:
+    if any(hits.values()):
+        return "residue"
+    if not reach.files:
+        return "unreachable"
+    return "verified" if needles else "rewritten"
+
+
+def physical_steps(catalog: Catalog, request_id: str) -> list[dict[str, Any]]:
+    """A request's physical-erasure outcomes, for its report."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT store, format, status, attempts, error, detail, updated_at "
+                           "FROM physical_steps WHERE request_id = ? ORDER BY rowid",
+                           [request_id]).fetchall()
+    out = []
+    for store, fmt, status, attempts, error, detail, at in rows:
+        d = json.loads(detail or "{}")
+        out.append({"store": store, "format": fmt, "status": status, "attempts": attempts,
+                    "error": error, "rewritten": d.get("done", []),
+                    "read": [{"file": f, "hits": n} for f, n in d.get("read", {}).items()],
+                    "searched_for": d.get("searched", []),
+                    "not_reachable": d.get("unreachable", []),
+                    "outside_reach": d.get("outside", []),
+                    "at": at.isoformat(timespec="seconds") if at else None})
+    return out
