@@ -1,0 +1,226 @@
+"""Physical erasure, checked as a forensic examiner would: after `optout apply` (through the
+command line, as the deployment's staff), the raw bytes of the DuckDB file, the SQLite file and
+its side files, and the PostgreSQL heap, TOAST and index files of the touched tables (read from
+the data directory after a CHECKPOINT: the tests run as root beside the server) hold none of
+the subject's identifiers. The control applies the same plan under a policy with
+`physical: off`: every one of these checks then finds the bytes, so none can pass vacuously.
+A process killed inside each physical step is resumed to a verified state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import string
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+from conftest import throwaway_database
+from staff import Staff
+
+from optout.scanner.catalog import Catalog
+
+pytestmark = pytest.mark.postgres
+POLICIES = Path(__file__).resolve().parent.parent / "policies"
+SUBJECTS = ["maria.lopez.phys@example.org", "kwame.osei.phys@example.org",
+            "ines.duarte.phys@example.org"]
+#: person id → email (the subjects are 7, 13 and 21)
+PEOPLE = {i: SUBJECTS[[7, 13, 21].index(i)] if i in (7, 13, 21) else f"p{i}.q@example.net"
+          for i in range(1, 41)}
+
+
+def _bio(i: int) -> str:
+    """A long text (kept out of line, uncompressed, in the TOAST table) naming the person."""
+    rng = random.Random(i)
+    return PEOPLE[i] + " " + "".join(rng.choice(string.ascii_letters) for _ in range(3000))
+
+
+class Estate:
+    """A subject's data in PostgreSQL (a table and its child), DuckDB and SQLite."""
+
+    def __init__(self, root: Path, pg: str) -> None:
+        self.root, self.pg = root, pg
+        self.duck = str(root / "analytics.duckdb")
+        self.lite = str(root / "contacts.sqlite")
+        with psycopg.connect(pg, autocommit=True) as con:
+            con.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT UNIQUE, "
+                        "name TEXT, bio TEXT)")
+            con.execute("ALTER TABLE people ALTER COLUMN bio SET STORAGE EXTERNAL")
+            con.execute("CREATE TABLE visits (id INTEGER PRIMARY KEY, person_id INTEGER "
+                        "REFERENCES people(id), email TEXT, note TEXT)")
+            with con.cursor() as cur:
+                cur.executemany("INSERT INTO people VALUES (%s, %s, %s, %s)",
+                                [(i, e, f"Person {i}", _bio(i)) for i, e in PEOPLE.items()])
+                cur.executemany("INSERT INTO visits VALUES (%s, %s, %s, %s)",
+                                [(100 + i, i, e, f"visit of {e}") for i, e in PEOPLE.items()])
+        con = duckdb.connect(self.duck)
+        con.execute("CREATE SEQUENCE cust_seq START 1")
+        con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY DEFAULT nextval('cust_seq'),"
+                    " email TEXT NOT NULL, name TEXT)")
+        for i, e in PEOPLE.items():
+            con.execute("INSERT INTO customers (email, name) VALUES (?, ?)", [e, f"Person {i}"])
+        con.execute("CREATE VIEW customer_domains AS SELECT id, split_part(email, '@', 2) AS "
+                    "domain FROM customers")
+        con.execute("CREATE MACRO shout(s) AS upper(s)")
+        con.close()
+        lite = sqlite3.connect(self.lite)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT, phone TEXT)")
+        lite.executemany("INSERT INTO contacts VALUES (?, ?, ?)",
+                         [(i, e, f"+1 555 01{i:02d}") for i, e in PEOPLE.items()])
+        lite.commit()
+        lite.close()
+
+    # -- what an examiner reads ---------------------------------------------------------------
+
+    def pg_files(self) -> list[str]:
+        """Heap, TOAST and index files of both tables, after a CHECKPOINT."""
+        with psycopg.connect(self.pg, autocommit=True) as con:
+            con.execute("CHECKPOINT")
+            data = con.execute("SHOW data_directory").fetchone()[0]
+            rels = con.execute(
+                "SELECT pg_relation_filepath(c.oid) FROM pg_class c WHERE c.oid IN ("
+                "SELECT oid FROM pg_class WHERE relname IN ('people', 'visits') UNION "
+                "SELECT reltoastrelid FROM pg_class WHERE relname IN ('people', 'visits') UNION "
+                "SELECT indexrelid FROM pg_index WHERE indrelid IN "
+                "('people'::regclass, 'visits'::regclass))").fetchall()
+        files = [os.path.join(data, r[0]) for r in rels if r[0]]
+        assert len(files) >= 6, files  # two heaps, a TOAST table and its index, pkeys, unique
+        return files
+
+    def raw(self, subject: str) -> dict[str, int]:
+        """Occurrences of the subject's email in each store's raw bytes."""
+        needle = subject.encode()
+
+        def count(paths: list[str]) -> int:
+            return sum(Path(p).read_bytes().count(needle) for p in paths if os.path.exists(p))
+
+        return {"postgresql": count(self.pg_files()),
+                "duckdb": count([self.duck, self.duck + ".wal"]),
+                "sqlite": count([self.lite, self.lite + "-wal", self.lite + "-journal"])}
+
+    def rows(self) -> dict[str, list[tuple]]:
+        with psycopg.connect(self.pg) as con:
+            pg = con.execute("SELECT p.id, p.email, p.name, md5(p.bio), v.id, v.note FROM "
+                             "people p JOIN visits v ON v.person_id = p.id ORDER BY p.id"
+                             ).fetchall()
+        con = duckdb.connect(self.duck, read_only=True)
+        duck = con.execute("SELECT * FROM customers ORDER BY id").fetchall()
+        con.close()
+        lite = sqlite3.connect(self.lite)
+        contacts = lite.execute("SELECT * FROM contacts ORDER BY id").fetchall()
+        lite.close()
+        return {"postgresql": pg, "duckdb": duck, "sqlite": contacts}
+
+
+def _without(rows: dict[str, list[tuple]], subject: str) -> dict[str, list[tuple]]:
+    return {k: [r for r in v if subject not in r] for k, v in rows.items()}
+
+
+@pytest.fixture()
+def estate(tmp_path: Path) -> Iterator[tuple[Estate, Staff]]:
+    for pg in throwaway_database():
+        estate = Estate(tmp_path, pg)
+        staff = Staff(Catalog(str(tmp_path / "catalog.duckdb")))
+        done = staff.cli("admin", "scan", estate.duck, estate.lite, pg)
+        assert done.returncode == 0, done.stderr
+        # an application keeps the SQLite database open (so closing optout's connection
+        # does not fold the write-ahead log into the file for it)
+        holder = sqlite3.connect(estate.lite)
+        holder.execute("SELECT count(*) FROM contacts").fetchall()
+        yield estate, staff
+        holder.close()
+
+
+def _erase(staff: Staff, subject: str, rid: str, policy: str = "gdpr-erasure",
+           fault: str | None = None) -> int:
+    plan = Path(staff.catalog.path).parent / f"{rid}.json"
+    done = staff.cli("requester", "plan", "--subject", f"email={subject}", "--policy", policy,
+                     "--request-id", rid, "-o", str(plan))
+    assert done.returncode == 0, done.stderr
+    assert staff.cli("approver", "approve", str(plan)).returncode == 0
+    done = staff.cli("operator", "apply", str(plan), "--yes",
+                     env={"OPTOUT_FAULT": fault} if fault else None)
+    return done.returncode
+
+
+def _report(staff: Staff, rid: str) -> dict:
+    out = Path(staff.catalog.path).parent / f"{rid}.report.json"
+    done = staff.cli("admin", "report", rid, "--format", "json", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+def test_no_byte_of_the_subject_survives(estate: tuple[Estate, Staff]) -> None:
+    estate, staff = estate
+    subject = SUBJECTS[0]
+    before = estate.rows()
+    assert all(n > 0 for n in estate.raw(subject).values()), estate.raw(subject)
+
+    assert _erase(staff, subject, "phys-1") == 0
+    assert estate.raw(subject) == {"postgresql": 0, "duckdb": 0, "sqlite": 0}
+    assert estate.rows() == _without(before, subject)  # everyone else's rows, byte for byte
+    report = _report(staff, "phys-1")
+    assert report["status"] == "complete"
+    statuses = {p["format"]: p["status"] for p in report["physical"]
+                if p["store"] != "optout catalog"}
+    assert statuses == {"postgresql": "verified", "duckdb": "verified", "sqlite": "verified"}
+    pg = next(p for p in report["physical"] if p["format"] == "postgresql")
+    assert any("VACUUM FULL" in d for d in pg["rewritten"]) and len(pg["read"]) >= 6
+    assert any("write-ahead log" in o and "archive_mode=" in o for o in pg["outside_reach"])
+    assert "physically: 1 raw bytes read clean" not in report["summary"]
+    assert "3 raw bytes read clean" in report["summary"], report["summary"]
+
+    # the rewritten DuckDB file keeps its view, macro and sequence (at its current value)
+    con = duckdb.connect(estate.duck)
+    assert con.execute("SELECT count(*) FROM customer_domains").fetchone()[0] == 39
+    assert con.execute("SELECT shout('x')").fetchone()[0] == "X"
+    assert con.execute("SELECT nextval('cust_seq')").fetchone()[0] == 41
+    con.close()
+    text = Path(staff.catalog.path).read_bytes()
+    assert subject.encode() not in text  # optout's own catalog never held it
+
+
+def test_control_physical_off_leaves_the_bytes(estate: tuple[Estate, Staff],
+                                               tmp_path: Path) -> None:
+    """The same erasure with physical erasure off: logically gone, and every raw check finds
+    the bytes (so the checks above can fail)."""
+    estate, staff = estate
+    subject = SUBJECTS[0]
+    logical = tmp_path / "logical.yaml"
+    logical.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
+        "name: gdpr-erasure", "name: gdpr-logical") + "physical: \"off\"\n")
+    assert staff.cli("admin", "policy", "add", str(logical)).returncode == 0
+    before = estate.rows()
+
+    assert _erase(staff, subject, "phys-off", policy="gdpr-logical") == 0
+    assert estate.rows() == _without(before, subject)
+    left = estate.raw(subject)
+    assert all(n > 0 for n in left.values()), left
+    report = _report(staff, "phys-off")
+    assert report["status"] == "complete_with_review"
+    assert "physical erasure off by policy" in report["summary"]
+
+
+@pytest.mark.parametrize("point", ["before-physical", "physical-duckdb", "physical-sqlite",
+                                   "physical-postgres"])
+def test_a_killed_physical_step_is_resumed(estate: tuple[Estate, Staff], point: str) -> None:
+    estate, staff = estate
+    subject = SUBJECTS[1]
+    before = estate.rows()
+    assert _erase(staff, subject, "phys-kill", fault=point) != 0
+    assert estate.rows() == _without(before, subject)  # committed: logically gone already
+    done = staff.cli("operator", "resume", "phys-kill")
+    assert done.returncode == 0, done.stderr
+    assert estate.raw(subject) == {"postgresql": 0, "duckdb": 0, "sqlite": 0}
+    report = _report(staff, "phys-kill")
+    assert report["status"] == "complete"
+    assert {p["status"] for p in report["physical"]} == {"verified"}
+    # nothing the killed rewrite staged is left beside the DuckDB file
+    assert sorted(os.listdir(estate.root)).count("analytics.duckdb") == 1
+    assert not [f for f in os.listdir(estate.root) if "optout-staged" in f]
