@@ -224,3 +224,29 @@ def test_a_killed_physical_step_is_resumed(estate: tuple[Estate, Staff], point: 
     # nothing the killed rewrite staged is left beside the DuckDB file
     assert sorted(os.listdir(estate.root)).count("analytics.duckdb") == 1
     assert not [f for f in os.listdir(estate.root) if "optout-staged" in f]
+
+
+@pytest.mark.parametrize("scrubbed", [True, False])
+def test_sqlite_scrub_on_a_build_without_secure_delete(tmp_path: Path, scrubbed: bool) -> None:
+    """apsw bundles its own SQLite, built (like most) with secure_delete off by default: a
+    deleted row stays in the file's free space. `scrub` (what optout runs after the erasure
+    commits) removes it there too; the control without it finds the bytes."""
+    import apsw
+
+    from optout.connectors.sqlite.physical import scrub
+
+    path = str(tmp_path / "apsw.sqlite")
+    con = apsw.Connection(path)
+    assert con.execute("PRAGMA secure_delete").fetchall() == [(0,)]
+    con.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT)")
+    with con:
+        for i, e in PEOPLE.items():
+            con.execute("INSERT INTO contacts VALUES (?, ?)", (i, e))
+    con.execute("DELETE FROM contacts WHERE id = 7")
+    if scrubbed:
+        scrub(con)
+    con.close()
+    left = Path(path).read_bytes().count(SUBJECTS[0].encode())
+    assert (left == 0) if scrubbed else (left > 0)
+    rows = sqlite3.connect(path).execute("SELECT count(*) FROM contacts").fetchone()[0]
+    assert rows == 39
