@@ -42,6 +42,18 @@ class CascadeTarget(ABC):
     def residue(self) -> int:
         """How many copies of the subject the target still holds."""
 
+    # -- physical erasure (the spec's `physical`) ----------------------------------------------
+
+    def physical(self) -> str:
+        """Make the committed deletion physical; returns what was done ("" when the system
+        keeps no copy a deletion leaves)."""
+        return ""
+
+    def forensic(self) -> tuple[int, str]:
+        """(occurrences of the subject in the system's files read raw, what was read or why
+        nothing could be)."""
+        return 0, "nothing to read: the system keeps no files optout can reach"
+
     # -- the subject's values ----------------------------------------------------------------
 
     def _raw(self, key: str) -> str:

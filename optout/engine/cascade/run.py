@@ -8,6 +8,7 @@ import datetime as dt
 import time
 
 from optout.engine.cascade.base import CascadeTarget
+from optout.engine.cascade.jetstream import JetStreamTarget
 from optout.engine.cascade.redis_cache import RedisTarget
 from optout.engine.cascade.spec import CascadeError, Spec
 from optout.engine.cascade.tantivy_index import TantivyTarget
@@ -16,7 +17,8 @@ from optout.scanner.catalog import Catalog
 
 ATTEMPTS = 3
 KINDS: dict[str, type[CascadeTarget]] = {"redis": RedisTarget, "tantivy": TantivyTarget,
-                                         "webhook": WebhookTarget}
+                                         "webhook": WebhookTarget,
+                                         "jetstream": JetStreamTarget}
 
 
 def _now() -> dt.datetime:
@@ -73,17 +75,32 @@ def run_cascade(catalog: Catalog, request_id: str, specs: list[Spec],
                 target.check(staged)
                 detail = target.commit(staged)
                 left = target.residue()
+                mode = getattr(spec, "physical", "off")
+                raw = 0
+                if mode != "off" and left == 0:
+                    done, (raw, read) = target.physical(), target.forensic()
+                    detail += "".join(f"; {d}" for d in (done, read) if d)
+                    if raw and mode == "best-effort":
+                        detail += f"; {raw} occurrences left in its files (best effort)"
+                        raw = 0
+                elif mode == "off":
+                    detail += "; physical erasure off: its files may still hold the bytes"
             except CascadeError as exc:
                 error = str(exc)
                 _record(catalog, request_id, spec, "retrying", attempt, error, None)
                 time.sleep(delay)
                 delay *= 2
                 continue
-            status = "verified" if left == 0 else "residue"
+            if raw and attempt < ATTEMPTS:  # the raw read found it: erase physically again
+                _record(catalog, request_id, spec, "retrying", attempt,
+                        f"{raw} occurrences in its files", detail)
+                continue
+            status = "verified" if left == 0 and raw == 0 else "residue"
             _record(catalog, request_id, spec, status, attempt, None,
-                    detail + ("" if left == 0 else f"; {left} still found"))
-            if left:
-                failures.append(f"{spec.name}: {left} copies still found")
+                    detail + ("" if left == 0 else f"; {left} still found")
+                    + ("" if raw == 0 else f"; {raw} occurrences in its files"))
+            if left or raw:
+                failures.append(f"{spec.name}: {left or raw} copies still found")
             break
         else:
             _record(catalog, request_id, spec, "blocked", ATTEMPTS, error, None)

@@ -7,6 +7,9 @@
       - {name: crm, kind: webhook, url: "https://crm.example/erase",
          secret_env: CRM_WEBHOOK_SECRET, identifiers: [email]}
 
+      - {name: events, kind: jetstream, url: "nats://127.0.0.1:4222", stream: APP_EVENTS,
+         identifiers: [email], store_dir: /var/lib/nats-server}
+
 Templates and identifiers name the request's identifier keys: `{customer_id}` is the value the
 request carries, exactly as it carries it (trimmed; `values: raw`, the default) or in a named
 normalization the system stores it in (`values: lower` / `email` / `phone` / `code`): for
@@ -14,7 +17,15 @@ normalization the system stores it in (`values: lower` / `email` / `phone` / `co
 are glob-escaped in SCAN patterns. `{email_hash}` is the keyed hash (HMAC-SHA256 under the
 catalog secret, hex) of the value normalized as optout hashes it. A
 webhook receives keyed hashes of every identifier, and raw values only of those listed under
-`identifiers` (what that integration is entitled to).
+`identifiers` (what that integration is entitled to). A JetStream target deletes every message
+of its stream whose subject, headers or data hold one of the listed identifiers' values, each
+with the erasing delete (the server overwrites it), never a purge.
+
+`physical` (Redis, Tantivy, JetStream; `required` by default) makes the deletion physical and
+reads the system's files raw where optout can reach them: Redis rewrites its append-only file
+and snapshot, Tantivy's segments that held the documents are rewritten and collected,
+JetStream's messages are overwritten (`store_dir`, the server's storage folder, lets optout
+read the stream's files); `off` deletes only logically (the report says so).
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ class _Strict(BaseModel):
 
 #: how a target's templates and terms receive the request's values
 Values = Literal["raw", "lower", "email", "phone", "code"]
+Physical = Literal["required", "best-effort", "off"]
 
 
 class RedisSpec(_Strict):
@@ -47,6 +59,7 @@ class RedisSpec(_Strict):
     values: Values = "raw"
     url: str = "redis://127.0.0.1:6379/0"
     keys: list[str] = Field(min_length=1)
+    physical: Physical = "required"
 
 
 class TantivySpec(_Strict):
@@ -55,6 +68,18 @@ class TantivySpec(_Strict):
     path: str
     field: str  # a raw-tokenized field holding the identifier
     identifier: str  # which of the request's identifiers is the term
+    physical: Physical = "required"
+
+
+class JetStreamSpec(_Strict):
+    kind: Literal["jetstream"]
+    values: Values = "raw"
+    url: str = Field("nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
+    stream: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    identifiers: list[str] = Field(min_length=1)  # whose values mark a message as the subject's
+    #: the server's storage folder (`-sd`), when optout runs beside it and may read it
+    store_dir: str | None = None
+    physical: Physical = "required"
 
 
 class WebhookSpec(_Strict):
@@ -67,7 +92,8 @@ class WebhookSpec(_Strict):
     backoff: float = Field(0.2, gt=0, le=60)
 
 
-Spec = Annotated[RedisSpec | TantivySpec | WebhookSpec, Field(discriminator="kind")]
+Spec = Annotated[RedisSpec | TantivySpec | WebhookSpec | JetStreamSpec,
+                 Field(discriminator="kind")]
 
 
 class TargetsFile(_Strict):
