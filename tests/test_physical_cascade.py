@@ -11,6 +11,7 @@ each check finds her. A worker killed inside each physical step is finished by t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -86,10 +87,8 @@ def _drop_streams(*names: str) -> None:
         nc = await nats.connect("nats://127.0.0.1:4222")
         js = nc.jetstream()
         for name in names:
-            try:
+            with contextlib.suppress(Exception):
                 await js.delete_stream(name)
-            except Exception:
-                pass
         await nc.close()
     asyncio.run(main())
 
