@@ -104,7 +104,12 @@ class DatabaseTarget(Target):
             staged.checksum_before = self.checksum(con)
             actions = self.column_actions
             columns = [c for c in actions]
-            rows = self.matched(con, self.match_query(), columns)
+            keys = [c for c, _, _ in self.step.keys if c not in columns]
+            rows = self.matched(con, self.match_query(), columns + keys)
+            # the values the subject's rows are matched by, kept in memory for the raw read
+            # of the physical erasure (optout/connectors/forensic.py); never stored
+            at = [1 + (columns + keys).index(c) for c, _, _ in self.step.keys]
+            self.erased_values = {r[i] for r in rows for i in at if isinstance(r[i], str)}
             staged.rows_changed = len(rows)
             params = dict(self.step.params)
             kinds = self.kinds

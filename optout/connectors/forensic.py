@@ -15,14 +15,17 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from optout.model.identifiers import normalize
 from optout.model.secret import KeyedHash
 
 #: the runs a token is cut from (identifier characters)
-_RUN = re.compile(rb"[A-Za-z0-9._%+@:-]{6,320}")
+_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+@:-")
+#: identifier characters kept, every other byte a space (for `bytes.split`)
+_SEPARATE = bytes(c if c in _TOKEN else 0x20 for c in range(256))
 _RUN16 = re.compile(rb"(?:[A-Za-z0-9._%+@:-]\x00){6,320}")
 _PHONE = re.compile(rb"\+?[0-9(][0-9 ().-]{5,22}[0-9]")
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -41,20 +44,11 @@ class Needles:
     #: the store keeps text as UTF-16 (a SQLite database of that encoding)
     utf16: bool = False
 
-    @classmethod
-    def of_keys(cls, hasher: KeyedHash, keys: Iterable[tuple[str, str, Iterable[str]]]
-                ) -> Needles:
-        """From plan steps' keys: (column, kind, keyed hashes)."""
-        needles = cls(hasher)
-        for _, kind, hashes in keys:
-            needles.hashes.setdefault(kind, set()).update(hashes)
-        return needles
-
     def add_literal(self, value: str) -> None:
         """A raw value to search for as it is written (UTF-8 and UTF-16LE, as given and
         lower-cased)."""
         value = value.strip()
-        if len(value) >= 4:
+        if len(value) >= 6:
             for form in {value, value.lower()}:
                 self.literals.update({form.encode(), form.encode("utf-16-le")})
 
@@ -76,41 +70,49 @@ class Needles:
                 return True
         return False
 
-    def _tokens(self, data: bytes, skip: int) -> Iterator[bytes]:
+    def _tokens(self, data: bytes, skip: int, stop: int) -> Counter[bytes]:
+        """The candidate tokens of `data` that start in [skip, stop), with their counts."""
         kinds = {k for k, h in self.hashes.items() if h}
-        found = []
+        tokens: Counter[bytes] = Counter()
         if kinds & {"email", "code"}:
-            found.append(_RUN.finditer(data))
-            if self.utf16:
-                found.append(_RUN16.finditer(data))
+            # identifier-character runs, cut at C speed: the first separator at or after each
+            # bound decides which chunk a run straddling it belongs to
+            table = data.translate(_SEPARATE)
+            lo = table.find(b" ", skip) if skip else 0
+            hi = table.find(b" ", stop)
+            runs = Counter(table[lo if lo >= 0 else len(table):hi if hi >= 0 else len(table)]
+                           .split())
+            for run, n in runs.items():
+                if len(run) < 6:
+                    continue
+                if b"@" in run or b":" in run:
+                    for part in _parts(run):
+                        tokens[part] += n
+                else:
+                    tokens[run] += n
+        found = []
+        if self.utf16 and kinds & {"email", "code"}:
+            found.append(_RUN16.finditer(data))
         if "phone" in kinds:
             found.append(_PHONE.finditer(data))
         if "name" in kinds:
             found.append(_NAME.finditer(data))
         for matches in found:
             for m in matches:
-                if m.start() < skip:
-                    continue
-                run = m.group()
-                if run[1:2] == b"\x00":
-                    run = run.decode("utf-16-le").encode()
-                yield run
-                if b"@" in run:
-                    yield from (e.group() for e in _EMAIL.finditer(run) if e.group() != run)
-                if b":" in run:
-                    yield from (p for p in run.split(b":") if p)
+                if skip <= m.start() < stop:
+                    run = m.group()
+                    for part in _parts(run.decode("utf-16-le").encode()
+                                       if run[1:2] == b"\x00" else run):
+                        tokens[part] += 1
+        return tokens
 
-    def count(self, data: bytes, skip: int = 0) -> int:
-        """How many times the subject appears in `data` (starting at or after `skip`)."""
+    def count(self, data: bytes, skip: int = 0, stop: int | None = None) -> int:
+        """How many times the subject appears in `data` (what starts in [skip, stop))."""
+        stop = len(data) if stop is None else stop
         hits = sum(1 for lit in self.literals for m in re.finditer(re.escape(lit), data)
-                   if m.start() >= skip)
-        seen: dict[bytes, bool] = {}
-        for token in self._tokens(data, skip):
-            hit = seen.get(token)
-            if hit is None:
-                hit = seen[token] = self._is_subject(token)
-            hits += hit
-        return hits
+                   if skip <= m.start() < stop)
+        return hits + sum(n for token, n in self._tokens(data, skip, stop).items()
+                          if self._is_subject(token))
 
     def scan(self, path: str) -> int:
         """How many times the subject appears in a file's bytes (0 for an empty file)."""
@@ -120,10 +122,21 @@ class Needles:
         hits = 0
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             for start in range(0, size, _CHUNK):
-                # a token crossing a chunk's end is read whole in the next chunk's overlap
+                # what starts in this chunk is read whole: the slice runs on past its end
                 lead = min(start, _OVERLAP)
-                hits += self.count(mm[start - lead:start + _CHUNK], skip=lead)
+                data = mm[start - lead:start + _CHUNK + _OVERLAP]
+                hits += self.count(data, skip=lead, stop=lead + _CHUNK)
         return hits
+
+
+def _parts(run: bytes) -> set[bytes]:
+    """A run and the identifiers inside it (an address in a longer run, `key:value` parts)."""
+    parts = {run}
+    if b"@" in run:
+        parts.update(e.group() for e in _EMAIL.finditer(run))
+    if b":" in run:
+        parts.update(p for p in run.split(b":") if p)
+    return parts
 
 
 def scan_files(needles: Needles, paths: Iterable[str]) -> dict[str, int]:

@@ -70,6 +70,9 @@ class Target(ABC):
         self.step = step
         self.hasher = hasher
         self.options = dict(step.options)
+        #: text values of the subject's rows this process changed (in memory only): the raw
+        #: read of the physical erasure searches them literally; None when not known here
+        self.erased_values: set[str] | None = None
 
     @abstractmethod
     def prepare(self) -> Staged:

@@ -317,7 +317,8 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         _verify_elsewhere(catalog, plan, graph, erased)
         policy = policy_of_plan(catalog, plan)
         fault("before-physical")
-        physical = Physical(catalog, plan, policy).run()
+        physical = Physical(catalog, plan, policy,
+                            {i: t.erased_values for i, t in targets.items()}).run()
     except (ApplyError, PhysicalError) as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))

@@ -86,11 +86,30 @@ def needles_for(hasher: KeyedHash, steps: list[PlanStep]) -> Needles:
 class Physical:
     """The physical erasure of one request, recorded in the catalog."""
 
-    def __init__(self, catalog: Catalog, plan: ErasurePlan, policy: Policy) -> None:
+    def __init__(self, catalog: Catalog, plan: ErasurePlan, policy: Policy,
+                 known: dict[int, set[str] | None] | None = None) -> None:
         self.catalog = catalog
         self.plan = plan
         self.mode = policy.physical
         self.settings = settings_of(policy)
+        #: step number → the values its rows were matched by, when this process changed them
+        self.known = known or {}
+
+    def _needles(self, hasher: KeyedHash, steps: list[PlanStep]) -> Needles:
+        """The store's needles: the raw values this process saw, searched literally (fast),
+        when it saw every step's; else the keyed hashes, matched token by token (a resumed
+        request, whose process never saw the values)."""
+        needles = needles_for(hasher, steps)
+        number = {id(s): i for i, s in enumerate(self.plan.steps)}
+        removing = [s for s in steps if _removes_keys(s)]
+        values = [self.known.get(number[id(s)]) for s in removing]
+        if removing and all(v is not None for v in values):
+            literal = Needles(hasher)
+            for found in values:
+                for value in found:
+                    literal.add_literal(value)
+            return literal  # (empty: the keys are not text, the store is only rewritten)
+        return needles
 
     def recorded(self) -> dict[str, dict[str, Any]]:
         """The request's store outcomes so far, by store."""
@@ -125,7 +144,7 @@ class Physical:
                     "done": [], "outside": ["physical erasure is off by policy: the erased "
                                             "values may remain in this store's bytes"]})
                 continue
-            problem = self._store(fmt, store, needles_for(hasher, store.steps))
+            problem = self._store(fmt, store, self._needles(hasher, store.steps))
             if problem:
                 problems.append(problem)
         if self.mode != "off":
@@ -164,7 +183,7 @@ class Physical:
     def _catalog(self, hasher: KeyedHash) -> list[str]:
         """optout's own catalog (journal, plans, audit log) read raw: it must hold keyed
         hashes and masked values only."""
-        needles = needles_for(hasher, list(self.plan.steps))
+        needles = self._needles(hasher, list(self.plan.steps))
         path = str(self.catalog.path)
         hits = scan_files(needles, [path, path + ".wal"])
         status = "residue" if any(hits.values()) else "verified"
@@ -174,6 +193,12 @@ class Physical:
             "unreachable": [], "outside": []})
         return [f"{CATALOG_STORE}: the subject's identifiers are in its raw bytes"] \
             if status == "residue" else []
+
+
+def _removes_keys(step: PlanStep) -> bool:
+    changed = dict(step.columns)
+    return step.action == "delete_rows" or any(changed.get(c) in REMOVING
+                                               for c, _, _ in step.keys)
 
 
 def _status(reach: Reach, hits: dict[str, int], needles: Needles) -> str:

@@ -32,6 +32,29 @@ def summary_line(plan: ErasurePlan) -> str:
             f"{s['searched_no_match']} searched without a match; {s['exempt']} exempt.")
 
 
+#: what the physical erasure after the commit does to a store, and what it costs
+#: (bench/physical_cost.py; docs/physical.md)
+PHYSICAL_WORDS = {
+    "duckdb": "the database file is rewritten whole into a fresh one (about the time of "
+              "copying the file; no other writer meanwhile)",
+    "sqlite": "erased with secure_delete, then VACUUMed (the whole file rebuilt)",
+    "postgresql": "VACUUM FULL of the touched tables (an exclusive lock on each while it is "
+                  "rewritten), CHECKPOINT and a WAL switch",
+}
+
+
+def physical_lines(plan: ErasurePlan) -> list[str]:
+    """What the physical erasure after the commit will do, per store the plan changes (the
+    policy's `physical` decides whether it runs)."""
+    stores: dict[tuple[str, str], list[str]] = {}
+    for s in plan.steps:
+        if s.kind != "view" and not (s.action == "retain" and not s.columns):
+            stores.setdefault((s.format, s.location), []).append(s.dataset)
+    return [f"{fmt} {', '.join(sorted(set(names)))}: "
+            + PHYSICAL_WORDS.get(fmt, "already replaced by a new version; read raw")
+            for (fmt, _), names in stores.items()]
+
+
 def special_columns(plan: ErasurePlan) -> list[tuple[PlanStep, str, str, str]]:
     """Every special-category column (GDPR Art. 9) the plan touches: (step, column,
     category, what happens to it)."""
@@ -88,6 +111,9 @@ def to_markdown(plan: ErasurePlan) -> str:
             out.append(f"- legal basis: {md.text(s.legal_basis)}")
         out += [f"- **special category** {md.text(cat)}: {md.code(c)}, {md.text(fate)}"
                 for c, cat, fate in s.special]
+    if physical_lines(plan):
+        out += ["", "## Physical erasure after the commit (unless the policy says off)", ""]
+        out += [f"- {md.text(line)}" for line in physical_lines(plan)]
     out += ["", "## Configuration in force", "",
             *(f"- {md.text(line)}" for line in settings_lines(plan.settings))]
     if special_columns(plan):
