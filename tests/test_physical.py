@@ -250,3 +250,30 @@ def test_sqlite_scrub_on_a_build_without_secure_delete(tmp_path: Path, scrubbed:
     assert (left == 0) if scrubbed else (left > 0)
     rows = sqlite3.connect(path).execute("SELECT count(*) FROM contacts").fetchone()[0]
     assert rows == 39
+
+
+def test_lock_friendly_tables_are_vacuumed_in_place_and_said_so(
+        estate: tuple[Estate, Staff], tmp_path: Path) -> None:
+    """A policy that lists a table as lock-friendly gets a plain VACUUM (no exclusive lock):
+    the report says its freed space may hold the bytes and does not claim it was read clean;
+    the other table is still rewritten and read."""
+    estate, staff = estate
+    subject = SUBJECTS[2]
+    policy = tmp_path / "online.yaml"
+    policy.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
+        "name: gdpr-erasure", "name: gdpr-online") + "lock_friendly: [visits]\n")
+    assert staff.cli("admin", "policy", "add", str(policy)).returncode == 0
+    assert _erase(staff, subject, "phys-online", policy="gdpr-online") == 0
+    report = _report(staff, "phys-online")
+    assert report["status"] == "complete"
+    pg = next(p for p in report["physical"] if p["format"] == "postgresql")
+    assert pg["status"] == "verified"
+    assert any(d.startswith("public.visits: VACUUM (lock-friendly") for d in pg["rewritten"])
+    assert any(d.startswith("public.people: rewritten by VACUUM FULL") for d in pg["rewritten"])
+    assert [u.split(":")[0] for u in pg["not_reachable"]] == ["public.visits"]
+    with psycopg.connect(estate.pg) as con:
+        visits = con.execute("SELECT pg_relation_filepath('visits')").fetchone()[0]
+        people = con.execute("SELECT pg_relation_filepath('people')").fetchone()[0]
+    read = [r["file"] for r in pg["read"]]
+    assert any(f.endswith(people) for f in read) and not any(f.endswith(visits) for f in read)
+    assert all(r["hits"] == 0 for r in pg["read"])

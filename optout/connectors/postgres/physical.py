@@ -73,7 +73,9 @@ class PostgresStore(Store):
         """(what, file path relative to the data directory) of every file the touched tables
         keep rows in: partitions, TOAST tables, indexes."""
         out = []
-        for schema, table, _ in self.tables():
+        for schema, table, dataset in self.tables():
+            if self.settings.is_lock_friendly(dataset):
+                continue  # vacuumed in place: its freed space keeps the bytes (not read)
             rows = con.execute(
                 "WITH t AS (SELECT relid FROM pg_partition_tree(%s::regclass) UNION "
                 "SELECT %s::regclass), r AS (SELECT relid AS oid FROM t UNION "
@@ -109,7 +111,10 @@ class PostgresStore(Store):
         if not os.access(data_dir, os.R_OK | os.X_OK):
             return Reach(unreachable=[f"the data directory {data_dir}: not readable by this "
                                       "user"])
-        return Reach(files=files)
+        friendly = [f"{schema}.{table}: vacuumed in place (lock-friendly by policy), so its "
+                    "freed space keeps the erased bytes until reused; not read"
+                    for schema, table, d in self.tables() if self.settings.is_lock_friendly(d)]
+        return Reach(files=files, unreachable=friendly)
 
     def outside(self) -> list[str]:
         notes = []
