@@ -57,8 +57,8 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
         "3 datasets may still hold the subject and were not changed: employees (not reachable")
     assert report["summary"].endswith(
         "Erased from 10 datasets, 1 retained under legal basis; 0 residue in the 11 datasets "
-        "read back; physically: 2 rewritten (keys not searchable as text), 6 raw bytes read "
-        "clean")
+        "read back; physically: 2 stores rewritten (keys are not text: not searched), 6 "
+        "stores read raw: clean")
     assert {p["status"] for p in report["physical"]} == {"verified", "rewritten"}
     assert [n["dataset"] for n in report["needs_review"]] == ["employees", "it_staff", "payroll"]
     steps = {s["dataset"]: s for s in report["steps"]}

@@ -328,7 +328,9 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         raise
     journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, final_status(plan, policy.physical, physical))
+    journal.set_request(rid, final_status(plan, policy.physical == "off" and any(
+        r["status"] == "off" for r in Physical(catalog, plan, policy).recorded().values()),
+        physical))
     journal.release(rid)
     if plan.supersedes and journal.find(plan.supersedes) is not None:
         journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
@@ -336,7 +338,7 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
     return rid
 
 
-def final_status(plan: ErasurePlan, physical: str = "required",
+def final_status(plan: ErasurePlan, physical_off: bool = False,
                  problems: list[str] | None = None) -> str:
     """The status of an applied plan: `complete` only when nothing may still hold the subject
     and every reachable byte of what it changed read clean; `incomplete_needs_review` when
@@ -345,7 +347,7 @@ def final_status(plan: ErasurePlan, physical: str = "required",
     findings are about data kept on purpose, or physical erasure was off by policy."""
     if plan.remaining() or problems:
         return INCOMPLETE
-    return "complete_with_review" if plan.review or physical == "off" else "complete"
+    return "complete_with_review" if plan.review or physical_off else "complete"
 
 
 def _rebuild_order(plan: ErasurePlan) -> list[int]:

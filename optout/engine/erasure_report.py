@@ -112,11 +112,12 @@ def _physical_summary(physical: list[dict[str, Any]]) -> str:
     if set(by) == {"off"}:
         return ("; physical erasure off by policy: the erased values may remain in the bytes "
                 f"of {_n(len(stores), 'store')}")
-    words = {"verified": "raw bytes read clean", "rewritten": "rewritten (keys not "
-             "searchable as text)", "unreachable": "bytes not reachable from here",
-             "residue": "raw bytes STILL HOLD the subject", "failed": "physical erasure failed",
-             "retrying": "physical erasure not finished", "off": "physical erasure off"}
-    return "; physically: " + ", ".join(f"{n} {words.get(k, k)}" for k, n in sorted(by.items()))
+    words = {"verified": "read raw: clean", "rewritten": "rewritten (keys are not text: not "
+             "searched)", "unreachable": "not reachable from here",
+             "residue": "STILL HOLD the subject in their raw bytes", "failed": "failed",
+             "retrying": "not finished", "off": "off"}
+    return "; physically: " + ", ".join(f"{_n(n, 'store')} {words.get(k, k)}"
+                                         for k, n in sorted(by.items()))
 
 
 def _n(count: int, noun: str) -> str:
