@@ -68,9 +68,13 @@ def test_complete(shop: dict) -> None:
     assert applied.returncode == 0, applied.stderr
     report, md, page = _reports(shop, rid)
     summary = ("erased from 5 datasets, 0 retained under legal basis; 0 residue in the "
-               "5 datasets read back")
+               "5 datasets read back; physically: 1 store rewritten (keys are not text: not "
+               "searched), 4 stores read raw: clean")
     assert (report["status"], report["summary"], report["next_action"]) == (
         "complete", summary, None)
+    # the physical-erasure section, per store, in every form of the report
+    assert {p["status"] for p in report["physical"]} == {"verified", "rewritten"}
+    assert "## Physical erasure" in md and "Physical erasure" in page
     assert report["needs_review"] == []
     assert _counts(report) == CHANGED
     assert {s["status"] for s in report["steps"]} == {"verified"}
@@ -102,7 +106,8 @@ def test_a_dataset_that_may_hold_the_subject_makes_it_incomplete(shop: dict) -> 
         "1 dataset may still hold the subject and was not changed: staff (not reachable: ")
     assert report["summary"].endswith(
         ". Erased from 5 datasets, 0 retained under legal basis; 0 residue in the 5 datasets "
-        "read back")
+        "read back; physically: 1 store rewritten (keys are not text: not searched), 4 stores "
+        "read raw: clean")
     assert report["next_action"] == "a person decides on the datasets needing review"
     assert _counts(report) == CHANGED
     # the datasets needing review come first, before the table of what was done
