@@ -199,11 +199,21 @@ class PostgresSource(Source):
         except psycopg.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
 
+    def _estimate(self, ref: DatasetRef) -> int:
+        """The planner's row estimate of a table: the listing's, or asked for (a source
+        opened for one dataset, as apply opens it, lists none; both must fingerprint alike)."""
+        if ref.name not in self._estimates:
+            row = self._con.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = "
+                                    "%s::regclass", (self._rel(ref).as_string(self._con),)
+                                    ).fetchone()
+            self._estimates[ref.name] = max(0, row[0]) if row else 0
+        return self._estimates[ref.name]
+
     def count(self, ref: DatasetRef) -> tuple[int, bool]:
         """The dataset's row count, and whether it is exact (above EXACT_COUNT_LIMIT rows by
         the planner's estimate, the estimate)."""
         from psycopg import sql
-        estimate = self._estimates.get(ref.name, 0)
+        estimate = self._estimate(ref)
         if estimate > EXACT_COUNT_LIMIT:
             return estimate, False
         rel = self._rel(ref)
@@ -289,7 +299,7 @@ class PostgresSource(Source):
             return None  # a view's content follows its base tables: always re-read it
         rel = self._rel(ref)
         h = hashlib.sha256(repr(sorted(self.types(ref).items())).encode())
-        if self._estimates.get(ref.name, 0) <= EXACT_COUNT_LIMIT:
+        if self._estimate(ref) <= EXACT_COUNT_LIMIT:
             # xmin changes on every insert and update; with the count it catches deletes too.
             state = self._con.execute(
                 sql.SQL("SELECT count(*), sum(xmin::text::bigint) FROM {}").format(rel)
