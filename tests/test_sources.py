@@ -152,6 +152,29 @@ def test_postgres_tables_and_views_in_non_system_schemas(pg_uri: str) -> None:
     assert empty.row_count == 0 and empty.table.num_rows == 0
 
 
+def test_a_large_postgres_table_fingerprints_alike_listed_or_not(
+        pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EXACT_COUNT_LIMIT rows (here lowered to 10) a table is fingerprinted by its file
+    and statistics. The scan's source lists the tables; apply's check opens a source for one
+    dataset, which lists none: both must give the same fingerprint, or every plan of a large
+    table is refused as stale. (Control: an insert changes it.)"""
+    from optout.connectors.postgres import source as pg
+
+    monkeypatch.setattr(pg, "EXACT_COUNT_LIMIT", 10)
+    with psycopg.connect(pg_uri, autocommit=True) as con:
+        con.execute("CREATE TABLE big AS SELECT i AS id FROM generate_series(1, 100) i")
+        con.execute("ANALYZE big")
+    with open_source(pg_uri) as source:
+        ref = next(r for r in source.datasets() if r.name == "big")
+        listed = source.fingerprint(ref)
+    with open_source(pg_uri) as source:
+        assert source.fingerprint(ref) == listed
+    with psycopg.connect(pg_uri, autocommit=True) as con:
+        con.execute("VACUUM FULL big")  # a new relfilenode: a rewritten table
+    with open_source(pg_uri) as source:
+        assert source.fingerprint(ref) != listed
+
+
 @pytest.mark.parametrize(
     "spec",
     ["postgresql://postgres@127.0.0.1:1/test", "postgresql://nobody@127.0.0.1:5432/no_such_db"],
