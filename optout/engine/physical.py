@@ -29,7 +29,7 @@ from optout.model.redaction import one_line
 from optout.model.secret import KeyedHash
 from optout.scanner.catalog import Catalog
 
-ATTEMPTS = 3
+ATTEMPTS = 5
 #: a store's outcomes that need nothing more
 DONE = ("verified", "rewritten", "unreachable")
 #: column actions after which a key's value is gone from the rows kept
@@ -175,6 +175,9 @@ class Physical:
             if status != "residue":
                 return None
             error = f"{sum(hits.values())} occurrences of the subject still in the raw bytes"
+            # a database keeps rows an open snapshot elsewhere may still see (PostgreSQL's
+            # VACUUM FULL copies recently dead tuples): wait for it, then erase again
+            time.sleep(1.0 * attempt)
         status = "residue" if error and "occurrences" in error else "failed"
         if status == "failed":
             self._record(store.name, fmt, "failed", ATTEMPTS, error, {})
