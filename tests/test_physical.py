@@ -149,6 +149,14 @@ def _erase(staff: Staff, subject: str, rid: str, policy: str = "gdpr-erasure",
     return done.returncode
 
 
+def _add_policy(staff: Staff, folder: Path, name: str, extra: str) -> None:
+    """The bundled GDPR policy under another name with one more line, in the policy store."""
+    path = folder / f"{name}.yaml"
+    path.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
+        "name: gdpr-erasure", f"name: {name}") + extra + "\n")
+    assert staff.cli("admin", "policy", "add", str(path)).returncode == 0
+
+
 def _report(staff: Staff, rid: str) -> dict:
     out = Path(staff.catalog.path).parent / f"{rid}.report.json"
     done = staff.cli("admin", "report", rid, "--format", "json", "-o", str(out))
@@ -191,10 +199,7 @@ def test_control_physical_off_leaves_the_bytes(estate: tuple[Estate, Staff],
     the bytes (so the checks above can fail)."""
     estate, staff = estate
     subject = SUBJECTS[0]
-    logical = tmp_path / "logical.yaml"
-    logical.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
-        "name: gdpr-erasure", "name: gdpr-logical") + "physical: \"off\"\n")
-    assert staff.cli("admin", "policy", "add", str(logical)).returncode == 0
+    _add_policy(staff, tmp_path, "gdpr-logical", "physical: \"off\"")
     before = estate.rows()
 
     assert _erase(staff, subject, "phys-off", policy="gdpr-logical") == 0
@@ -258,10 +263,7 @@ def test_lock_friendly_tables_are_vacuumed_in_place_and_said_so(
     the other table is still rewritten and read."""
     estate, staff = estate
     subject = SUBJECTS[2]
-    policy = tmp_path / "online.yaml"
-    policy.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
-        "name: gdpr-erasure", "name: gdpr-online") + "lock_friendly: [visits]\n")
-    assert staff.cli("admin", "policy", "add", str(policy)).returncode == 0
+    _add_policy(staff, tmp_path, "gdpr-online", "lock_friendly: [visits]")
     assert _erase(staff, subject, "phys-online", policy="gdpr-online") == 0
     report = _report(staff, "phys-online")
     assert report["status"] == "complete"

@@ -77,7 +77,7 @@ class TantivyTarget(CascadeTarget):
 
         meta = self._meta()
         if not any(seg.get("deletes") for seg in meta["segments"]):
-            return self._collect("no segment holds a deleted document")
+            return "no segment holds a deleted document"
         unstored = [f["name"] for f in meta["schema"] if not f["options"].get("stored")]
         if unstored:
             return (f"segments with deleted documents kept: the field(s) {', '.join(unstored)} "
@@ -101,10 +101,8 @@ class TantivyTarget(CascadeTarget):
             writer.garbage_collect_files()
         finally:
             writer.wait_merging_threads()
-        return self._collect(f"{len(docs)} documents rewritten into new segments")
-
-    def _collect(self, done: str) -> str:
-        return done + "; files of dropped segments collected"
+        return (f"{len(docs)} documents rewritten into new segments; files of dropped "
+                "segments collected")
 
     def forensic(self) -> tuple[int, str]:
         meta = self._meta()
