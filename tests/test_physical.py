@@ -278,3 +278,42 @@ def test_lock_friendly_tables_are_vacuumed_in_place_and_said_so(
     read = [r["file"] for r in pg["read"]]
     assert any(f.endswith(people) for f in read) and not any(f.endswith(visits) for f in read)
     assert all(r["hits"] == 0 for r in pg["read"])
+
+
+def test_an_older_snapshot_elsewhere_is_waited_for_and_named(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Another session whose snapshot predates the erasure still sees the deleted rows, so
+    VACUUM FULL copies them into the new heap. The store waits for such sessions (bounded) and
+    names them when they outlast the wait; once they are gone, the rewrite is clean."""
+    from optout.connectors.physical import PhysicalSettings
+    from optout.connectors.postgres import physical
+    from optout.model.plan import PlanStep
+
+    monkeypatch.setattr(physical, "SNAPSHOT_WAIT_S", 1.0)
+    for pg in throwaway_database():
+        with psycopg.connect(pg, autocommit=True) as con:
+            con.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT)")
+            con.cursor().executemany("INSERT INTO people VALUES (%s, %s)", list(PEOPLE.items()))
+        holder = psycopg.connect(pg, application_name="report-job")
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT count(*) FROM pg_class").fetchone()  # a snapshot, no lock
+        with psycopg.connect(pg, autocommit=True) as con:
+            con.execute("DELETE FROM people WHERE id = 7")
+        step = PlanStep(dataset_id="d", dataset="people", location=pg, format="postgresql",
+                        kind="table", action="delete_rows", rule="r", rows=1,
+                        options=(("schema", "public"), ("table", "people")))
+        store = physical.PostgresStore(pg, [step], "rid", PhysicalSettings())
+
+        def left(store: physical.PostgresStore) -> int:
+            return sum(Path(f).read_bytes().count(SUBJECTS[0].encode())
+                       for f in store.reach().files)
+
+        done = store.erase()
+        assert done[0].startswith("waited 1 s for 1 session(s)") and "'report-job'" in done[0]
+        assert left(store) > 0  # the control: the old snapshot kept the row through VACUUM FULL
+        assert "report-job" in store.residue_hint()
+        holder.rollback()
+        holder.close()
+        done = store.erase()
+        assert not done[0].startswith("waited") and left(store) == 0
+        assert store.residue_hint() == ""

@@ -74,6 +74,10 @@ class Store(ABC):
         """What holds the erased bytes beyond optout's reach, and until when."""
         return []
 
+    def residue_hint(self) -> str:
+        """What may explain bytes still found after `erase` (appended to the error)."""
+        return ""
+
 
 def _is_regular(path: str) -> bool:
     try:

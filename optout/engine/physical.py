@@ -174,9 +174,8 @@ class Physical:
                 "unreachable": reach.unreachable, "outside": outside})
             if status != "residue":
                 return None
-            error = f"{sum(hits.values())} occurrences of the subject still in the raw bytes"
-            # a database keeps rows an open snapshot elsewhere may still see (PostgreSQL's
-            # VACUUM FULL copies recently dead tuples): wait for it, then erase again
+            error = (f"{sum(hits.values())} occurrences of the subject still in the raw bytes"
+                     + store.residue_hint())
             time.sleep(1.0 * attempt)
         status = "residue" if error and "occurrences" in error else "failed"
         if status == "failed":

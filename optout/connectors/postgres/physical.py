@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 from typing import Any
 
 import psycopg
@@ -20,6 +21,9 @@ from optout.connectors.postgres.source import redact_uri
 from optout.connectors.target import ApplyError
 from optout.model.faults import fault
 from optout.model.redaction import one_line
+
+SNAPSHOT_WAIT_S = 30.0
+LOCK_WAIT_S = 30
 
 
 def _connect(uri: str) -> psycopg.Connection:
@@ -44,9 +48,48 @@ class PostgresStore(Store):
             seen[(o["schema"], o["table"])] = s.dataset
         return [(schema, table, d) for (schema, table), d in sorted(seen.items())]
 
+    def _holders(self, con: Any, horizon: str) -> list[str]:
+        """Other sessions of this database whose snapshot or transaction is older than the
+        erasure's commit: VACUUM FULL must copy the rows they may still see."""
+        rows = con.execute(
+            "SELECT pid, coalesce(nullif(application_name, ''), usename::text, '?'), state, "
+            "now() - xact_start FROM pg_stat_activity WHERE datname = current_database() AND "
+            "pid <> pg_backend_pid() AND greatest(age(backend_xmin), age(backend_xid)) >= "
+            "age(%s::xid)", [horizon]).fetchall()
+        return [f"pid {pid} ({app!r}, {state}, transaction open for {str(age).split('.')[0]})"
+                for pid, app, state, age in rows]
+
+    def _await_snapshots(self, con: Any) -> str | None:
+        """Waits (bounded) until no other session could still see the erased rows."""
+        horizon = con.execute(
+            "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)::text"
+        ).fetchone()[0]
+        deadline = time.monotonic() + SNAPSHOT_WAIT_S
+        while holders := self._holders(con, horizon):
+            if time.monotonic() >= deadline:
+                self.holders = holders
+                return (f"waited {SNAPSHOT_WAIT_S:.0f} s for {len(holders)} session(s) whose "
+                        "snapshot may still see the erased rows (VACUUM FULL keeps those): "
+                        + ", ".join(holders))
+            time.sleep(0.5)
+        self.holders = []
+        return None
+
+    def residue_hint(self) -> str:
+        if not getattr(self, "holders", None):
+            return ""
+        return ("; sessions with an older snapshot keep the rows: " + ", ".join(self.holders)
+                + ". End them (pg_terminate_backend) or let them finish, then `optout resume`")
+
     def erase(self) -> list[str]:
         done = []
         with _connect(self.location) as con:
+            # a session holding a lock on a table would block the rewrite for good: wait a
+            # bounded time, then fail (retried, and blocked with the reason)
+            con.execute(f"SET lock_timeout = '{LOCK_WAIT_S}s'")
+            waited = self._await_snapshots(con)
+            if waited:
+                done.append(waited)
             for schema, table, dataset in self.tables():
                 rel = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
                 full = not self.settings.is_lock_friendly(dataset)
