@@ -29,6 +29,7 @@ REGISTERED = (
     "duckdb",
     "sqlite",
     "postgres",
+    "delta",
 )
 
 
@@ -54,6 +55,13 @@ def dialect_of(key: str) -> str:
     """The SQL dialect (sqlglot's name) of the views a format's datasets hold."""
     found = connector_for(key)
     return found.dialect if found else "duckdb"
+
+
+def folder_connector(path: str) -> Connector | None:
+    """The connector whose datasets are whole folders marked by an entry (a Delta table's
+    `_delta_log/`) when `path` is one, else None."""
+    return next((c for c in connectors()
+                 if c.marker and os.path.exists(os.path.join(path, c.marker))), None)
 
 
 def suffixes() -> dict[str, Connector]:
@@ -99,6 +107,9 @@ def open_source(spec: str, exclude: frozenset[str] = frozenset(),
     if os.path.islink(spec) and os.path.isfile(spec):
         spec = os.path.realpath(spec)  # the data is the file a link points to
     if os.path.isdir(spec):
+        marked = folder_connector(spec)
+        if marked is not None:
+            return on_runtime(marked.source_class()(spec), engine)
         if is_parquet_folder(Path(spec), os.listdir(spec)):
             return on_runtime(connector_for("parquet").source_class()(spec), engine)
         return DirectorySource(spec, lambda path: _on(open_file(path), engine), exclude,
@@ -126,4 +137,4 @@ def open_file(path: str) -> Source | None:
 
 
 __all__ = ["Capabilities", "Connector", "Source", "capabilities", "connector_for",
-           "connectors", "dialect_of", "on_runtime", "open_file", "open_source", "suffixes"]
+           "connectors", "dialect_of", "folder_connector", "on_runtime", "open_file", "open_source", "suffixes"]

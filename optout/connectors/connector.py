@@ -67,6 +67,9 @@ class Connector:
     spark_target: str | None = None
     #: the Store class (optout/connectors/physical.py) that makes an erasure physical
     physical: str | None = None
+    #: a folder holding an entry of this name is one dataset of this format (a table format's
+    #: log), never a folder of loose files
+    marker: str | None = None
     #: the port a URI of its schemes means when it names none (a server's)
     default_port: int | None = None
     #: the SQL dialect of the views it holds (sqlglot's name)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from optout.connectors.connector import Connector
 from optout.connectors.dbt import artifact_dirs, unloaded_seeds
 from optout.connectors.parquet.source import ParquetSource, hive_partitioned, part_files
 from optout.connectors.source import Located, Source
@@ -47,8 +48,12 @@ class DirectorySource(Source):
     def datasets(self) -> Iterator[DatasetRef]:
         for path in self._walk(Path(self.location)):
             try:
-                child = (self._wrap(ParquetSource(str(path))) if path.is_dir()
-                         else self._opener(str(path)))
+                if path.is_dir():
+                    marked = _folder_connector(str(path))
+                    child = self._wrap(marked.source_class()(str(path)) if marked
+                                       else ParquetSource(str(path)))
+                else:
+                    child = self._opener(str(path))
             except ScannerError as exc:
                 ref = DatasetRef("file", str(path), path.name, "file", path.suffix.lstrip("."))
                 self._broken[ref.id] = exc
@@ -79,7 +84,7 @@ class DirectorySource(Source):
             if "dbt_project.yml" in files:
                 unloaded |= unloaded_seeds(here)
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d not in skip)
-            if here != root and is_parquet_folder(here, files):
+            if here != root and (_folder_connector(dirpath) or is_parquet_folder(here, files)):
                 dirs[:] = []
                 yield here
                 continue
@@ -120,6 +125,12 @@ class DirectorySource(Source):
     def close(self) -> None:
         for child in self._children:
             child.close()
+
+
+def _folder_connector(path: str) -> Connector | None:
+    from optout.connectors import folder_connector  # the registry imports this module
+
+    return folder_connector(path)
 
 
 def is_parquet_folder(folder: Path, files: list[str]) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from optout.connectors.target import STAGED_SUFFIX, staged_glob
 from optout.model.plan import PlanStep
+from optout.model.secret import KeyedHash
 
 #: what no store of files can reach: the blocks a replaced version freed
 FREED_BLOCKS = ("the blocks the replaced version occupied were freed to the file system, not "
@@ -45,6 +46,8 @@ class Reach:
     files: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)  # what, and why
     utf16: bool = False  # the store keeps text as UTF-16
+    #: a table format's versions still readable (time travel) → rows of the subject in each
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -56,6 +59,9 @@ class Store(ABC):
         self.steps = steps
         self.request_id = request_id
         self.settings = settings
+        #: the catalog's keyed hash (set by the physical step): stores that read rows back
+        #: through a library (a table format's versions) match them with it
+        self.hasher: KeyedHash | None = None
 
     @property
     def name(self) -> str:

@@ -144,7 +144,8 @@ class Physical:
                     "done": [], "outside": ["physical erasure is off by policy: the erased "
                                             "values may remain in this store's bytes"]})
                 continue
-            problem = self._store(fmt, store, self._needles(hasher, store.steps))
+            problem = self._store(fmt, store, self._needles(hasher, store.steps),
+                                  hasher)
             if problem:
                 problems.append(problem)
         if self.mode != "off":
@@ -153,14 +154,18 @@ class Physical:
             raise PhysicalError("physical erasure: " + "; ".join(problems))
         return problems
 
-    def _store(self, fmt: str, store: Store, needles: Needles) -> str | None:
+    def _store(self, fmt: str, store: Store, needles: Needles,
+               hasher: KeyedHash) -> str | None:
         error = None
         for attempt in range(1, ATTEMPTS + 1):
             try:
+                store.hasher = hasher
                 done = store.erase()
                 reach = store.reach()
                 needles.utf16 = reach.utf16
                 hits = scan_files(needles, reach.files)
+                hits.update({f"{store.name} @ version {v} (its rows, read through the table's "
+                             "library)": n for v, n in reach.versions.items()})
                 outside = store.outside()
             except (EngineError, ScannerError, OSError) as exc:
                 error = str(exc)
@@ -208,7 +213,7 @@ def _status(reach: Reach, hits: dict[str, int], needles: Needles) -> str:
         return "residue"
     if not reach.files:
         return "unreachable"
-    return "verified" if needles else "rewritten"
+    return "verified" if needles or reach.versions else "rewritten"
 
 
 def physical_steps(catalog: Catalog, request_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from optout.connectors.target import (
     ApplyError,
     FileTarget,
     Staged,
+    Target,
     ensure_writable,
     files_checksum,
     fsync_file,
@@ -241,32 +242,39 @@ class ParquetTarget(FileTarget):
 
     def _edit(self, group: pa.Table, hits: list[int], kinds: dict[str, str],
               params: dict) -> pa.Table:
-        if self.deletes:
-            keep = np.ones(group.num_rows, dtype=bool)
-            keep[np.asarray(hits, dtype=np.int64)] = False
-            return group.filter(pa.array(keep))
-        for column, action in self.column_actions.items():
-            if column not in group.column_names:
-                continue
-            values = group.column(column).to_pylist()
-            field = group.schema.field(column)
-            bits = field.type.bit_width if pa.types.is_integer(field.type) else 64
-            for i in hits:
-                values[i] = change(action, values[i], kinds.get(column, "code"), params,
-                                   self.hasher, frozenset(self.step.text_hashes), bits)
-            index = group.column_names.index(column)
-            try:
-                array = pa.array(values, type=field.type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                array = pa.array([None if v is None else v for v in values]).cast(field.type)
-            group = group.set_column(index, field, array)
-        return group
+        return edit_rows(self, group, hits, kinds, params)
 
     def count_residue(self, path: str, original: str | None = None) -> int:
         if original is not None:  # a staged version: the prefilter of the file it came from
             return len(self._matched(path, self.residue_query(), self._prefilters.get(original)))
         return sum(len(self._matched(p, self.residue_query(), self._prefilters.get(p)))
                    for p in parquet_files(path))
+
+
+def edit_rows(target: Target, group: pa.Table, hits: list[int], kinds: dict[str, str],
+              params: dict) -> pa.Table:
+    """`group` with the rows at `hits` removed (a delete step) or their columns changed as
+    the step says, in the column's own Arrow type."""
+    if target.deletes:
+        keep = np.ones(group.num_rows, dtype=bool)
+        keep[np.asarray(hits, dtype=np.int64)] = False
+        return group.filter(pa.array(keep))
+    for column, action in target.column_actions.items():
+        if column not in group.column_names:
+            continue
+        values = group.column(column).to_pylist()
+        field = group.schema.field(column)
+        bits = field.type.bit_width if pa.types.is_integer(field.type) else 64
+        for i in hits:
+            values[i] = change(action, values[i], kinds.get(column, "code"), params,
+                               target.hasher, frozenset(target.step.text_hashes), bits)
+        index = group.column_names.index(column)
+        try:
+            array = pa.array(values, type=field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            array = pa.array([None if v is None else v for v in values]).cast(field.type)
+        group = group.set_column(index, field, array)
+    return group
 
 
 def _partitions(root: str, files: list[str]) -> dict[str, tuple[tuple[str, str], ...]]:

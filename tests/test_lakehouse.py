@@ -1,0 +1,203 @@
+"""Delta Lake and Apache Iceberg tables, through the command line as the deployment's staff:
+scan finds their PII columns; an erasure goes through the table's own transaction and then
+purges the table's past, so the subjects are in no version still readable (time travel, read
+back through the library) and in no raw file of the table's folder (data, change data feed,
+transaction log with its per-column statistics, manifests). Everyone else's rows are unchanged
+and the table stays readable by its library and by DuckDB. A process killed before the table
+commit leaves the old version current; one killed after it is finished by `optout resume`.
+
+The truths come from the table's meaning, written before looking at optout's output: a
+clinic's patients (an id code, an email, a full name, a site partition, a visit count) of
+whom two ask to be erased."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from staff import Staff
+
+from optout.scanner.catalog import Catalog
+
+NAMES = ["Maria Lopez", "Kwame Osei", "Ines Duarte", "John Smith", "Aiko Tanaka", "Lars Berg"]
+#: other patients share names among themselves, never the subjects'
+OTHERS = ["Ana Silva", "Tom Reed", "Mei Chen", "Omar Haddad"]
+SUBJECTS = ["maria.lopez@clinic-mail.org", "kwame.osei@clinic-mail.org"]
+
+
+def _patients() -> pa.Table:
+    """30 patients; the first two are the subjects (one row each), everyone else distinct."""
+    rows = []
+    for i in range(30):
+        name = NAMES[i] if i < len(NAMES) else OTHERS[i % len(OTHERS)]
+        email = name.lower().replace(" ", ".") + ("" if i < 6 else str(i)) + "@clinic-mail.org"
+        rows.append({"patient_id": f"P{1000 + i}", "email": email, "full_name": name,
+                     "site": ("north", "south")[i % 2], "visits": i})
+    return pa.Table.from_pylist(rows)
+
+
+def _rows(table: pa.Table) -> list[tuple]:
+    return sorted(tuple(r.values()) for r in table.select(
+        ["patient_id", "email", "full_name", "site", "visits"]).to_pylist())
+
+
+EXPECTED = _rows(_patients().filter(pa.array(
+    [e not in SUBJECTS for e in _patients().column("email").to_pylist()])))
+
+
+def _raw_hits(folder: Path) -> dict[str, int]:
+    """Files of the table's folder whose raw bytes hold a subject's email or name."""
+    needles = [s.encode() for s in SUBJECTS] + [b"Maria Lopez", b"Kwame Osei"]
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            data = (Path(root) / name).read_bytes()
+            n = sum(data.count(x) for x in needles)
+            if n:
+                out[os.path.relpath(Path(root) / name, folder)] = n
+    return out
+
+
+def _delta(folder: Path) -> None:
+    """Written like a data team's pipeline would: partitioned by site, change data feed on,
+    three commits (a load, an append, an update of the first subject's row); uncompressed
+    pages, so a raw read sees every value."""
+    from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+    props = WriterProperties(compression="UNCOMPRESSED")
+    table = _patients()
+    write_deltalake(folder, table.slice(0, 20), partition_by=["site"], writer_properties=props,
+                    configuration={"delta.enableChangeDataFeed": "true"})
+    write_deltalake(folder, table.slice(20), mode="append", writer_properties=props)
+    DeltaTable(folder).update(updates={"visits": "visits + 100"},
+                              predicate="patient_id = 'P1000'", writer_properties=props)
+
+
+@pytest.fixture()
+def lake(tmp_path: Path) -> Iterator[tuple[Path, Staff]]:
+    folder = tmp_path / "lake" / "patients"
+    _delta(folder)
+    staff = Staff(Catalog(str(tmp_path / "catalog.duckdb")))
+    done = staff.cli("admin", "scan", str(tmp_path / "lake"))
+    assert done.returncode == 0, done.stderr
+    yield folder, staff
+
+
+def _erase(staff: Staff, rid: str, fault: str | None = None) -> int:
+    plan = Path(staff.catalog.path).parent / f"{rid}.json"
+    done = staff.cli("requester", "plan", *[a for s in SUBJECTS for a in ("--subject",
+                                                                          f"email={s}")],
+                     "--policy", "gdpr-erasure", "--request-id", rid, "-o", str(plan))
+    assert done.returncode == 0, done.stderr
+    assert staff.cli("approver", "approve", str(plan)).returncode == 0
+    done = staff.cli("operator", "apply", str(plan), "--yes",
+                     env={"OPTOUT_FAULT": fault} if fault else None)
+    return done.returncode
+
+
+def _report(staff: Staff, rid: str) -> dict:
+    out = Path(staff.catalog.path).parent / f"{rid}.report.json"
+    done = staff.cli("admin", "report", rid, "--format", "json", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+def _delta_versions(folder: Path) -> dict[int, list[tuple] | None]:
+    """Every version time travel reaches: its rows, or None when it cannot be read."""
+    from deltalake import DeltaTable
+
+    out: dict[int, list[tuple] | None] = {}
+    for version in range(DeltaTable(folder).version() + 1):
+        try:
+            out[version] = _rows(DeltaTable(folder, version=version).to_pyarrow_table())
+        except Exception:  # the log or a file of the version is gone
+            out[version] = None
+    return out
+
+
+def _subjects_in(rows: list[tuple]) -> int:
+    return sum(1 for r in rows if r[1] in SUBJECTS)
+
+
+def test_scan_finds_the_pii_of_a_delta_table(lake: tuple[Path, Staff]) -> None:
+    _, staff = lake
+    done = staff.cli("admin", "catalog", "list", "--format", "json")
+    listed = json.loads(done.stdout)
+    tables = [d for d in listed if d["format"] == "delta"]
+    assert [d["name"] for d in tables] == ["patients"], listed  # one table, no loose Parquet
+    assert not [d for d in listed if d["format"] == "parquet"]
+    pii = {c["name"]: c["entity"] for c in tables[0]["columns"] if c["pii"]}
+    assert pii.get("email") == "EMAIL_ADDRESS" and pii.get("full_name") == "PERSON", pii
+    assert "visits" not in pii and "site" not in pii
+
+
+def test_delta_erasure_leaves_no_version_and_no_byte(lake: tuple[Path, Staff]) -> None:
+    from deltalake import DeltaTable
+
+    folder, staff = lake
+    before = _delta_versions(folder)
+    assert all(_subjects_in(rows) for rows in before.values() if rows is not None)
+    assert _raw_hits(folder)  # the control: the raw check finds them before
+
+    assert _erase(staff, "delta-1") == 0
+    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED  # everyone else intact
+    versions = _delta_versions(folder)
+    readable = {v: rows for v, rows in versions.items() if rows is not None}
+    assert readable and all(_subjects_in(rows) == 0 for rows in readable.values()), versions
+    assert all(versions[v] is None for v in before)  # time travel to the past is gone
+    assert _raw_hits(folder) == {}
+    files = [f.removeprefix("file://") for f in DeltaTable(folder).file_uris()]
+    con = duckdb.connect()
+    got = con.execute("SELECT patient_id, email, full_name, site, visits FROM read_parquet(?, "
+                      "hive_partitioning=true)", [files]).fetchall()
+    assert sorted(got) == EXPECTED
+    report = _report(staff, "delta-1")
+    assert report["status"] == "complete", report["summary"]
+    store = next(p for p in report["physical"] if p["format"] == "delta")
+    assert store["status"] == "verified"
+    assert any(r["file"].startswith(str(folder) + " @ version") for r in store["read"])
+    assert any("vacuumed" in d for d in store["rewritten"])
+
+
+def test_a_kill_before_the_delta_commit_leaves_the_old_version(
+        lake: tuple[Path, Staff]) -> None:
+    from deltalake import DeltaTable
+
+    folder, staff = lake
+    version = DeltaTable(folder).version()
+    assert _erase(staff, "delta-kill", fault="after-check") != 0
+    assert DeltaTable(folder).version() == version
+    assert _subjects_in(_rows(DeltaTable(folder).to_pyarrow_table())) == 2
+    done = staff.cli("operator", "resume", "delta-kill")
+    assert done.returncode == 0, done.stderr
+    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED
+    assert _raw_hits(folder) == {}
+    assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
+
+
+@pytest.mark.parametrize("point", ["after-table-commit", "physical-delta"])
+def test_a_kill_after_the_delta_commit_is_finished_by_resume(
+        lake: tuple[Path, Staff], point: str) -> None:
+    from deltalake import DeltaTable
+
+    folder, staff = lake
+    assert _erase(staff, "delta-resume", fault=point) != 0
+    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED  # committed
+    first = folder / "_delta_log" / f"{0:020d}.json"
+    if point == "after-table-commit":
+        assert _raw_hits(folder)  # the past not purged yet
+    else:
+        assert first.exists()  # files vacuumed, the log not purged yet
+    done = staff.cli("operator", "resume", "delta-resume")
+    assert done.returncode == 0, done.stderr
+    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED
+    assert _raw_hits(folder) == {} and not first.exists()
+    assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
+    history = DeltaTable(folder).history()
+    assert sum(1 for h in history if h.get("optout.request") == "delta-resume") <= 1
+    assert _report(staff, "delta-resume")["status"] == "complete"
