@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -201,3 +202,101 @@ def test_a_kill_after_the_delta_commit_is_finished_by_resume(
     history = DeltaTable(folder).history()
     assert sum(1 for h in history if h.get("optout.request") == "delta-resume") <= 1
     assert _report(staff, "delta-resume")["status"] == "complete"
+
+
+# -- Apache Iceberg, through pyiceberg's SQL catalog on SQLite ---------------------------------
+
+def _iceberg(root: Path) -> str:
+    """The same patients as an Iceberg table, in three snapshots (a load, an append, a row
+    overwritten by the application), uncompressed; returns the catalog's optout URI."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.expressions import EqualTo
+
+    props = {"type": "sql", "uri": f"sqlite:///{root}/iceberg.db",
+             "warehouse": f"file://{root}/warehouse"}
+    (root / "warehouse").mkdir()
+    catalog = load_catalog("clinic", **props)
+    catalog.create_namespace("care")
+    table = _patients()
+    created = catalog.create_table("care.patients", schema=table.schema, properties={
+        "write.parquet.compression-codec": "uncompressed"})
+    created.append(table.slice(0, 20))
+    created.append(table.slice(20))
+    first = table.slice(0, 1).set_column(4, "visits", pa.array([100], pa.int64()))
+    created.overwrite(first, overwrite_filter=EqualTo("patient_id", "P1000"))
+    return "iceberg://clinic?" + "&".join(f"{k}={v}" for k, v in props.items())
+
+
+def _iceberg_table(uri: str) -> Any:  # pyiceberg's Table
+    from optout.connectors.iceberg.tables import open_table
+
+    return open_table(uri.replace("iceberg://clinic?", "iceberg://clinic/care.patients?"))
+
+
+def _iceberg_snapshots(uri: str) -> dict[int, list[tuple] | None]:
+    table = _iceberg_table(uri)
+    out: dict[int, list[tuple] | None] = {}
+    for snapshot in table.snapshots():
+        try:
+            out[snapshot.snapshot_id] = _rows(table.scan(snapshot_id=snapshot.snapshot_id)
+                                              .to_arrow())
+        except Exception:  # a file it needs is gone
+            out[snapshot.snapshot_id] = None
+    return out
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Iterator[tuple[str, Path, Staff]]:
+    uri = _iceberg(tmp_path)
+    staff = Staff(Catalog(str(tmp_path / "catalog.duckdb")))
+    done = staff.cli("admin", "scan", uri)
+    assert done.returncode == 0, done.stderr
+    yield uri, tmp_path / "warehouse" / "care" / "patients", staff
+
+
+def test_iceberg_scan_and_erasure_leave_no_snapshot_and_no_byte(
+        warehouse: tuple[str, Path, Staff]) -> None:
+    uri, folder, staff = warehouse
+    listed = json.loads(staff.cli("admin", "catalog", "list", "--format", "json").stdout)
+    tables = [d for d in listed if d["format"] == "iceberg"]
+    assert [d["name"] for d in tables] == ["care.patients"]
+    pii = {c["name"]: c["entity"] for c in tables[0]["columns"] if c["pii"]}
+    assert pii.get("email") == "EMAIL_ADDRESS" and pii.get("full_name") == "PERSON", pii
+    before = _iceberg_snapshots(uri)
+    assert len(before) >= 3 and _raw_hits(folder)  # the control: the past holds them
+
+    assert _erase(staff, "iceberg-1") == 0
+    table = _iceberg_table(uri)
+    assert _rows(table.scan().to_arrow()) == EXPECTED
+    snapshots = _iceberg_snapshots(uri)
+    assert all(rows is not None and _subjects_in(rows) == 0 for rows in snapshots.values())
+    assert not set(before) & set(snapshots)  # every snapshot of the past expired
+    assert _raw_hits(folder) == {}
+    files = [t.file.file_path.removeprefix("file://") for t in table.scan().plan_files()]
+    got = duckdb.connect().execute("SELECT patient_id, email, full_name, site, visits FROM "
+                                   "read_parquet(?)", [files]).fetchall()
+    assert sorted(got) == EXPECTED
+    report = _report(staff, "iceberg-1")
+    assert report["status"] == "complete", report["summary"]
+    assert next(p for p in report["physical"] if p["format"] == "iceberg")["status"] == \
+        "verified"
+
+
+@pytest.mark.parametrize("point", ["after-check", "after-table-commit", "physical-iceberg"])
+def test_a_killed_iceberg_erasure_is_resumed(warehouse: tuple[str, Path, Staff],
+                                             point: str) -> None:
+    uri, folder, staff = warehouse
+    current = _iceberg_table(uri).current_snapshot().snapshot_id
+    assert _erase(staff, "iceberg-kill", fault=point) != 0
+    table = _iceberg_table(uri)
+    if point == "after-check":  # before the table commit: the old snapshot is current
+        assert table.current_snapshot().snapshot_id == current
+        assert _subjects_in(_rows(table.scan().to_arrow())) == 2
+    else:
+        assert _rows(table.scan().to_arrow()) == EXPECTED
+    done = staff.cli("operator", "resume", "iceberg-kill")
+    assert done.returncode == 0, done.stderr
+    assert _rows(_iceberg_table(uri).scan().to_arrow()) == EXPECTED
+    assert _raw_hits(folder) == {}
+    assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
+    assert _report(staff, "iceberg-kill")["status"] == "complete"

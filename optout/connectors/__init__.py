@@ -30,6 +30,7 @@ REGISTERED = (
     "sqlite",
     "postgres",
     "delta",
+    "iceberg",
 )
 
 

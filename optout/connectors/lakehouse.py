@@ -286,8 +286,12 @@ class LakehouseStore(FileStore):
         target.request_id = self.request_id
         return target
 
+    def folder(self) -> str:
+        """The table's folder (the staged file was written beside it)."""
+        return self.location.rstrip(os.sep)
+
     def erase(self) -> list[str]:
-        left = [p for p in staged_glob(self.location.rstrip(os.sep), self.request_id)
+        left = [p for p in staged_glob(self.folder(), self.request_id)
                 if p.endswith(STAGED_SUFFIX) and os.path.isfile(p) and not os.path.islink(p)]
         for path in left:
             os.unlink(path)
