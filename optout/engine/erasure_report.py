@@ -7,6 +7,7 @@ an HMAC-SHA256 signature under the catalog secret over its canonical JSON, so
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -20,8 +21,9 @@ from optout.engine.physical import physical_steps
 from optout.model.plan import DatasetNote
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
+from optout.scanner.deployment import deployment_config
 
-SIGNED_FIELDS_VERSION = 3  # 3: the physical-erasure section
+SIGNED_FIELDS_VERSION = 4  # 3: the physical-erasure section; 4: backups, re-erasure origins
 
 
 class ReportError(EngineError):
@@ -120,6 +122,20 @@ def _physical_summary(physical: list[dict[str, Any]]) -> str:
                                          for k, n in sorted(by.items()))
 
 
+def _backups(catalog: Catalog, erased_at: Any) -> list[dict[str, Any]]:
+    """The deployment's backup sets, each with the day its copies taken before the erasure
+    are all gone (their retention after the erasure): until then they may hold the subject."""
+    config, _ = deployment_config(catalog)
+    if not config.backups or erased_at is None:
+        return []
+    day = erased_at.date() if hasattr(erased_at, "date") else dt.date.fromisoformat(
+        str(erased_at)[:10])
+    return [{"name": b.name, "kind": b.kind, "location": b.location,
+             "retention_days": b.retention_days,
+             "may_hold_until": (day + dt.timedelta(days=b.retention_days)).isoformat()}
+            for b in config.backups]
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -136,13 +152,19 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     physical = physical_steps(catalog, job)
     summary, next_action = _summary(request["status"], steps, review, request["error"])
     summary += _physical_summary(physical)
+    backups = _backups(catalog, request["updated_at"])
+    if backups:
+        summary += (f"; {_n(len(backups), 'backup set')} may hold the subject until "
+                    f"{max(b['may_hold_until'] for b in backups)} (a restore is checked with "
+                    "`optout restore-check`)")
     body = {
         "version": SIGNED_FIELDS_VERSION, "request_id": request_id,
         "status": request["status"], "policy": plan["policy"], "plan_hash": request["plan_hash"],
         "principal": request["principal"], "dry_run": request["dry_run"],
         "created_at": _ts(request["created_at"]), "updated_at": _ts(request["updated_at"]),
         "error": request["error"], "subjects": plan["subjects"], "needs_review": review,
-        "steps": steps, "physical": physical, "summary": summary,
+        "steps": steps, "physical": physical, "backups": backups,
+        "reerases": list(plan.get("reerases", [])), "summary": summary,
         "next_action": next_action.replace("{rid}", job) if next_action else None,
     }
     body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))

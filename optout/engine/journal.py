@@ -229,6 +229,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def ledger_values_by_request(catalog: Catalog) -> dict[str, dict[str, set[str]]]:
+    """Erasure request → domain → keyed hashes of its subjects' identifier values."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT request_id, domain, hash FROM ledger_values").fetchall()
+    out: dict[str, dict[str, set[str]]] = {}
+    for rid, domain, h in rows:
+        out.setdefault(rid, {}).setdefault(domain, set()).add(h)
+    return out
+
+
 def ledger_values(catalog: Catalog) -> dict[str, set[str]]:
     """Domain → keyed hashes of every erased subject's identifier values."""
     with catalog.connect() as con:

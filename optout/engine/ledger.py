@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from optout.engine.graph import IdentityGraph
-from optout.engine.journal import ledger_values
+from optout.engine.graph import IdentityGraph, build_graph
+from optout.engine.journal import ledger_values, ledger_values_by_request
 from optout.engine.plan_store import record_plan
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import Policy
@@ -66,13 +66,25 @@ def ledger_seed(catalog: Catalog) -> dict[str, frozenset[str]]:
     return {d: frozenset(h) for d, h in ledger_values(catalog).items()}
 
 
+def origins(catalog: Catalog, graph: IdentityGraph, dataset_ids: set[str]) -> list[str]:
+    """The erasure requests whose subjects' values are in these datasets (what a re-erasure
+    ties back to)."""
+    if not dataset_ids:
+        return []
+    return [rid for rid, values in sorted(ledger_values_by_request(catalog).items())
+            if reappearances(catalog, graph, dataset_ids, values)]
+
+
 def reerasure_plan(catalog: Catalog, policy: Policy, policy_path: str, config: Config | None,
                    caller: Principal | None, only: set[str] | None = None) -> ErasurePlan:
     """A plan erasing again every ledger subject found in the data: only the datasets that
-    hold one (and among them only `only`, when given)."""
+    hold one (and among them only `only`, when given). It names the requests whose subjects
+    came back; under a policy with `reerase: auto` it needs no approval."""
     request = PlanRequest([], policy, policy_path, known=ledger_seed(catalog),
                           created_by=caller.name if caller else "optout")
     plan = build_plan(catalog, request, config, caller=caller)
-    plan = replace(plan, steps=tuple(s for s in plan.steps if s.rows and (
-        only is None or s.dataset_id in only))).sealed()
+    steps = tuple(s for s in plan.steps if s.rows and (only is None or s.dataset_id in only))
+    found = origins(catalog, build_graph(catalog, config), {s.dataset_id for s in steps})
+    plan = replace(plan, steps=steps, reerases=tuple(found),
+                   approvals=0 if policy.reerase == "auto" else plan.approvals).sealed()
     return record_plan(catalog, plan)  # the narrowed plan is the one approved and applied

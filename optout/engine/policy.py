@@ -121,6 +121,10 @@ class Policy(_Strict):
     #: dataset name globs of database tables that cannot take an exclusive lock: vacuumed in
     #: place instead of rewritten (freed space may hold bytes until it is reused)
     lock_friendly: list[str] = Field(default_factory=list)
+    #: a subject the erasure ledger finds again (a restored backup: `optout restore-check`,
+    #: `optout ledger sweep`, the worker's datasets.changed) is erased again under this
+    #: policy after `approve` (its approvals), or at once (`auto`, an admin's opt-in)
+    reerase: Literal["approve", "auto"] = "approve"
     digest: str = ""
 
     def rule_for(self, dataset: str, tags: set[str], entities: set[str], columns: list[str],

@@ -57,7 +57,11 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"- plan hash: `{report['plan_hash']}`",
             f"- by {report['principal']}, {report['created_at']} → {report['updated_at']}",
             "- subjects: " + ", ".join(f"{s['key']} `{s['hash'][:12]}…`"
-                                       for s in report["subjects"]), "", "## Datasets", "",
+                                       for s in report["subjects"])]
+    if report.get("reerases"):
+        out.append("- erases again the subjects of requests " + ", ".join(
+            md.code(r) for r in report["reerases"]) + " (found again by the erasure ledger)")
+    out += ["", "## Datasets", "",
             "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     out += ["| " + " | ".join(md.text(c) for c in row) + " |" for row in _rows(report)]
     if report.get("cascade"):
@@ -80,6 +84,11 @@ def report_markdown(report: dict[str, Any]) -> str:
             if p["error"]:
                 out.append(f"- last error: {md.text(p['error'])}")
             out.append("")
+    if report.get("backups"):
+        out += ["", "## Backups that may still hold the subject", ""]
+        out += [f"- **{md.text(b['name'])}** ({b['kind']}, {md.code(b['location'])}): until "
+                f"{b['may_hold_until']} ({b['retention_days']} days of retention); a restore "
+                "is checked with `optout restore-check`" for b in report["backups"]]
     out += ["", f"signature: `{report['signature']}`"]
     return "\n".join(out) + "\n"
 
@@ -123,6 +132,14 @@ def report_html(report: dict[str, Any]) -> str:
                      + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
     if physical:
         cascade += f"<h2 id='physical'>Physical erasure</h2>{physical}"
+    if report.get("backups"):
+        cascade += ("<h2 id='backups'>Backups that may still hold the subject</h2><ul>" + "".join(
+            f"<li><strong>{e(b['name'])}</strong> ({e(b['kind'])}, <code>{e(b['location'])}"
+            f"</code>): until {e(b['may_hold_until'])}</li>" for b in report["backups"])
+            + "</ul>")
+    if report.get("reerases"):
+        nxt += ("<p id='reerases'>Erases again the subjects of requests "
+                + ", ".join(f"<code>{e(r)}</code>" for r in report["reerases"]) + "</p>")
     subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
                          for s in report["subjects"])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Erasure report "

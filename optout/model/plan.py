@@ -126,6 +126,9 @@ class ErasurePlan:
     unexecutable: tuple[DatasetNote, ...] = ()
     #: the request this plan finishes (`apply --replan` of a blocked request)
     supersedes: str = ""
+    #: the erasure requests whose subjects this plan erases again (a restore brought them
+    #: back: `optout restore-check`, `optout ledger sweep`)
+    reerases: tuple[str, ...] = ()
     #: the engine that matched the rows (`duckdb` or `spark`); apply may run on another one
     #: while the data's fingerprints hold
     engine: str = "duckdb"
@@ -143,7 +146,7 @@ class ErasurePlan:
         data = _fields(self)
         data.pop("content_hash")
         data.pop("mac")
-        for name in ("unexecutable", "supersedes", "settings"):  # absent from older plans:
+        for name in ("unexecutable", "supersedes", "reerases", "settings"):  # absent from older plans:
             if not data[name]:                          # their hashes stay as they were
                 data.pop(name)
         if data["engine"] == "duckdb":  # likewise: plans before the Spark engine
@@ -252,6 +255,7 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
             resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
             unexecutable=tuple(_note(n) for n in data.get("unexecutable", ())),
             supersedes=str(data.get("supersedes", "")),
+            reerases=tuple(str(r) for r in data.get("reerases", ())),
             engine=str(data.get("engine", "duckdb")),
             settings=dict(data.get("settings") or {}),
             version=data["version"], content_hash=data["content_hash"],

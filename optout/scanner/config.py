@@ -116,6 +116,22 @@ class SparkConfig(BaseModel):
     conf: dict[str, str] = Field(default_factory=dict, description="Spark settings")
 
 
+class BackupConfig(BaseModel):
+    """One backup set: where copies of the data are kept and how long each is kept. optout
+    cannot erase inside a backup; every erasure's report names the sets that may still hold
+    the subject and until when, and a restore is checked with `optout restore-check`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    #: files (Parquet/CSV snapshots), pg_dump (dump files), database_copy (a DuckDB/SQLite
+    #: copy), table_history (a Delta/Iceberg table's kept versions), other
+    kind: Literal["files", "pg_dump", "database_copy", "table_history", "other"]
+    location: str = Field(min_length=1, max_length=1000)
+    #: days a copy is kept: a copy taken just before an erasure holds the subject that long
+    retention_days: int = Field(ge=0, le=36_500)
+
+
 class Config(BaseModel):
     """The whole file."""
 
@@ -138,6 +154,8 @@ class Config(BaseModel):
     #: what reads and changes the data: DuckDB in this process, or Apache Spark
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    #: the deployment's backup sets (named in every erasure report, with their retention)
+    backups: list[BackupConfig] = Field(default_factory=list, max_length=100)
 
     def engine_of(self, name: str | None = None) -> Runtime:
         """The engine to run on: `name` (a command-line choice), else the file's."""

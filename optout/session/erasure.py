@@ -204,7 +204,7 @@ class ErasureOperations(DataOperations):
                 plan = self.reerasure(reapply_policy, config=config)  # planning: a requester's
                 if not plan.steps:
                     return Applied(plan, status="no erased subject found in the data")
-                if not dry_run:
+                if not dry_run and plan.approvals:  # `reerase: auto` needs none
                     return Applied(plan, held=self._hold(plan, f"reapply-{plan.request_id}.json"))
             elif plan_file:
                 plan = load_plan(plan_file)

@@ -50,6 +50,8 @@ class Operation(StrEnum):
     POLICY_ADD = "policy add"
     POLICY_LIST = "policy list"
     POLICY_SHOW = "policy show"
+    RESTORE_CHECK = "restore-check"
+    LEDGER_SWEEP = "ledger sweep"
 
 
 #: the role each operation needs
@@ -65,6 +67,9 @@ ROLE_OF: dict[Operation, str] = {
     Operation.REQUEST_SUBMIT: "requester",
     Operation.APPROVE: "approver",
     Operation.APPLY: "operator", Operation.RESUME: "operator", Operation.WORKER: "operator",
+    # a restore check scans, plans and (under `reerase: auto`) applies: each of those
+    # operations needs its own role too
+    Operation.RESTORE_CHECK: "operator", Operation.LEDGER_SWEEP: "operator",
     Operation.REPORT: "auditor", Operation.REPORT_VERIFY: "auditor",
     Operation.AUDIT_VERIFY: "auditor", Operation.AUDIT_EXPORT: "auditor",
     Operation.USER_ADD: "admin", Operation.USER_LIST: "admin",

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from optout.session.admin import AdminOperations
-from optout.session.erasure import ErasureOperations
+from optout.session.restore import RestoreOperations
 
 
-class Session(ErasureOperations, AdminOperations):
+class Session(RestoreOperations, AdminOperations):
     """One caller on one catalog: every operation authorized, audited, and run here."""
