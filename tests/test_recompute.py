@@ -74,8 +74,10 @@ def test_a_derived_dataset_is_rebuilt_in_its_own_format(tmp_path: Path, fmt: str
         ltv_before = wh.read(root, fmt, "customer_ltv", pg)
         parts = sorted(p.relative_to(root) for p in root.rglob("*.parquet"))
         apply_plan(catalog, plan, ApplyOptions())
-        # a folder keeps its layout: the same part files in the same partition folders
-        assert sorted(p.relative_to(root) for p in root.rglob("*.parquet")) == parts
+        # a folder keeps its layout: the same part files in the same partition folders (a
+        # Delta table writes a new version's files through its own log)
+        if fmt != "delta":
+            assert sorted(p.relative_to(root) for p in root.rglob("*.parquet")) == parts
         _check_rebuilt(root, fmt, pg, customers)
         assert wh.read(root, fmt, "customer_ltv", pg).num_rows == ltv_before.num_rows - 1
         status = Journal(catalog).request(plan.request_id)["status"]

@@ -31,7 +31,7 @@ LTV_SQL_HIVE = LTV_SQL.replace(
     "count(*) AS orders_count",
     "count(*) AS orders_count,\n       CASE WHEN sum(o.amount) > 600 THEN 'high' ELSE 'low' END "
     "AS segment")
-FORMATS = ("parquet", "parquet-hive", "csv", "jsonl", "duckdb", "sqlite", "postgresql")
+FORMATS = ("parquet", "parquet-hive", "csv", "jsonl", "duckdb", "sqlite", "postgresql", "delta")
 
 
 def customers() -> pa.Table:
@@ -71,7 +71,7 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
     sql = LTV_SQL_HIVE if fmt == "parquet-hive" else LTV_SQL
     derived = ltv(tables, sql)
     (root / "customer_ltv.sql").write_text(sql)
-    if fmt in ("parquet", "parquet-hive", "csv", "jsonl"):
+    if fmt in ("parquet", "parquet-hive", "csv", "jsonl", "delta"):
         pq.write_table(tables["customers"], root / "customers.parquet")
         pq.write_table(tables["orders"], root / "orders.parquet")
         (root / "tickets.csv").write_text("ticket_id,customer_email,subject\n" + "".join(
@@ -91,6 +91,10 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
             con = duckdb.connect()
             con.register("d", derived)
             con.execute(f"COPY d TO '{root / 'customer_ltv.csv'}' (HEADER)")
+        elif fmt == "delta":
+            from deltalake import write_deltalake
+
+            write_deltalake(root / "customer_ltv", derived)
         else:
             (root / "customer_ltv.jsonl").write_text("".join(
                 json.dumps(r) + "\n" for r in derived.to_pylist()))
@@ -135,10 +139,14 @@ def build(root: Path, fmt: str, pg_uri: str | None = None) -> Path:
 def read(root: Path, fmt: str, name: str, pg_uri: str | None = None) -> pa.Table:
     """A dataset of the warehouse as it is now, read directly (not through optout)."""
     con = duckdb.connect()
+    if fmt == "delta" and name == "customer_ltv":
+        from deltalake import DeltaTable
+
+        return DeltaTable(root / "customer_ltv").to_pyarrow_table()
     if fmt == "parquet-hive" and name == "customer_ltv":
         return con.sql(f"SELECT * FROM read_parquet('{root}/customer_ltv/**/*.parquet', "
                        "hive_partitioning=true)").to_arrow_table()
-    if fmt in ("parquet", "parquet-hive", "csv", "jsonl"):
+    if fmt in ("parquet", "parquet-hive", "csv", "jsonl", "delta"):
         suffix = fmt if fmt in ("csv", "jsonl") else "parquet"
         path = root / (f"customer_ltv.{suffix}" if name == "customer_ltv" else f"{name}.parquet")
         return con.sql(f"SELECT * FROM '{path}'").to_arrow_table()
