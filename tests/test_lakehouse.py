@@ -12,6 +12,7 @@ whom two ask to be erased."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -300,3 +301,61 @@ def test_a_killed_iceberg_erasure_is_resumed(warehouse: tuple[str, Path, Staff],
     assert _raw_hits(folder) == {}
     assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
     assert _report(staff, "iceberg-kill")["status"] == "complete"
+
+
+def test_history_kept_by_policy_is_named_and_purged_when_its_retention_ends(
+        tmp_path: Path) -> None:
+    """Under `table_history: retain` the versions before the erasure stay readable: the report
+    names each with the day the table's own retention ends. Two tables hold the subject: one
+    with Delta's default retention (30 days of log), one whose retention is 0 days. The ledger
+    sweep purges the second (its day has come) and leaves the first."""
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    _delta(lake / "patients")
+    _delta(lake / "referrals")
+    DeltaTable(lake / "referrals").alter.set_table_properties({
+        "delta.logRetentionDuration": "interval 0 days",
+        "delta.deletedFileRetentionDuration": "interval 0 days"})
+    staff = Staff(Catalog(str(tmp_path / "catalog.duckdb")))
+    assert staff.cli("admin", "scan", str(lake)).returncode == 0
+    policy = tmp_path / "gdpr-history.yaml"
+    policy.write_text((Path(__file__).resolve().parent.parent / "policies" / "gdpr-erasure.yaml"
+                       ).read_text().replace("name: gdpr-erasure", "name: gdpr-history")
+                      + "table_history: retain\n")
+    assert staff.cli("admin", "policy", "add", str(policy)).returncode == 0
+    plan = tmp_path / "history.json"
+    done = staff.cli("requester", "plan", *[a for s in SUBJECTS for a in ("--subject",
+                                                                          f"email={s}")],
+                     "--policy", "gdpr-history", "--request-id", "history-1", "-o", str(plan))
+    assert done.returncode == 0, done.stderr
+    assert staff.cli("approver", "approve", str(plan)).returncode == 0
+    done = staff.cli("operator", "apply", str(plan), "--yes")
+    assert done.returncode == 0, done.stderr
+
+    for name in ("patients", "referrals"):
+        assert _rows(DeltaTable(lake / name).to_pyarrow_table()) == EXPECTED
+        assert _subjects_in(_delta_versions(lake / name)[0]) == 2  # the past is kept
+    report = _report(staff, "history-1")
+    assert report["status"] == "complete_with_review", report["summary"]
+    stores = {Path(p["store"]).name: p for p in report["physical"] if p["format"] == "delta"}
+    assert {n: p["status"] for n, p in stores.items()} == {"patients": "retained",
+                                                          "referrals": "retained"}
+    today = dt.datetime.now(dt.UTC).date()
+    month = str(today + dt.timedelta(days=30))
+    kept = [o for o in stores["patients"]["outside_reach"] if "still holds the subject" in o]
+    assert kept and all(f"until {month} (delta.deletedFileRetentionDuration" in o for o in kept)
+    assert any(f"until {today}" in o for o in stores["referrals"]["outside_reach"])
+
+    done = staff.cli("admin", "ledger", "sweep", "--policy", "gdpr-erasure")
+    assert done.returncode == 0, done.stderr
+    assert "referrals kept by policy has reached the end of its retention and was purged: " \
+           "verified" in done.stdout, done.stdout
+    assert "patients" not in done.stdout
+    assert all(rows is None or _subjects_in(rows) == 0
+               for rows in _delta_versions(lake / "referrals").values())
+    assert _raw_hits(lake / "referrals") == {}
+    assert _subjects_in(_delta_versions(lake / "patients")[0]) == 2
+    stores = {Path(p["store"]).name: p["status"] for p in _report(staff, "history-1")["physical"]
+              if p["format"] == "delta"}
+    assert stores == {"patients": "retained", "referrals": "verified"}

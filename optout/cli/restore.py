@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 
 def _said(done: Rechecked) -> None:
+    for rid, store, status in done.purged:
+        say(f"request {rid}: the history {store} kept by policy has reached the end of its "
+            f"retention and was purged: {status}")
     if done.report is not None:
         for _, error in done.report.source_errors:
             say(f"Error: {error}", err=True)

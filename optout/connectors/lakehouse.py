@@ -272,11 +272,27 @@ class LakehouseTarget(FileTarget):
 
 class LakehouseStore(FileStore):
     """A table format's folder after the erasure: the versions before it still hold the
-    subject (time travel) until they are purged, which each format does its own way."""
+    subject (time travel) until they are purged, which each format does its own way; or,
+    when the policy keeps history (or the table keeps a version: an Iceberg tag), they are
+    named with the day their retention ends."""
 
     @abstractmethod
     def purge(self) -> list[str]:
         """Remove every version but the current one, and every file only they used."""
+
+    @abstractmethod
+    def current_files(self) -> list[str]:
+        """The data files of the current version (what is read raw while history is kept)."""
+
+    def kept(self) -> dict[str, tuple[str | None, str]]:
+        """Versions the table itself keeps whatever optout does → (the day that ends, ISO, or
+        None), what keeps them."""
+        return {}
+
+    @abstractmethod
+    def retention(self, version: str) -> tuple[str | None, str]:
+        """When a version kept by policy stops being kept by the table's own settings
+        (the day, ISO, or None), and the settings that say so."""
 
     def target(self, step: PlanStep) -> LakehouseTarget:
         from optout.connectors import connector_for
@@ -298,15 +314,30 @@ class LakehouseStore(FileStore):
         done = ["changed through the table's own transaction (a new version)"]
         if left:
             done.append(f"removed {len(left)} staged leftover file(s)")
+        if self.settings.keep_history:
+            return [*done, "older versions kept by policy (table_history: retain)"]
         return done + self.purge()
 
     def reach(self) -> Reach:
         versions: dict[str, int] = {}
+        current = self.target(self.steps[0]).table().version()
         for step in self.steps:
             for version, rows in self.target(step).version_residues().items():
                 versions[version] = versions.get(version, 0) + rows
-        return Reach(files=[p for p in self.paths() if os.path.isfile(p)
-                            and not os.path.islink(p)], versions=versions)
+        by_table = self.kept()
+        kept = {}
+        for version, rows in list(versions.items()):
+            if version == current or not rows:
+                continue
+            if version in by_table or self.settings.keep_history:
+                kept[version] = by_table.get(version) or self.retention(version)
+                del versions[version]
+        if not kept:
+            return Reach(files=[p for p in self.paths() if os.path.isfile(p)
+                                and not os.path.islink(p)], versions=versions)
+        return Reach(files=self.current_files(), versions=versions, kept=kept, unreachable=[
+            "the files of the versions kept: not read raw (they hold the subject until their "
+            "retention ends)"])
 
     def outside(self) -> list[str]:
         return [FREED_BLOCKS]

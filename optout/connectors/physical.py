@@ -34,6 +34,9 @@ class PhysicalSettings:
     #: dataset name globs of tables that cannot take an exclusive lock: a database
     #: reclaims their space in place (freed space may hold bytes until it is reused)
     lock_friendly: tuple[str, ...] = ()
+    #: a table format's older versions are kept (the policy's `table_history: retain`): the
+    #: report names each one still holding the subject and the day its retention ends
+    keep_history: bool = False
 
     def is_lock_friendly(self, dataset: str) -> bool:
         return any(fnmatch.fnmatchcase(dataset, g) for g in self.lock_friendly)
@@ -48,6 +51,9 @@ class Reach:
     utf16: bool = False  # the store keeps text as UTF-16
     #: a table format's versions still readable (time travel) → rows of the subject in each
     versions: dict[str, int] = field(default_factory=dict)
+    #: older versions kept on purpose that still hold the subject → (the day their retention
+    #: ends, ISO; None: no end), what keeps them
+    kept: dict[str, tuple[str | None, str]] = field(default_factory=dict)
 
 
 class Store(ABC):

@@ -328,9 +328,9 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
         raise
     journal.record_erased(plan, erased)
     journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, final_status(plan, policy.physical == "off" and any(
-        r["status"] == "off" for r in Physical(catalog, plan, policy).recorded().values()),
-        physical))
+    journal.set_request(rid, final_status(plan, any(
+        r["status"] in ("off", "retained")
+        for r in Physical(catalog, plan, policy).recorded().values()), physical))
     journal.release(rid)
     if plan.supersedes and journal.find(plan.supersedes) is not None:
         journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")

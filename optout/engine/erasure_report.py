@@ -117,7 +117,9 @@ def _physical_summary(physical: list[dict[str, Any]]) -> str:
     words = {"verified": "read raw: clean", "rewritten": "rewritten (keys are not text: not "
              "searched)", "unreachable": "not reachable from here",
              "residue": "STILL HOLD the subject in their raw bytes", "failed": "failed",
-             "retrying": "not finished", "off": "off"}
+             "retrying": "not finished", "off": "off",
+             "retained": "keep older versions that hold the subject until their retention ends "
+             "(named below)"}
     return "; physically: " + ", ".join(f"{_n(n, 'store')} {words.get(k, k)}"
                                          for k, n in sorted(by.items()))
 

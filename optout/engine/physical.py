@@ -31,7 +31,7 @@ from optout.scanner.catalog import Catalog
 
 ATTEMPTS = 5
 #: a store's outcomes that need nothing more
-DONE = ("verified", "rewritten", "unreachable")
+DONE = ("verified", "rewritten", "unreachable", "retained")
 #: column actions after which a key's value is gone from the rows kept
 REMOVING = ("null", "hash", "mask", "generalize", "redact")
 CATALOG_STORE = "optout catalog"
@@ -47,7 +47,8 @@ def _now() -> dt.datetime:
 
 def settings_of(policy: Policy) -> PhysicalSettings:
     """The physical-erasure settings a policy sets."""
-    return PhysicalSettings(lock_friendly=tuple(policy.lock_friendly))
+    return PhysicalSettings(lock_friendly=tuple(policy.lock_friendly),
+                            keep_history=policy.table_history == "retain")
 
 
 def stores(plan: ErasurePlan, settings: PhysicalSettings) -> list[tuple[str, Store]]:
@@ -111,6 +112,19 @@ class Physical:
             return literal  # (empty: the keys are not text, the store is only rewritten)
         return needles
 
+    def purge_kept(self, names: set[str]) -> list[str]:
+        """Purge and read back the named stores whose older versions were kept (their
+        retention has ended); returns the problems."""
+        hasher = self.catalog.hasher()
+        settings = PhysicalSettings(lock_friendly=self.settings.lock_friendly)
+        problems = []
+        for fmt, store in stores(self.plan, settings):
+            if store.name in names:
+                problem = self._store(fmt, store, self._needles(hasher, store.steps), hasher)
+                if problem:
+                    problems.append(problem)
+        return problems
+
     def recorded(self) -> dict[str, dict[str, Any]]:
         """The request's store outcomes so far, by store."""
         with self.catalog.connect() as con:
@@ -166,7 +180,10 @@ class Physical:
                 hits = scan_files(needles, reach.files)
                 hits.update({f"{store.name} @ version {v} (its rows, read through the table's "
                              "library)": n for v, n in reach.versions.items()})
-                outside = store.outside()
+                outside = store.outside() + [
+                    f"version {v} still holds the subject until {until or 'no end date'} "
+                    f"({why}); `optout ledger sweep` purges it once its retention has ended"
+                    for v, (until, why) in sorted(reach.kept.items())]
             except (EngineError, ScannerError, OSError) as exc:
                 error = str(exc)
                 self._record(store.name, fmt, "retrying", attempt, error, {})
@@ -176,7 +193,8 @@ class Physical:
             self._record(store.name, fmt, status, attempt, None, {
                 "done": done, "read": hits, "searched": sorted(k for k, h in
                                                                needles.hashes.items() if h),
-                "unreachable": reach.unreachable, "outside": outside})
+                "unreachable": reach.unreachable, "outside": outside,
+                "kept": {v: until for v, (until, _) in reach.kept.items()}})
             if status != "residue":
                 return None
             error = (f"{sum(hits.values())} occurrences of the subject still in the raw bytes"
@@ -211,6 +229,8 @@ def _removes_keys(step: PlanStep) -> bool:
 def _status(reach: Reach, hits: dict[str, int], needles: Needles) -> str:
     if any(hits.values()):
         return "residue"
+    if reach.kept:
+        return "retained"
     if not reach.files:
         return "unreachable"
     return "verified" if needles or reach.versions else "rewritten"

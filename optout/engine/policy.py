@@ -125,6 +125,10 @@ class Policy(_Strict):
     #: `optout ledger sweep`, the worker's datasets.changed) is erased again under this
     #: policy after `approve` (its approvals), or at once (`auto`, an admin's opt-in)
     reerase: Literal["approve", "auto"] = "approve"
+    #: a Delta or Iceberg table's versions before the erasure: purged (the default), or kept
+    #: for their retention (`retain`: the report names each and the day it ends, and
+    #: `optout ledger sweep` purges them then)
+    table_history: Literal["purge", "retain"] = "purge"
     digest: str = ""
 
     def rule_for(self, dataset: str, tags: set[str], entities: set[str], columns: list[str],

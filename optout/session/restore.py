@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from optout.engine.erasure_report import outcome
+from optout.engine.history import purge_due
 from optout.engine.ledger import Reappearance
 from optout.model.redaction import redact_uri_passwords
 from optout.scanner.scan import ScanReport
@@ -23,6 +24,8 @@ class Rechecked:
     report: ScanReport | None
     reappeared: list[Reappearance] = field(default_factory=list)
     applied: Applied | None = None
+    #: (request, store, outcome) of kept table histories purged because their retention ended
+    purged: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class RestoreOperations(ErasureOperations):
@@ -38,7 +41,9 @@ class RestoreOperations(ErasureOperations):
         with self.operation(op, {"sources": [redact_uri_passwords(s) for s in sources],
                                  "policy": policy}):
             config = self.config()
-            report, only = None, None
+            report, only, purged = None, None, []
+            if not sources:
+                purged = purge_due(self.catalog)
             if sources:
                 scanned = self.scan(sources, full=True, config=config)
                 report = scanned.report
@@ -47,11 +52,12 @@ class RestoreOperations(ErasureOperations):
                     return Rechecked(report)
             plan = self.reerasure(policy, only=only, config=config)
             if not plan.steps:
-                return Rechecked(report)
+                return Rechecked(report, purged=purged)
             found = [Reappearance(s.dataset_id, s.dataset, s.location, s.rows or 0)
                      for s in plan.steps]
             if plan.approvals:
                 held = self._hold(plan, output or f"reerase-{plan.request_id}.json")
-                return Rechecked(report, found, Applied(plan, held=held))
+                return Rechecked(report, found, Applied(plan, held=held), purged)
             rid = self.apply_plan(plan, config=config)
-            return Rechecked(report, found, Applied(plan, rid, outcome(self.catalog, rid)))
+            return Rechecked(report, found, Applied(plan, rid, outcome(self.catalog, rid)),
+                             purged)

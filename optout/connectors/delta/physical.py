@@ -6,6 +6,7 @@ deleted. Time travel to a version before the erasure then fails: it no longer ex
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 
@@ -15,12 +16,40 @@ from optout.connectors.target import ApplyError
 from optout.model.faults import fault
 from optout.model.redaction import one_line
 
+#: the table settings that keep a removed file and a log entry, and their defaults
+FILE_RETENTION = ("delta.deletedFileRetentionDuration", "interval 1 week")
+LOG_RETENTION = ("delta.logRetentionDuration", "interval 30 days")
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+INTERVAL = re.compile(r"^\s*interval\s+(\d+)\s+(second|minute|hour|day|week)s?\s*$", re.I)
+
 #: a log entry of one version: a commit, a checkpoint (single or multi-part), a checksum
 LOG_ENTRY = re.compile(r"^(\d{20})\.(json|crc|checkpoint(\.\d+\.\d+)?\.parquet)$")
 
 
+def _seconds(text: str) -> int | None:
+    found = INTERVAL.match(text)
+    return int(found.group(1)) * UNITS[found.group(2).lower()] if found else None
+
+
 class DeltaStore(LakehouseStore):
     """One Delta table's folder."""
+
+    def current_files(self) -> list[str]:
+        return [f.removeprefix("file://") for f in open_delta(self.location).file_uris()]
+
+    def retention(self, version: str) -> tuple[str | None, str]:
+        """The day the table's own retention lets VACUUM and log cleanup drop a version the
+        erasure replaced: the later of the removed files' and the log entries' retention,
+        counted from today (the erasure's commit)."""
+        config = open_delta(self.location).metadata().configuration
+        settings = [(key, config.get(key) or default) for key, default in (FILE_RETENTION,
+                                                                           LOG_RETENTION)]
+        seconds = [_seconds(value) for _, value in settings]
+        why = ", ".join(f"{k} = {v}" for k, v in settings)
+        if None in seconds:
+            return None, why + " (not an interval optout reads)"
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(seconds))
+        return until.date().isoformat(), why
 
     def purge(self) -> list[str]:
         try:

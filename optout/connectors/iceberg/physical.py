@@ -5,6 +5,7 @@ the table's folder that the current metadata no longer references."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from optout.connectors.iceberg.tables import local_folder, open_table, shown
@@ -12,6 +13,14 @@ from optout.connectors.lakehouse import LakehouseStore
 from optout.connectors.target import ApplyError
 from optout.model.faults import fault
 from optout.model.redaction import one_line
+
+#: the table property after which a snapshot may be expired, and its default (5 days)
+MAX_AGE = "history.expire.max-snapshot-age-ms"
+DEFAULT_MAX_AGE_MS = 5 * 86_400_000
+
+
+def _day(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat()
 
 
 def _path(location: str) -> str:
@@ -53,6 +62,34 @@ class IcebergStore(LakehouseStore):
         if not os.path.isdir(folder):
             return []
         return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
+
+    def current_files(self) -> list[str]:
+        table = open_table(self.location)
+        return [_path(t.file.file_path) for t in table.scan().plan_files()]
+
+    def kept(self) -> dict[str, tuple[str | None, str]]:
+        """Snapshots a branch or tag other than `main` keeps: until the ref's maximum age
+        (from the snapshot's time), or for as long as the ref exists."""
+        table = open_table(self.location)
+        out: dict[str, tuple[str | None, str]] = {}
+        for name, ref in table.metadata.refs.items():
+            if name == "main":
+                continue
+            snapshot = table.snapshot_by_id(ref.snapshot_id)
+            until = None
+            if ref.max_ref_age_ms is not None and snapshot is not None:
+                until = _day(snapshot.timestamp_ms + ref.max_ref_age_ms)
+            out[str(ref.snapshot_id)] = (until, f"kept by the table's {ref.snapshot_ref_type} "
+                                                f"{name!r}")
+        return out
+
+    def retention(self, version: str) -> tuple[str | None, str]:
+        table = open_table(self.location)
+        age = int(table.properties.get(MAX_AGE, DEFAULT_MAX_AGE_MS))
+        snapshot = table.snapshot_by_id(int(version))
+        stamp = snapshot.timestamp_ms if snapshot is not None else 0
+        return _day(stamp + age), (f"{MAX_AGE} = {age} ms: snapshot expiry may drop it from "
+                                   "then on")
 
     def purge(self) -> list[str]:
         table = open_table(self.location)
