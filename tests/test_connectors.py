@@ -88,6 +88,43 @@ def _postgres(root: Path, uri: str) -> str:
     return uri
 
 
+def _people() -> pa.Table:
+    return pa.table({"id": [p[0] for p in PEOPLE], "name": [p[1] for p in PEOPLE],
+                     "email": [p[2] for p in PEOPLE]})
+
+
+def _delta(root: Path) -> str:
+    from deltalake import write_deltalake
+
+    path = root / "people"
+    write_deltalake(path, _people())
+    return str(path)
+
+
+def _iceberg(root: Path) -> str:
+    from pyiceberg.catalog import load_catalog
+
+    props = {"type": "sql", "uri": f"sqlite:///{root}/iceberg.db",
+             "warehouse": f"file://{root}/warehouse"}
+    (root / "warehouse").mkdir()
+    catalog = load_catalog("crm", **props)
+    catalog.create_namespace("crm")
+    catalog.create_table("crm.people", schema=_people().schema).append(_people())
+    return "iceberg://crm/crm.people?" + "&".join(f"{k}={v}" for k, v in props.items())
+
+
+def _read_lakehouse(location: str) -> Rows:
+    if location.startswith("iceberg://"):
+        from optout.connectors.iceberg.tables import open_table
+
+        table = open_table(location).scan().to_arrow()
+    else:
+        from deltalake import DeltaTable
+
+        table = DeltaTable(location).to_pyarrow_table()
+    return sorted((str(r["id"]), r["name"], r["email"]) for r in table.to_pylist())
+
+
 def _read_files(sql: str) -> Callable[[str], Rows]:
     def read(location: str) -> Rows:
         return [tuple(map(str, r)) for r in
@@ -123,6 +160,8 @@ FORMATS: dict[str, tuple[Callable[..., str], Callable[[str], Rows]]] = {
     "duckdb": (_duckdb, _read_table),
     "sqlite": (_sqlite, _read_table),
     "postgresql": (_postgres, _read_table),
+    "delta": (_delta, _read_lakehouse),
+    "iceberg": (_iceberg, _read_lakehouse),
 }
 
 

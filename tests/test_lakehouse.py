@@ -67,15 +67,18 @@ def _raw_hits(folder: Path) -> dict[str, int]:
 
 def _delta(folder: Path) -> None:
     """Written like a data team's pipeline would: partitioned by site, change data feed on,
-    three commits (a load, an append, an update of the first subject's row); uncompressed
+    four commits (a load, two appends, an update of the first subject's row); uncompressed
     pages, so a raw read sees every value."""
     from deltalake import DeltaTable, WriterProperties, write_deltalake
 
     props = WriterProperties(compression="UNCOMPRESSED")
     table = _patients()
-    write_deltalake(folder, table.slice(0, 20), partition_by=["site"], writer_properties=props,
+    write_deltalake(folder, table.slice(1, 19), partition_by=["site"], writer_properties=props,
                     configuration={"delta.enableChangeDataFeed": "true"})
     write_deltalake(folder, table.slice(20), mode="append", writer_properties=props)
+    # a late registration: one patient alone in a file, so the log's per-file statistics
+    # (minimum and maximum) hold her email and name
+    write_deltalake(folder, table.slice(0, 1), mode="append", writer_properties=props)
     DeltaTable(folder).update(updates={"visits": "visits + 100"},
                               predicate="patient_id = 'P1000'", writer_properties=props)
 
@@ -126,22 +129,17 @@ def _subjects_in(rows: list[tuple]) -> int:
     return sum(1 for r in rows if r[1] in SUBJECTS)
 
 
-def test_scan_finds_the_pii_of_a_delta_table(lake: tuple[Path, Staff]) -> None:
-    _, staff = lake
-    done = staff.cli("admin", "catalog", "list", "--format", "json")
-    listed = json.loads(done.stdout)
+def test_delta_erasure_leaves_no_version_and_no_byte(lake: tuple[Path, Staff]) -> None:
+    from deltalake import DeltaTable
+
+    folder, staff = lake
+    listed = json.loads(staff.cli("admin", "catalog", "list", "--format", "json").stdout)
     tables = [d for d in listed if d["format"] == "delta"]
     assert [d["name"] for d in tables] == ["patients"], listed  # one table, no loose Parquet
     assert not [d for d in listed if d["format"] == "parquet"]
     pii = {c["name"]: c["entity"] for c in tables[0]["columns"] if c["pii"]}
     assert pii.get("email") == "EMAIL_ADDRESS" and pii.get("full_name") == "PERSON", pii
     assert "visits" not in pii and "site" not in pii
-
-
-def test_delta_erasure_leaves_no_version_and_no_byte(lake: tuple[Path, Staff]) -> None:
-    from deltalake import DeltaTable
-
-    folder, staff = lake
     before = _delta_versions(folder)
     assert all(_subjects_in(rows) for rows in before.values() if rows is not None)
     assert _raw_hits(folder)  # the control: the raw check finds them before
@@ -166,43 +164,38 @@ def test_delta_erasure_leaves_no_version_and_no_byte(lake: tuple[Path, Staff]) -
     assert any("vacuumed" in d for d in store["rewritten"])
 
 
-def test_a_kill_before_the_delta_commit_leaves_the_old_version(
-        lake: tuple[Path, Staff]) -> None:
+def test_a_delta_erasure_killed_at_each_point_is_resumed(lake: tuple[Path, Staff]) -> None:
+    """Killed before the table commit, then (resumed) right after it, then (resumed) inside
+    the purge: each time the table is where the kill left it, and the last resume ends
+    clean, with one tagged commit."""
     from deltalake import DeltaTable
 
     folder, staff = lake
     version = DeltaTable(folder).version()
-    assert _erase(staff, "delta-kill", fault="after-check") != 0
-    assert DeltaTable(folder).version() == version
-    assert _subjects_in(_rows(DeltaTable(folder).to_pyarrow_table())) == 2
-    done = staff.cli("operator", "resume", "delta-kill")
-    assert done.returncode == 0, done.stderr
-    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED
-    assert _raw_hits(folder) == {}
-    assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
-
-
-@pytest.mark.parametrize("point", ["after-table-commit", "physical-delta"])
-def test_a_kill_after_the_delta_commit_is_finished_by_resume(
-        lake: tuple[Path, Staff], point: str) -> None:
-    from deltalake import DeltaTable
-
-    folder, staff = lake
-    assert _erase(staff, "delta-resume", fault=point) != 0
-    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED  # committed
     first = folder / "_delta_log" / f"{0:020d}.json"
-    if point == "after-table-commit":
-        assert _raw_hits(folder)  # the past not purged yet
-    else:
-        assert first.exists()  # files vacuumed, the log not purged yet
-    done = staff.cli("operator", "resume", "delta-resume")
+
+    assert _erase(staff, "delta-kill", fault="after-check") != 0
+    assert DeltaTable(folder).version() == version  # the old version is current
+    assert _subjects_in(_rows(DeltaTable(folder).to_pyarrow_table())) == 2
+
+    done = staff.cli("operator", "resume", "delta-kill",
+                     env={"OPTOUT_FAULT": "after-table-commit"})
+    assert done.returncode != 0
+    assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED  # committed
+    assert _raw_hits(folder)  # the past not purged yet
+
+    done = staff.cli("operator", "resume", "delta-kill", env={"OPTOUT_FAULT": "physical-delta"})
+    assert done.returncode != 0
+    assert first.exists()  # files vacuumed, the log not purged yet
+    tagged = [h for h in DeltaTable(folder).history() if h.get("optout.request") == "delta-kill"]
+    assert len(tagged) == 1  # the resumed commit found the first one, made none of its own
+
+    done = staff.cli("operator", "resume", "delta-kill")
     assert done.returncode == 0, done.stderr
     assert _rows(DeltaTable(folder).to_pyarrow_table()) == EXPECTED
     assert _raw_hits(folder) == {} and not first.exists()
     assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
-    history = DeltaTable(folder).history()
-    assert sum(1 for h in history if h.get("optout.request") == "delta-resume") <= 1
-    assert _report(staff, "delta-resume")["status"] == "complete"
+    assert _report(staff, "delta-kill")["status"] == "complete"
 
 
 # -- Apache Iceberg, through pyiceberg's SQL catalog on SQLite ---------------------------------
@@ -283,23 +276,30 @@ def test_iceberg_scan_and_erasure_leave_no_snapshot_and_no_byte(
         "verified"
 
 
-@pytest.mark.parametrize("point", ["after-check", "after-table-commit", "physical-iceberg"])
-def test_a_killed_iceberg_erasure_is_resumed(warehouse: tuple[str, Path, Staff],
-                                             point: str) -> None:
+def test_a_killed_iceberg_erasure_is_resumed(warehouse: tuple[str, Path, Staff]) -> None:
+    """The same chain of kills on Iceberg: before the table commit, after it, inside the
+    purge (snapshots expired, their files not deleted yet)."""
     uri, folder, staff = warehouse
     current = _iceberg_table(uri).current_snapshot().snapshot_id
-    assert _erase(staff, "iceberg-kill", fault=point) != 0
+    assert _erase(staff, "iceberg-kill", fault="after-check") != 0
     table = _iceberg_table(uri)
-    if point == "after-check":  # before the table commit: the old snapshot is current
-        assert table.current_snapshot().snapshot_id == current
-        assert _subjects_in(_rows(table.scan().to_arrow())) == 2
-    else:
-        assert _rows(table.scan().to_arrow()) == EXPECTED
+    assert table.current_snapshot().snapshot_id == current  # the old snapshot is current
+    assert _subjects_in(_rows(table.scan().to_arrow())) == 2
+
+    for point in ("after-table-commit", "physical-iceberg"):
+        done = staff.cli("operator", "resume", "iceberg-kill", env={"OPTOUT_FAULT": point})
+        assert done.returncode != 0
+        assert _rows(_iceberg_table(uri).scan().to_arrow()) == EXPECTED
+        assert _raw_hits(folder)  # old data files still there
+
     done = staff.cli("operator", "resume", "iceberg-kill")
     assert done.returncode == 0, done.stderr
-    assert _rows(_iceberg_table(uri).scan().to_arrow()) == EXPECTED
+    table = _iceberg_table(uri)
+    assert _rows(table.scan().to_arrow()) == EXPECTED
     assert _raw_hits(folder) == {}
     assert not [f for f in os.listdir(folder.parent) if "optout-staged" in f]
+    tagged = {s.summary.get("optout.request") for s in table.snapshots()}
+    assert tagged == {"iceberg-kill"}  # one overwrite, its snapshots the only ones left
     assert _report(staff, "iceberg-kill")["status"] == "complete"
 
 
@@ -333,9 +333,14 @@ def test_history_kept_by_policy_is_named_and_purged_when_its_retention_ends(
     done = staff.cli("operator", "apply", str(plan), "--yes")
     assert done.returncode == 0, done.stderr
 
+    def past(name: str) -> int:
+        """The subjects' rows in the latest version before the erasure that still reads."""
+        return max(_subjects_in(rows) for rows in _delta_versions(lake / name).values()
+                   if rows is not None)
+
     for name in ("patients", "referrals"):
         assert _rows(DeltaTable(lake / name).to_pyarrow_table()) == EXPECTED
-        assert _subjects_in(_delta_versions(lake / name)[0]) == 2  # the past is kept
+        assert past(name) == 2  # the past is kept
     report = _report(staff, "history-1")
     assert report["status"] == "complete_with_review", report["summary"]
     stores = {Path(p["store"]).name: p for p in report["physical"] if p["format"] == "delta"}
@@ -355,7 +360,7 @@ def test_history_kept_by_policy_is_named_and_purged_when_its_retention_ends(
     assert all(rows is None or _subjects_in(rows) == 0
                for rows in _delta_versions(lake / "referrals").values())
     assert _raw_hits(lake / "referrals") == {}
-    assert _subjects_in(_delta_versions(lake / "patients")[0]) == 2
+    assert past("patients") == 2
     stores = {Path(p["store"]).name: p["status"] for p in _report(staff, "history-1")["physical"]
               if p["format"] == "delta"}
     assert stores == {"patients": "retained", "referrals": "verified"}

@@ -140,6 +140,7 @@ def test_a_restored_backup_is_erased_again(tmp_path: Path) -> None:
             rid = done.stdout.split("\nrequest ", 1)[1].split(" ", 1)[0]
             again = _report(staff, rid)
             assert again["reerases"] == ["first-erasure"]
+            assert _report(staff, "first-erasure")["reerased_by"] == [rid]
             assert again["status"] == "complete", again["summary"]
             assert {s["location"] for s in again["steps"]} == {fresh, str(restored)}
 

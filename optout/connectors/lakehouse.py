@@ -122,7 +122,10 @@ class LakehouseTarget(FileTarget):
         return [self.folder()]
 
     def executable(self) -> str | None:
-        folder = self.folder()
+        try:
+            folder = self.folder()
+        except ApplyError as exc:
+            return str(exc)
         try:
             st = os.lstat(folder)
         except OSError as exc:
@@ -340,4 +343,6 @@ class LakehouseStore(FileStore):
             "retention ends)"])
 
     def outside(self) -> list[str]:
-        return [FREED_BLOCKS]
+        return [FREED_BLOCKS, "data files whose pages are compressed show a raw read only the "
+                "values stored uncompressed; every version still readable is read back through "
+                "the table's library"]

@@ -138,6 +138,16 @@ def _backups(catalog: Catalog, erased_at: Any) -> list[dict[str, Any]]:
             for b in config.backups]
 
 
+def _reerased_by(catalog: Catalog, request_id: str) -> list[str]:
+    """The later requests that erased this one's subjects again (a restore brought them
+    back)."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT id FROM requests WHERE list_contains(CAST(json_extract("
+                           "plan, '$.reerases') AS VARCHAR[]), ?) ORDER BY created_at",
+                           [request_id]).fetchall()
+    return [r[0] for r in rows]
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -166,7 +176,8 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
         "created_at": _ts(request["created_at"]), "updated_at": _ts(request["updated_at"]),
         "error": request["error"], "subjects": plan["subjects"], "needs_review": review,
         "steps": steps, "physical": physical, "backups": backups,
-        "reerases": list(plan.get("reerases", [])), "summary": summary,
+        "reerases": list(plan.get("reerases", [])),
+        "reerased_by": _reerased_by(catalog, request_id), "summary": summary,
         "next_action": next_action.replace("{rid}", job) if next_action else None,
     }
     body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))

@@ -61,6 +61,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     if report.get("reerases"):
         out.append("- erases again the subjects of requests " + ", ".join(
             md.code(r) for r in report["reerases"]) + " (found again by the erasure ledger)")
+    if report.get("reerased_by"):
+        out.append("- its subjects were found again and erased again by requests " + ", ".join(
+            md.code(r) for r in report["reerased_by"]))
     out += ["", "## Datasets", "",
             "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     out += ["| " + " | ".join(md.text(c) for c in row) + " |" for row in _rows(report)]
@@ -140,6 +143,10 @@ def report_html(report: dict[str, Any]) -> str:
     if report.get("reerases"):
         nxt += ("<p id='reerases'>Erases again the subjects of requests "
                 + ", ".join(f"<code>{e(r)}</code>" for r in report["reerases"]) + "</p>")
+    if report.get("reerased_by"):
+        nxt += ("<p id='reerased-by'>Its subjects were found again and erased again by "
+                "requests " + ", ".join(f"<code>{e(r)}</code>" for r in report["reerased_by"])
+                + "</p>")
     subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
                          for s in report["subjects"])
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Erasure report "
