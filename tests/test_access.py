@@ -116,6 +116,9 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "policy add": ["policy", "add", str(POLICY)],
         "policy list": ["policy", "list"],
         "policy show": ["policy", "show", "gdpr-erasure"],
+        # nobody was erased in this world: both find no one and change nothing
+        "restore-check": ["restore-check", str(world["data"]), "--policy", "gdpr-erasure"],
+        "ledger sweep": ["ledger", "sweep", "--policy", "gdpr-erasure"],
     }
 
 

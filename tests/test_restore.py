@@ -23,7 +23,6 @@ import pytest
 from conftest import throwaway_database
 from staff import Staff
 
-from optout.scanner.access.principals import add_principal, create_token
 from optout.scanner.catalog import Catalog
 
 pytestmark = pytest.mark.postgres
@@ -86,9 +85,6 @@ def test_a_restored_backup_is_erased_again(tmp_path: Path) -> None:
         dump = tmp_path / "backup" / "shop.sql"
         subprocess.run(["pg_dump", "--no-owner", "-f", str(dump), pg], check=True)
         staff = Staff(Catalog(str(tmp_path / "catalog.duckdb")))
-        # a restore check scans, plans and applies: its runner holds the three roles
-        add_principal(staff.catalog, "restorer", ["scanner", "requester", "operator"], "admin")
-        staff.tokens["restorer"] = create_token(staff.catalog, "restorer")[1]
         config = tmp_path / "deployment.yaml"
         config.write_text("backups:\n"
                           f"  - {{name: nightly-dump, kind: pg_dump, location: '{dump}', "
@@ -120,7 +116,7 @@ def test_a_restored_backup_is_erased_again(tmp_path: Path) -> None:
 
             # under the bundled policy the re-erasure waits for approval: nothing changes yet
             held = tmp_path / "reerase.json"
-            done = staff.cli("restorer", "restore-check", str(restored.parent), fresh,
+            done = staff.cli("operator", "restore-check", str(restored.parent), fresh,
                              "--policy", "gdpr-erasure", "-o", str(held))
             assert done.returncode == 0, done.stderr
             assert "of requests first-erasure" in done.stdout and held.exists(), done.stdout
@@ -131,7 +127,7 @@ def test_a_restored_backup_is_erased_again(tmp_path: Path) -> None:
             auto.write_text((POLICIES / "gdpr-erasure.yaml").read_text().replace(
                 "name: gdpr-erasure", "name: gdpr-reerase") + "reerase: auto\n")
             assert staff.cli("admin", "policy", "add", str(auto)).returncode == 0
-            done = staff.cli("restorer", "restore-check", str(restored.parent), fresh,
+            done = staff.cli("operator", "restore-check", str(restored.parent), fresh,
                              "--policy", "gdpr-reerase")
             assert done.returncode == 0, done.stderr
             assert "erases again what requests first-erasure erased" in done.stdout, done.stdout
@@ -145,6 +141,6 @@ def test_a_restored_backup_is_erased_again(tmp_path: Path) -> None:
             assert {s["location"] for s in again["steps"]} == {fresh, str(restored)}
 
             # a ledger sweep afterwards finds nobody left to erase
-            done = staff.cli("restorer", "ledger", "sweep", "--policy", "gdpr-reerase")
+            done = staff.cli("operator", "ledger", "sweep", "--policy", "gdpr-reerase")
             assert done.returncode == 0, done.stderr
             assert "no erased subject found again" in done.stdout

@@ -61,8 +61,8 @@ def _exit(done: Rechecked) -> None:
 def restore_check_cmd(session: Session, sources: tuple[str, ...], policy: str,
                       output: str | None) -> None:
     """Scan restored data (a backup brought back: files, a database a dump was loaded into)
-    against the erasure ledger, and erase again every erased subject found in it. It scans,
-    plans and applies, so its caller holds the roles scanner, requester and operator."""
+    against the erasure ledger, and erase again every erased subject found in it (an
+    operator's: at once under a policy with `reerase: auto`, else a plan for approval)."""
     done = session.restore_check(list(sources), policy, output=output)
     _said(done)
     _exit(done)

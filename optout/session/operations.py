@@ -67,8 +67,8 @@ ROLE_OF: dict[Operation, str] = {
     Operation.REQUEST_SUBMIT: "requester",
     Operation.APPROVE: "approver",
     Operation.APPLY: "operator", Operation.RESUME: "operator", Operation.WORKER: "operator",
-    # a restore check scans, plans and (under `reerase: auto`) applies: each of those
-    # operations needs its own role too
+    # an operator's: a restore check scans only the sources named, plans the ledger's subjects
+    # only, and applies at once only under a policy with `reerase: auto` (an admin's opt-in)
     Operation.RESTORE_CHECK: "operator", Operation.LEDGER_SWEEP: "operator",
     Operation.REPORT: "auditor", Operation.REPORT_VERIFY: "auditor",
     Operation.AUDIT_VERIFY: "auditor", Operation.AUDIT_EXPORT: "auditor",
