@@ -106,10 +106,6 @@ def count_matches(scannable: Any, query: MatchQuery, hasher: KeyedHash) -> int:
 class LakehouseTarget(FileTarget):
     """A Delta or Iceberg table, changed through its own transaction."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.erased_values = set()
-
     @abstractmethod
     def table(self) -> TableHandle:
         """The table, opened now."""
@@ -138,6 +134,7 @@ class LakehouseTarget(FileTarget):
         return None
 
     def prepare(self) -> Staged:
+        self.erased_values = set()  # this process sees the rows it changes
         handle = self.table()
         base = handle.version()
         reader = handle.batches()
@@ -192,6 +189,7 @@ class LakehouseTarget(FileTarget):
     def _capture(self, rows: pa.Table) -> None:
         """The text values of the matched rows' key columns (memory only: the physical step
         searches the table's raw files for them)."""
+        assert self.erased_values is not None
         for column in self.kinds:
             if column in rows.column_names:
                 self.erased_values.update(str(v) for v in rows.column(column).to_pylist()
