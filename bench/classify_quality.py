@@ -3,6 +3,7 @@ categories found, scan time, and every misclassified column.
 
     python bench/classify_quality.py [--sets company,chinook,northwind,pagila,mixed] [--quiet]
     python bench/classify_quality.py --baseline cca0548 [--repeat 2]
+    python bench/classify_quality.py --domains [--quiet]
 
 With `--baseline REF`, the same bench runs from a git worktree of REF and from this tree, each
 in its own process, alternating, `--repeat` times; it prints both tables, then each set's best
@@ -11,7 +12,9 @@ scan seconds before and after and their ratio (machines are noisy: the ratio is 
 Sets: `company` (the fixture company, fixtures/generate.py), `chinook`, `northwind`, `pagila`
 (the real worlds of ../shared/worlds, loaded into throwaway PostgreSQL databases, labelled in
 tests/worlds/classify/), `mixed` (fixtures/mixed.py: other locales, obscure names, wide and
-numeric tables, look-alikes and special categories).
+numeric tables, look-alikes and special categories), `desk` and `health` (the seed CSVs of the
+support-desk and clinic dbt fixtures). `--domains` scores the same corpus per domain
+(fixtures/domains.py), on its tuning and held-back parts.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fixtures.domains import DOMAINS, domain_of, held_back  # noqa: E402
 from fixtures.sets import SETS, expand_partitions, findings_of, special_recall  # noqa: E402
 from optout.scanner.catalog import Catalog  # noqa: E402
 from optout.scanner.classify.column import Classifier  # noqa: E402
 from optout.scanner.quality import Quality, score  # noqa: E402
 
 
-def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, int]]:
-    """Scan one set into a throwaway catalog; its quality, scan seconds, special categories
-    (found, labelled)."""
+def scanned(name: str, classifier: Classifier) -> tuple[dict, dict, float]:
+    """Scan one set into a throwaway catalog: its truth, findings and scan seconds."""
     labelled = SETS[name]
     with tempfile.TemporaryDirectory() as tmp, labelled.sources(Path(tmp)) as (sources, truth):
         catalog = Catalog(f"{tmp}/q.duckdb")
@@ -44,8 +47,52 @@ def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, i
         report = scan(sources, catalog, classifier=classifier)
         seconds = time.perf_counter() - start
         findings = findings_of(report)
-        truth = expand_partitions(truth, findings)
-        return score(truth, findings), seconds, special_recall(truth, findings)
+        return expand_partitions(truth, findings), findings, seconds
+
+
+def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, int]]:
+    """One set's quality, scan seconds, special categories (found, labelled)."""
+    truth, findings, seconds = scanned(name, classifier)
+    return score(truth, findings), seconds, special_recall(truth, findings)
+
+
+def by_domain(sets: list[str], classifier: Classifier, quiet: bool) -> None:
+    """Precision, recall and F1 per domain of the corpus, on the part thresholds may be
+    fitted on and on the held-back part; special-category precision; the held-back errors."""
+    groups: dict[tuple[str, str], list[Quality]] = {}
+    special: dict[tuple[str, str], list[int]] = {}
+    errors: list[str] = []
+    for name in sets:
+        truth, findings, _ = scanned(name, classifier)
+        for dataset in truth:
+            key = (domain_of(name, dataset), "held back" if held_back(name, dataset)
+                   else "tuning")
+            q = score({dataset: truth[dataset]}, findings)
+            groups.setdefault(key, []).append(q)
+            if key[1] == "held back":
+                errors += [f"{name}/{e}" for e in q.errors()]
+            flagged = [f for f in findings.get(dataset, []) if getattr(f, "category", None)]
+            right = sum(1 for f in flagged
+                        if truth[dataset].get(f.name, {}).get("special") == f.category)
+            counts = special.setdefault(key, [0, 0])
+            counts[0] += right
+            counts[1] += len(flagged)
+    print(f"{'domain':<11} {'part':<10} {'cols':>5} {'tp':>4} {'fp':>4} {'fn':>4} "
+          f"{'precision':>9} {'recall':>7} {'F1':>6} {'special P':>9}")
+    for domain in DOMAINS:
+        for part in ("tuning", "held back"):
+            qs = groups.get((domain, part), [])
+            q = Quality(tp=sum(x.tp for x in qs), fp=sum(x.fp for x in qs),
+                        fn=sum(x.fn for x in qs), tn=sum(x.tn for x in qs))
+            right, flagged = special.get((domain, part), [0, 0])
+            sp = f"{right / flagged:.3f}" if flagged else "-"
+            print(f"{domain:<11} {part:<10} {q.tp + q.fp + q.fn + q.tn:>5} {q.tp:>4} "
+                  f"{q.fp:>4} {q.fn:>4} {q.precision:>9.3f} {q.recall:>7.3f} {q.f1:>6.3f} "
+                  f"{sp:>9}")
+    if not quiet:
+        print("\nheld-back errors:")
+        for line in errors:
+            print("  " + line)
 
 
 def _table(script: Path, sets: str) -> tuple[list[str], dict[str, float]]:
@@ -93,11 +140,16 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-column errors")
     parser.add_argument("--baseline", help="a git ref to compare with (before/after)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--domains", action="store_true",
+                        help="per domain of the corpus, tuning and held-back parts")
     args = parser.parse_args()
     if args.baseline:
         compare(args.baseline, args.sets, args.repeat)
         return
     classifier = Classifier()
+    if args.domains:
+        by_domain(args.sets.split(","), classifier, args.quiet)
+        return
     rows = []
     for name in args.sets.split(","):
         q, seconds, (found, labelled) = run(name, classifier)

@@ -65,9 +65,16 @@ def load_truth(path: Path) -> dict[str, dict[str, dict]]:
 
     out: dict[str, dict[str, dict]] = {}
     for table, columns in yaml.safe_load(path.read_text()).items():
-        out[table] = {str(c): {"pii": v is not False and v != "no", "entity": v}
-                      for c, v in columns.items()}
+        out[table] = {str(c): _label(v) for c, v in columns.items()}
     return out
+
+
+def _label(value: object) -> dict:
+    """`ENTITY`, `no`, `[ENTITY, ...]`, or `{entity: ENTITY, special: CATEGORY}` (a GDPR
+    Art. 9 special category)."""
+    if isinstance(value, dict):
+        return {"pii": True, "entity": value["entity"], "special": value.get("special")}
+    return {"pii": value is not False and value != "no", "entity": value}
 
 
 def score(truth: Path | dict, findings: dict[str, list[ColumnFinding]]) -> Quality:
