@@ -56,7 +56,8 @@ def run(name: str, classifier: Classifier) -> tuple[Quality, float, tuple[int, i
     return score(truth, findings), seconds, special_recall(truth, findings)
 
 
-def by_domain(sets: list[str], classifier: Classifier, quiet: bool) -> None:
+def by_domain(sets: list[str], classifier: Classifier, quiet: bool,
+              tuning_errors: bool = False) -> None:
     """Precision, recall and F1 per domain of the corpus, on the part thresholds may be
     fitted on and on the held-back part; special-category precision; the held-back errors."""
     groups: dict[tuple[str, str], list[Quality]] = {}
@@ -69,8 +70,8 @@ def by_domain(sets: list[str], classifier: Classifier, quiet: bool) -> None:
                    else "tuning")
             q = score({dataset: truth[dataset]}, findings)
             groups.setdefault(key, []).append(q)
-            if key[1] == "held back":
-                errors += [f"{name}/{e}" for e in q.errors()]
+            if key[1] == "held back" or tuning_errors:
+                errors += [f"{key[1]}: {name}/{e}" for e in q.errors()]
             flagged = [f for f in findings.get(dataset, []) if getattr(f, "category", None)]
             right = sum(1 for f in flagged
                         if truth[dataset].get(f.name, {}).get("special") == f.category)
@@ -90,7 +91,7 @@ def by_domain(sets: list[str], classifier: Classifier, quiet: bool) -> None:
                   f"{q.fp:>4} {q.fn:>4} {q.precision:>9.3f} {q.recall:>7.3f} {q.f1:>6.3f} "
                   f"{sp:>9}")
     if not quiet:
-        print("\nheld-back errors:")
+        print("\nerrors (held back" + (", tuning" if tuning_errors else "") + "):")
         for line in errors:
             print("  " + line)
 
@@ -140,6 +141,8 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-column errors")
     parser.add_argument("--baseline", help="a git ref to compare with (before/after)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--tuning-errors", action="store_true",
+                        help="with --domains: the tuning part's errors too")
     parser.add_argument("--domains", action="store_true",
                         help="per domain of the corpus, tuning and held-back parts")
     args = parser.parse_args()
@@ -148,7 +151,7 @@ def main() -> None:
         return
     classifier = Classifier()
     if args.domains:
-        by_domain(args.sets.split(","), classifier, args.quiet)
+        by_domain(args.sets.split(","), classifier, args.quiet, args.tuning_errors)
         return
     rows = []
     for name in args.sets.split(","):

@@ -222,3 +222,35 @@ def test_without_a_spacy_model_patterns_still_work(caplog: pytest.LogCaptureFixt
     assert patterns_only.setup.model is None and not patterns_only.setup.ner_recognizers
     assert classify_one(patterns_only, "c1", EMAILS).entity == "EMAIL_ADDRESS"
     assert classify_one(patterns_only, "full_name", NAMES).entity == "PERSON"  # by name
+
+
+def test_person_keys_are_recognized_by_what_their_values_reference(tmp_path: Path,
+                                                                   classifier) -> None:
+    """No key is declared: `requester_id` and `PATIENTID` reference the people tables by their
+    values, a UUID key included; the controls are a person-named column whose values are not
+    those keys, and a column holding those values whose name says no person."""
+    import uuid
+
+    from optout.scanner.catalog import Catalog
+    from optout.scanner.scan import scan
+
+    ids = [str(uuid.UUID(int=i + 1, version=4)) for i in range(30)]
+    (tmp_path / "patients.csv").write_text("Id,FIRST,LAST\n" + "".join(
+        f"{u},Ana{i},Silva{i}\n" for i, u in enumerate(ids)))
+    (tmp_path / "users.csv").write_text("id,name,email\n" + "".join(
+        f"{1000 + i},User {i},u{i}@example.org\n" for i in range(30)))
+    (tmp_path / "claims.csv").write_text("claim,PATIENTID,total\n" + "".join(
+        f"c{i},{ids[i % 20]},{i * 3.5}\n" for i in range(40)))
+    (tmp_path / "tickets.csv").write_text(
+        "ticket,requester_id,reviewer_id,batch\n" + "".join(
+            f"t{i},{1000 + i % 25},{5000 + i},{1000 + i % 7}\n" for i in range(40)))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    report = scan([str(tmp_path)], catalog, classifier=classifier)
+    assert not report.failed
+    got = {(d.name, c.name): c for d in catalog.datasets() for c in d.columns}
+    assert got[("patients", "Id")].entity == "PERSON_ID"
+    assert got[("claims", "PATIENTID")].entity == "PERSON_ID"
+    assert "reference by its values" in got[("claims", "PATIENTID")].evidence
+    assert got[("tickets", "requester_id")].entity == "PERSON_ID"
+    assert not got[("tickets", "reviewer_id")].pii  # a role, but no user has those ids
+    assert not got[("tickets", "batch")].pii  # users' ids, but the name says no person

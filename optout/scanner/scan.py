@@ -21,7 +21,7 @@ from optout.model.runtime import DUCKDB, Runtime
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.store import DatasetExtras
-from optout.scanner.classify.context import link_people, settle
+from optout.scanner.classify.context import link_by_values, link_people, settle
 from optout.scanner.classify.settings import ClassifierSettings
 from optout.scanner.dbt import register_dbt
 from optout.scanner.lineage import is_lineage_file, register_lineage_file, register_view_lineage
@@ -196,6 +196,8 @@ def _scan_source(catalog: Catalog, report: ScanReport, source_id: str, source: S
     if unchanged:  # tables scanned before: their findings are the context
         tables |= {d.name: d.columns for d in catalog.datasets() if d.id in unchanged}
     link_people(tables, {c.ref.name: c.foreign_keys for c in classified})
+    link_by_values({c.ref.name: (c.findings, c.sample.table, c.sample.row_count)
+                    for c in classified})
     for c in classified:
         results[c.ref.id] = _record(catalog, report, source_id, source, c, key)
     return [results[r.id] for r in refs]

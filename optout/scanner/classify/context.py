@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
+
 from optout.model.dataset import ColumnFinding, ForeignKey
 from optout.scanner.classify.names import (
+    _PERSON_TABLES,
+    KEY_WORDS,
     NOT_A_PERSON,
+    PERSON_NOUNS,
     THING_NOUNS,
     _is_person_table,
     _named_by_person,
@@ -147,3 +152,86 @@ def link_people(tables: dict[str, list[ColumnFinding]],
                 f.score = max(f.score, 0.9)
                 f.evidence = f"reference: a key of {target}, a table of people"
                 finish(f)
+
+
+#: words naming the role a person plays in a row (`requester_id`, `assignee_id`)
+ROLE_NOUNS = frozenset({"requester", "submitter", "assignee", "reporter", "creator",
+                        "approver", "reviewer", "sender", "recipient", "commenter"})
+#: at least this many distinct values before values say a column references a key
+MIN_DISTINCT = 3
+
+
+def link_by_values(tables: dict[str, tuple[list[ColumnFinding], pa.Table, int]]) -> None:
+    """Across the tables of one source, references nobody declared, read from the values: a
+    table of people's (named for them) own key (unique in a sample that holds every row) is a key of a person,
+    whatever its type (an integer, a UUID, a code); a column of another table whose name says
+    a person or a role (`requester_id`, `author_id`, `PATIENT`) and whose values all are
+    values of that key references it, so it is a key of a person too."""
+    people: dict[str, tuple[set[str], str]] = {}
+    for name, (findings, sample, rows) in tables.items():
+        # a table named for people (a table holding someone's email may be of tickets or
+        # cards, its key theirs) whose sample holds every row
+        if not _of_people(name) or sample.num_rows < rows:
+            continue
+        own = _own_key(name, findings, sample)
+        if own is not None:
+            f, values = own
+            people[name] = (values, name.rsplit(".", 1)[-1])
+            if not f.pii:
+                _person_key_found(f, f"the key of {name}, a table of people")
+    for name, (findings, sample, _) in tables.items():
+        for f in findings:
+            if f.pii or f.name not in sample.column_names:
+                continue
+            words = set(tokens(f.name)) - KEY_WORDS
+            words |= {w[:-2] for w in words if w.endswith("id") and len(w) > 4}  # PATIENTID
+            values = _distinct(sample, f.name)
+            if len(values) < MIN_DISTINCT:
+                continue
+            for target, (keys, table) in people.items():
+                stems = {t.rstrip("s") for t in tokens(table)}
+                named = words & (PERSON_NOUNS | ROLE_NOUNS) or {w.rstrip("s") for w in words} \
+                    & stems
+                if target != name and named and values <= keys:
+                    _person_key_found(f, f"reference by its values: a key of {target}, a "
+                                         "table of people")
+                    break
+
+
+def _of_people(name: str) -> bool:
+    """A table whose head noun is a kind of person (`patients`, `Customer`; not
+    `customer_notes`, a table of notes)."""
+    toks = tokens(name.rsplit(".", 1)[-1])
+    head = toks[-1].rstrip("s") if toks else ""
+    return _is_person_table(name) and (head in {p.rstrip("s") for p in PERSON_NOUNS}
+                                       or any(head.startswith(p) for p in _PERSON_TABLES))
+
+
+def _distinct(sample: pa.Table, column: str) -> set[str]:
+    return {str(v) for v in sample.column(column).to_pylist() if v is not None and v != ""}
+
+
+def _own_key(name: str, findings: list[ColumnFinding], sample: pa.Table
+             ) -> tuple[ColumnFinding, set[str]] | None:
+    """A table's own key: a column named `id` (or `<table>_id`) whose sampled values are
+    unique."""
+    stem = tokens(name.rsplit(".", 1)[-1])
+    for f in findings:
+        toks = tokens(f.name)
+        if toks != ["id"] and not (toks[-1:] == ["id"] and {t.rstrip("s") for t in toks[:-1]}
+                                   <= {t.rstrip("s") for t in stem}):
+            continue
+        if f.name not in sample.column_names:
+            continue
+        values = [v for v in sample.column(f.name).to_pylist() if v is not None]
+        if len(values) >= MIN_DISTINCT and len({str(v) for v in values}) == len(values):
+            return f, {str(v) for v in values}
+    return None
+
+
+def _person_key_found(f: ColumnFinding, why: str) -> None:
+    f.pii = f.identifier = True
+    f.entity = "PERSON_ID"
+    f.score = max(f.score, 0.9)
+    f.evidence = why
+    finish(f)
