@@ -196,8 +196,10 @@ def _scan_source(catalog: Catalog, report: ScanReport, source_id: str, source: S
     if unchanged:  # tables scanned before: their findings are the context
         tables |= {d.name: d.columns for d in catalog.datasets() if d.id in unchanged}
     link_people(tables, {c.ref.name: c.foreign_keys for c in classified})
-    link_by_values({c.ref.name: (c.findings, c.sample.table, c.sample.row_count)
-                    for c in classified})
+    wanted = classifier.settings.entities
+    if wanted is None or "PERSON_ID" in wanted:  # `--entities` may leave person keys out
+        link_by_values({c.ref.name: (c.findings, c.sample.table, c.sample.row_count)
+                        for c in classified})
     for c in classified:
         results[c.ref.id] = _record(catalog, report, source_id, source, c, key)
     return [results[r.id] for r in refs]
