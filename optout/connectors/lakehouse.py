@@ -93,10 +93,9 @@ def count_matches(scannable: Any, query: MatchQuery, hasher: KeyedHash) -> int:
         else:
             con.register("optout_rows", scannable)
             relation = "optout_rows"
-        columns = list(DuckDBMatcher(con, hasher).describe(relation))
-        if not columns:
-            return 0
-        return len(DuckDBMatcher(con, hasher).select(relation, query, columns[0]))
+        matcher = DuckDBMatcher(con, hasher)
+        columns = list(matcher.describe(relation))
+        return len(matcher.select(relation, query, columns[0])) if columns else 0
     except duckdb.Error as exc:
         raise ApplyError(f"cannot read the table: {one_line(exc)}") from exc
     finally:

@@ -107,6 +107,19 @@ class DuckDBReadSource(Source):
     def relation(self, ref: DatasetRef) -> str:
         """SQL naming the dataset in the source's connection (a table function call or table)."""
 
+    def reservoir(self, relation: str, rows: int, seed: int) -> Sample:
+        """A seeded reservoir sample of a relation of the source's connection, streamed (memory
+        bounded by the sample), and its row count."""
+        try:
+            total = self._con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
+            table = self._con.sql(
+                f"SELECT * FROM {relation} USING SAMPLE reservoir({int(rows)} ROWS) "
+                f"REPEATABLE ({int(seed)})"
+            ).to_arrow_table()
+        except duckdb.Error as exc:
+            raise DatasetUnreadable(one_line(exc)) from exc
+        return Sample(flatten(table), int(total))
+
     def match(self, ref: DatasetRef, query: MatchQuery, hasher: KeyedHash) -> MatchResult:
         try:
             return DuckDBMatcher(self._con, hasher).match(self.relation(ref), query)
@@ -140,15 +153,7 @@ class StreamedFileSource(DuckDBReadSource):
         yield DatasetRef(self.kind, self.location, self.name, "file", self.format, self.dialect())
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
-        try:
-            total = self._con.execute(f"SELECT count(*) FROM {self.reader()}").fetchall()[0][0]
-            table = self._con.sql(
-                f"SELECT * FROM {self.reader()} USING SAMPLE reservoir({int(rows)} ROWS) "
-                f"REPEATABLE ({int(seed)})"
-            ).to_arrow_table()
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
-        return Sample(flatten(table), int(total))
+        return self.reservoir(self.reader(), rows, seed)
 
     def relation(self, ref: DatasetRef) -> str:
         return self.reader()

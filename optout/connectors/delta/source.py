@@ -8,9 +8,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
-
-from optout.connectors.source import DuckDBReadSource, flatten
+from optout.connectors.source import DuckDBReadSource
 from optout.model.dataset import DatasetRef, Sample
 from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable, SourceUnavailable
@@ -62,14 +60,7 @@ class DeltaSource(DuckDBReadSource):
         return ROWS
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
-        relation = self.relation(ref)
-        try:
-            total = self._con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
-            table = self._con.sql(f"SELECT * FROM {relation} USING SAMPLE reservoir("
-                                  f"{int(rows)} ROWS) REPEATABLE ({int(seed)})").to_arrow_table()
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
-        return Sample(flatten(table), int(total))
+        return self.reservoir(self.relation(ref), rows, seed)
 
     def fingerprint(self, ref: DatasetRef) -> str:
         table_id = self._table.metadata().id

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from optout.connectors.iceberg.tables import open_catalog, open_table, parse, shown, table_uri
-from optout.connectors.source import DuckDBReadSource, flatten
+from optout.connectors.source import DuckDBReadSource
 from optout.model.dataset import DatasetRef, Sample
 from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
@@ -60,14 +60,7 @@ class IcebergSource(DuckDBReadSource):
         return name
 
     def sample(self, ref: DatasetRef, rows: int, seed: int) -> Sample:
-        relation = self.relation(ref)
-        try:
-            total = self._con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
-            table = self._con.sql(f"SELECT * FROM {relation} USING SAMPLE reservoir("
-                                  f"{int(rows)} ROWS) REPEATABLE ({int(seed)})").to_arrow_table()
-        except duckdb.Error as exc:
-            raise DatasetUnreadable(one_line(exc)) from exc
-        return Sample(flatten(table), int(total))
+        return self.reservoir(self.relation(ref), rows, seed)
 
     def fingerprint(self, ref: DatasetRef) -> str:
         table = self._table(ref)
