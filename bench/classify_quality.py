@@ -3,7 +3,8 @@ categories found, scan time, and every misclassified column.
 
     python bench/classify_quality.py [--sets company,chinook,northwind,pagila,mixed] [--quiet]
     python bench/classify_quality.py --baseline cca0548 [--repeat 2]
-    python bench/classify_quality.py --domains [--quiet]
+    python bench/classify_quality.py --domains [--quiet] [--tuning-errors]
+    python bench/classify_quality.py --domains --baseline 56b6e03
 
 With `--baseline REF`, the same bench runs from a git worktree of REF and from this tree, each
 in its own process, alternating, `--repeat` times; it prints both tables, then each set's best
@@ -14,12 +15,14 @@ Sets: `company` (the fixture company, fixtures/generate.py), `chinook`, `northwi
 tests/worlds/classify/), `mixed` (fixtures/mixed.py: other locales, obscure names, wide and
 numeric tables, look-alikes and special categories), `desk` and `health` (the seed CSVs of the
 support-desk and clinic dbt fixtures). `--domains` scores the same corpus per domain
-(fixtures/domains.py), on its tuning and held-back parts.
+(fixtures/domains.py), on its tuning and held-back parts; with `--baseline REF` it scores
+REF's classifier on this tree's corpus (copied into REF's worktree) beside this tree's.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,14 +109,63 @@ def _table(script: Path, sets: str) -> tuple[list[str], dict[str, float]]:
     return table, {line.split()[0]: float(line.split()[-1]) for line in table[1:]}
 
 
+#: what a baseline tree is given of this one: the corpus, its truths and this bench, so
+#: both sides are scored on the same labelled data and only the classifier differs
+CORPUS = ("fixtures", "tests/worlds/classify", "bench/classify_quality.py")
+
+
+def _baseline_tree(tmp: str, baseline: str) -> Path:
+    """A git worktree of `baseline` with this tree's corpus (CORPUS) copied over."""
+    tree = Path(tmp) / "baseline"
+    if (ROOT.parent / "shared").is_dir():  # the worlds sit beside the repository
+        (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), baseline], cwd=ROOT,
+                   check=True, capture_output=True)
+    for part in CORPUS:
+        source, target = ROOT / part, tree / part
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+    return tree
+
+
+def _print_sides(baseline: str, tables: dict[str, list[str]]) -> None:
+    for side in ("before", "after"):
+        print(f"== {side} ({baseline if side == 'before' else 'this tree'})")
+        print("\n".join(tables[side]))
+
+
+def compare_domains(baseline: str, sets: str) -> None:
+    """Per domain, before (`baseline`'s classifier) and after (this tree's), on this tree's
+    corpus; the held-back F1 of each domain side by side."""
+    tables: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = _baseline_tree(tmp, baseline)
+        try:
+            for side, root in (("before", tree), ("after", ROOT)):
+                out = subprocess.run(
+                    [sys.executable, str(root / "bench" / "classify_quality.py"), "--domains",
+                     "--quiet", "--sets", sets], capture_output=True, text=True, check=True,
+                    cwd=root)
+                lines = out.stdout.splitlines()
+                tables[side] = lines[next(i for i, line in enumerate(lines)
+                                          if line.startswith("domain ")):]
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=False, capture_output=True)
+    _print_sides(baseline, tables)
+    f1 = {side: {(line.split()[0], line.split()[1]): line.split()[-2]
+                 for line in tables[side][1:] if "held" in line} for side in tables}
+    print(f"\nheld-back F1 per domain\n{'domain':<11} {'before':>7} {'after':>7}")
+    for (domain, _), after in f1["after"].items():
+        print(f"{domain:<11} {f1['before'].get((domain, 'held'), '-'):>7} {after:>7}")
+
+
 def compare(baseline: str, sets: str, repeat: int) -> None:
     """Before (a git worktree of `baseline`) and after (this tree), alternating."""
     with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "baseline"
-        if (ROOT.parent / "shared").is_dir():  # the worlds sit beside the repository
-            (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), baseline], cwd=ROOT,
-                       check=True, capture_output=True)
+        tree = _baseline_tree(tmp, baseline)
         try:
             runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
             tables: dict[str, list[str]] = {}
@@ -124,9 +176,7 @@ def compare(baseline: str, sets: str, repeat: int) -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                            check=False, capture_output=True)
-    for side in ("before", "after"):
-        print(f"== {side} ({baseline if side == 'before' else 'this tree'})")
-        print("\n".join(tables[side]))
+    _print_sides(baseline, tables)
     print(f"\nscan seconds, best of {repeat} (alternating runs)")
     print(f"{'set':<10} {'before':>7} {'after':>7} {'ratio':>6}")
     for name in sets.split(","):
@@ -146,6 +196,9 @@ def main() -> None:
     parser.add_argument("--domains", action="store_true",
                         help="per domain of the corpus, tuning and held-back parts")
     args = parser.parse_args()
+    if args.baseline and args.domains:
+        compare_domains(args.baseline, args.sets)
+        return
     if args.baseline:
         compare(args.baseline, args.sets, args.repeat)
         return

@@ -8,6 +8,7 @@ import random
 import pyarrow as pa
 import pytest
 
+from fixtures.mixed import iso_template
 from optout.model.dataset import ForeignKey, Sample
 from optout.scanner.classify.column import PROSE_NER_SHARE, Classifier
 from optout.scanner.classify.context import link_people, settle
@@ -171,7 +172,6 @@ def test_a_reference_to_a_list_of_firms_is_not_a_person(classifier: Classifier) 
 
 
 @pytest.mark.parametrize(("column", "values"), [
-    ("ssn", [rng.choice(["pending", "on file", "requested"]) for _ in range(N)]),
     ("email", pa.array([None] * N, pa.string())),
     ("passport_number", pa.array([None] * N, pa.string())),
 ])
@@ -180,6 +180,20 @@ def test_a_finding_from_the_name_alone_is_marked_scored_low_and_never_an_identif
     f = one(classifier, "customers", column, values)
     assert f.pii and f.evidence == "name-only"
     assert f.score < 0.5 and not f.identifier
+
+
+def test_a_name_its_values_contradict_is_not_pii(classifier: Classifier) -> None:
+    """Issue 31: name-only evidence never makes a column PII when the values contradict it
+    (an `ssn` of statuses, a `card_number` of order codes). Control: digits under that name."""
+    f = one(classifier, "customers", "ssn",
+            [rng.choice(["pending", "on file", "requested"]) for _ in range(N)])
+    assert not f.pii, (f.entity, f.evidence)
+    f = one(classifier, "orders", "credit_card_approval_code",
+            [f"{rng.randint(10**5, 10**6)}Vi{rng.randint(1000, 99999)}" for _ in range(N)])
+    assert not f.pii, (f.entity, f.evidence)
+    f = one(classifier, "customers", "ssn", [f"{rng.randint(100, 899)}{rng.randint(10, 99)}"
+                                             f"{rng.randint(1000, 9999)}" for _ in range(N)])
+    assert f.pii and f.entity == "US_SSN"
 
 
 # -- look-alikes -------------------------------------------------------------------------------
@@ -278,7 +292,10 @@ def test_profile_urls_are_personal(classifier: Classifier) -> None:
     ("partei", ["SPD", "CDU", "Grüne", "FDP"], "political_opinion"),
     ("sexual_orientation", ["heterosexual", "gay", "bisexual"], "sexual_orientation"),
     ("gewerkschaft", ["ver.di", "IG Metall", "none"], "trade_union"),
-    ("fingerprint_template", [f"{rng.getrandbits(256):064x}" for _ in range(8)], "biometric"),
+    ("fingerprint_template", [iso_template(rng) for _ in range(8)], "biometric"),
+    ("genotype", ["AA", "AG", "GG", "CT", "TT"], "genetic"),
+    ("face_embedding", [str([round(rng.uniform(-1, 1), 4) for _ in range(128)])
+                        for _ in range(8)], "biometric"),
 ])
 def test_special_categories_are_flagged_with_their_category(
         classifier: Classifier, column: str, values: list[str], category: str) -> None:
@@ -288,6 +305,9 @@ def test_special_categories_are_flagged_with_their_category(
 
 
 @pytest.mark.parametrize(("column", "values"), [
+    # a device's or a file's SHA-256 "fingerprint" is a hash: no value says biometric
+    ("fingerprint", pa.array([f"{rng.getrandbits(256):064x}" for _ in range(N)])),
+    ("fingerprint_template", pa.array([f"{rng.getrandbits(160):040x}" for _ in range(N)])),
     ("kundentyp", pa.array([rng.choice(["A", "B", "C"]) for _ in range(N)])),
     ("units_on_order", pa.array([rng.choice([0, 10, 70]) for _ in range(N)])),
     ("c12", pa.array([rng.choice(["none", "None"]) for _ in range(N)])),

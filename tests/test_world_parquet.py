@@ -104,6 +104,7 @@ def test_lines_of_erased_invoices_are_named_then_erased_once_the_reference_is_de
                           load_policy(POLICY), str(POLICY))
     plan = build_plan(catalog, request)
     assert {s.dataset for s in plan.steps} == {"Customer", "Invoice"}
+    assert len(plan.review) == 1, ([(s.dataset) for s in plan.steps], plan.review)
     [note] = plan.review
     assert note.dataset == "InvoiceLine" and note.reason.startswith(f"{len(truth)} rows hold")
     assert '"InvoiceLine:InvoiceId", "Invoice:InvoiceId"' in note.reason

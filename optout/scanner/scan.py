@@ -21,7 +21,7 @@ from optout.model.runtime import DUCKDB, Runtime
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.store import DatasetExtras
-from optout.scanner.classify.context import link_by_values, link_people, settle
+from optout.scanner.classify.context import link_by_values, link_people, pair_codes, settle
 from optout.scanner.classify.settings import ClassifierSettings
 from optout.scanner.dbt import register_dbt
 from optout.scanner.lineage import is_lineage_file, register_lineage_file, register_view_lineage
@@ -191,6 +191,7 @@ def _scan_source(catalog: Catalog, report: ScanReport, source_id: str, source: S
             classified.append(done)
     for c in classified:
         settle(c.ref.name, c.findings)
+        pair_codes(c.findings, c.sample.table)
     tables = {c.ref.name: c.findings for c in classified}
     unchanged = {r.id for r in refs if r.id in results and results[r.id].status == "skipped"}
     if unchanged:  # tables scanned before: their findings are the context

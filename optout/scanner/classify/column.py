@@ -13,14 +13,22 @@ import pyarrow as pa
 from optout.model.dataset import ColumnFinding, Sample
 from optout.model.errors import ConfigError
 from optout.scanner.classify.detect import Hits, ner_hits, pattern_hits
+from optout.scanner.classify.lexicon import name_share
 from optout.scanner.classify.masking import mask
 from optout.scanner.classify.mentions import named
-from optout.scanner.classify.names import PERSON_NOUNS, NameHint, NameHints, tokens
+from optout.scanner.classify.names import PERSON_NOUNS, NameHint, NameHints, words
 from optout.scanner.classify.presidio_engine import presidio_setup
 from optout.scanner.classify.profile import ValueProfile, profile
 from optout.scanner.classify.sensitivity import finish
 from optout.scanner.classify.settings import ClassifierSettings
-from optout.scanner.classify.vocab import aba_valid, firm_like, share, special_category
+from optout.scanner.classify.vocab import (
+    aba_valid,
+    firm_like,
+    genetic_like,
+    share,
+    special_category,
+    template_like,
+)
 
 #: entities Presidio reports that do not make a column personal on their own (an employer is
 #: personal only beside a person: the table decides, optout/scanner/classify/context.py)
@@ -75,6 +83,10 @@ FIRMS = 0.3  # share of firm-shaped values that makes a weak `name` a firm's
 #: (`Mad Scientist`), Northwind's employee notes (PII) 0.222; the fixture's tickets 0.346
 PROSE_NER_SHARE = 0.1
 EXAMPLES = 3
+#: share of a column's distinct values that are persons' names by the lexicon (lexicon.py)
+#: that makes it a column of names, fitted on the corpus's tuning part (docs/benchmarks.md)
+LEXICON = 0.7
+LEXICON_VALUES = 2000  # the most frequent distinct values it reads
 
 
 class Classifier:
@@ -175,6 +187,9 @@ class Classifier:
         if prof.prose and prof.capitalized >= TITLE_CASE and hint.entity != "PERSON":
             rates.pop("PERSON", None)  # Title Case or CAPS text: NER reads every pair as a name
         rates = {e: r for e, r in rates.items() if r > 0 and not hint.refuted(e)}
+        lexicon = self._lexicon(rates, hint, prof, candidates, values)
+        if lexicon and hint.entity == "PERSON" and hint.weak:
+            hint = replace(hint, weak=False)  # the values are names: `name` means a person's
         self._shape_evidence(rates, hint, prof, arrow_type, values)
         _lookalikes(rates, values, prof)
         special = special_category(values) if not prof.prose else None
@@ -187,6 +202,8 @@ class Classifier:
             "ner": sorted(ner_share),
             "profile": _profile_signals(prof),
         }
+        if lexicon:
+            finding.signals["lexicon"] = round(lexicon, 3)
         if hint.weak:
             finding.signals["weak_name"] = True
         self._decide(finding, hint, prof, rates)
@@ -226,6 +243,20 @@ class Classifier:
         structured = max((len(v) for e, v in hits.values.items() if e in STRONG), default=0)
         return prof.prose or structured < 0.5 * non_null
 
+    def _lexicon(self, rates: dict[str, float], hint: NameHint, prof: ValueProfile,
+                 candidates: set[str], values: pl.DataFrame) -> float:
+        """The share of distinct values that are persons' names by the lexicon (lexicon.py),
+        added as PERSON evidence when it reaches LEXICON; 0 when not asked or not reached."""
+        if "PERSON" not in candidates or hint.refuted("PERSON") or prof.prose or \
+                hint.entity in ("LOCATION", "ORGANIZATION") or prof.numeric >= DOMINANT or \
+                prof.mean_words > 4 or prof.natural < DOMINANT:
+            return 0.0
+        found = name_share(values.head(LEXICON_VALUES))
+        if found < LEXICON:
+            return 0.0
+        rates["PERSON"] = max(rates.get("PERSON", 0.0), found)
+        return found
+
     def _shape_evidence(
         self, rates: dict[str, float], hint: NameHint, prof: ValueProfile,
         arrow_type: pa.DataType, values: pl.DataFrame,
@@ -258,11 +289,20 @@ class Classifier:
             rates.pop("PERSON", None)  # NER cannot tell a firm's name from a person's
         elif not (hint.entity == "PERSON" and hint.weak):
             rates.pop("ORGANIZATION", None)  # an organization is personal only as named
+        if hint.entity != "LOCATION" and "LOCATION" in rates and \
+                share(values, _SHORT_CODE.fullmatch) >= DOMINANT:
+            rates.pop("LOCATION")  # `CT`, `MR`, `US`: codes NER reads as places
         if hint.entity == "LOCATION":
             for entity in ("ORGANIZATION", "PERSON", "NRP", "MEDICAL"):
                 rates.pop(entity, None)  # `SP`, `WA`, `Co. Cork`: NER misreads places
         if hint.entity in ("PHOTO", "CARD_SECURITY_CODE", "ORGANIZATION"):
             rates.setdefault(hint.entity, 0.0)
+        if hint.entity == "BIOMETRIC":
+            # a special category needs value evidence: a template, not a 32-byte hash
+            test = genetic_like if hint.category == "genetic" else template_like
+            templates = share(values, test)
+            if templates:
+                rates["BIOMETRIC"] = templates
 
     def _decide(
         self, finding: ColumnFinding, hint: NameHint, prof: ValueProfile, rates: dict[str, float]
@@ -330,10 +370,12 @@ class Classifier:
 #: with values that do not contradict it, decides
 VALUELESS = frozenset({"PHOTO", "CARD_SECURITY_CODE", "NRP", "MEDICAL", "BIOMETRIC",
                        "ORGANIZATION"})
+#: entities written in digits and separators only: letters in most values contradict the name
+DIGITS_ONLY = frozenset({"CREDIT_CARD", "US_BANK_NUMBER", "US_SSN", "CARD_SECURITY_CODE"})
+#: an upper-case code of two or three letters (a modality, a country, a state, a currency)
+_SHORT_CODE = re.compile(r"[A-Z]{2,3}")
 #: a one-word code a key may be (`ALFKI`, `u-42a`, `jsmith`): no spaces, at most 64 characters
 _code_like = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
-#: entities whose values are machine-shaped (hex, base64): opaque values do not refute them
-OPAQUE_ENTITIES = frozenset({"BIOMETRIC"})
 #: validated entities first when two fit every value (a Luhn-valid card is also digits a phone
 #: parser accepts)
 _PRIORITY = {"CREDIT_CARD": 3, "IBAN_CODE": 3, "US_SSN": 2, "EMAIL_ADDRESS": 2,
@@ -350,7 +392,7 @@ _INT_ALLOWED = frozenset({"PERSON_ID", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN",
 def _person_noun_key(hint: NameHint, name: str) -> NameHint:
     """`manager`, `owner`, `customer` holding keys (integers, key-shaped codes): the key of
     that person, not a name."""
-    if hint.entity == "PERSON" and set(tokens(name)) <= PERSON_NOUNS:
+    if hint.entity == "PERSON" and set(words(name)) <= PERSON_NOUNS:
         return replace(hint, entity="PERSON_ID", weak=False)
     return hint
 
@@ -381,12 +423,14 @@ def _no_contradiction(prof: ValueProfile, personal: dict[str, float], entity: st
     """A column name is believed unless the values say otherwise: machine ids, version
     strings, or another validated entity in most values. NER's PERSON/LOCATION guesses do not
     overrule a name (`9725 Barry Park` is an address whatever NER says)."""
-    if entity in OPAQUE_ENTITIES:
-        return True  # a template or an embedding is opaque bytes
+    if entity == "BIOMETRIC":
+        return False  # only its values make a column biometric (vocab.template_like)
     if prof.opaque_id >= DOMINANT or prof.version_like >= DOMINANT:
         return False
     if entity == "DATE_TIME":
         return False  # a birth-date name over values that are not dates
+    if entity in DIGITS_ONLY and prof.has_letters >= DOMINANT:
+        return False  # `AW00000001`, `105041Vi84182`: codes, not card or account numbers
     other = max((r for e, r in personal.items() if e != entity and e in STRONG), default=0.0)
     return other < DOMINANT
 

@@ -32,7 +32,7 @@ from optout.scanner.classify.names import (
     THING_NOUNS,
     _is_person_table,
     _named_by_person,
-    tokens,
+    words,
 )
 from optout.scanner.classify.sensitivity import finish
 
@@ -45,6 +45,10 @@ PLACE_TABLES = frozenset({"city", "cities", "country", "countries", "region", "r
 #: tables whose rows are addresses (of whoever points at them)
 ADDRESS_TABLES = frozenset({"address", "addresses", "adresse", "adressen", "direccion",
                             "direcciones", "indirizzo", "indirizzi"})
+#: tables whose rows are machines or things that stand somewhere (their place is nobody's)
+MACHINE_TABLES = frozenset({"device", "machine", "asset", "equipment", "station", "sensor",
+                            "server", "host", "printer", "scanner", "terminal", "kiosk",
+                            "vehicle", "meter", "site", "warehouse", "store"})
 #: entities that show a row is about a person
 PERSON_EVIDENCE = frozenset({"PERSON", "EMAIL_ADDRESS", "PERSON_ID", "US_SSN", "US_PASSPORT",
                              "US_DRIVER_LICENSE"})
@@ -53,7 +57,7 @@ _STRONG_LOCATION = re.compile(r"address|street|city|zip|post|plz|ort|ciudad|vill
 
 def settle(dataset: str, findings: list[ColumnFinding]) -> list[ColumnFinding]:
     """The findings of one table, read with the table's name and its other columns."""
-    toks = tokens(dataset.rsplit(".", 1)[-1])
+    toks = words(dataset.rsplit(".", 1)[-1])
     people = _is_person_table(dataset) or any(
         f.pii and f.entity in PERSON_EVIDENCE and not _weak(f) and not _ner_only(f)
         for f in findings)
@@ -62,7 +66,7 @@ def settle(dataset: str, findings: list[ColumnFinding]) -> list[ColumnFinding]:
     addresses = bool(ADDRESS_TABLES & set(toks))
     company = not people and any(f.pii and f.entity == "ORGANIZATION" for f in findings)
     strong_location = any(f.pii and f.entity == "LOCATION" and not _weak(f) and
-                          _STRONG_LOCATION.search(" ".join(tokens(f.name))) for f in findings)
+                          _STRONG_LOCATION.search(" ".join(words(f.name))) for f in findings)
     for f in findings:
         why = _drop(f, people, places, addresses, company, strong_location, dataset,
                     rows_are_people)
@@ -76,21 +80,25 @@ def _drop(f: ColumnFinding, people: bool, places: bool, addresses: bool, company
     """Why the table says a finding is nobody's personal data, or None."""
     if not f.pii or f.free_text:
         return None
-    words = set(tokens(f.name))
+    said = set(words(f.name))
     if f.entity == "LOCATION":
         if places:
             return "a list of places: nobody's address"
         if company and not addresses:
             return "a company's own address"
-        if (THING_NOUNS | NOT_A_PERSON) & words - {"city", "country", "region", "state",
+        if not people and MACHINE_TABLES & {t.rstrip("s") for t in words(dataset)[-1:]}:
+            return "where a machine stands, not anybody's address"
+        if (THING_NOUNS | NOT_A_PERSON) & said - {"city", "country", "region", "state",
                                                     "street"} and not f.signals.get("name"):
-            return f"describes a {sorted((THING_NOUNS | NOT_A_PERSON) & words)[0]}, not a person"
+            return f"describes a {sorted((THING_NOUNS | NOT_A_PERSON) & said)[0]}, not a person"
         if _weak(f) and not (rows_are_people or addresses or strong_location):
             return "a place word outside a person's record or address"
     if f.entity in ("PHONE_NUMBER", "EMAIL_ADDRESS", "URL") and company:
         return "a company's own contact data"
     if f.entity == "ORGANIZATION" and not people:
         return "a company with no person in the row"
+    if f.entity == "ORGANIZATION" and f.distinct < MIN_DISTINCT:
+        return "the same company in every row: the table's owner, nobody's own"
     if f.entity == "PERSON":
         if _weak(f) and not (people or _named_by_person(dataset)):
             return f"a name in a table of {dataset}, not of people"
@@ -122,7 +130,9 @@ def _weak(f: ColumnFinding) -> bool:
 
 
 def _ner_only(f: ColumnFinding) -> bool:
-    return not f.signals.get("name") and f.entity in f.signals.get("ner", [])
+    """Found by NER alone: no column name said it, no lexicon validated its names."""
+    return not f.signals.get("name") and not f.signals.get("lexicon") and \
+        f.entity in f.signals.get("ner", [])
 
 
 def _clear(f: ColumnFinding, why: str) -> None:
@@ -171,8 +181,12 @@ def link_by_values(tables: dict[str, tuple[list[ColumnFinding], pa.Table, int]])
     for name, (findings, sample, rows) in tables.items():
         # a table named for people (a table holding someone's email may be of tickets or
         # cards, its key theirs) whose sample holds every row
-        if not _of_people(name) or sample.num_rows < rows:
+        if not (_of_people(name) or _names_its_rows(name, findings)) or \
+                sample.num_rows < rows:
             continue
+        if any(f.pii and f.entity == "PERSON_ID" and (f.evidence or "").startswith("reference:")
+               for f in findings):
+            continue  # a declared key to a table of people says whose rows these are
         own = _own_key(name, findings, sample)
         if own is not None:
             f, values = own
@@ -183,14 +197,14 @@ def link_by_values(tables: dict[str, tuple[list[ColumnFinding], pa.Table, int]])
         for f in findings:
             if f.pii or f.name not in sample.column_names:
                 continue
-            words = set(tokens(f.name)) - KEY_WORDS
-            words |= {w[:-2] for w in words if w.endswith("id") and len(w) > 4}  # PATIENTID
+            said = set(words(f.name)) - KEY_WORDS
+            said |= {w[:-2] for w in said if w.endswith("id") and len(w) > 4}  # PATIENTID
             values = _distinct(sample, f.name)
             if len(values) < MIN_DISTINCT:
                 continue
             for target, (keys, table) in people.items():
-                stems = {t.rstrip("s") for t in tokens(table)}
-                named = words & (PERSON_NOUNS | ROLE_NOUNS) or {w.rstrip("s") for w in words} \
+                stems = {t.rstrip("s") for t in words(table)}
+                named = said & (PERSON_NOUNS | ROLE_NOUNS) or {w.rstrip("s") for w in said} \
                     & stems
                 if target != name and named and values <= keys:
                     _person_key_found(f, f"reference by its values: a key of {target}, a "
@@ -198,13 +212,62 @@ def link_by_values(tables: dict[str, tuple[list[ColumnFinding], pa.Table, int]])
                     break
 
 
+def pair_codes(findings: list[ColumnFinding], sample: pa.Table) -> None:
+    """A code column that stands for a special-category column of its table, one code per
+    value and one value per code (`CODE` beside the drug names of `DESCRIPTION`), says the
+    same and is as sensitive. The evidence is the other column's values and the pairing read
+    from the sample; a unique key pairs with anything unique, so the codes must repeat."""
+    special = [f for f in findings if f.pii and f.category and not f.free_text
+               and f.name in sample.column_names]
+    for f in special:
+        described = _distinct(sample, f.name)
+        for g in findings:
+            if g.pii or g.name == f.name or g.name not in sample.column_names:
+                continue
+            codes = _distinct(sample, g.name)
+            if not MIN_DISTINCT <= len(codes) == len(described) or \
+                    len(codes) > REPEATS * sample.num_rows:
+                continue
+            pairs = {(str(a), str(b)) for a, b in zip(sample.column(g.name).to_pylist(),
+                                                       sample.column(f.name).to_pylist(),
+                                                       strict=True)
+                     if a is not None and b is not None}
+            if len(pairs) == len(codes):
+                g.pii = True
+                g.entity, g.category = f.entity, f.category
+                g.score = f.score
+                g.evidence = f"the code of {f.name}: one {f.name} per code and one code per " \
+                             f"{f.name} in the sample"
+                finish(g)
+
+
+#: codes of a vocabulary repeat: at most this share of the sampled rows are distinct codes
+REPEATS = 0.5
+
+
 def _of_people(name: str) -> bool:
     """A table whose head noun is a kind of person (`patients`, `Customer`; not
     `customer_notes`, a table of notes)."""
-    toks = tokens(name.rsplit(".", 1)[-1])
+    toks = words(name.rsplit(".", 1)[-1])
     head = toks[-1].rstrip("s") if toks else ""
     return _is_person_table(name) and (head in {p.rstrip("s") for p in PERSON_NOUNS}
                                        or any(head.startswith(p) for p in _PERSON_TABLES))
+
+
+#: words of a column that holds the row's own name (`NAME`, `full_name`, `FIRST`)
+OWN_NAME_WORDS = frozenset({"name", "names", "first", "last", "full", "given", "family",
+                            "surname", "forename", "middle", "display"})
+
+
+def _names_its_rows(name: str, findings: list[ColumnFinding]) -> bool:
+    """A table whose rows are named people, whatever the table is called (`providers`): a
+    column named only a name, whose values the lexicon reads as persons' names; not a table
+    named for a thing (`payment_card`: a card's `name` is its holder's, the row a card)."""
+    toks = words(name.rsplit(".", 1)[-1])
+    if {t.rstrip("s") for t in toks} & (THING_NOUNS | NOT_A_PERSON):
+        return False
+    return any(f.pii and f.entity == "PERSON" and f.signals.get("lexicon")
+               and set(words(f.name)) <= OWN_NAME_WORDS for f in findings)
 
 
 def _distinct(sample: pa.Table, column: str) -> set[str]:
@@ -213,13 +276,13 @@ def _distinct(sample: pa.Table, column: str) -> set[str]:
 
 def _own_key(name: str, findings: list[ColumnFinding], sample: pa.Table
              ) -> tuple[ColumnFinding, set[str]] | None:
-    """A table's own key: a column named `id` (or `<table>_id`) whose sampled values are
-    unique."""
-    stem = tokens(name.rsplit(".", 1)[-1])
+    """A table's own key: a column named `id` (or `<table>_id`, `<table>_code`,
+    `<table>_no`) whose sampled values are unique."""
+    stem = {t.rstrip("s") for t in words(name.rsplit(".", 1)[-1])}
     for f in findings:
-        toks = tokens(f.name)
-        if toks != ["id"] and not (toks[-1:] == ["id"] and {t.rstrip("s") for t in toks[:-1]}
-                                   <= {t.rstrip("s") for t in stem}):
+        toks = words(f.name)
+        if toks != ["id"] and not (toks[-1:] and toks[-1] in KEY_WORDS and len(toks) > 1
+                                   and {t.rstrip("s") for t in toks[:-1]} <= stem):
             continue
         if f.name not in sample.column_names:
             continue

@@ -7,9 +7,12 @@ or more also match inside a token (German and Dutch compounds: `kundenemail`, `t
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
+
+from optout.scanner.classify.glued import unglue
 
 #: entity → hints. PERSON_ID is optout's entity for keys that denote a person (customer ids).
 HINTS: dict[str, tuple[str, ...]] = {
@@ -171,6 +174,8 @@ HINTS: dict[str, tuple[str, ...]] = {
         "fuhrerschein",
     ),
     "US_BANK_NUMBER": ("bank account", "account number", "kontonummer"),
+    "MEDICAL_LICENSE": ("dea", "dea number", "dea no", "medical license", "medical licence",
+                        "medical license number", "medical licence number"),
     "ES_NIF": ("nif", "dni", "nie"),
     "UK_NINO": ("nino", "national insurance"),
     "UK_NHS": ("nhs", "nhs number"),
@@ -276,10 +281,15 @@ KEY_WORDS = frozenset({"id", "key", "no", "nr", "num", "number", "nummer", "nume
 
 #: words that make `<word>_code`/`<word>_number` a value, not a key of a thing: a postal code
 #: is an address, a card number a card
-NOT_A_KEY = frozenset({"card", "credit", "phone", "tax", "ssn", "passport", "license",
+NOT_A_KEY = frozenset({"card", "credit", "phone", "tax", "ssn", "passport", "license", "dea",
                        "licence", "iban", "account", "bank", "routing", "social", "security",
                        "national", "insurance", "postal", "zip", "post", "plz", "postleitzahl",
                        "verification", "cvv", "cvc", "telefon", "mobile", "fax"})
+#: last words that make a name a row's key whatever it names (`credit_card_id`)
+PURE_KEYS = frozenset({"id", "key", "ref", "fk", "pk", "uuid", "guid"})
+#: words that make `<word>_id` a person's identifier, not a row's key (`tax_id`)
+IDENTITY_WORDS = frozenset({"tax", "national", "ssn", "passport", "license", "licence",
+                            "social", "security", "insurance", "nino", "dea"})
 #: words that make a key one of a kind of person, not of a person (`customer_type_id`)
 KIND_WORDS = frozenset({"type", "kind", "group", "status", "segment", "tier", "class", "level",
                         "demo", "demographic", "demographics", "role", "category", "typ",
@@ -458,6 +468,17 @@ def tokens(name: str) -> list[str]:
     return [t for t in _NON_ALNUM.split(_CAMEL.sub(" ", ascii_name).lower()) if t]
 
 
+def words(name: str) -> list[str]:
+    """The classifier's tokens of a name: `tokens`, with words glued together
+    (`businessentityid`, `phonenumbertypeid`, `jobcandidate`) split apart (glued.py)."""
+    return list(_words(name))
+
+
+@functools.lru_cache(maxsize=65536)
+def _words(name: str) -> tuple[str, ...]:
+    return tuple(w for t in tokens(name) for w in unglue(t))
+
+
 @dataclass(frozen=True)
 class NameHint:
     """What a column's name says: the entity it suggests, and what it refutes."""
@@ -486,7 +507,7 @@ class NameHints:
             table.setdefault(entity, []).extend(hints)
         # Longest hints first: `ip address` wins over `address`, `first name` over `name`.
         self._hints = sorted(
-            ((tuple(tokens(h)), e) for e, hs in table.items() for h in hs),
+            ((tuple(words(h)), e) for e, hs in table.items() for h in hs),
             key=lambda p: -len(" ".join(p[0])),
         )
 
@@ -497,9 +518,12 @@ class NameHints:
 
     def hint(self, column: str, dataset: str = "") -> NameHint:
         """The hint for a column of a dataset."""
-        toks = tokens(column)
+        toks = words(column)
         refutes = frozenset().union(*(REFUTES.get(t, frozenset()) for t in toks))
-        key = _person_key(toks, dataset)
+        # a person key by its name alone from the words as written: a glued `jobcandidateid`
+        # beside a declared key of the same person is the key of a record (the planner would
+        # read the row as two people's)
+        key = _person_key(tokens(column), dataset)
         if key is not None:
             return NameHint("PERSON_ID", key, refutes - {"PERSON_ID"})
         if toks in (["name"], ["full", "name"]) and _named_by_person(dataset):
@@ -508,12 +532,17 @@ class NameHints:
             return NameHint("CARD_SECURITY_CODE", "code of a card", refutes)
         if len(toks) > 1 and (toks[-1] in KEY_WORDS or toks[0] in ("id", "fk")):
             thing = " ".join(t for t in toks if t not in KEY_WORDS)
-            if thing and not NOT_A_KEY & set(toks):
+            # `credit_card_id`, `phone_number_type_id`: a row's key, though `card_number` is
+            # a card; `tax_id`, `national_id` are a person's identifiers
+            pure = toks[-1] in PURE_KEYS and not IDENTITY_WORDS & set(toks)
+            if thing and (pure or not NOT_A_KEY & set(toks)):
                 return NameHint(None, None, frozenset({"*"}), key_of=thing)
         for hint_tokens, entity in self._hints:
             if _matches(toks, hint_tokens):
                 if entity == "PERSON" and NOT_A_PERSON.intersection(toks):
                     continue
+                if entity == "PERSON" and KIND_WORDS.intersection(toks):
+                    continue  # `persontype`, `customer_category`: a kind of person
                 text = " ".join(hint_tokens)
                 weak = (entity == "PERSON" and hint_tokens == ("name",)) or (
                     entity == "LOCATION" and text in WEAK_LOCATION) or entity == "ORGANIZATION"
@@ -550,13 +579,13 @@ _PERSON_TABLES = (
 #: tables of things that carry one person's name (`payment_card.name` is the cardholder)
 _NAMED_BY_PERSON = ("card", "passport", "licence", "license", "membership")
 #: hint text → special category
-_CATEGORY = {" ".join(tokens(h)): c for c, (_, hs) in SPECIAL.items() for h in hs}
+_CATEGORY = {" ".join(words(h)): c for c, (_, hs) in SPECIAL.items() for h in hs}
 
 
 def _is_person_table(dataset: str) -> bool:
     """A table whose rows are people: its name (any word of it) is a kind of person, and
     not a kind of people (`customer_demographics`, `user_types`)."""
-    toks = tokens(dataset.rsplit(".", 1)[-1])
+    toks = words(dataset.rsplit(".", 1)[-1])
     if KIND_WORDS & set(toks) or any(t.rstrip("s") in KIND_WORDS for t in toks):
         return False
     return any(t.startswith(p) for t in toks for p in _PERSON_TABLES) or bool(
@@ -564,11 +593,11 @@ def _is_person_table(dataset: str) -> bool:
 
 
 def _is_card_table(dataset: str) -> bool:
-    return any(t.startswith("card") for t in tokens(dataset.rsplit(".", 1)[-1]))
+    return any(t.startswith("card") for t in words(dataset.rsplit(".", 1)[-1]))
 
 
 def _named_by_person(dataset: str) -> bool:
-    toks = tokens(dataset.rsplit(".", 1)[-1])
+    toks = words(dataset.rsplit(".", 1)[-1])
     return _is_person_table(dataset) or any(t.startswith(p) for t in toks
                                             for p in _NAMED_BY_PERSON)
 

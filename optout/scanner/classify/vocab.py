@@ -60,6 +60,19 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "health": ("MEDICAL", r"^(?:[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?|"
                           r"(?:A|B|AB|O|0)\s?(?:[+-]|pos|neg|positive|negative))$"),
 }
+#: category → (entity, pattern found in each value): a drug with its strength (`Metformin 500
+#: MG`, `insulin 100 UNT/ML`) or a condition's medical term (`Acute viral pharyngitis`,
+#: `Diabetes mellitus type 2`, `Melanoma`): words no product or place uses
+MENTIONS: dict[str, tuple[str, str]] = {
+    "health": ("MEDICAL", r"(?i)^(?:\p{L}.*\b\d+(?:[.,]\d+)?\s?(?:mg|mcg|µg|ml|unt|iu|meq)"
+                          r"(?:/(?:ml|hr|actuat|g))?\b|.*\b(?:\p{L}{3,}(?:itis|osis|aemia|emia|"
+                          r"pathy|plegia|algia|ectomy)|carcinoma|melanoma|lymphoma|sarcoma|"
+                          r"glioma|myeloma|adenoma|diabetes|diabetic|hypertension|asthma|"
+                          r"cancer|tumou?r|infection|fracture|disorder|syndrome|disease|"
+                          r"depression|depressive|schizophrenia|bipolar|dementia|alzheimer|"
+                          r"epilepsy|pneumonia|influenza|hiv|anemia|obesity|pregnancy|"
+                          r"concussion|stroke|seizure|migraine|allergy|overdose)\b)"),
+}
 #: a share of values at least this high in a vocabulary makes the column that category
 SHARE = 0.6
 
@@ -77,7 +90,7 @@ def special_category(values: pl.DataFrame) -> tuple[str, str, float] | None:
         share = plain.filter(pl.col("v").is_in(list(words)))["n"].sum() / total
         if share >= SHARE and (best is None or share > best[2]):
             best = (entity, category, share)
-    for category, (entity, pattern) in PATTERNS.items():
+    for category, (entity, pattern) in [*PATTERNS.items(), *MENTIONS.items()]:
         share = values.filter(pl.col("value").str.contains(pattern))["n"].sum() / total
         if share >= SHARE and (best is None or share > best[2]):
             best = (entity, category, share)
@@ -151,3 +164,38 @@ def firm_like(text: str) -> bool:
     capital = any(w[:1].isupper() for w in words)
     lower = any(w[:1].islower() and len(w) >= 3 and _plain(w) not in PARTICLES for w in words)
     return capital and lower
+
+
+#: the format identifiers biometric records begin with (ISO/IEC 19794 and ANSI 378: finger
+#: minutiae `FMR`, finger image `FIR`, face `FAC`, iris `IIR`), as bytes, hex and base64
+_TEMPLATE_MAGIC = re.compile(r"^(?:b'|0x)?(?:FMR|FIR|FAC|IIR)\\x00|^(?:0x)?(?:464d52|464952|"
+                             r"464143|494952)00|^(?:Rk1SA|RklSA|RkFDA|SUlSA)", re.IGNORECASE)
+_HEX_RUN = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_NUMBER_LIST = re.compile(r"^\[\s*-?\d+(?:\.\d+)?(?:[eE]-?\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?"
+                          r"(?:[eE]-?\d+)?){63,}\s*\]$")
+#: a template or an embedding is hundreds of bytes; a hash is 16 to 64
+TEMPLATE_BYTES = 128
+
+
+def template_like(text: str) -> bool:
+    """A biometric record as stored in a column: an ISO/ANSI record by its format identifier,
+    an opaque blob of at least TEMPLATE_BYTES bytes (hex or base64), or an embedding (a list
+    of at least 64 numbers). A SHA-256 `fingerprint` (32 bytes) is none of these."""
+    if _TEMPLATE_MAGIC.match(text):
+        return True
+    if _HEX_RUN.fullmatch(text):
+        return len(text.removeprefix("0x")) >= 2 * TEMPLATE_BYTES
+    if _BASE64_RUN.fullmatch(text) and len(text) % 4 == 0:
+        return len(text) * 3 // 4 >= TEMPLATE_BYTES
+    return bool(_NUMBER_LIST.match(text))
+
+
+_GENETIC = re.compile(r"^(?:rs\d+(?:\s*[:=]?\s*[ACGT]{1,2})?|[ACGT][/|]?[ACGT]|[ACGTN]{20,}|"
+                      r"(?:[ACGT][/|]?[ACGT][,;\s]+){2,}[ACGT][/|]?[ACGT])$", re.IGNORECASE)
+
+
+def genetic_like(text: str) -> bool:
+    """Genetic data as stored: a genotype call (`AG`, `A/G`, `rs4680:AG`), a SNP id, or a
+    nucleotide sequence."""
+    return bool(_GENETIC.match(text.strip()))
