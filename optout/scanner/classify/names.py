@@ -520,9 +520,9 @@ class NameHints:
         """The hint for a column of a dataset."""
         toks = words(column)
         refutes = frozenset().union(*(REFUTES.get(t, frozenset()) for t in toks))
-        # a person key by its name alone from the words as written: a glued `jobcandidateid`
-        # beside a declared key of the same person is the key of a record (the planner would
-        # read the row as two people's)
+        # a person key by its name alone is read from the words as written, not unglued: a
+        # `jobcandidateid` beside a declared key of the same person would make the planner
+        # read the row as two people's (a known miss, docs/benchmarks.md)
         key = _person_key(tokens(column), dataset)
         if key is not None:
             return NameHint("PERSON_ID", key, refutes - {"PERSON_ID"})
