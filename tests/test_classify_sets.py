@@ -24,6 +24,7 @@ _SCANNED: dict[str, tuple[dict, dict]] = {}
 def scanned(name: str, classifier: Classifier, tmp: Path) -> tuple[dict, dict]:
     """One labelled set's truth and findings (scanned on first use)."""
     if name not in _SCANNED:
+        tmp.mkdir(parents=True, exist_ok=True)
         with SETS[name].sources(tmp) as (sources, truth):
             report = scan(sources, Catalog(str(tmp / "q.duckdb")), classifier=classifier)
         findings = findings_of(report)

@@ -97,6 +97,12 @@ def test_the_patient_is_found_by_every_id_a_request_carries(health, key: str) ->
                                               "drug_exposure", "measurement", "cost")}
     assert rows[("main_cdm.measurement", "duckdb")] == truth["observations"]
     assert not plan.review and [r.status for r in plan.resolution] == ["resolved"]
+    # the clinicians' table (its names are PII) is nobody the request names: the patient's
+    # encounters name its people as agents, so it is searched-by-kind, not left for review
+    others = [n for n in plan.searched if n.reason.startswith("other people")]
+    assert {(n.dataset, n.location.endswith(".csv")) for n in others} == {
+        ("providers", True), ("providers", False), ("stg_providers", False)}, others
+    assert all("encounters:PROVIDER" in n.reason for n in others)
 
 
 def test_a_key_nobody_holds_is_a_one_line_error(health) -> None:

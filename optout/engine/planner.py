@@ -62,6 +62,9 @@ EMPTY = "empty: nothing to erase"
 #: what a plan says of a lookup table (address types, territories) many rows point at
 REFERENCE_DATA = ("reference data: shared by the rows of many people through declared foreign "
                   "keys, no person's own")
+#: what a plan says of a table of other people: those the subject's rows name as agents
+OTHER_PEOPLE = ("other people: the subject's rows name them as agents ({agents}); the request "
+                "names no identifier of theirs")
 MAX_RESTARTS = 4  # walks started again without the shared values they dropped
 #: what makes a dataset derived (most to least of the row kept), for `derivation` rules
 DERIVATION_ORDER = ("aggregated", "filter", "transformed", "copied")
@@ -382,6 +385,9 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
                 searched.append(DatasetNote(r.id, r.name, r.location, EMPTY))
             elif reference_data(graph, r.id):
                 searched.append(DatasetNote(r.id, r.name, r.location, REFERENCE_DATA))
+            elif (agents := agents_of(graph, r.id, affected)):
+                searched.append(DatasetNote(r.id, r.name, r.location, OTHER_PEOPLE.format(
+                    agents=", ".join(agents[:3]))))
             elif pii:
                 review.append(DatasetNote(r.id, r.name, r.location, _unreachable(graph, r, pii),
                                           proposals=tuple(graph.proposals(r.id))))
@@ -435,6 +441,22 @@ def reference_data(graph: IdentityGraph, ds: str) -> bool:
     shared = [a for a in pointing if (b := graph.datasets[a[0]].column(a[1])) is not None
               and b.non_null > b.distinct]
     return bool(shared) and len(shared) == len(pointing)
+
+
+def agents_of(graph: IdentityGraph, ds: str, holders: set[str]) -> list[str]:
+    """The columns of the subject's rows that name the people of `ds` as agents (the
+    clinician of a patient's encounter: `encounters:PROVIDER` → `providers:Id`), when every
+    person key of `ds` is in such an agents' domain; none otherwise (a table the subject's
+    keys do not reach is then for review)."""
+    keys = [c for c, f in graph.columns.items() if c[0] == ds and f.entity == "PERSON_ID"]
+    if not keys or not all(c in graph.domains for c in keys):
+        return []
+    named = {c: graph.domains.get(c) for c, role in graph.roles.items()
+             if role == "agent" and c[0] in holders and c[0] != ds}
+    if not all(graph.domains[k] in named.values() for k in keys):
+        return []
+    wanted = {graph.domains[k] for k in keys}
+    return sorted(graph.name(c) for c, d in named.items() if d in wanted)
 
 
 def _unreachable(graph: IdentityGraph, r: DatasetRecord, pii: list) -> str:
