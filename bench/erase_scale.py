@@ -1,0 +1,152 @@
+"""Deletion lists at scale (issue 32): N subjects listed by email in one request, erased from a
+customers Parquet file and its orders child (`orders.customer_id` → `customers.id`, no
+declared key), through the CLI as a user runs it (plan, approve, apply: each its own process),
+against the bare floor: two DuckDB `COPY ... WHERE id NOT IN (SELECT id FROM gone)` with the
+ids in a table, in one process.
+
+    python bench/erase_scale.py [--customers 10000000] [--orders 20000000]
+                                [--subjects 1000,100000] [--repeat 2]
+
+The data is generated here with DuckDB (seeded, the same bytes each run) and scanned before
+anything is timed. optout and the floor alternate `--repeat` times on fresh copies; the best
+of each is kept, with each process's peak RSS. Printed per subject count: floor, plan, approve,
+apply, (plan+apply)/floor, peak RSS of plan and apply, the plan file's size; and whether the
+rows optout left equal the floor's rows (row count and an order-independent hash of every
+row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.erase_speed import timed  # noqa: E402
+
+POLICY = "gdpr-erasure"
+
+
+def write_data(folder: Path, customers: int, orders: int) -> None:
+    """customers.parquet (id, email, name, signup, spent) and orders.parquet (order_id,
+    customer_id, amount, placed), seeded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SELECT setseed(0.32)")
+    con.execute(f"""COPY (SELECT i AS id, 'person' || i || '@example.com' AS email,
+        'Person ' || i AS name, DATE '2020-01-01' + (i % 1500)::INT AS signup,
+        round(random() * 500, 2) AS spent FROM range({customers}) t(i))
+        TO '{folder}/customers.parquet' (FORMAT parquet, COMPRESSION zstd)""")
+    con.execute(f"""COPY (SELECT o AS order_id, (o * 7919) % {customers} AS customer_id,
+        round(random() * 200, 2) AS amount, TIMESTAMP '2024-01-01' + to_seconds(o % 31536000)
+        AS placed FROM range({orders}) t(o))
+        TO '{folder}/orders.parquet' (FORMAT parquet, COMPRESSION zstd)""")
+
+
+def subject_ids(customers: int, subjects: int) -> list[int]:
+    step = max(customers // subjects, 1)
+    return [i * step for i in range(subjects)]
+
+
+def floor_run(data: Path, ids: list[int], out: Path) -> tuple[float, float]:
+    """The bare rewrite of both files without the subjects' rows, the ids in a table (read
+    from a file, as a deletion list arrives)."""
+    out.mkdir(parents=True, exist_ok=True)
+    listed = out / "gone.csv"
+    listed.write_text("id\n" + "".join(f"{i}\n" for i in ids))
+    code = (
+        "import duckdb, sys; con = duckdb.connect(); "
+        f"con.execute(\"CREATE TEMP TABLE gone AS SELECT id::BIGINT AS id FROM "
+        f"read_csv('{listed}')\"); "
+        f"con.execute(\"COPY (SELECT * FROM read_parquet('{data}/customers.parquet') WHERE id "
+        f"NOT IN (SELECT id FROM gone)) TO '{out}/customers.parquet' (FORMAT parquet, "
+        "COMPRESSION zstd)\"); "
+        f"con.execute(\"COPY (SELECT * FROM read_parquet('{data}/orders.parquet') WHERE "
+        f"customer_id NOT IN (SELECT id FROM gone)) TO '{out}/orders.parquet' (FORMAT parquet, "
+        "COMPRESSION zstd)\")")
+    return timed([sys.executable, "-c", code], out, dict(os.environ))
+
+
+def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
+    """Per file: (rows, an order-independent hash of every row)."""
+    con = duckdb.connect()
+    return {name: tuple(con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM read_parquet('{folder}/{name}') t"
+    ).fetchall()[0]) for name in ("customers.parquet", "orders.parquet")}
+
+
+def optout_run(data: Path, ids: list[int], work: Path) -> tuple[dict, Path]:
+    """Scan (untimed), then plan, approve and apply through the CLI (timed)."""
+    folder = work / "optout"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(data, folder / "data")
+    (folder / "policies").symlink_to(ROOT / "policies")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "optout.cli.main", "--catalog", str(folder / "catalog.duckdb")]
+    tokens = {"admin": subprocess.run([*cli, "init", "-q"], cwd=folder, env=env, check=True,
+                                      capture_output=True, text=True).stdout.strip()}
+    admin = {**env, "OPTOUT_TOKEN": tokens["admin"]}
+    for role in ("requester", "approver", "operator"):
+        subprocess.run([*cli, "user", "add", role, "--role", role], cwd=folder, env=admin,
+                       check=True, capture_output=True)
+        tokens[role] = subprocess.run([*cli, "token", "create", role], cwd=folder, env=admin,
+                                      check=True, capture_output=True,
+                                      text=True).stdout.strip().split()[-1]
+    subprocess.run([*cli, "scan", "-q", str(folder / "data")], cwd=folder, env=admin,
+                   check=True, capture_output=True)
+    listed = folder / "subjects.txt"
+    listed.write_text("".join(f"email=person{i}@example.com\n" for i in ids))
+    plan = folder / "plan.json"
+    out = {"plan": timed([*cli, "plan", "--subjects-file", str(listed), "--policy", POLICY,
+                          "-o", str(plan)], folder, {**env, "OPTOUT_TOKEN": tokens["requester"]})}
+    out["approve"] = timed([*cli, "approve", str(plan)], folder,
+                           {**env, "OPTOUT_TOKEN": tokens["approver"]})
+    out["apply"] = timed([*cli, "apply", str(plan), "--yes"], folder,
+                         {**env, "OPTOUT_TOKEN": tokens["operator"]})
+    out["plan MiB"] = sum(p.stat().st_size for p in folder.glob("plan.json*")) / 2**20
+    return out, folder / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument("--orders", type=int, default=20_000_000)
+    parser.add_argument("--subjects", default="1000,100000")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    print(f"{'subjects':>9} {'floor s':>8} {'plan s':>7} {'approve s':>9} {'apply s':>8} "
+          f"{'(plan+apply)/floor':>18} {'plan MiB RSS':>12} {'apply MiB RSS':>13} "
+          f"{'plan file MiB':>13} {'rows equal':>10}", flush=True)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        work = Path(tmp)
+        data = work / "data"
+        write_data(data, args.customers, args.orders)
+        for subjects in (int(s) for s in args.subjects.split(",")):
+            ids = subject_ids(args.customers, subjects)
+            floors, runs, equal = [], [], True
+            for _ in range(args.repeat):
+                floors.append(floor_run(data, ids, work / "floor"))
+                run, left = optout_run(data, ids, work)
+                runs.append(run)
+                equal &= fingerprint(left) == fingerprint(work / "floor")
+            floor = min(f[0] for f in floors)
+            best = {k: min((r[k] for r in runs), key=lambda v: v[0])
+                    for k in ("plan", "approve", "apply")}
+            both = best["plan"][0] + best["apply"][0]
+            print(f"{subjects:>9,} {floor:>8.2f} {best['plan'][0]:>7.2f} "
+                  f"{best['approve'][0]:>9.2f} {best['apply'][0]:>8.2f} {both / floor:>18.2f} "
+                  f"{max(r['plan'][1] for r in runs):>12.0f} "
+                  f"{max(r['apply'][1] for r in runs):>13.0f} {runs[-1]['plan MiB']:>13.1f} "
+                  f"{'yes' if equal else 'NO':>10}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
