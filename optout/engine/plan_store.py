@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import weakref
 from dataclasses import replace
 
 from optout.model.plan import ErasurePlan, PlanError, plan_from_json
@@ -42,9 +43,18 @@ def record_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
     return plan
 
 
+#: plans this process read from a catalog's record: (catalog path, id) → the plan, so one
+#: apply parses a large plan's record once, not once per check
+_RECORDED: dict[tuple[str, int], weakref.ref[ErasurePlan]] = {}
+
+
 def recorded_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
     """The catalog's record of a plan (by its content hash); PlanError when the file's MAC
-    does not hold or there is no record."""
+    does not hold or there is no record. A plan that is already this catalog's record (read
+    by this process) is returned as it is."""
+    seen = _RECORDED.get((catalog.path, id(plan)))
+    if seen is not None and seen() is plan:
+        return plan
     if not hmac.compare_digest(plan.mac, plan_mac(catalog, plan.content_hash)):
         raise PlanError(f"plan {plan.request_id}: the file's MAC does not match this catalog "
                         "(forged, resealed, or made with another catalog): plan again")
@@ -54,4 +64,8 @@ def recorded_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
     if not rows:
         raise PlanError(f"plan {plan.request_id}: this catalog never made a plan with content "
                         f"hash {plan.content_hash[:12]}… (edited, or made elsewhere): plan again")
-    return plan_from_json(rows[0]["body"], "the catalog's plan record")
+    record = plan_from_json(rows[0]["body"], "the catalog's plan record")
+    for key in [k for k, ref in _RECORDED.items() if ref() is None]:
+        del _RECORDED[key]  # plans no longer held (a worker reads many)
+    _RECORDED[(catalog.path, id(record))] = weakref.ref(record)
+    return record
