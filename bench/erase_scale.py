@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,9 +29,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.erase_speed import timed  # noqa: E402
-
-POLICY = "gdpr-erasure"
+from bench.erase_speed import cli_erase, timed  # noqa: E402
 
 
 def write_data(folder: Path, customers: int, orders: int) -> None:
@@ -88,29 +85,7 @@ def optout_run(data: Path, ids: list[int], work: Path) -> tuple[dict, Path]:
     folder = work / "optout"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(data, folder / "data")
-    (folder / "policies").symlink_to(ROOT / "policies")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-m", "optout.cli.main", "--catalog", str(folder / "catalog.duckdb")]
-    tokens = {"admin": subprocess.run([*cli, "init", "-q"], cwd=folder, env=env, check=True,
-                                      capture_output=True, text=True).stdout.strip()}
-    admin = {**env, "OPTOUT_TOKEN": tokens["admin"]}
-    for role in ("requester", "approver", "operator"):
-        subprocess.run([*cli, "user", "add", role, "--role", role], cwd=folder, env=admin,
-                       check=True, capture_output=True)
-        tokens[role] = subprocess.run([*cli, "token", "create", role], cwd=folder, env=admin,
-                                      check=True, capture_output=True,
-                                      text=True).stdout.strip().split()[-1]
-    subprocess.run([*cli, "scan", "-q", str(folder / "data")], cwd=folder, env=admin,
-                   check=True, capture_output=True)
-    listed = folder / "subjects.txt"
-    listed.write_text("".join(f"email=person{i}@example.com\n" for i in ids))
-    plan = folder / "plan.json"
-    out = {"plan": timed([*cli, "plan", "--subjects-file", str(listed), "--policy", POLICY,
-                          "-o", str(plan)], folder, {**env, "OPTOUT_TOKEN": tokens["requester"]})}
-    out["approve"] = timed([*cli, "approve", str(plan)], folder,
-                           {**env, "OPTOUT_TOKEN": tokens["approver"]})
-    out["apply"] = timed([*cli, "apply", str(plan), "--yes"], folder,
-                         {**env, "OPTOUT_TOKEN": tokens["operator"]})
+    out = cli_erase(ROOT, folder, [f"email=person{i}@example.com" for i in ids])
     out["plan MiB"] = sum(p.stat().st_size for p in folder.glob("plan.json*")) / 2**20
     return out, folder / "data"
 

@@ -63,6 +63,16 @@ def optout_run(tree: Path, fixture: Path, rows: int, subjects: int, work: Path) 
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "data").mkdir(parents=True)
     shutil.copy(fixture, folder / "data" / "people.parquet")
+    out = cli_erase(tree, folder, [f"email=person{i}@example.com"
+                                   for i in subject_ids(rows, subjects)])
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def cli_erase(tree: Path, folder: Path, subjects: list[str]) -> dict:
+    """In `folder` (its data in `data/`): init, one user per role, scan (untimed), then plan
+    the listed subjects, approve and apply through the CLI of `tree` (timed, each its own
+    process): step → (seconds, peak MiB)."""
     (folder / "policies").symlink_to(ROOT / "policies")
     catalog = folder / "catalog.duckdb"
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -83,8 +93,7 @@ def optout_run(tree: Path, fixture: Path, rows: int, subjects: int, work: Path) 
     subprocess.run([*cli, "scan", "-q", str(folder / "data")], cwd=tree, env=admin, check=True,
                    capture_output=True)
     listed = folder / "subjects.txt"
-    listed.write_text("".join(f"email=person{i}@example.com\n"
-                              for i in subject_ids(rows, subjects)))
+    listed.write_text("".join(f"{s}\n" for s in subjects))
     plan = folder / "plan.json"
     out = {}
     out["plan"] = timed([*cli, "plan", "--subjects-file", str(listed), "--policy", POLICY,
@@ -93,7 +102,6 @@ def optout_run(tree: Path, fixture: Path, rows: int, subjects: int, work: Path) 
                            {**env, "OPTOUT_TOKEN": tokens["approver"]})
     out["apply"] = timed([*cli, "apply", str(plan), "--yes"], folder,
                          {**env, "OPTOUT_TOKEN": tokens["operator"]})
-    shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
