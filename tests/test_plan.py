@@ -239,6 +239,9 @@ def test_the_content_hash_is_that_of_the_plan_as_plain_data(gdpr_plan, tmp_path:
     data = dataclasses.asdict(gdpr_plan)
     for name in ("content_hash", "mac"):
         data.pop(name)
+    # the per-subject detail is hashed as its summary: the sha256 of its Parquet bytes
+    data["detail"] = gdpr_plan.detail.summary
+    assert data["detail"]["sha256"] == hashlib.sha256(gdpr_plan.detail.data).hexdigest()
     for name in ("unexecutable", "supersedes", "reerases"):
         if not data[name]:
             data.pop(name)

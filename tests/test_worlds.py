@@ -21,6 +21,7 @@ from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.policy_store import add_policy
 from optout.engine.subjects import parse_subject
+from optout.model.plan import load_plan
 from optout.scanner.access import Principal
 from optout.scanner.catalog import Catalog
 from optout.scanner.scan import scan
@@ -156,10 +157,10 @@ def test_traps_are_explained_and_stopped(tmp_path: Path, classifier) -> None:
                                           str(POLICY), "--subject", "email=family.berg@example.org",
                                           "--accept-ambiguous", "-o", str(tmp_path / "p.json")],
                                     env=env)
-        plan = json.loads((tmp_path / "p.json").read_text())
-        assert [r["status"] for r in plan["resolution"]] == ["accepted"]
-        assert "email matches 2 rows of customers" in plan["resolution"][0]["reason"]
-        assert {s["dataset"]: s["rows"] for s in plan["steps"]}["customers"] == 2
+        plan = load_plan(tmp_path / "p.json")
+        assert [r.status for r in plan.resolution] == ["accepted"]
+        assert "email matches 2 rows of customers" in plan.resolution[0].reason
+        assert {s.dataset: s.rows for s in plan.steps}["customers"] == 2
 
         # Subjects apart: in one batch, the stopped subject adds nothing to the other's steps.
         policy = load_policy(POLICY)

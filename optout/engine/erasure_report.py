@@ -18,7 +18,7 @@ from optout.engine import EngineError
 from optout.engine.cascade.run import steps as cascade_steps
 from optout.engine.journal import WORKER_PREFIX, Journal
 from optout.engine.physical import physical_steps
-from optout.model.plan import DatasetNote
+from optout.model.plan import DatasetNote, detail_of
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 from optout.scanner.deployment import deployment_config
@@ -174,7 +174,7 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
         "status": request["status"], "policy": plan["policy"], "plan_hash": request["plan_hash"],
         "principal": request["principal"], "dry_run": request["dry_run"],
         "created_at": _ts(request["created_at"]), "updated_at": _ts(request["updated_at"]),
-        "error": request["error"], "subjects": plan["subjects"], "needs_review": review,
+        "error": request["error"], "subjects": list(detail_of(plan, "the journal's plan").subjects), "needs_review": review,
         "steps": steps, "physical": physical, "backups": backups,
         "reerases": list(plan.get("reerases", [])),
         "reerased_by": _reerased_by(catalog, request_id), "summary": summary,

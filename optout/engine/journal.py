@@ -191,8 +191,7 @@ class Journal:
         with self.catalog.connect() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM ledger WHERE request_id = ?", [plan.request_id])
-            rows = pa.table({"h": [s["hash"] for s in plan.subjects],
-                             "k": [s["key"] for s in plan.subjects]})
+            rows = plan.detail.subject_hashes().rename_columns(["h", "k"])
             con.register("optout_erased", rows)
             con.execute(f"INSERT INTO ledger SELECT h, k, ?, {NOW} FROM optout_erased",
                         [plan.request_id])

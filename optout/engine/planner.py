@@ -51,6 +51,7 @@ from optout.model.plan import (
     PlanError,
     PlanStep,
 )
+from optout.model.plan_detail import SubjectDetail
 from optout.model.secret import KeyedHash
 from optout.scanner.access import EMBEDDED, Principal, acting
 from optout.scanner.catalog import Catalog, DatasetRecord
@@ -130,8 +131,9 @@ class _Walk:
             col = (record.id, column)
             values = set().union(*(s.known.get(self.graph.domains[col], set()) for s in active))
             if values:
+                raw = self.raw
                 keys.append(KeyMatch(column, kind_of_column(self.graph, col), frozenset(values),
-                                     frozenset(self.raw[h] for h in values if h in self.raw)))
+                                     {h: raw[h] for h in values if h in raw}))
         text_hashes = frozenset(set().union(*(s.text_hashes for s in active)))
         texts = tuple(c.name for c in record.columns if c.free_text) if text_hashes else ()
         collect = tuple((c, kind_of_column(self.graph, (record.id, c)))
@@ -409,13 +411,13 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         created_at=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         created_by=request.created_by,
         policy={"name": policy.name, "digest": policy.digest, "path": request.policy_path},
-        subjects=tuple(sorted([{"key": s.key, "hash": s.digest(walk.hasher)}
-                               for s in request.subjects] + list(request.digests),
-                              key=lambda s: (s["key"], s["hash"]))),
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt), approvals=policy.approvals,
-        resolution=tuple(s.resolution() for s in walk.subjects),
+        detail=SubjectDetail.build(
+            sorted([{"key": s.key, "hash": s.digest(walk.hasher)} for s in request.subjects]
+                   + list(request.digests), key=lambda s: (s["key"], s["hash"])),
+            [s.resolution() for s in walk.subjects]),
         unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes,
         engine=config.engine, settings=plan_settings(config, accept_ambiguous)).sealed()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -35,7 +36,16 @@ class KeyMatch:
     column: str
     kind: str  # normalization kind: email, phone, name, code
     hashes: frozenset[str]
-    raw: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: the values behind some hashes: hash → value (the planner, which hashed them), or the
+    #: values alone (hashed again to tell which hashes they stand for)
+    raw: Mapping[str, str] | frozenset[str] = field(default=frozenset(), repr=False,
+                                                    compare=False)
+
+    def known(self, hasher: KeyedHash) -> dict[str, str]:
+        """Hash → normalized value, for the hashes whose values are known."""
+        if isinstance(self.raw, Mapping):
+            return {h: v for h, v in self.raw.items() if h in self.hashes}
+        return {h: v for v in self.raw if (h := hasher(v)) in self.hashes}
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,7 @@ class DuckDBMatcher:
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
             # plain equality on the values behind the hashes the planner knows them for; the
             # keyed hash only for the hashes it does not (computed for every row)
-            known = {h: v for v in k.raw if (h := self.hasher(v)) in k.hashes}
+            known = k.known(self.hasher)
             raw, rest = set(known.values()), k.hashes - known.keys()
             hashes += [(f"k{i}", h) for h in rest]
             either = []
@@ -216,8 +226,12 @@ class DuckDBMatcher:
             seen = prefilter.seen.get(gate.column, set())
             if not seen:
                 return "false"  # the first pass matched no row: none can match now
-            listed = ", ".join(str(v) for v in sorted(seen))
-            where = f"hash({column_sql(gate.column, top)}) IN ({listed}) AND ({where})"
+            # a table, not a literal list: DuckDB parses and plans a list of 100,000 values
+            # for seconds; a semi-join on a registered column is one hash table
+            self.con.register("optout_subject_seen", pa.table({
+                "x": pa.array(sorted(seen), pa.uint64())}))
+            where = (f"hash({column_sql(gate.column, top)}) IN (SELECT x FROM "
+                     f"optout_subject_seen) AND ({where})")
         return where
 
     def reads(self, relation: str, query: MatchQuery, by: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -260,7 +274,8 @@ class DuckDBMatcher:
                                      "table_name = ? AND temporary", [keep]).fetchone()[0])
 
     def _unregister(self) -> None:
-        for name in ("optout_subject_hashes", "optout_subject_values", "optout_subject_numbers"):
+        for name in ("optout_subject_hashes", "optout_subject_values", "optout_subject_numbers",
+                     "optout_subject_seen"):
             self.con.unregister(name)
 
     def match(self, relation: str, query: MatchQuery, keep: str | None = None,
@@ -378,7 +393,7 @@ class PythonMatcher:
         for kind in [k.kind for k in query.keys] + [kind for _, kind in query.collect]:
             if kind not in KINDS:
                 raise ValueError(f"unknown normalization kind {kind!r}")
-        self._raw = [frozenset(v for v in k.raw if hasher(v) in k.hashes) for k in query.keys]
+        self._raw = [frozenset(k.known(hasher).values()) for k in query.keys]
         # a key all of whose hashes have known values needs no hash of a non-matching row
         self._hashed = [len(r) < len(k.hashes) for r, k in zip(self._raw, query.keys,
                                                                strict=True)]

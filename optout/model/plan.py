@@ -16,9 +16,12 @@ from typing import Any
 from optout.model.dataset import DatasetRef
 from optout.model.errors import EngineError
 from optout.model.identifiers import KINDS
+from optout.model.plan_detail import DetailError, SubjectDetail, SubjectResolution
 from optout.model.runtime import RUNTIMES
 
-PLAN_VERSION = 4  # 4: steps name their special-category columns
+#: 4: steps name their special-category columns; 5: the per-subject detail is one sealed
+#: Parquet table (optout/model/plan_detail.py)
+PLAN_VERSION = 5
 #: a request id: it names files (staged versions, plans waiting for approval), so no paths;
 #: `worker:` starts the ids of the worker's requests, which no CLI request may take
 REQUEST_ID = re.compile(r"^(worker:)?[A-Za-z0-9._-]{1,80}$")
@@ -94,16 +97,7 @@ class DatasetNote:
         return not self.reason.startswith(RETAINED_FINDING)
 
 
-@dataclass(frozen=True)
-class SubjectResolution:
-    """What one subject resolved to: keys per domain, each learned key with the row and
-    column it came from, and whether the plan stopped it."""
-
-    subject: str  # the subject's keyed hash
-    status: str  # resolved | stopped | accepted (stopped, but the caller accepted it)
-    keys: tuple[tuple[str, int], ...] = ()  # domain → how many keys
-    learned: tuple[str, ...] = ()
-    reason: str | None = None  # why it was stopped
+__all__ = ["SubjectResolution"]  # it lives with the detail that holds it
 
 
 @dataclass(frozen=True)
@@ -114,14 +108,15 @@ class ErasurePlan:
     created_at: str
     created_by: str
     policy: dict[str, str]
-    subjects: tuple[dict[str, str], ...]
     catalog_state: str
     steps: tuple[PlanStep, ...]
     searched: tuple[DatasetNote, ...] = ()
     review: tuple[DatasetNote, ...] = ()
     exempt: tuple[DatasetNote, ...] = ()
     approvals: int = 1  # approvals the policy requires before apply
-    resolution: tuple[SubjectResolution, ...] = ()
+    #: the subjects as the request named them (keyed hashes) and what each resolved to: one
+    #: columnar table, sealed by its sha256 (optout/model/plan_detail.py)
+    detail: SubjectDetail = field(default_factory=lambda: SubjectDetail.build((), ()))
     #: steps that cannot be carried out (optout/engine/executable.py): the plan cannot be applied
     unexecutable: tuple[DatasetNote, ...] = ()
     #: the request this plan finishes (`apply --replan` of a blocked request)
@@ -139,13 +134,24 @@ class ErasurePlan:
     #: the catalog's MAC of the content hash (optout/engine/plan_store.py): set once recorded
     mac: str = field(default="", compare=False)
 
+    @property
+    def subjects(self) -> tuple[dict[str, str], ...]:
+        """The subjects as the request named them: `{"key", "hash"}` each."""
+        return self.detail.subjects
+
+    @property
+    def resolution(self) -> tuple[SubjectResolution, ...]:
+        """What each subject resolved to."""
+        return self.detail.resolutions
+
     def body(self) -> dict[str, Any]:
-        """Everything but the content hash and the MAC, in a stable order; the steps, notes
-        and resolutions stay objects (`_plain` turns them into JSON objects as they are
-        written, without copying the plan first)."""
+        """Everything but the content hash and the MAC, in a stable order; the steps and
+        notes stay objects (`_plain` turns them into JSON objects as they are written,
+        without copying the plan first); the per-subject detail is its sealed summary."""
         data = _fields(self)
         data.pop("content_hash")
         data.pop("mac")
+        data["detail"] = self.detail.summary
         for name in ("unexecutable", "supersedes", "reerases", "settings"):  # absent from older plans:
             if not data[name]:                          # their hashes stay as they were
                 data.pop(name)
@@ -183,7 +189,8 @@ class ErasurePlan:
         """The plan file's text: one top-level field a line, and one line per step, note,
         subject and resolution (JSON's C encoder writes each line; `indent` would make the
         encoder Python's own, seconds for a plan of 10,000 subjects)."""
-        sealed = {"content_hash": self.content_hash or self.digest()}
+        sealed = {"content_hash": self.content_hash or self.digest(),
+                  "detail_data": self.detail.text()}
         if self.mac:
             sealed["mac"] = self.mac
         data = {**self.body(), **sealed}
@@ -207,7 +214,7 @@ class ErasurePlan:
         out["rows"] = sum(s.rows or 0 for s in self.steps if s.action == "delete_rows")
         out["needs_review"] = len(self.review)
         out["rows_left"] = self.rows_left()
-        out["stopped"] = sum(1 for r in self.resolution if r.status == "stopped")
+        out["stopped"] = self.detail.summary["statuses"].get("stopped", 0)
         out["searched_no_match"] = len(self.searched)
         out["exempt"] = len(self.exempt)
         out["unexecutable"] = len(self.unexecutable)
@@ -246,13 +253,13 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         plan = ErasurePlan(
             request_id=data["request_id"], created_at=data["created_at"],
             created_by=data["created_by"], policy=data["policy"],
-            subjects=tuple(data["subjects"]), catalog_state=data["catalog_state"],
+            catalog_state=data["catalog_state"],
             steps=tuple(_step(s) for s in data["steps"]),
             searched=tuple(_note(n) for n in data["searched"]),
             review=tuple(_note(n) for n in data["review"]),
             exempt=tuple(_note(n) for n in data["exempt"]),
             approvals=int(data.get("approvals", 1)),
-            resolution=tuple(_resolution(r) for r in data.get("resolution", ())),
+            detail=_detail(data, origin),
             unexecutable=tuple(_note(n) for n in data.get("unexecutable", ())),
             supersedes=str(data.get("supersedes", "")),
             reerases=tuple(str(r) for r in data.get("reerases", ())),
@@ -264,6 +271,8 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{origin}: not a plan file (missing or bad field {exc})") from exc
+    except DetailError as exc:
+        raise PlanError(str(exc)) from exc
     if not REQUEST_ID.match(plan.request_id):
         raise PlanError(f"{origin}: not a plan this optout made (request id "
                         f"{plan.request_id[:80]!r})")
@@ -291,9 +300,31 @@ def _step(s: dict[str, Any]) -> PlanStep:
         "options": tuple((k, _freeze(v)) for k, v in s["options"])})
 
 
-def _resolution(r: dict[str, Any]) -> SubjectResolution:
-    return SubjectResolution(r["subject"], r["status"], tuple((d, n) for d, n in r["keys"]),
-                             tuple(r["learned"]), r.get("reason"))
+def detail_of(data: dict[str, Any], origin: str) -> SubjectDetail:
+    """The per-subject detail of a plan's JSON as a dict (the journal's copy of a plan); a
+    plan of an older optout kept its subjects and resolutions as JSON objects."""
+    if "detail_data" not in data:
+        return SubjectDetail.build(
+            data.get("subjects", ()), [SubjectResolution(
+                r["subject"], r["status"], tuple((d, n) for d, n in r["keys"]),
+                tuple(r["learned"]), r.get("reason")) for r in data.get("resolution", ())])
+    try:
+        return SubjectDetail.from_text(data["detail_data"], data["detail"], origin)
+    except DetailError as exc:
+        raise PlanError(str(exc)) from exc
+
+
+def _detail(data: dict[str, Any], origin: str) -> SubjectDetail:
+    """The per-subject detail, checked against the summary the digest seals (which it then
+    keeps: counts need no read of the table)."""
+    if data.get("version") != PLAN_VERSION:  # an older plan: its version error says so
+        return SubjectDetail.build((), ())
+    sealed = data["detail"]
+    if not isinstance(sealed, dict) or not isinstance(sealed.get("statuses"), dict):
+        raise PlanError(f"{origin}: not a plan file (bad field 'detail')")
+    detail = SubjectDetail.from_text(data["detail_data"], sealed, origin)
+    detail.__dict__["summary"] = sealed
+    return detail
 
 
 def _freeze(value: Any) -> Any:

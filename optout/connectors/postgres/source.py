@@ -99,7 +99,7 @@ def match_condition(con: psycopg.Connection, query: MatchQuery, hasher: KeyedHas
         norm = sql_normalize(k.kind, col, "postgres", collation)
         # values the planner knows (bound parameters, never logged) by equality; the keyed
         # hash, computed for every row, only for the hashes whose values it does not know
-        known = {h: v for v in k.raw if (h := hasher(v)) in k.hashes}
+        known = k.known(hasher)
         raw, rest = sorted(known.values()), sorted(k.hashes - known.keys())
         either = []
         if raw:
