@@ -24,60 +24,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.erase_speed import cli_erase, timed  # noqa: E402
-
-
-def write_data(folder: Path, customers: int, orders: int) -> None:
-    """customers.parquet (id, email, name, signup, spent) and orders.parquet (order_id,
-    customer_id, amount, placed), seeded."""
-    folder.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SELECT setseed(0.32)")
-    con.execute(f"""COPY (SELECT i AS id, 'person' || i || '@example.com' AS email,
-        'Person ' || i AS name, DATE '2020-01-01' + (i % 1500)::INT AS signup,
-        round(random() * 500, 2) AS spent FROM range({customers}) t(i))
-        TO '{folder}/customers.parquet' (FORMAT parquet, COMPRESSION zstd)""")
-    con.execute(f"""COPY (SELECT o AS order_id, (o * 7919) % {customers} AS customer_id,
-        round(random() * 200, 2) AS amount, TIMESTAMP '2024-01-01' + to_seconds(o % 31536000)
-        AS placed FROM range({orders}) t(o))
-        TO '{folder}/orders.parquet' (FORMAT parquet, COMPRESSION zstd)""")
-
-
-def subject_ids(customers: int, subjects: int) -> list[int]:
-    step = max(customers // subjects, 1)
-    return [i * step for i in range(subjects)]
+from fixtures.deletion_list import (  # noqa: E402
+    fingerprint,
+    floor_code,
+    subject_ids,
+    subject_lines,
+    write_data,
+    write_ids,
+)
 
 
 def floor_run(data: Path, ids: list[int], out: Path) -> tuple[float, float]:
     """The bare rewrite of both files without the subjects' rows, the ids in a table (read
     from a file, as a deletion list arrives)."""
     out.mkdir(parents=True, exist_ok=True)
-    listed = out / "gone.csv"
-    listed.write_text("id\n" + "".join(f"{i}\n" for i in ids))
-    code = (
-        "import duckdb, sys; con = duckdb.connect(); "
-        f"con.execute(\"CREATE TEMP TABLE gone AS SELECT id::BIGINT AS id FROM "
-        f"read_csv('{listed}')\"); "
-        f"con.execute(\"COPY (SELECT * FROM read_parquet('{data}/customers.parquet') WHERE id "
-        f"NOT IN (SELECT id FROM gone)) TO '{out}/customers.parquet' (FORMAT parquet, "
-        "COMPRESSION zstd)\"); "
-        f"con.execute(\"COPY (SELECT * FROM read_parquet('{data}/orders.parquet') WHERE "
-        f"customer_id NOT IN (SELECT id FROM gone)) TO '{out}/orders.parquet' (FORMAT parquet, "
-        "COMPRESSION zstd)\")")
+    code = floor_code(data, write_ids(ids, out / "gone.csv"), out)
     return timed([sys.executable, "-c", code], out, dict(os.environ))
-
-
-def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
-    """Per file: (rows, an order-independent hash of every row)."""
-    con = duckdb.connect()
-    return {name: tuple(con.execute(
-        f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM read_parquet('{folder}/{name}') t"
-    ).fetchall()[0]) for name in ("customers.parquet", "orders.parquet")}
 
 
 def optout_run(data: Path, ids: list[int], work: Path) -> tuple[dict, Path]:
@@ -85,7 +51,7 @@ def optout_run(data: Path, ids: list[int], work: Path) -> tuple[dict, Path]:
     folder = work / "optout"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(data, folder / "data")
-    out = cli_erase(ROOT, folder, [f"email=person{i}@example.com" for i in ids])
+    out = cli_erase(ROOT, folder, subject_lines(ids))
     out["plan MiB"] = sum(p.stat().st_size for p in folder.glob("plan.json*")) / 2**20
     return out, folder / "data"
 

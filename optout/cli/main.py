@@ -410,12 +410,16 @@ def _report_operation(params: dict[str, Any]) -> Operation:
                    "for people.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report here instead of standard output.")
+@click.option("--subject", "subject", default=None, metavar="KEY=VALUE",
+              help="Only this subject's part: whether the request named her, what she "
+                   "resolved to, what was done where (json or md).")
 @click.pass_obj
 @errors_to_exit
 def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str | None,
-               output: str | None) -> None:
+               output: str | None, subject: str | None) -> None:
     """The signed report of a request; `optout report verify FILE` checks a report file."""
     params = dict(click.get_current_context().params)
+    params.pop("subject", None)  # never logged as given: the audit names its keyed hash
     session = obj.login(_report_operation(params), params)
     if request_id == "verify":
         if not file:
@@ -424,11 +428,19 @@ def report_cmd(obj: Context, request_id: str, file: str | None, fmt: str | None,
         say(f"{file}: signature valid (request {data['request_id']}, {data['status']})")
         return
     from optout.engine.report_render import report_html, report_markdown
+    from optout.engine.subject_report import subject_markdown
 
-    report = session.report(request_id)
     fmt = fmt or ("json" if output else "md")
+    if subject is not None:
+        if fmt == "html":
+            raise click.UsageError("--subject: json or md")
+        report = session.subject_report(request_id, subject)
+        render = subject_markdown
+    else:
+        report = session.report(request_id)
+        render = report_markdown
     text = {"json": lambda: json.dumps(report, indent=2, sort_keys=True) + "\n",
-            "md": lambda: report_markdown(report), "html": lambda: report_html(report)}[fmt]()
+            "md": lambda: render(report), "html": lambda: report_html(report)}[fmt]()
     if output:
         from optout.engine.private_files import write_private
 

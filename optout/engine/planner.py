@@ -109,6 +109,8 @@ class _Walk:
     #: learned from matched rows: engines match these values by plain equality and hash only
     #: what matched. In memory only: never in the plan, the journal or a log.
     raw: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the request's subjects' keyed hashes, in the request's order (each computed once)
+    digests: list[str] = field(default_factory=list)
 
     def learn_raw(self, result: MatchResult) -> None:
         """Remember the values behind the keyed hashes a match brought back."""
@@ -168,12 +170,13 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
     walk = _Walk(graph, hasher)
     held = {e.subject_hash: e.reason for e in request.policy.exemptions if e.subject_hash}
     exempt_notes = []
-    for subject in request.subjects:
-        if subject.digest(hasher) in held:
-            exempt_notes.append(DatasetNote("", "(subject)", subject.digest(hasher),
-                                            f"legal hold: {held[subject.digest(hasher)]}"))
+    walk.digests = [subject.digest(hasher) for subject in request.subjects]
+    for subject, digest in zip(request.subjects, walk.digests, strict=True):
+        if digest in held:
+            exempt_notes.append(DatasetNote("", "(subject)", digest,
+                                            f"legal hold: {held[digest]}"))
             continue
-        walk.subjects.append(_seed(graph, subject, hasher, accept_ambiguous))
+        walk.subjects.append(_seed(graph, subject, digest, hasher, accept_ambiguous))
         walk.raw.update((hasher(v), v) for v in subject.values)
     if request.known:  # keys of subjects resolved by an earlier plan: not bounded again
         carried = SubjectState("(carried from an earlier plan)", bounded=False)
@@ -278,9 +281,9 @@ def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> 
                 walk.locations[record.id] = pool.locate(record, query, walk.hasher)
 
 
-def _seed(graph: IdentityGraph, subject: Subject, hasher: KeyedHash,
+def _seed(graph: IdentityGraph, subject: Subject, digest: str, hasher: KeyedHash,
           accept: bool) -> SubjectState:
-    state = SubjectState(subject.digest(hasher))
+    state = SubjectState(digest)
     hashes = set(subject.hashes(hasher))
     entity = SUBJECT_ENTITIES.get(subject.key)
     if entity:
@@ -415,7 +418,8 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt), approvals=policy.approvals,
         detail=SubjectDetail.build(
-            sorted([{"key": s.key, "hash": s.digest(walk.hasher)} for s in request.subjects]
+            sorted([{"key": s.key, "hash": d} for s, d in zip(request.subjects, walk.digests,
+                                                              strict=True)]
                    + list(request.digests), key=lambda s: (s["key"], s["hash"])),
             [s.resolution() for s in walk.subjects]),
         unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes,

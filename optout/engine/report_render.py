@@ -11,6 +11,9 @@ from typing import Any
 from optout.engine import markdown as md
 from optout.engine.erasure_report import COMMITTED
 
+#: how many subjects' hashes a rendered report lists (one subject's part: `--subject`)
+SHOWN = 5
+
 
 def _count(step: dict[str, Any], key: str) -> str:
     if step[key] is not None:
@@ -56,8 +59,10 @@ def report_markdown(report: dict[str, Any]) -> str:
     out += ["## Request", "", f"- policy: {report['policy']['name']}",
             f"- plan hash: `{report['plan_hash']}`",
             f"- by {report['principal']}, {report['created_at']} → {report['updated_at']}",
-            "- subjects: " + ", ".join(f"{s['key']} `{s['hash'][:12]}…`"
-                                       for s in report["subjects"])]
+            f"- subjects: {len(report['subjects'])} (" + ", ".join(
+                f"{s['key']} `{s['hash'][:12]}…`" for s in report["subjects"][:SHOWN])
+            + (f", … one subject's part: `optout report {report['request_id']} --subject "
+               "KEY=VALUE`" if len(report["subjects"]) > SHOWN else "") + ")"]
     if report.get("reerases"):
         out.append("- erases again the subjects of requests " + ", ".join(
             md.code(r) for r in report["reerases"]) + " (found again by the erasure ledger)")
@@ -147,8 +152,11 @@ def report_html(report: dict[str, Any]) -> str:
         nxt += ("<p id='reerased-by'>Its subjects were found again and erased again by "
                 "requests " + ", ".join(f"<code>{e(r)}</code>" for r in report["reerased_by"])
                 + "</p>")
-    subjects = ", ".join(f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
-                         for s in report["subjects"])
+    subjects = f"{len(report['subjects'])} (" + ", ".join(
+        f"{e(s['key'])} <code>{e(s['hash'][:12])}…</code>"
+        for s in report["subjects"][:SHOWN]) + (
+        f", … one subject's part: <code>optout report {e(report['request_id'])} --subject "
+        "KEY=VALUE</code>" if len(report["subjects"]) > SHOWN else "") + ")"
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Erasure report "
             f"{e(report['request_id'])}</title><style>{_CSS}</style></head><body>"
             f"<h1>Erasure report {e(report['request_id'])}</h1>"

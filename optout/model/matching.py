@@ -153,17 +153,22 @@ class DuckDBMatcher:
         """
         types = self.describe(relation)
         top = set(types)
-        where = self._register(query, top, prefilter if prefilter and prefilter.ready else None,
-                               types)
+        where = self._register(query, top, types=types)
         columns = column if isinstance(column, tuple) else (column,)
         width = len(columns)
         learn = prefilter is not None and not prefilter.ready and query.keys
         extra = "".join(f", hash({column_sql(k.column, top)})"
                         for k in query.keys) if learn else ""
+        listed = f"{', '.join(quote_ident(c) for c in columns)}{extra}"
+        sql = f"SELECT {listed} FROM {relation} WHERE {where}"
+        if prefilter is not None and prefilter.ready and query.keys:
+            gate = self._gate(query, top, prefilter)
+            # Materialized: DuckDB would otherwise join the keyed hashes of every row first
+            # (1.2 s instead of 0.15 s over 2M rows), the cheap gate after.
+            sql = (f"WITH optout_gated AS MATERIALIZED (SELECT * FROM {relation} WHERE {gate}) "
+                   f"SELECT {listed} FROM optout_gated WHERE {where}")
         try:
-            rows = self.con.execute(
-                f"SELECT {', '.join(quote_ident(c) for c in columns)}{extra} FROM {relation} "
-                f"WHERE {where}").fetchall()
+            rows = self.con.execute(sql).fetchall()
         finally:
             self._unregister()
         if learn:
@@ -175,8 +180,21 @@ class DuckDBMatcher:
             return [r[:width] for r in rows]
         return [r[0] for r in rows]
 
+    def _gate(self, query: MatchQuery, top: set[str], prefilter: Prefilter) -> str:
+        """The condition a row's cheap hash must meet to be a candidate (see Prefilter).
+        Every row the first pass matched taught the prefilter its value in every key column,
+        so one column's cheap hash gates them all (ids before text: cheaper)."""
+        gate = min(query.keys, key=lambda k: k.kind != "code")
+        seen = prefilter.seen.get(gate.column, set())
+        if not seen:
+            return "false"  # the first pass matched no row: none can match now
+        # a table, not a literal list: DuckDB parses and plans a list of 100,000 values for
+        # seconds; a semi-join on a registered column is one hash table
+        self.con.register("optout_subject_seen", pa.table({
+            "x": pa.array(list(seen), pa.uint64())}))
+        return f"hash({column_sql(gate.column, top)}) IN (SELECT x FROM optout_subject_seen)"
+
     def _register(self, query: MatchQuery, top: set[str],
-                  prefilter: Prefilter | None = None,
                   types: dict[str, str] | None = None) -> str:
         """Register the subject hashes; return the WHERE condition matching the query.
         `types` (column → DuckDB type) lets integer key columns be compared as integers."""
@@ -218,21 +236,7 @@ class DuckDBMatcher:
             "slot": pa.array([s for s, _ in numbers], pa.string()),
             "n": pa.array([n for _, n in numbers], pa.int64())}))
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
-        where = " OR ".join(conditions) or "false"
-        if prefilter is not None and query.keys:
-            # Every row the first pass matched taught the prefilter its value in every key
-            # column, so one column's cheap hash gates them all (ids before text: cheaper).
-            gate = min(query.keys, key=lambda k: k.kind != "code")
-            seen = prefilter.seen.get(gate.column, set())
-            if not seen:
-                return "false"  # the first pass matched no row: none can match now
-            # a table, not a literal list: DuckDB parses and plans a list of 100,000 values
-            # for seconds; a semi-join on a registered column is one hash table
-            self.con.register("optout_subject_seen", pa.table({
-                "x": pa.array(sorted(seen), pa.uint64())}))
-            where = (f"hash({column_sql(gate.column, top)}) IN (SELECT x FROM "
-                     f"optout_subject_seen) AND ({where})")
-        return where
+        return " OR ".join(conditions) or "false"
 
     def reads(self, relation: str, query: MatchQuery, by: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The top-level columns of `relation` a kept copy of matching rows needs: `by`, and

@@ -296,6 +296,17 @@ class ErasureOperations(DataOperations):
         with self.operation(Operation.REPORT, {"request_id": request_id}) as call:
             return build_report(self.catalog, request_id, call.who)
 
+    def subject_report(self, request_id: str, subject_text: str) -> dict[str, Any]:
+        """One subject's part of a request's report (the subject as `KEY=VALUE`; the audit
+        log names her by keyed hash only)."""
+        from optout.engine.subject_report import subject_report
+
+        subject = parse_subject(subject_text)
+        digest = subject.digest(self.catalog.hasher())
+        with self.operation(Operation.REPORT, {"request_id": request_id,
+                                               "subject": digest[:16]}) as call:
+            return subject_report(self.catalog, request_id, subject, call.who)
+
     def verify_report(self, path: str) -> dict[str, Any]:
         """A report file whose signature holds; raises ReportError otherwise."""
         with self.operation(Operation.REPORT_VERIFY, {"file": path}) as call:
