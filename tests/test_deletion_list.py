@@ -112,3 +112,44 @@ def test_the_report_lists_a_few_subjects_and_one_on_demand(erased: dict) -> None
     assert other.returncode != 0
     assert "names no subject email" in other.stderr and "someone@" not in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+class Recorder:
+    """A progress listener that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict] = []
+
+    def start(self, description: str, total: int | None) -> int:
+        self.tasks.append({"description": description, "total": total, "done": 0, "items": []})
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, description: str | None, done: int) -> None:
+        self.tasks[task]["done"] += done
+        self.tasks[task]["items"].append(description)
+
+    def end(self, task: int) -> None:
+        self.tasks[task]["ended"] = True
+
+
+def test_every_pass_of_a_plan_reports_its_progress(erased: dict) -> None:
+    """A plan's rounds and its final pass say what they start, dataset by dataset (a
+    terminal shows them as bars: optout/cli/progress_bars.py)."""
+    from optout.engine.planner import PlanRequest, build_plan
+    from optout.engine.policy import load_policy
+    from optout.engine.subjects import parse_subject
+    from optout.model.progress import listening
+    from optout.scanner.access import Principal
+
+    heard = Recorder()
+    catalog = Catalog(str(erased["tmp"] / "catalog.duckdb"))
+    subjects = [parse_subject(line) for line in subject_lines(erased["ids"][:3])]
+    policy = wh.Cli.ROOT / "policies" / "gdpr-erasure.yaml"
+    with listening(heard):
+        build_plan(catalog, PlanRequest(subjects, load_policy(policy), str(policy), "again"),
+                   caller=Principal("requester", frozenset({"requester"})))
+    rounds = [t for t in heard.tasks if t["description"].startswith("planning, round")]
+    assert rounds and all(t["total"] == 2 and t.get("ended") for t in heard.tasks)
+    assert rounds[0]["items"] == ["planning: customers", "planning: orders"]
+    assert rounds[0]["done"] == 1  # the first item done when the second starts
+    assert any(t["description"] == "planning: the rows apply changes" for t in heard.tasks)

@@ -188,12 +188,14 @@ def plan_cmd(session: Session, subjects: tuple[str, ...], subjects_file: str | N
     list`). Exits 4 when anything needs review (a dataset the plan could not account for,
     or a subject it stopped): the terminal names each with its reason, and the plan is
     written all the same."""
+    from optout.cli.progress_bars import bars
     from optout.session import NothingToPlan
 
     try:
-        plan = session.plan(list(subjects), policy_path, subjects_file=subjects_file,
-                            request_id=request_id, accept_ambiguous=accept_ambiguous,
-                            engine=engine)
+        with bars():
+            plan = session.plan(list(subjects), policy_path, subjects_file=subjects_file,
+                                request_id=request_id, accept_ambiguous=accept_ambiguous,
+                                engine=engine)
     except NothingToPlan:
         raise click.UsageError("give at least one --subject or a --subjects-file") from None
     fmt = fmt or ("json" if output else "md")
@@ -348,9 +350,12 @@ def apply_cmd(session: Session, plan_file: str | None, reapply: bool, policy_pat
         return yes or click.confirm(f"Apply request {plan.request_id} to {len(plan.steps)} "
                                     "datasets?")
 
-    done = session.apply(plan_file, reapply_policy=policy_path if reapply else None,
-                         replan_if_stale=replan_, dry_run=dry_run, lease_wait=lease_wait,
-                         engine=engine, confirm=confirm, say=say)
+    from optout.cli.progress_bars import bars
+
+    with bars():
+        done = session.apply(plan_file, reapply_policy=policy_path if reapply else None,
+                             replan_if_stale=replan_, dry_run=dry_run, lease_wait=lease_wait,
+                             engine=engine, confirm=confirm, say=say)
     if done.replanned or (replan_ and done.held):
         say("\n".join(done.replanned) or "the new plan has the same steps")
     if done.held:
@@ -395,7 +400,11 @@ def approve_cmd(session: Session, plan_file: str) -> None:
 @session_command(Operation.RESUME)
 def resume_cmd(session: Session, request_id: str, lease_wait: float, engine: str | None) -> None:
     """Finish a request whose process died or whose commit kept failing."""
-    say(f"request {request_id}: {session.resume(request_id, lease_wait=lease_wait, engine=engine)}")
+    from optout.cli.progress_bars import bars
+
+    with bars():
+        done = session.resume(request_id, lease_wait=lease_wait, engine=engine)
+    say(f"request {request_id}: {done}")
 
 
 def _report_operation(params: dict[str, Any]) -> Operation:

@@ -26,6 +26,9 @@ from optout.model.secret import KeyedHash
 _TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+@:-")
 #: identifier characters kept, every other byte a space (for `bytes.split`)
 _SEPARATE = bytes(c if c in _TOKEN else 0x20 for c in range(256))
+#: runs of at least 6 identifier characters once the others are spaces (shorter runs are no
+#: identifier: found by the regex engine, never cut into millions of small tokens first)
+_LONG_RUN = re.compile(rb"[^ ]{6,}")
 _RUN16 = re.compile(rb"(?:[A-Za-z0-9._%+@:-]\x00){6,320}")
 _PHONE = re.compile(rb"\+?[0-9(][0-9 ().-]{5,22}[0-9]")
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -80,11 +83,9 @@ class Needles:
             table = data.translate(_SEPARATE)
             lo = table.find(b" ", skip) if skip else 0
             hi = table.find(b" ", stop)
-            runs = Counter(table[lo if lo >= 0 else len(table):hi if hi >= 0 else len(table)]
-                           .split())
+            runs = Counter(_LONG_RUN.findall(table, lo if lo >= 0 else len(table),
+                                             hi if hi >= 0 else len(table)))
             for run, n in runs.items():
-                if len(run) < 6:
-                    continue
                 if b"@" in run or b":" in run:
                     for part in _parts(run):
                         tokens[part] += n

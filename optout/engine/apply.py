@@ -44,6 +44,7 @@ from optout.engine.targets import ApplyError, Staged, Target, reader_for, target
 from optout.model.errors import ScannerError
 from optout.model.faults import fault
 from optout.model.plan import ErasurePlan, PlanError, PlanStep, plan_from_json
+from optout.model.progress import task
 from optout.model.redaction import one_line
 from optout.model.runtime import DUCKDB, Runtime
 from optout.model.sandbox import Relation
@@ -250,19 +251,23 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
             staged: dict[int, Staged] = {}
             try:
                 _check_executable(plan, catalog)
-                for i in _referencing_first(catalog, plan):
-                    step = plan.steps[i]
-                    if step.action == "recompute":
-                        continue
-                    if step.action == "retain" and not step.columns:
-                        journal.set_step(rid, i, "retained")
-                        committed.add(i)
-                        continue
-                    targets[i] = target_for(step, hasher, catalog, rid, engine=_engine(options))
-                    staged[i] = targets[i].prepare()
-                    journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
-                                     rows_before=staged[i].rows_before,
-                                     checksum_before=staged[i].checksum_before)
+                order = _referencing_first(catalog, plan)
+                with task("apply: staging the changed versions", len(order)) as advance:
+                    for i in order:
+                        step = plan.steps[i]
+                        advance(f"apply: staging {step.dataset}")
+                        if step.action == "recompute":
+                            continue
+                        if step.action == "retain" and not step.columns:
+                            journal.set_step(rid, i, "retained")
+                            committed.add(i)
+                            continue
+                        targets[i] = target_for(step, hasher, catalog, rid,
+                                                engine=_engine(options))
+                        staged[i] = targets[i].prepare()
+                        journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
+                                         rows_before=staged[i].rows_before,
+                                         checksum_before=staged[i].checksum_before)
                 # Derived datasets next, each from the staged versions of what it reads.
                 upstream = _staged_upstream(catalog, plan, targets, staged, hasher)
                 for i in _rebuild_order(plan):
@@ -272,9 +277,11 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                                      rows_before=staged[i].rows_before,
                                      checksum_before=staged[i].checksum_before)
                 fault("after-prepare")
-                for i, target in targets.items():
-                    target.check(staged[i])
-                    journal.set_step(rid, i, "checked")
+                with task("apply: reading the staged versions back", len(targets)) as advance:
+                    for i, target in targets.items():
+                        advance(f"apply: reading back {plan.steps[i].dataset}")
+                        target.check(staged[i])
+                        journal.set_step(rid, i, "checked")
                 fault("after-check")
             except Exception as exc:  # anything before the commit point: nothing changes
                 reason = str(exc) if isinstance(exc, ApplyError | ScannerError) else (
@@ -311,14 +318,18 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
                 if n == 0:
                     fault("mid-commit")
         fault("before-verify")
-        _verify(catalog, plan, journal, targets, _engine(options))
+        with task("apply: verifying the committed data", 1) as advance:
+            _verify(catalog, plan, journal, targets, _engine(options))
+            advance()
         graph = build_graph(catalog, options.config)
         erased = values_by_domain(graph, plan)
         _verify_elsewhere(catalog, plan, graph, erased)
         policy = policy_of_plan(catalog, plan)
         fault("before-physical")
-        physical = Physical(catalog, plan, policy,
-                            {i: t.erased_values for i, t in targets.items()}).run()
+        with task("apply: reading the stores' raw bytes", 1) as advance:
+            physical = Physical(catalog, plan, policy,
+                                {i: t.erased_values for i, t in targets.items()}).run()
+            advance()
     except (ApplyError, PhysicalError) as exc:
         if journal.request(rid)["status"] != "rolled_back":
             journal.set_request(rid, "blocked", str(exc))

@@ -18,6 +18,7 @@ import getpass
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optout.connectors.source import Located
@@ -52,6 +53,7 @@ from optout.model.plan import (
     PlanStep,
 )
 from optout.model.plan_detail import SubjectDetail
+from optout.model.progress import task
 from optout.model.secret import KeyedHash
 from optout.scanner.access import EMBEDDED, Principal, acting
 from optout.scanner.catalog import Catalog, DatasetRecord
@@ -215,37 +217,9 @@ def _rounds(walk: _Walk, records: list[DatasetRecord], pool: SourcePool, config:
     shared value (the walk must start again without it)."""
     signatures: dict[str, tuple] = {}
     dropped = False
-    for _ in range(MAX_ROUNDS):
-        grew = False
-        for record in records:
-            if record.id in walk.failures:
-                continue
-            query = walk.query_for(record)
-            if not query.keys and not query.texts:
-                continue
-            signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
-                         len(query.text_hashes) if query.texts else 0,
-                         sum(1 for s in walk.subjects if s.active))
-            if signatures.get(record.id) == signature:
-                continue
-            signatures[record.id] = signature
-            try:
-                result = pool.match(record, query, walk.hasher)
-            except ScannerError as exc:
-                walk.failures[record.id] = str(exc)
-                continue
-            if result.truncated:
-                walk.failures[record.id] = (
-                    f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
-                    "they are")
-                continue
-            walk.results[record.id] = result
-            walk.asked[record.id] = query
-            walk.learn_raw(result)
-            learned, shared = attribute(walk.graph, record, query, result, walk.subjects,
-                                        walk.hasher, accept_ambiguous)
-            grew |= learned
-            dropped |= shared
+    for n in range(MAX_ROUNDS):
+        with task(f"planning, round {n + 1}", len(records)) as advance:
+            grew, dropped = _round(walk, records, pool, signatures, accept_ambiguous, advance)
         for s in walk.subjects:
             check_bound(walk.graph, s, config.identity, accept_ambiguous)
         if not grew or dropped:
@@ -253,32 +227,77 @@ def _rounds(walk: _Walk, records: list[DatasetRecord], pool: SourcePool, config:
     return dropped
 
 
+def _round(walk: _Walk, records: list[DatasetRecord], pool: SourcePool,
+           signatures: dict[str, tuple], accept_ambiguous: bool,
+           advance: Callable[..., None]) -> tuple[bool, bool]:
+    """One round over the datasets: (something was learned, a shared value was dropped)."""
+    grew = dropped = False
+    for record in records:
+        advance(f"planning: {record.name}")
+        if record.id in walk.failures:
+            continue
+        query = walk.query_for(record)
+        if not query.keys and not query.texts:
+            continue
+        signature = (tuple((k.column, len(k.hashes)) for k in query.keys),
+                     len(query.text_hashes) if query.texts else 0,
+                     sum(1 for s in walk.subjects if s.active))
+        if signatures.get(record.id) == signature:
+            continue
+        signatures[record.id] = signature
+        try:
+            result = pool.match(record, query, walk.hasher)
+        except ScannerError as exc:
+            walk.failures[record.id] = str(exc)
+            continue
+        if result.truncated:
+            walk.failures[record.id] = (
+                f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
+                "they are")
+            continue
+        walk.results[record.id] = result
+        walk.asked[record.id] = query
+        walk.learn_raw(result)
+        learned, shared = attribute(walk.graph, record, query, result, walk.subjects,
+                                    walk.hasher, accept_ambiguous)
+        grew |= learned
+        dropped |= shared
+    return grew, dropped
+
+
 def _final_rows(walk: _Walk, records: list[DatasetRecord], pool: SourcePool) -> None:
     """What apply will change per dataset: the rows of the subjects still planned (and free-text
     mentions), matched again where the grouped rows cannot tell, and located (Parquet)."""
-    for record in records:
-        result = walk.results.get(record.id)
-        if result is None or not result.rows:
-            continue
-        query = walk.query_for(record, owning_only=True)
-        walk.queries[record.id] = query
-        if not query.keys and not query.texts:
-            continue
-        index = {c: i for i, (c, _) in enumerate(walk.asked[record.id].collect)}
-        owned = sum(g.rows for g in result.groups if any(
-            g.hashes[index[k.column]] in k.hashes for k in query.keys))
-        if owned == result.rows:
-            walk.rows[record.id] = owned
-        else:
-            try:
-                walk.rows[record.id] = pool.match(record, dataclasses.replace(
-                    query, collect=(), names=()), walk.hasher).rows
-            except ScannerError as exc:
-                walk.failures[record.id] = str(exc)
-                continue
-        if walk.rows[record.id]:
-            with contextlib.suppress(ScannerError):  # apply then finds the rows itself
-                walk.locations[record.id] = pool.locate(record, query, walk.hasher)
+    with task("planning: the rows apply changes", len(records)) as advance:
+        for record in records:
+            advance(f"locating rows: {record.name}")
+            _final_rows_of(walk, record, pool)
+
+
+def _final_rows_of(walk: _Walk, record: DatasetRecord, pool: SourcePool) -> None:
+    """One dataset's rows that apply changes (see `_final_rows`)."""
+    result = walk.results.get(record.id)
+    if result is None or not result.rows:
+        return
+    query = walk.query_for(record, owning_only=True)
+    walk.queries[record.id] = query
+    if not query.keys and not query.texts:
+        return
+    index = {c: i for i, (c, _) in enumerate(walk.asked[record.id].collect)}
+    owned = sum(g.rows for g in result.groups if any(
+        g.hashes[index[k.column]] in k.hashes for k in query.keys))
+    if owned == result.rows:
+        walk.rows[record.id] = owned
+    else:
+        try:
+            walk.rows[record.id] = pool.match(record, dataclasses.replace(
+                query, collect=(), names=()), walk.hasher).rows
+        except ScannerError as exc:
+            walk.failures[record.id] = str(exc)
+            return
+    if walk.rows[record.id]:
+        with contextlib.suppress(ScannerError):  # apply then finds the rows itself
+            walk.locations[record.id] = pool.locate(record, query, walk.hasher)
 
 
 def _seed(graph: IdentityGraph, subject: Subject, digest: str, hasher: KeyedHash,
