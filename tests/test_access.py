@@ -421,9 +421,10 @@ def _resealed(path: Path, out: Path, **edits: object) -> Path:
     data = {**json.loads(path.read_text()), **edits}
     data.pop("content_hash")
     mac = data.pop("mac")  # kept as it was: without the key file no other can be made
+    detail = data.pop("detail_data")  # sealed by its sha256 in `detail`, which is hashed
     data["content_hash"] = hashlib.sha256(json.dumps(
         data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-    out.write_text(json.dumps({**data, "mac": mac}))
+    out.write_text(json.dumps({**data, "mac": mac, "detail_data": detail}))
     return out
 
 

@@ -73,6 +73,7 @@ class SubjectState:
     dropped: set[str] = field(default_factory=set)
     drops: list[str] = field(default_factory=list)  # why each was dropped (findings)
     seed_text: set[str] = field(default_factory=set)  # the request's free-text hashes
+    unchecked: bool = True  # keys were learned since `check_bound` last looked
 
     @property
     def active(self) -> bool:
@@ -88,6 +89,7 @@ class SubjectState:
         """Learn keys into a domain; True when something was new."""
         new = hashes - self.known.setdefault(domain, set()) - self.dropped
         if new:
+            self.unchecked = True
             self.known[domain] |= new
             shown = ", ".join(h[:10] for h in sorted(new)[:3]) + (", …" if len(new) > 3 else "")
             self.learned.append(f"{len(new)} in {domain} [{shown}] from {why}")
@@ -131,8 +133,9 @@ class SubjectState:
 def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityConfig,
                 accept: bool) -> None:
     """Stop a subject that resolved to more than the bound allows in any domain."""
-    if not subject.bounded:
-        return
+    if not subject.bounded or not subject.unchecked:
+        return  # only a key learned since the last check can pass a bound
+    subject.unchecked = False
     for domain, count in subject.key_counts().items():
         limit = getattr(bounds, _BOUNDED[domain]) if domain in _BOUNDED else \
             bounds.max_keys if graph.is_person_domain(domain) else None
@@ -142,21 +145,40 @@ def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityCon
                          f"(bound {limit}); {'; '.join(sources)}", accept)
 
 
-def _owned_groups(graph: IdentityGraph, record: DatasetRecord, index: dict[str, int],
-                  groups: dict[tuple[str, str], list[int]], s: SubjectState,
-                  roles: tuple[str, ...]) -> dict[int, list[str]]:
-    """Group → the columns (of those roles) through which it matched the subject's keys."""
+def _role_columns(graph: IdentityGraph, record: DatasetRecord, index: dict[str, int],
+                  roles: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(column, its domain) of the collected columns of those roles (once per dataset, not
+    once per subject)."""
+    return [(c, graph.domains[(record.id, c)]) for c in index
+            if graph.roles.get((record.id, c)) in roles]
+
+
+def _owned_groups(columns: list[tuple[str, str]], groups: dict[tuple[str, str], list[int]],
+                  s: SubjectState) -> dict[int, list[str]]:
+    """Group → the columns (of `_role_columns`) through which it matched the subject's keys."""
     out: dict[int, list[str]] = {}
-    for c in index:
-        if graph.roles.get((record.id, c)) in roles:
-            for h in s.known.get(graph.domains[(record.id, c)], ()):
-                for n in groups.get((c, h), ()):
-                    out.setdefault(n, []).append(c)
+    known = s.known
+    for c, domain in columns:
+        for h in known.get(domain, ()):
+            for n in groups.get((c, h), ()):
+                out.setdefault(n, []).append(c)
     return out
 
 
 def _by_value(query: MatchQuery, result: MatchResult) -> tuple[dict[str, int],
                                                              dict[tuple[str, str], list[int]]]:
+    """Collected column → its position, and (column, keyed hash) → the groups holding it
+    (once per result: `check_shared` reads the result `attribute` read last)."""
+    memo = result.__dict__.get("_by_value")
+    if memo is not None and memo[0] is query:
+        return memo[1]
+    memo = (query, _index_values(query, result))
+    result.__dict__["_by_value"] = memo
+    return memo[1]
+
+
+def _index_values(query: MatchQuery, result: MatchResult) -> tuple[
+        dict[str, int], dict[tuple[str, str], list[int]]]:
     index = {c: i for i, (c, _) in enumerate(query.collect)}
     groups: dict[tuple[str, str], list[int]] = {}  # (column, hash) → groups holding it
     for n, g in enumerate(result.groups):
@@ -188,9 +210,11 @@ def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
     refs = [c for c in index if graph.roles.get((record.id, c)) == "owner"
             and not graph.is_person_domain(graph.domains[(record.id, c)])
             and record_parent(graph, (record.id, c)) in graph.person_owned]
+    owning = _role_columns(graph, record, index, OWNING)
+    agents = _role_columns(graph, record, index, ("agent",))
     for s in _touched(graph, record, groups, subjects):
-        owned = _owned_groups(graph, record, index, groups, s, OWNING)
-        named = _owned_groups(graph, record, index, groups, s, ("agent",))
+        owned = _owned_groups(owning, groups, s)
+        named = _owned_groups(agents, groups, s)
         for c in sorted({c for n, cs in named.items() if n not in owned for c in cs}):
             rows = sum(result.groups[n].rows for n, cs in named.items()
                        if n not in owned and c in cs)
@@ -256,8 +280,9 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             if s.active and id(s) not in ids:
                 for domain in empty:
                     s.known.setdefault(domain, set())
+    owning = _role_columns(graph, record, index, OWNING)
     for s in touched:
-        owned = _owned_groups(graph, record, index, groups, s, OWNING)
+        owned = _owned_groups(owning, groups, s)
         if record_key is not None:
             keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
             grew |= s.add(graph.domains[record_key], keys,
