@@ -151,3 +151,17 @@ def test_the_engines_holding_raw_values_never_spill_to_disk() -> None:
     for threads in (1, None):
         con = memory_duckdb(threads)
         assert con.execute("SELECT current_setting('temp_directory')").fetchone() == ("",)
+
+
+def test_a_batch_query_brings_back_as_many_rows_as_its_limit() -> None:
+    """A match says it was cut short past its query's limit, not past a constant: the planner
+    raises the limit with the number of subjects (GROUPS_PER_SUBJECT each), so a deletion
+    list of 100,000 subjects with three orders each is attributed, not sent to review."""
+    from optout.model.matching import MAX_GROUPS, MatchQuery, MatchResult
+
+    rows = [(f"h{i}", 1) for i in range(MAX_GROUPS + 5)]
+    small = MatchQuery(collect=(("email", "email"),))
+    assert MatchResult.from_groups(rows, small).truncated
+    batch = MatchQuery(collect=(("email", "email"),), limit=MAX_GROUPS + 5)
+    wide = MatchResult.from_groups(rows, batch)
+    assert not wide.truncated and wide.rows == MAX_GROUPS + 5

@@ -43,7 +43,7 @@ from optout.engine.resolution import OWNING, SubjectState, attribute, check_boun
 from optout.engine.source_pool import SourcePool
 from optout.engine.subjects import Subject, SubjectError
 from optout.model.errors import ScannerError
-from optout.model.matching import MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
+from optout.model.matching import GROUPS_PER_SUBJECT, MAX_GROUPS, KeyMatch, MatchQuery, MatchResult
 from optout.model.plan import (
     REQUEST_ID,
     RETAINED_FINDING,
@@ -148,7 +148,8 @@ class _Walk:
                            if c.pii and c.entity == "PERSON" and not c.free_text)
             names = (person,) if len(person) == 2 else tuple((p,) for p in person)
         return MatchQuery(tuple(keys), texts, text_hashes if texts else frozenset(), collect,
-                          names, raw_collect=True)
+                          names, raw_collect=True,
+                          limit=max(MAX_GROUPS, GROUPS_PER_SUBJECT * len(active)))
 
 
 def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = None,
@@ -252,7 +253,7 @@ def _round(walk: _Walk, records: list[DatasetRecord], pool: SourcePool,
             continue
         if result.truncated:
             walk.failures[record.id] = (
-                f"matched more than {MAX_GROUPS} distinct rows: too many to tell whose "
+                f"matched more than {query.limit} distinct rows: too many to tell whose "
                 "they are")
             continue
         walk.results[record.id] = result

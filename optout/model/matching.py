@@ -48,6 +48,13 @@ class KeyMatch:
         return {h: v for v in self.raw if (h := hasher(v)) in self.hashes}
 
 
+#: most distinct matched rows one match brings back for attribution, at least; past a query's
+#: `limit` the match says so
+MAX_GROUPS = 200_000
+#: a query for many subjects may bring back this many distinct rows per subject
+GROUPS_PER_SUBJECT = 50
+
+
 @dataclass(frozen=True)
 class MatchQuery:
     """Which rows of a dataset belong to the subjects, and what to learn from them."""
@@ -63,6 +70,8 @@ class MatchQuery:
     names: tuple[tuple[str, ...], ...] = ()
     #: also return the normalized values of the collected columns (in memory, never stored)
     raw_collect: bool = False
+    #: most distinct matched rows brought back (a batch of subjects may bring back more)
+    limit: int = field(default=MAX_GROUPS, compare=False)
 
     def columns(self) -> set[str]:
         """Every column the query reads (catalog names; `a.b` is a field of a struct)."""
@@ -82,8 +91,6 @@ class Prefilter:
     ready: bool = False
 
 
-#: most distinct matched rows one match brings back for attribution; past it the match says so
-MAX_GROUPS = 200_000
 #: DuckDB integer types whose values all fit in a BIGINT
 _INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                        "UINTEGER"})
@@ -111,7 +118,7 @@ class MatchResult:
 
     rows: int = 0
     groups: list[MatchGroup] = field(default_factory=list)
-    truncated: bool = False  # more than MAX_GROUPS distinct groups: not all are here
+    truncated: bool = False  # more than the query's limit of distinct groups: not all here
 
     @classmethod
     def from_groups(cls, rows: list[tuple], query: MatchQuery) -> MatchResult:
@@ -119,11 +126,11 @@ class MatchResult:
         n = len(query.collect)
         if query.raw_collect and rows and len(rows[0]) == 2 * n + len(query.names) + 1:
             groups = [MatchGroup(tuple(r[:n]), tuple(r[2 * n:-1]), int(r[-1]),
-                                 tuple(r[n:2 * n])) for r in rows[:MAX_GROUPS]]
+                                 tuple(r[n:2 * n])) for r in rows[:query.limit]]
         else:
             groups = [MatchGroup(tuple(r[:n]), tuple(r[n:-1]), int(r[-1]))
-                      for r in rows[:MAX_GROUPS]]
-        return cls(sum(g.rows for g in groups), groups, len(rows) > MAX_GROUPS)
+                      for r in rows[:query.limit]]
+        return cls(sum(g.rows for g in groups), groups, len(rows) > query.limit)
 
 
 class DuckDBMatcher:
@@ -314,7 +321,7 @@ class DuckDBMatcher:
                 if selects else ""
             rows = self.con.execute(
                 f"SELECT {', '.join([*selects, 'count(*)'])} FROM {relation} WHERE {where}"
-                f"{group} LIMIT {MAX_GROUPS + 1}").fetchall()
+                f"{group} LIMIT {query.limit + 1}").fetchall()
         finally:
             self._unregister()
         return MatchResult.from_groups([r for r in rows if r[-1]], query)

@@ -11,7 +11,7 @@ from optout.connectors.source import Source, rows_to_arrow
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import DatasetUnreadable, SourceUnavailable, UnknownSource
 from optout.model.identifiers import SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, pg_lower, sql_normalize
-from optout.model.matching import MAX_GROUPS, TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
+from optout.model.matching import TEXT_EMAIL, TEXT_PHONE, MatchQuery, MatchResult
 from optout.model.redaction import one_line
 from optout.model.sampling import bernoulli_percent
 from optout.model.secret import KeyedHash
@@ -288,7 +288,7 @@ class PostgresSource(Source):
         try:
             rows = self._con.execute(
                 f"SELECT {', '.join([*selects, 'count(*)'])} FROM {rel} WHERE {where}"
-                f"{grouped} LIMIT {MAX_GROUPS + 1}", params).fetchall()
+                f"{grouped} LIMIT {query.limit + 1}", params).fetchall()
         except psycopg.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return MatchResult.from_groups([r for r in rows if r[-1]], query)

@@ -22,7 +22,6 @@ from urllib.parse import unquote, urlsplit
 from optout.model.errors import ScannerError
 from optout.model.identifiers import KINDS, SIMPLE_LOWER_FROM, SIMPLE_LOWER_TO, WHITESPACE
 from optout.model.matching import (
-    MAX_GROUPS,
     TEXT_EMAIL,
     TEXT_PHONE,
     TEXT_WORD,
@@ -152,7 +151,7 @@ class SparkMatcher:
         if not selects:
             return MatchResult.from_groups([(rows.count(),)], query)
         named = [s.alias(f"g{i}") for i, s in enumerate(selects)]
-        found = rows.groupBy(*named).count().limit(MAX_GROUPS + 1).collect()
+        found = rows.groupBy(*named).count().limit(query.limit + 1).collect()
         return MatchResult.from_groups([tuple(r) for r in found if r[-1]], query)
 
     def rows(self, df: DataFrame, query: MatchQuery, limit: int) -> dict[str, list[int]] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from optout.connectors.source import Source, file_fingerprint, rows_to_arrow
 from optout.model.dataset import DatasetRef, ForeignKey, Sample
 from optout.model.errors import DatasetUnreadable, SourceUnavailable
-from optout.model.matching import MAX_GROUPS, MatchQuery, MatchResult, PythonMatcher
+from optout.model.matching import MatchQuery, MatchResult, PythonMatcher
 from optout.model.redaction import one_line
 from optout.model.sampling import reservoir, windows
 from optout.model.secret import KeyedHash
@@ -124,7 +124,7 @@ class SQLiteSource(Source):
         try:
             rows = self._con.execute(
                 f"SELECT {', '.join([*selects, 'count(*)'])} FROM {rel} WHERE {where}"
-                f"{grouped} LIMIT {MAX_GROUPS + 1}").fetchall()
+                f"{grouped} LIMIT {query.limit + 1}").fetchall()
         except sqlite3.Error as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
