@@ -113,6 +113,10 @@ class Target(ABC):
         """Rows of the staged version that still carry what the step removes."""
         raise NotImplementedError
 
+    #: its prepare touches only its own files and a memory engine of its own: it may stage
+    #: beside another step's (optout/engine/staging.py)
+    stages_alone = False
+
     def discard(self) -> None:  # noqa: B027 - most targets stage nothing a failure leaves
         """Remove what a prepare that failed half-way may have left (it returned nothing to
         roll back)."""

@@ -40,6 +40,7 @@ from optout.engine.policy import COLUMN_ACTIONS, ROW_ACTIONS, PolicyError
 from optout.engine.policy_store import policy_of_plan
 from optout.engine.recompute import RecomputeTarget, Upstream
 from optout.engine.source_pool import ref_of
+from optout.engine.staging import stage
 from optout.engine.targets import ApplyError, Staged, Target, reader_for, target_for
 from optout.model.errors import ScannerError
 from optout.model.faults import fault
@@ -252,22 +253,24 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
             try:
                 _check_executable(plan, catalog)
                 order = _referencing_first(catalog, plan)
-                with task("apply: staging the changed versions", len(order)) as advance:
-                    for i in order:
-                        step = plan.steps[i]
-                        advance(f"apply: staging {step.dataset}")
-                        if step.action == "recompute":
-                            continue
-                        if step.action == "retain" and not step.columns:
-                            journal.set_step(rid, i, "retained")
-                            committed.add(i)
-                            continue
-                        targets[i] = target_for(step, hasher, catalog, rid,
-                                                engine=_engine(options))
-                        staged[i] = targets[i].prepare()
-                        journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
-                                         rows_before=staged[i].rows_before,
-                                         checksum_before=staged[i].checksum_before)
+                for i in order:
+                    step = plan.steps[i]
+                    if step.action == "recompute":
+                        continue
+                    if step.action == "retain" and not step.columns:
+                        journal.set_step(rid, i, "retained")
+                        committed.add(i)
+                        continue
+                    targets[i] = target_for(step, hasher, catalog, rid,
+                                            engine=_engine(options))
+
+                def prepared(i: int) -> None:
+                    journal.set_step(rid, i, "prepared", staged=staged[i].as_journal(),
+                                     rows_before=staged[i].rows_before,
+                                     checksum_before=staged[i].checksum_before)
+
+                with task("apply: staging the changed versions", len(targets)) as advance:
+                    stage(order, targets, staged, prepared, advance)
                 # Derived datasets next, each from the staged versions of what it reads.
                 upstream = _staged_upstream(catalog, plan, targets, staged, hasher)
                 for i in _rebuild_order(plan):

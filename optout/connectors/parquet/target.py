@@ -40,6 +40,7 @@ class ParquetTarget(FileTarget):
     """A Parquet file, or a folder of part files."""
 
     formats = ("parquet",)
+    stages_alone = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -57,6 +57,8 @@ PARALLEL_REWRITES = 8
 class SparkParquetTarget(ParquetTarget):
     """A Parquet file or folder whose changed files Spark rewrites."""
 
+    stages_alone = False  # one Spark session: its jobs run one after another
+
     def __init__(self, step: object, hasher: object, engine: Runtime) -> None:
         super().__init__(step, hasher)
         self.engine = engine
