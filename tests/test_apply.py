@@ -57,7 +57,7 @@ def test_apply_end_to_end(world: World, tmp_path: Path) -> None:
         "3 datasets may still hold the subject and were not changed: employees (not reachable")
     assert report["summary"].endswith(
         "Erased from 10 datasets, 1 retained under legal basis; 0 residue in the 11 datasets "
-        "read back; physically: 2 stores rewritten (keys are not text: not searched), 6 "
+        "read back; physically: 5 stores rewritten (keys are not text: not searched), 3 "
         "stores read raw: clean")
     assert {p["status"] for p in report["physical"]} == {"verified", "rewritten"}
     assert [n["dataset"] for n in report["needs_review"]] == ["employees", "it_staff", "payroll"]

@@ -321,3 +321,22 @@ def test_an_older_snapshot_elsewhere_is_waited_for_and_named(monkeypatch: pytest
         done = store.erase()
         assert not done[0].startswith("waited") and left(store) == 0
         assert store.residue_hint() == ""
+
+
+def test_numeric_keys_are_not_searched_in_raw_bytes() -> None:
+    """A million subjects' ids in a compressed file: random bytes that read `12.345678`
+    normalize to one of the ids, a false residue that blocked the request. Keys of numeric
+    columns are binary numbers in the store, never text: not searched. The control: the same
+    key in a text column is found."""
+    from optout.engine.physical import needles_for
+    from optout.model.identifiers import normalize
+    from optout.model.plan import PlanStep
+    from optout.model.secret import KeyedHash
+
+    hasher = KeyedHash(b"k" * 32)
+    noise = b"\x00\x17zq\x9912.345678\x03\xff"
+    step = PlanStep("d1", "orders", "/x/orders.parquet", "parquet", "file", "delete_rows", "r",
+                    1, keys=(("customer_id", "code", (hasher(normalize("code", "12345678")),)),))
+    assert needles_for(hasher, [step]).count(noise) == 1  # text: searched, found
+    numeric = needles_for(hasher, [step], frozenset({("d1", "customer_id")}))
+    assert not numeric and numeric.count(noise) == 0

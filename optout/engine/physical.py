@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -67,14 +68,26 @@ def stores(plan: ErasurePlan, settings: PhysicalSettings) -> list[tuple[str, Sto
     return out
 
 
-def needles_for(hasher: KeyedHash, steps: list[PlanStep]) -> Needles:
+#: column types whose values a store keeps as binary numbers: no text search can tell them
+#: from other bytes (Arrow's names, as the catalog records a scanned column, and SQL's)
+NUMERIC = re.compile(r"^(u?int\d*|integer|bigint|smallint|tinyint|hugeint|float\d*|halffloat|"
+                     r"double|real|decimal|numeric)\b", re.IGNORECASE)
+
+
+def needles_for(hasher: KeyedHash, steps: list[PlanStep],
+                numeric: frozenset[tuple[str, str]] = frozenset()) -> Needles:
     """What must be gone from a store's bytes: the keys of rows deleted and of key columns a
-    step changes, less the values a step on the same store keeps on purpose."""
+    step changes, less the values a step on the same store keeps on purpose. Keys of numeric
+    columns (`numeric`: dataset id, column) are not searched: stored as binary numbers, they
+    are no text, and among 1,000,000 subjects' ids a run of random bytes that reads
+    `12.345678` is one of them by chance."""
     gone = Needles(hasher)
     kept: dict[str, set[str]] = defaultdict(set)
     for step in steps:
         changed = dict(step.columns)
         for column, kind, hashes in step.keys:
+            if (step.dataset_id, column) in numeric:
+                continue
             if step.action == "delete_rows" or changed.get(column) in REMOVING:
                 gone.hashes.setdefault(kind, set()).update(hashes)
             else:
@@ -100,7 +113,7 @@ class Physical:
         """The store's needles: the raw values this process saw, searched literally (fast),
         when it saw every step's; else the keyed hashes, matched token by token (a resumed
         request, whose process never saw the values)."""
-        needles = needles_for(hasher, steps)
+        needles = needles_for(hasher, steps, self._numeric(steps))
         number = {id(s): i for i, s in enumerate(self.plan.steps)}
         removing = [s for s in steps if _removes_keys(s)]
         values = [self.known.get(number[id(s)]) for s in removing]
@@ -111,6 +124,19 @@ class Physical:
                     literal.add_literal(value)
             return literal  # (empty: the keys are not text, the store is only rewritten)
         return needles
+
+    def _numeric(self, steps: list[PlanStep]) -> frozenset[tuple[str, str]]:
+        """The steps' key columns the catalog knows as numeric (see `needles_for`)."""
+        out = set()
+        records = {d.id: d for d in self.catalog.datasets()}
+        for step in steps:
+            record = records.get(step.dataset_id)
+            if record is None:
+                continue
+            types = {c.name: c.type for c in record.columns}
+            out |= {(step.dataset_id, column) for column, _, _ in step.keys
+                    if NUMERIC.match(types.get(column) or "")}
+        return frozenset(out)
 
     def purge_kept(self, names: set[str]) -> list[str]:
         """Purge and read back the named stores whose older versions were kept (their
