@@ -186,9 +186,9 @@ class ErasurePlan:
         return replace(self, content_hash=self.digest())
 
     def to_json(self) -> str:
-        """The plan file's text: one top-level field a line, and one line per step, note,
-        subject and resolution (JSON's C encoder writes each line; `indent` would make the
-        encoder Python's own, seconds for a plan of 10,000 subjects)."""
+        """The plan file's text: one top-level field a line, and one line per step and note
+        (JSON's C encoder writes each line; `indent` would make the encoder Python's own);
+        the per-subject detail is one base64 line (`detail_data`), sealed by `detail`."""
         sealed = {"content_hash": self.content_hash or self.digest(),
                   "detail_data": self.detail.text()}
         if self.mac:
