@@ -188,19 +188,6 @@ def _index_values(query: MatchQuery, result: MatchResult) -> tuple[
     return index, groups
 
 
-def _touched(graph: IdentityGraph, record: DatasetRecord,
-             groups: dict[tuple[str, str], list[int]],
-             subjects: list[SubjectState]) -> list[SubjectState]:
-    """The active subjects (in order) one of whose keys a matched row holds: for every other
-    subject the rules below find no row of theirs and learn nothing, so a batch of 100,000
-    subjects costs what its matched rows cost, not a pass per subject."""
-    held: dict[str, set[str]] = {}
-    for c, h in groups:
-        held.setdefault(graph.domains[(record.id, c)], set()).add(h)
-    return [s for s in subjects if s.active and any(
-        not hashes.isdisjoint(s.known.get(domain, ())) for domain, hashes in held.items())]
-
-
 def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                  result: MatchResult, subjects: list[SubjectState], accept: bool) -> None:
     """Once resolution is done: stop a subject whose key is named in other people's rows
@@ -212,7 +199,9 @@ def check_shared(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             and record_parent(graph, (record.id, c)) in graph.person_owned]
     owning = _role_columns(graph, record, index, OWNING)
     agents = _role_columns(graph, record, index, ("agent",))
-    for s in _touched(graph, record, groups, subjects):
+    for s in subjects:
+        if not s.active:
+            continue
         owned = _owned_groups(owning, groups, s)
         named = _owned_groups(agents, groups, s)
         for c in sorted({c for n, cs in named.items() if n not in owned for c in cs}):
@@ -268,20 +257,10 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
     own = graph.person_tables.get(record.id)
     record_key = graph.record_tables.get(record.id)
     grew = dropped = False
-    touched = _touched(graph, record, groups, subjects)
-    # a subject no row touched learns nothing here, but has these domains (with no key), as
-    # learning nothing from its rows leaves them
-    empty = [graph.domains[record_key]] if record_key is not None else []
-    empty += [graph.domains[cols[c]] for c in index
-              if (record.id, c) in graph.exclusive and role[c] == "owner"]
-    if empty:
-        ids = {id(s) for s in touched}
-        for s in subjects:
-            if s.active and id(s) not in ids:
-                for domain in empty:
-                    s.known.setdefault(domain, set())
     owning = _role_columns(graph, record, index, OWNING)
-    for s in touched:
+    for s in subjects:
+        if not s.active:
+            continue
         owned = _owned_groups(owning, groups, s)
         if record_key is not None:
             keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
