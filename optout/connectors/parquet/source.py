@@ -198,11 +198,10 @@ BY = ("optout_file", "file_row_number")
 MAX_LOCATED_ROWS = 200_000
 
 
-def file_relation(path: str, rows: tuple[int, ...] | None = None) -> str:
+def file_relation(path: str, rows: str | None = None) -> str:
     """One Parquet file as DuckDB reads it, with each row's number (`file_row_number`);
-    only the given row numbers when `rows` is set."""
-    where = (" WHERE file_row_number IN (" + ", ".join(str(int(r)) for r in rows) + ")"
-             if rows is not None else "")
+    only the row numbers in column `r` of the table named `rows`, when it is set."""
+    where = f" WHERE file_row_number IN (SELECT r FROM {rows})" if rows is not None else ""
     return (f"(SELECT * FROM read_parquet({quote_literal(path)}, file_row_number=true, "
             f"hive_partitioning=false){where})")
 

@@ -59,8 +59,11 @@ class ParquetTarget(FileTarget):
             return set()
         con = memory_duckdb(threads=None)
         try:
+            if rows is not None:  # a table, not a literal list DuckDB would parse for long
+                con.register("optout_rows", pa.table({"r": pa.array(rows, pa.int64())}))
             matcher = DuckDBMatcher(con, self.hasher)
-            found = matcher.select(file_relation(path, rows), query, "file_row_number",
+            found = matcher.select(file_relation(path, "optout_rows" if rows is not None
+                                                 else None), query, "file_row_number",
                                    prefilter)
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
