@@ -594,7 +594,7 @@ def main() -> None:
 
 # The worker's, the review's and the deployment's commands live in their own modules and
 # register themselves on `cli`.
-from optout.cli import deployment, restore, review, worker  # noqa: E402, F401
+from optout.cli import deployment, restore, review, serve, worker  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -45,6 +45,8 @@ class Operation(StrEnum):
     PRODUCER_KEY = "producer-key"
     WORKER = "worker"
     REQUEST_SUBMIT = "request submit"
+    REQUEST_STATUS = "request status"
+    SERVE = "serve"
     CONFIG_SET = "config set"
     CONFIG_SHOW = "config show"
     POLICY_ADD = "policy add"
@@ -64,9 +66,10 @@ ROLE_OF: dict[Operation, str] = {
     Operation.LINEAGE_SHOW: "viewer", Operation.CONFIG_SHOW: "viewer",
     Operation.POLICY_LIST: "viewer", Operation.POLICY_SHOW: "viewer",
     Operation.PLAN: "requester", Operation.REVIEW: "requester",
-    Operation.REQUEST_SUBMIT: "requester",
+    Operation.REQUEST_SUBMIT: "requester", Operation.REQUEST_STATUS: "viewer",
     Operation.APPROVE: "approver",
     Operation.APPLY: "operator", Operation.RESUME: "operator", Operation.WORKER: "operator",
+    Operation.SERVE: "operator",
     # an operator's: a restore check scans only the sources named, plans the ledger's subjects
     # only, and applies at once only under a policy with `reerase: auto` (an admin's opt-in)
     Operation.RESTORE_CHECK: "operator", Operation.LEDGER_SWEEP: "operator",

@@ -7,7 +7,8 @@ Request (`optout.requests`), JSON:
 Dataset change (`optout.datasets.changed`): {"location": "/data/crm/customers.parquet"}
 Status event (`optout.status`): {"request_id", "status", "at", "detail"}; status is one of
 received, planned, awaiting_approval, applied, failed, blocked, needs_review (subject
-resolution stopped the subject: a person decides; nothing was erased for it).
+resolution stopped the subject: a person decides; nothing was erased for it), denied (an
+approver rejected its plan, with the reason).
 A message that does not validate goes to `optout.requests.dead` with the reason, its valid
 request id and policy, and its identifiers as keyed hashes (never raw).
 """
@@ -32,7 +33,7 @@ def subject(namespace: str, kind: str) -> str:
     """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
     return f"{namespace}.{kind}"
 Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked",
-                 "needs_review"]
+                 "needs_review", "denied"]
 
 
 _ID = r"^[A-Za-z0-9._-]{1,64}$"

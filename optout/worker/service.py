@@ -53,7 +53,7 @@ from optout.worker.signing import producer_of, producers
 
 #: a request in one of these states is acknowledged; one awaiting approval comes back (after
 #: --ack-wait) until its plan is approved, then it is applied
-RESOLVED = ("applied", "failed", "needs_review")
+RESOLVED = ("applied", "failed", "needs_review", "denied")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Worker:
         self.publish: Callable[[str, bytes], None] = lambda subject, body: None
         self._classifier: Classifier | None = None
         #: request id → the principal that signed it (the request's author)
-        self._producers: dict[str, Principal] = {}
+        self.authors: dict[str, Principal] = {}
         self._js = None  # the JetStream context while running
 
     # -- the loop ----------------------------------------------------------------------------
@@ -184,14 +184,14 @@ class Worker:
         for i, message in enumerate(messages):
             try:
                 request = requests[i] = parsed.get(i) or parse(ErasureRequest, message.data)
-                self._producers[request.request_id] = producer_of(
+                self.authors[request.request_id] = producer_of(
                     self.catalog, message.headers, message.data, principals)
                 known = statuses.get(request.request_id)
             except Exception as exc:  # MessageError, or anything a hostile message raises
                 self._dead(message.data, exc)
                 results[i] = True
                 continue
-            producer = self._producers[request.request_id].name
+            producer = self.authors[request.request_id].name
             if request.request_id in seen or known is not None:
                 later.append((i, request))  # a duplicate, a redelivery: on its own, after
             else:
@@ -215,10 +215,10 @@ class Worker:
         for i, message in enumerate(messages):
             rid = requests[i].request_id if results[i] is False else None
             if rid and message.deliveries >= self.settings.max_deliver and \
-                    self._known(rid) != "awaiting_approval":
+                    self.known(rid) != "awaiting_approval":
                 self._dead(message.data, MessageError(
                     f"still unresolved after {message.deliveries} deliveries "
-                    f"({self._known(rid)}): see `optout report {rid}`"))
+                    f"({self.known(rid)}): see `optout report {rid}`"))
                 results[i] = True
         return [bool(r) for r in results]
 
@@ -227,8 +227,8 @@ class Worker:
         (acknowledged: the same message would raise again)."""
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         self._dead(data, MessageError(f"handling failed: {reason}"))
-        if self._known(request.request_id) is not None:
-            self._status(request.request_id, "failed", reason)
+        if self.known(request.request_id) is not None:
+            self.record_status(request.request_id, "failed", reason)
         return True
 
     def _dead(self, data: bytes, reason: Exception) -> None:
@@ -236,10 +236,10 @@ class Worker:
         what identifies it, never its raw identifiers (optout/worker/messages.py)."""
         self.publish(DEAD, dead_letter(data, reason, self.catalog.hasher()))
 
-    def _status(self, rid: str, status: str, detail: str = "") -> None:
-        self._statuses([(rid, status, detail)])
+    def record_status(self, rid: str, status: str, detail: str = "") -> None:
+        self.record_statuses([(rid, status, detail)])
 
-    def _statuses(self, changes: list[tuple[str, str, str]]) -> None:
+    def record_statuses(self, changes: list[tuple[str, str, str]]) -> None:
         """Record (request id, status, detail) for several requests in one transaction, then
         publish each status event."""
         if not changes:
@@ -252,11 +252,13 @@ class Worker:
             con.executemany("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
                             "WHERE request_id = ?",
                             [[status, detail, now, rid] for rid, status, detail in changes])
+            con.executemany("INSERT INTO request_events VALUES (?, ?, ?, ?)",
+                            [[rid, status, detail, now] for rid, status, detail in changes])
             con.execute("COMMIT")
         for rid, status, detail in changes:
             self.publish(STATUS, status_event(rid, status, detail))
 
-    def _known(self, rid: str) -> str | None:
+    def known(self, rid: str) -> str | None:
         return self._known_many([rid]).get(rid)
 
     def _known_many(self, rids: list[str]) -> dict[str, str]:
@@ -272,18 +274,18 @@ class Worker:
     def handle_request(self, request: ErasureRequest) -> bool:
         """Resolve one request; True when it is resolved (the message may be acknowledged)."""
         rid = request.request_id
-        known = self._known(rid)
+        known = self.known(rid)
         if known in RESOLVED:
             return True  # a duplicate or a redelivery: nothing is done or reported again
         if known is None:
-            self._receive([request], None)
+            self.receive([request], None)
         try:
             return self._resolve(request)
         except (EngineError, ScannerError) as exc:
-            self._status(rid, "failed", str(exc))
+            self.record_status(rid, "failed", str(exc))
             return True
 
-    def _receive(self, requests: list[ErasureRequest], batch_id: str | None) -> None:
+    def receive(self, requests: list[ErasureRequest], batch_id: str | None) -> None:
         """Record new requests (in one transaction); the journal request each is applied in
         (its own, or its batch's) has an id of the worker's own (`worker:...`), so a message
         can never name a request the CLI made."""
@@ -298,11 +300,13 @@ class Worker:
             con.execute("BEGIN")
             con.executemany("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
                             rows)
+            con.executemany("INSERT INTO request_events VALUES (?, 'received', '', ?)",
+                            [[r[0], now] for r in rows])
             con.execute("COMMIT")
         for request in requests:
             self.publish(STATUS, status_event(request.request_id, "received", ""))
 
-    def _batch_of(self, rid: str) -> str:
+    def job_of(self, rid: str) -> str:
         with self.catalog.connect() as con:
             rows = con.execute("SELECT batch_id FROM worker_requests WHERE request_id = ?",
                                [rid]).fetchall()
@@ -312,7 +316,7 @@ class Worker:
         """New requests under one policy: one plan and one apply for all their subjects (one
         pass per dataset), then each request's cascade and status."""
         batch_id = f"{WORKER_PREFIX}batch-{uuid.uuid4().hex[:12]}"
-        self._receive(requests, batch_id)
+        self.receive(requests, batch_id)
         try:
             policy = self._policy(requests[0].policy)
             subjects, ok, parsed = [], [], {}
@@ -323,13 +327,13 @@ class Worker:
                     subjects += parsed[r.request_id]
                     ok.append(r)
                 except SubjectError as exc:
-                    self._status(r.request_id, "failed", str(exc))
+                    self.record_status(r.request_id, "failed", str(exc))
             plan = self._author(requests[0].request_id).plan_subjects(
                 subjects, policy.name, request_id=batch_id, config=self.settings.config)
             for r in list(ok):
                 if self._stopped(plan, parsed[r.request_id], r.request_id):
                     ok.remove(r)  # resolved as needing a person: no erasure, no cascade
-            self._statuses([(r.request_id, "planned",
+            self.record_statuses([(r.request_id, "planned",
                              f"batch {batch_id}: {len(plan.steps)} datasets") for r in ok])
             if plan.approvals > 0:
                 self._hold(plan, [r.request_id for r in ok])
@@ -338,7 +342,7 @@ class Worker:
         except (EngineError, ScannerError) as exc:
             status = Journal(self.catalog).find(batch_id)
             blocked = bool(status and status["status"] == "blocked")
-            self._statuses([(r.request_id, "blocked" if blocked else "failed", str(exc))
+            self.record_statuses([(r.request_id, "blocked" if blocked else "failed", str(exc))
                             for r in requests])
             return [not blocked] * len(requests)
         results, outcomes = [], []
@@ -351,12 +355,12 @@ class Worker:
             outcomes.append((r.request_id, "blocked" if failures else "applied",
                              "; ".join(failures)))
             results.append(not failures)
-        self._statuses(outcomes)
+        self.record_statuses(outcomes)
         return results
 
     def _author(self, rid: str) -> Session:
         """The session of the principal that signed request `rid` (its plan's author)."""
-        producer = self._producers.get(rid)
+        producer = self.authors.get(rid)
         return self.session if producer is None else Session(self.catalog, producer)
 
     def _stopped(self, plan: ErasurePlan, subjects: list, rid: str) -> bool:
@@ -367,7 +371,7 @@ class Worker:
         reasons = [r.reason for r in plan.resolution
                    if r.status == "stopped" and r.subject in digests]
         if reasons:
-            self._status(rid, "needs_review", "; ".join(str(r) for r in reasons))
+            self.record_status(rid, "needs_review", "; ".join(str(r) for r in reasons))
         return bool(reasons)
 
     def _policy(self, name: str) -> Policy:
@@ -377,28 +381,28 @@ class Worker:
             raise PolicyError(f"policy {name[:80]!r}: a request names a stored policy, not a file")
         return stored_policy(self.catalog, name)
 
-    def _plan_file(self, job: str) -> Path:
+    def plan_file(self, job: str) -> Path:
         """Where the plan of a request (or batch) waiting for approval is written."""
         return self.settings.plans_dir / f"plan-{job.removeprefix(WORKER_PREFIX)}.json"
 
     def _held(self, job: str) -> ErasurePlan | None:
         """The plan of a request (or batch) waiting for approval, if there is one."""
-        path = self._plan_file(job)
+        path = self.plan_file(job)
         # The file names the plan; what it needs and who made it come from the catalog.
         return recorded_plan(self.catalog, load_plan(path)) if path.exists() else None
 
     def _hold(self, plan: ErasurePlan, rids: list[str]) -> None:
         """Write a plan for `optout approve` and say the requests wait for it."""
-        out = self._plan_file(plan.request_id)
+        out = self.plan_file(plan.request_id)
         write_private(out, plan.to_json())
         for rid in rids:
-            self._status(rid, "awaiting_approval",
+            self.record_status(rid, "awaiting_approval",
                          f"{plan.approvals} approval(s) needed: optout approve {out}")
 
     def _resolve(self, request: ErasureRequest) -> bool:
         rid = request.request_id
         journal = Journal(self.catalog)
-        job = self._batch_of(rid)  # the journal request: the batch it was applied in
+        job = self.job_of(rid)  # the journal request: the batch it was applied in
         existing = journal.find(job)
         if existing is None:
             plan = self._held(job)
@@ -407,13 +411,13 @@ class Worker:
                 try:
                     subjects = [parse_subject(s, policy.identifiers) for s in request.subjects()]
                 except SubjectError as exc:
-                    self._status(rid, "failed", str(exc))
+                    self.record_status(rid, "failed", str(exc))
                     return True
                 plan = self._author(rid).plan_subjects(subjects, policy.name, request_id=job,
                                                        config=self.settings.config)
                 if self._stopped(plan, subjects, rid):
                     return True
-                self._status(rid, "planned", f"{len(plan.steps)} datasets")
+                self.record_status(rid, "planned", f"{len(plan.steps)} datasets")
                 if plan.approvals > 0:
                     self._hold(plan, [rid])
                     return False  # not resolved: the message comes back until approved
@@ -424,7 +428,7 @@ class Worker:
             except EngineError as exc:
                 status = journal.find(job)
                 if status and status["status"] == "blocked":
-                    self._status(rid, "blocked", str(exc))
+                    self.record_status(rid, "blocked", str(exc))
                     return False
                 raise
         elif existing["status"] not in ("complete", "complete_with_review",
@@ -432,13 +436,13 @@ class Worker:
             try:
                 self.session.resume(job, config=self.settings.config)
             except EngineError as exc:
-                self._status(rid, "blocked", str(exc))
+                self.record_status(rid, "blocked", str(exc))
                 return False
         failures = self.session.cascade(rid, self.settings.targets, request.identifiers)
         if failures:
-            self._status(rid, "blocked", "; ".join(failures))
+            self.record_status(rid, "blocked", "; ".join(failures))
             return False
-        self._status(rid, "applied")
+        self.record_status(rid, "applied")
         return True
 
     # -- dataset changes ---------------------------------------------------------------------

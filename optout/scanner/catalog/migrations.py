@@ -198,6 +198,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         updated_at TIMESTAMP NOT NULL);
     """,
     ),
+    (
+        13,
+        "each request's timeline: every status it passed through, when (details redacted)",
+        """
+    CREATE TABLE request_events (
+        request_id VARCHAR NOT NULL, status VARCHAR NOT NULL, detail VARCHAR,
+        happened_at TIMESTAMP NOT NULL);
+    """,
+    ),
 ]
 #: the first version with sealed rows: a catalog older than it holding rows of sealed tables
 #: is refused (optout never seals a row it did not write)

@@ -95,6 +95,10 @@ class Catalog:
         self._hasher: KeyedHash | None = None
         self._secret: bytes | None = None
         self._migrated = False  # this process saw the schema at LATEST: no check each time
+        #: several threads of this process connect at once (the HTTP server): every connection
+        #: is opened read-write, since DuckDB refuses a read-only one beside a read-write one
+        #: in one process (read-only callers still only read)
+        self.threaded = False
 
     def hasher(self) -> KeyedHash:
         """The keyed hash of identifiers: HMAC under a key derived from the catalog secret for
@@ -144,7 +148,8 @@ class Catalog:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=read_only, config=_NO_EXTENSIONS)
+                con = duckdb.connect(self.path, read_only=read_only and not self.threaded,
+                                     config=_NO_EXTENSIONS)
                 break
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower() and time.monotonic() < deadline:

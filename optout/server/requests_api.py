@@ -1,0 +1,117 @@
+"""Requests: submit one (idempotent), list them, read one's status and timeline."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from optout.server.auth import Caller, RequestId
+from optout.server.problems import Problem
+from optout.session import Session
+from optout.session.operations import Operation
+from optout.worker.messages import ErasureRequest
+
+router = APIRouter(prefix="/v1")
+
+_KEY = r"^[A-Za-z0-9._-]{1,64}$"
+_POLICY = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class Submit(BaseModel):
+    """A data subject's request."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifiers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")],
+                      Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        min_length=1, max_length=10)
+    policy: str = Field(pattern=_POLICY)
+    kind: Literal["erasure", "opt-out"] = "erasure"
+    idempotency_key: str | None = Field(None, pattern=_KEY)
+
+
+def _hashed(session: Session, identifiers: dict[str, str]) -> dict[str, str]:
+    hasher = session.catalog.hasher()
+    return {k: hasher(v.strip().lower()) for k, v in identifiers.items()}
+
+
+def _row(session: Session, rid: str) -> dict | None:
+    with session.catalog.connect() as con:
+        rows = con.execute(
+            "SELECT request_id, status, policy, identifiers, detail, received_at, updated_at "
+            "FROM worker_requests WHERE request_id = ?", [rid]).fetchall()
+    if not rows:
+        return None
+    r = rows[0]
+    return {"id": r[0], "status": r[1], "policy": r[2], "identifiers": json.loads(r[3]),
+            "detail": r[4] or "", "received_at": _ts(r[5]), "updated_at": _ts(r[6])}
+
+
+def _ts(value) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+@router.post("/requests", status_code=202)
+def submit(body: Submit, request: Request, session: Caller,
+           idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+           ) -> JSONResponse:
+    """Submit a request: 202 with its id and where to read its status. The same idempotency
+    key (body or `Idempotency-Key` header) from the same caller names the same request: sent
+    again with the same body it answers 200 with that request; with another body, 409."""
+    key = body.idempotency_key or idempotency_key
+    hashed = _hashed(session, body.identifiers)
+    rid = ("api-" + session.catalog.hasher()(f"{session.principal.name}\x00{key}")[:24]
+           if key else f"api-{uuid.uuid4().hex[:24]}")
+    args = {"request_id": rid, "policy": body.policy, "kind": body.kind,
+            "identifiers": {k: v[:16] for k, v in hashed.items()}}
+    with session.operation(Operation.REQUEST_SUBMIT, args) as call:
+        known = _row(session, rid)
+        if known is not None:
+            if known["identifiers"] != hashed or known["policy"] != body.policy:
+                call.fail("idempotency key reused for another request")
+                raise Problem(409, "this idempotency key was used for another request")
+            return JSONResponse(_submitted(known), status_code=200)
+        from optout.engine.policy_store import stored_policy
+
+        stored_policy(session.catalog, body.policy)  # an unknown policy: 422 now, not later
+        request.app.state.intake.submit(
+            ErasureRequest(request_id=rid, identifiers=body.identifiers, policy=body.policy),
+            session.principal)
+        return JSONResponse(_submitted(_row(session, rid)), status_code=202)
+
+
+def _submitted(row: dict) -> dict:
+    return {"id": row["id"], "status": row["status"], "status_url": f"/v1/requests/{row['id']}"}
+
+
+@router.get("/requests")
+def requests(session: Caller, limit: int = 100) -> dict:
+    """Requests, newest first (no identifier: keyed hashes are not shown either)."""
+    with session.operation(Operation.REQUEST_STATUS, {"list": True}), \
+            session.catalog.connect() as con:
+        rows = con.execute(
+            "SELECT request_id, status, policy, received_at, updated_at FROM worker_requests "
+            "ORDER BY received_at DESC LIMIT ?", [max(1, min(limit, 1000))]).fetchall()
+    return {"requests": [{"id": r[0], "status": r[1], "policy": r[2], "received_at": _ts(r[3]),
+                          "updated_at": _ts(r[4])} for r in rows]}
+
+
+@router.get("/requests/{rid}")
+def status(rid: RequestId, session: Caller) -> dict:
+    """A request's status and its timeline (every status it passed through, when)."""
+    with session.operation(Operation.REQUEST_STATUS, {"request_id": rid}):
+        row = _row(session, rid)
+        if row is None:
+            raise Problem(404, "no such request")
+        with session.catalog.connect() as con:
+            events = con.execute("SELECT status, detail, happened_at FROM request_events "
+                                 "WHERE request_id = ? ORDER BY happened_at, rowid", [rid]).fetchall()
+    row.pop("identifiers")
+    row["events"] = [{"status": e[0], "detail": e[1] or "", "at": _ts(e[2])} for e in events]
+    if row["status"] == "applied":
+        row["report_url"] = f"/v1/requests/{rid}/report"
+    return row
