@@ -10,6 +10,7 @@ order whose `customer_id` is 7; every other row stays as it was."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -253,3 +254,25 @@ def test_four_eyes_the_author_of_a_plan_cannot_approve_it(server: Server) -> Non
     assert server.get("bob", f"/v1/plans/{rid}").json()["approved_by"] == []
     assert server.post("bob", f"/v1/plans/{rid}/approve").status_code == 200
     assert server.wait_for(rid, ("applied", "failed"))["status"] == "applied"
+
+
+def test_a_request_runs_on_its_jurisdictions_clock(server: Server) -> None:
+    sent = server.post("alice", "/v1/requests", json={
+        "identifiers": {"email": EMAIL}, "policy": "gdpr-erasure", "jurisdiction": "ccpa"})
+    rid = sent.json()["id"]
+    clock = server.get("vic", f"/v1/requests/{rid}").json()["clock"]
+    received = dt.datetime.fromisoformat(clock["received"].rstrip("Z"))
+    assert clock["jurisdiction"] == "ccpa" and clock["overdue"] is False
+    assert dt.datetime.fromisoformat(clock["due"].rstrip("Z")) - received == dt.timedelta(
+        days=45)
+    assert clock["acknowledge_by"] is not None and clock["extended_due"] is None
+    assert server.post("alice", f"/v1/requests/{rid}/extend",
+                       json={"reason": "many systems"}).status_code == 403
+    longer = server.post("bob", f"/v1/requests/{rid}/extend", json={"reason": "many systems"})
+    assert longer.status_code == 200, longer.text
+    assert dt.datetime.fromisoformat(longer.json()["clock"]["extended_due"].rstrip("Z")) - \
+        received == dt.timedelta(days=90)
+    again = server.post("bob", f"/v1/requests/{rid}/extend", json={"reason": "more"})
+    assert again.status_code == 422 and "one extension" in again.json()["detail"]
+    listed = server.get("vic", "/v1/requests").json()["requests"]
+    assert listed[0]["id"] == rid and listed[0]["clock"]["extension_reason"] == "many systems"

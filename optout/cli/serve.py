@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from optout.cli.base import cli, say, session_command
+from optout.cli.base import cli, format_option, say, session_command
 from optout.session.operations import Operation
 
 if TYPE_CHECKING:
@@ -52,3 +52,34 @@ def serve_cmd(session: Session, host: str, port: int, plans_dir: str | None,
         say(f"serving the optout API on http://{host}:{port} (Ctrl-C stops)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
                     date_header=False, access_log=False)
+
+
+@cli.group("requests")
+def requests_group() -> None:
+    """The requests' lifecycle: yearly metrics."""
+
+
+@requests_group.command("metrics")
+@click.option("--year", type=click.IntRange(2000, 2200), required=True,
+              help="Calendar year of receipt.")
+@format_option
+@session_command(Operation.REQUEST_METRICS)
+def requests_metrics(session: Session, year: int, fmt: str) -> None:
+    """Requests received in YEAR, per kind: how many were complied with, denied, ended
+    otherwise or are open, and the median days to answer (CCPA regulations §7102), read from
+    the catalog's sealed request clocks and timelines."""
+    import json
+
+    found = session.request_metrics(year)
+    if fmt == "json":
+        click.echo(json.dumps({"year": year, "kinds": found}, indent=2))
+        return
+    say(f"requests received in {year}")
+    say(f"{'kind':<10} {'received':>8} {'complied':>8} {'denied':>6} {'other/open':>10} "
+        f"{'median days':>11}")
+    for kind, m in found.items():
+        days = "-" if m["median_days"] is None else f"{m['median_days']:.1f}"
+        say(f"{kind:<10} {m['received']:>8} {m['complied']:>8} {m['denied']:>6} "
+            f"{m['other_or_open']:>10} {days:>11}")
+    if not found:
+        say("(none)")

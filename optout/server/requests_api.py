@@ -10,6 +10,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from optout.engine.lifecycle import events, queue, start_clock, utcnow
+from optout.model.legal_clock import Clock
 from optout.server.auth import Caller, RequestId
 from optout.server.problems import Problem
 from optout.session import Session
@@ -31,7 +33,14 @@ class Submit(BaseModel):
         min_length=1, max_length=10)
     policy: str = Field(pattern=_POLICY)
     kind: Literal["erasure", "opt-out"] = "erasure"
+    #: whose clock the request runs on (due dates, extension)
+    jurisdiction: Literal["gdpr", "ccpa"] = "gdpr"
     idempotency_key: str | None = Field(None, pattern=_KEY)
+
+
+class Extend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=500)
 
 
 def _hashed(session: Session, identifiers: dict[str, str]) -> dict[str, str]:
@@ -78,26 +87,51 @@ def submit(body: Submit, request: Request, session: Caller,
         from optout.engine.policy_store import stored_policy
 
         stored_policy(session.catalog, body.policy)  # an unknown policy: 422 now, not later
+        start_clock(session.catalog, rid, body.jurisdiction, body.kind, utcnow())
         request.app.state.intake.submit(
             ErasureRequest(request_id=rid, identifiers=body.identifiers, policy=body.policy),
             session.principal)
         return JSONResponse(_submitted(_row(session, rid)), status_code=202)
 
 
+@router.post("/requests/{rid}/extend")
+def extend(rid: RequestId, body: Extend, session: Caller) -> dict:
+    """Extend a request's legal clock, once, with the reason the person is told."""
+    if _row(session, rid) is None:
+        raise Problem(404, "no such request")
+    clock = session.extend_request(rid, body.reason)
+    return {"id": rid, "clock": _clock(clock, False)}
+
+
 def _submitted(row: dict) -> dict:
     return {"id": row["id"], "status": row["status"], "status_url": f"/v1/requests/{row['id']}"}
 
 
+def _clock(clock: Clock | None, late: bool) -> dict | None:
+    if clock is None:
+        return None
+    return {"jurisdiction": clock.jurisdiction, "kind": clock.kind,
+            "received": _ts(clock.received), "acknowledge_by": _ts(clock.acknowledge_by),
+            "due": _ts(clock.due), "extended_due": _ts(clock.extended_due),
+            "extension_reason": clock.extension_reason, "deadline": _ts(clock.deadline),
+            "overdue": late}
+
+
 @router.get("/requests")
 def requests(session: Caller, limit: int = 100) -> dict:
-    """Requests, newest first (no identifier: keyed hashes are not shown either)."""
-    with session.operation(Operation.REQUEST_STATUS, {"list": True}), \
-            session.catalog.connect() as con:
-        rows = con.execute(
-            "SELECT request_id, status, policy, received_at, updated_at FROM worker_requests "
-            "ORDER BY received_at DESC LIMIT ?", [max(1, min(limit, 1000))]).fetchall()
-    return {"requests": [{"id": r[0], "status": r[1], "policy": r[2], "received_at": _ts(r[3]),
-                          "updated_at": _ts(r[4])} for r in rows]}
+    """Requests as privacy staff work them: overdue ones first, then open ones by deadline,
+    then the answered ones (no identifier: keyed hashes are not shown either)."""
+    with session.operation(Operation.REQUEST_STATUS, {"list": True}):
+        with session.catalog.connect() as con:
+            rows = con.execute(
+                "SELECT request_id, status, policy, received_at, updated_at FROM "
+                "worker_requests ORDER BY received_at DESC LIMIT ?",
+                [max(1, min(limit, 1000))]).fetchall()
+        by_id = {r[0]: r for r in rows}
+        ordered = queue(session.catalog, [r[0] for r in rows])
+    return {"requests": [{"id": rid, "status": by_id[rid][1], "policy": by_id[rid][2],
+                          "received_at": _ts(by_id[rid][3]), "updated_at": _ts(by_id[rid][4]),
+                          "clock": _clock(clock, late)} for rid, clock, late in ordered]}
 
 
 @router.get("/requests/{rid}")
@@ -107,11 +141,12 @@ def status(rid: RequestId, session: Caller) -> dict:
         row = _row(session, rid)
         if row is None:
             raise Problem(404, "no such request")
-        with session.catalog.connect() as con:
-            events = con.execute("SELECT status, detail, happened_at FROM request_events "
-                                 "WHERE request_id = ? ORDER BY happened_at, rowid", [rid]).fetchall()
+        timeline = events(session.catalog, rid)
+        [(_, clock, late)] = queue(session.catalog, [rid])
     row.pop("identifiers")
-    row["events"] = [{"status": e[0], "detail": e[1] or "", "at": _ts(e[2])} for e in events]
+    row["clock"] = _clock(clock, late)
+    row["events"] = [{"status": e["status"], "detail": e["detail"] or "",
+                      "at": _ts(e["happened_at"])} for e in timeline]
     if row["status"] == "applied":
         row["report_url"] = f"/v1/requests/{rid}/report"
     return row

@@ -307,6 +307,23 @@ class ErasureOperations(DataOperations):
                                                "subject": digest[:16]}) as call:
             return subject_report(self.catalog, request_id, subject, call.who)
 
+    def extend_request(self, request_id: str, reason: str) -> Any:
+        """Extend a request's legal clock as its law allows, once, with the reason (a privacy
+        officer's decision: an approver's); returns the clock."""
+        from optout.engine.lifecycle import extend_clock
+
+        with self.operation(Operation.REQUEST_EXTEND, {"request_id": request_id,
+                                                       "reason": reason[:200]}) as call:
+            return extend_clock(self.catalog, request_id, reason, call.who.name)
+
+    def request_metrics(self, year: int) -> dict[str, dict]:
+        """The yearly request metrics (per kind: received, complied with, denied, median
+        days), read from the catalog's sealed request clocks and timelines."""
+        from optout.engine.lifecycle import metrics
+
+        with self.operation(Operation.REQUEST_METRICS, {"year": year}):
+            return metrics(self.catalog, year)
+
     def verify_report(self, path: str) -> dict[str, Any]:
         """A report file whose signature holds; raises ReportError otherwise."""
         with self.operation(Operation.REPORT_VERIFY, {"file": path}) as call:

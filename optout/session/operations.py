@@ -46,6 +46,8 @@ class Operation(StrEnum):
     WORKER = "worker"
     REQUEST_SUBMIT = "request submit"
     REQUEST_STATUS = "request status"
+    REQUEST_EXTEND = "request extend"
+    REQUEST_METRICS = "requests metrics"
     SERVE = "serve"
     CONFIG_SET = "config set"
     CONFIG_SHOW = "config show"
@@ -67,7 +69,8 @@ ROLE_OF: dict[Operation, str] = {
     Operation.POLICY_LIST: "viewer", Operation.POLICY_SHOW: "viewer",
     Operation.PLAN: "requester", Operation.REVIEW: "requester",
     Operation.REQUEST_SUBMIT: "requester", Operation.REQUEST_STATUS: "viewer",
-    Operation.APPROVE: "approver",
+    Operation.APPROVE: "approver", Operation.REQUEST_EXTEND: "approver",
+    Operation.REQUEST_METRICS: "auditor",
     Operation.APPLY: "operator", Operation.RESUME: "operator", Operation.WORKER: "operator",
     Operation.SERVE: "operator",
     # an operator's: a restore check scans only the sources named, plans the ledger's subjects

@@ -32,6 +32,7 @@ from optout.model.errors import ScannerError
 from optout.model.plan import ErasurePlan, load_plan
 from optout.model.redaction import redact
 from optout.scanner.access import Principal
+from optout.scanner.catalog.seal import seal
 from optout.scanner.classify.column import Classifier
 from optout.scanner.config import Config
 from optout.session import Session
@@ -252,8 +253,9 @@ class Worker:
             con.executemany("UPDATE worker_requests SET status = ?, detail = ?, updated_at = ? "
                             "WHERE request_id = ?",
                             [[status, detail, now, rid] for rid, status, detail in changes])
-            con.executemany("INSERT INTO request_events VALUES (?, ?, ?, ?)",
+            con.executemany("INSERT INTO request_events VALUES (?, ?, ?, ?, NULL)",
                             [[rid, status, detail, now] for rid, status, detail in changes])
+            seal(con, self.catalog.secret(), "request_events", "mac IS NULL")
             con.execute("COMMIT")
         for rid, status, detail in changes:
             self.publish(STATUS, status_event(rid, status, detail))
@@ -300,8 +302,9 @@ class Worker:
             con.execute("BEGIN")
             con.executemany("INSERT INTO worker_requests VALUES (?, 'received', ?, ?, '', ?, ?, ?)",
                             rows)
-            con.executemany("INSERT INTO request_events VALUES (?, 'received', '', ?)",
+            con.executemany("INSERT INTO request_events VALUES (?, 'received', '', ?, NULL)",
                             [[r[0], now] for r in rows])
+            seal(con, self.catalog.secret(), "request_events", "mac IS NULL")
             con.execute("COMMIT")
         for request in requests:
             self.publish(STATUS, status_event(request.request_id, "received", ""))

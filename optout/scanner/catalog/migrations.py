@@ -200,11 +200,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         13,
-        "each request's timeline: every status it passed through, when (details redacted)",
+        "each request's timeline (every status it passed through, when; details redacted) "
+        "and its legal clock (jurisdiction, acknowledge by, due, extension with its reason)",
         """
     CREATE TABLE request_events (
         request_id VARCHAR NOT NULL, status VARCHAR NOT NULL, detail VARCHAR,
-        happened_at TIMESTAMP NOT NULL);
+        happened_at TIMESTAMP NOT NULL, mac VARCHAR);
+    CREATE TABLE request_clocks (
+        request_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        received_at TIMESTAMP NOT NULL, acknowledge_by TIMESTAMP, due_at TIMESTAMP NOT NULL,
+        extended_due TIMESTAMP, extension_reason VARCHAR, extended_by VARCHAR, mac VARCHAR);
     """,
     ),
 ]

@@ -33,6 +33,8 @@ SEALED = {
     "deployment_configs": ("digest",),
     "stored_policies": ("name", "digest"),
     "catalog_state": ("schema_version",),
+    "request_events": ("request_id", "status"),
+    "request_clocks": ("request_id",),
 }
 
 

@@ -1,0 +1,152 @@
+"""A request's lifecycle in the catalog: its legal clock (sealed: an edited deadline is
+refused), its timeline of statuses (sealed), and the yearly metrics a large business publishes
+(CCPA regulations §7102: requests received, complied with, denied, and the median days to
+answer, per kind), read from those sealed rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass
+
+from optout.model.legal_clock import Clock, ClockError, clock_for, extended
+from optout.scanner.catalog import Catalog
+from optout.scanner.catalog.seal import read, seal
+
+#: final statuses: the request was answered (complied with, or denied), or ended otherwise
+COMPLIED, DENIED = ("applied",), ("denied",)
+CLOSED = ("applied", "denied", "failed", "needs_review")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def start_clock(catalog: Catalog, rid: str, jurisdiction: str, kind: str,
+                received: dt.datetime) -> Clock:
+    """Record the clock of a request received at `received`."""
+    clock = clock_for(jurisdiction, kind, received)
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("INSERT INTO request_clocks VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, "
+                    "NULL)", [rid, clock.jurisdiction, clock.kind, clock.received,
+                              clock.acknowledge_by, clock.due])
+        seal(con, catalog.secret(), "request_clocks", "request_id = ?", [rid])
+        con.execute("COMMIT")
+    return clock
+
+
+def _clock(row: dict) -> Clock:
+    return Clock(row["jurisdiction"], row["kind"], row["received_at"], row["acknowledge_by"],
+                 row["due_at"], row["extended_due"], row["extension_reason"])
+
+
+def clocks(catalog: Catalog) -> dict[str, Clock]:
+    """Every request's clock (seals checked)."""
+    with catalog.connect() as con:
+        return {r["request_id"]: _clock(r) for r in read(con, catalog.secret(),
+                                                         "request_clocks")}
+
+
+def extend_clock(catalog: Catalog, rid: str, reason: str, by: str,
+                 now: dt.datetime | None = None) -> Clock:
+    """Extend a request's clock as its law allows, with the reason."""
+    found = clocks(catalog).get(rid)
+    if found is None:
+        raise ClockError(f"request {rid}: no legal clock (it was not submitted over the API)")
+    if closed(catalog).get(rid):
+        raise ClockError(f"request {rid} is answered already: nothing to extend")
+    clock = extended(found, reason, now or utcnow())
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("UPDATE request_clocks SET extended_due = ?, extension_reason = ?, "
+                    "extended_by = ? WHERE request_id = ?",
+                    [clock.extended_due, clock.extension_reason, by, rid])
+        seal(con, catalog.secret(), "request_clocks", "request_id = ?", [rid])
+        con.execute("COMMIT")
+    return clock
+
+
+def record_event(catalog: Catalog, rid: str, status: str, detail: str = "",
+                 at: dt.datetime | None = None) -> None:
+    """One status of a request's timeline (`detail` already redacted)."""
+    with catalog.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("INSERT INTO request_events VALUES (?, ?, ?, ?, NULL)",
+                    [rid, status, detail, at or utcnow()])
+        seal(con, catalog.secret(), "request_events", "mac IS NULL")
+        con.execute("COMMIT")
+
+
+def queue(catalog: Catalog, rids: list[str], now: dt.datetime | None = None
+          ) -> list[tuple[str, Clock | None, bool]]:
+    """Requests in the order privacy staff work them: open overdue ones first, then open ones
+    by deadline, then the answered ones (newest last as given); each with its clock and
+    whether it is overdue."""
+    now = now or utcnow()
+    known, ended = clocks(catalog), closed(catalog)
+    rows = []
+    for n, rid in enumerate(rids):
+        clock = known.get(rid)
+        late = clock is not None and clock.overdue(now, rid in ended)
+        is_open = rid not in ended
+        rank = (0 if late else 1 if is_open and clock else 2,
+                clock.deadline if clock and is_open else dt.datetime.max, n)
+        rows.append((rank, rid, clock, late))
+    return [(rid, clock, late) for _, rid, clock, late in sorted(rows)]
+
+
+def events(catalog: Catalog, rid: str | None = None) -> list[dict]:
+    """Timeline events (seals checked), oldest first; one request's when `rid` is given."""
+    where, params = ("request_id = ?", [rid]) if rid else ("true", [])
+    with catalog.connect() as con:
+        return read(con, catalog.secret(), "request_events", where, params,
+                    "ORDER BY happened_at, rowid")
+
+
+def closed(catalog: Catalog) -> dict[str, tuple[str, dt.datetime]]:
+    """Request → (its final status, when), for the requests that ended."""
+    out: dict[str, tuple[str, dt.datetime]] = {}
+    for e in events(catalog):
+        if e["status"] in CLOSED:
+            out[e["request_id"]] = (e["status"], e["happened_at"])
+        else:
+            out.pop(e["request_id"], None)  # taken up again (a retry): not closed
+    return out
+
+
+@dataclass
+class KindMetrics:
+    received: int = 0
+    complied: int = 0
+    denied: int = 0
+    other: int = 0  # ended otherwise (failed, stopped for review) or still open
+    days: list[float] | None = None
+
+    def as_dict(self) -> dict:
+        days = self.days or []
+        return {"received": self.received, "complied": self.complied, "denied": self.denied,
+                "other_or_open": self.other,
+                "median_days": round(statistics.median(days), 1) if days else None}
+
+
+def metrics(catalog: Catalog, year: int) -> dict[str, dict]:
+    """Per kind, the requests received in `year`: how many were complied with, denied, or
+    not (yet) answered, and the median days from receipt to answer (of those answered)."""
+    ended = closed(catalog)
+    out: dict[str, KindMetrics] = {}
+    for rid, clock in clocks(catalog).items():
+        if clock.received.year != year:
+            continue
+        m = out.setdefault(clock.kind, KindMetrics(days=[]))
+        m.received += 1
+        status, when = ended.get(rid, ("open", None))
+        if status in COMPLIED:
+            m.complied += 1
+        elif status in DENIED:
+            m.denied += 1
+        else:
+            m.other += 1
+        if status in COMPLIED + DENIED and when is not None:
+            m.days.append((when - clock.received).total_seconds() / 86400)
+    return {kind: m.as_dict() for kind, m in sorted(out.items())}
