@@ -80,7 +80,7 @@ def _seed(catalog: Catalog) -> None:
             ("r-late", "gdpr", "erasure", D(2026, 3, 1)),
             ("r-optout", "ccpa", "opt-out", D(2026, 4, 1)),
             ("r-2025", "gdpr", "erasure", D(2025, 12, 30))):
-        start_clock(catalog, rid, jur, kind, received)
+        start_clock(catalog, rid, jur, kind, received, "alice")
         record_event(catalog, rid, "received", at=received)
     record_event(catalog, "r-applied", "awaiting_approval", at=D(2026, 1, 6))
     record_event(catalog, "r-applied", "applied", at=D(2026, 1, 15))
@@ -93,7 +93,7 @@ def _seed(catalog: Catalog) -> None:
 def test_the_queue_puts_overdue_requests_first(catalog) -> None:
     catalog, _ = catalog
     _seed(catalog)
-    start_clock(catalog, "r-new", "gdpr", "erasure", D(2026, 12, 1))
+    start_clock(catalog, "r-new", "gdpr", "erasure", D(2026, 12, 1), "alice")
     now = D(2026, 12, 6)
     ordered = queue(catalog, ["r-new", "r-applied", "r-late", "r-denied"], now)
     assert [(rid, late) for rid, _, late in ordered] == [
@@ -105,7 +105,7 @@ def test_the_queue_puts_overdue_requests_first(catalog) -> None:
 
 def test_an_extension_moves_the_deadline_once(catalog) -> None:
     catalog, _ = catalog
-    start_clock(catalog, "r-x", "gdpr", "erasure", D(2026, 12, 1))
+    start_clock(catalog, "r-x", "gdpr", "erasure", D(2026, 12, 1), "alice")
     clock = extend_clock(catalog, "r-x", "complex request", "alice", now=D(2026, 12, 6))
     assert clock.extended_due == D(2027, 3, 1)
     assert queue(catalog, ["r-x"], D(2027, 2, 1))[0][2] is False  # not overdue: extended

@@ -50,7 +50,8 @@ def _rows(data: Path) -> dict[str, set[tuple]]:
 class Server:
     """A scanned catalog, one principal per role, and `optout serve` running on it."""
 
-    def __init__(self, root: Path, classifier) -> None:
+    def __init__(self, root: Path, classifier,
+                 extra_principals: dict[str, list[str]] | None = None) -> None:
         self.root = root
         self.data = root / "data"
         write_data(self.data, 60, 120)
@@ -59,7 +60,7 @@ class Server:
         scan([str(self.data)], self.catalog, classifier=classifier)
         init_catalog(self.catalog)
         self.tokens = {}
-        for name, roles in ROLES.items():
+        for name, roles in {**ROLES, **(extra_principals or {})}.items():
             add_principal(self.catalog, name, roles, "admin")
             self.tokens[name] = create_token(self.catalog, name)[1]
         self.port = _free_port()
@@ -91,6 +92,10 @@ class Server:
     def post(self, who: str | None, path: str, **kw) -> httpx.Response:
         headers = {**self.headers(who), **kw.pop("headers", {})}
         return httpx.post(self.base + path, headers=headers, timeout=120, **kw)
+
+    def request(self, method: str, who: str | None, path: str, **kw) -> httpx.Response:
+        return httpx.request(method, self.base + path, headers=self.headers(who), timeout=60,
+                             **kw)
 
     def wait_for(self, rid: str, statuses: tuple[str, ...], seconds: float = 120) -> dict:
         deadline = time.monotonic() + seconds
@@ -223,11 +228,15 @@ def test_resubmission_with_the_same_key_is_the_same_request(server: Server) -> N
     other = submit(server, key="form-42", email="person8@example.com")
     assert other.status_code == 409
     assert submit(server, key="form-43").json()["id"] != first.json()["id"]
-    # another caller's key is another request
-    carol_like = server.post("alice", "/v1/requests", json={
+    # the key may come as a header; another caller's same key is another request
+    header = server.post("alice", "/v1/requests", json={
         "identifiers": {"email": EMAIL}, "policy": "gdpr-erasure"},
         headers={"Idempotency-Key": "form-42"})
-    assert carol_like.json()["id"] == first.json()["id"]
+    assert (header.status_code, header.json()["id"]) == (200, first.json()["id"])
+    erin = server.post("erin", "/v1/requests", json={
+        "identifiers": {"email": EMAIL}, "policy": "gdpr-erasure"},
+        headers={"Idempotency-Key": "form-42"})
+    assert erin.status_code == 202 and erin.json()["id"] != first.json()["id"]
 
 
 def test_a_rejected_plan_ends_denied_and_erases_nothing(server: Server) -> None:

@@ -15,7 +15,7 @@ from optout.scanner.catalog.seal import read, seal
 
 #: final statuses: the request was answered (complied with, or denied), or ended otherwise
 COMPLIED, DENIED = ("applied",), ("denied",)
-CLOSED = ("applied", "denied", "failed", "needs_review")
+CLOSED = ("applied", "denied", "failed", "needs_review", "revoked")
 
 
 def utcnow() -> dt.datetime:
@@ -23,14 +23,14 @@ def utcnow() -> dt.datetime:
 
 
 def start_clock(catalog: Catalog, rid: str, jurisdiction: str, kind: str,
-                received: dt.datetime) -> Clock:
-    """Record the clock of a request received at `received`."""
+                received: dt.datetime, by: str) -> Clock:
+    """Record the clock of a request received at `received`, submitted by principal `by`."""
     clock = clock_for(jurisdiction, kind, received)
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO request_clocks VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, "
-                    "NULL)", [rid, clock.jurisdiction, clock.kind, clock.received,
-                              clock.acknowledge_by, clock.due])
+                    "?, NULL)", [rid, clock.jurisdiction, clock.kind, clock.received,
+                                 clock.acknowledge_by, clock.due, by])
         seal(con, catalog.secret(), "request_clocks", "request_id = ?", [rid])
         con.execute("COMMIT")
     return clock
@@ -39,6 +39,13 @@ def start_clock(catalog: Catalog, rid: str, jurisdiction: str, kind: str,
 def _clock(row: dict) -> Clock:
     return Clock(row["jurisdiction"], row["kind"], row["received_at"], row["acknowledge_by"],
                  row["due_at"], row["extended_due"], row["extension_reason"])
+
+
+def submitter(catalog: Catalog, rid: str) -> str | None:
+    """The principal that submitted a request over the API (seal checked)."""
+    with catalog.connect() as con:
+        rows = read(con, catalog.secret(), "request_clocks", "request_id = ?", [rid])
+    return rows[0]["submitted_by"] if rows else None
 
 
 def clocks(catalog: Catalog) -> dict[str, Clock]:

@@ -132,6 +132,32 @@ class BackupConfig(BaseModel):
     retention_days: int = Field(ge=0, le=36_500)
 
 
+class DrpAgentConfig(BaseModel):
+    """An authorized agent of the Data Rights Protocol: its id in the DRP directory, the
+    Ed25519 verify key its requests are signed with (base64), and the principal (requester
+    role) its bearer tokens belong to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    verify_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")
+    principal: str = Field(min_length=1, max_length=64)
+
+
+class DrpConfig(BaseModel):
+    """`optout serve`'s Data Rights Protocol 1.0 endpoints: this business's id in the DRP
+    directory, the agents it accepts, and the stored policy each DRP action runs under."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    business_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    agents: list[DrpAgentConfig] = Field(default_factory=list, max_length=100)
+    actions: dict[Literal["deletion", "sale:opt_out"], str] = Field(
+        default_factory=lambda: {"deletion": "gdpr-erasure", "sale:opt_out": "ccpa-opt-out"})
+    #: seconds a request's `issued-at` may lie in the future (clock skew)
+    skew_seconds: int = Field(60, ge=0, le=600)
+
+
 class Config(BaseModel):
     """The whole file."""
 
@@ -156,6 +182,8 @@ class Config(BaseModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     #: the deployment's backup sets (named in every erasure report, with their retention)
     backups: list[BackupConfig] = Field(default_factory=list, max_length=100)
+    #: Data Rights Protocol agents and actions (`optout serve`)
+    drp: DrpConfig = Field(default_factory=DrpConfig)
 
     def engine_of(self, name: str | None = None) -> Runtime:
         """The engine to run on: `name` (a command-line choice), else the file's."""

@@ -41,10 +41,11 @@ class Intake:
         self.catalog: Catalog = worker.catalog
         self.poll = poll
         self._held: dict[str, Held] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._busy: str | None = None  # the request being worked on now
 
     def start(self) -> None:
         self._forget_unheld()
@@ -64,6 +65,16 @@ class Intake:
             self.worker.authors[request.request_id] = author
         self.worker.receive([request], None)
         self._wake.set()
+
+    def withdraw(self, rid: str, wait: float = 30.0) -> bool:
+        """Take a request out of the queue before it is worked on again (a revocation),
+        waiting up to `wait` seconds for a step on it to end; False when it did not."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._busy != rid, wait):
+                return False
+            self._held.pop(rid, None)
+            self.worker.authors.pop(rid, None)
+            return True
 
     def nudge(self) -> None:
         """Something changed (an approval): try the waiting requests now."""
@@ -89,7 +100,16 @@ class Intake:
             for held in waiting:
                 if self._stop.is_set():
                     return
-                self._step(held)
+                with self._lock:
+                    if held.request.request_id not in self._held:
+                        continue  # withdrawn
+                    self._busy = held.request.request_id
+                try:
+                    self._step(held)
+                finally:
+                    with self._lock:
+                        self._busy = None
+                        self._lock.notify_all()
 
     def _step(self, held: Held) -> None:
         rid = held.request.request_id

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from optout.engine.lifecycle import events, queue, start_clock, utcnow
+from optout.engine.lifecycle import events, queue
 from optout.model.legal_clock import Clock
 from optout.server.auth import Caller, RequestId
 from optout.server.problems import Problem
-from optout.session import Session
+from optout.server.submission import request_row as _row
+from optout.server.submission import submit_request
+from optout.server.submission import timestamp as _ts
 from optout.session.operations import Operation
-from optout.worker.messages import ErasureRequest
 
 router = APIRouter(prefix="/v1")
 
@@ -43,27 +42,6 @@ class Extend(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
-def _hashed(session: Session, identifiers: dict[str, str]) -> dict[str, str]:
-    hasher = session.catalog.hasher()
-    return {k: hasher(v.strip().lower()) for k, v in identifiers.items()}
-
-
-def _row(session: Session, rid: str) -> dict | None:
-    with session.catalog.connect() as con:
-        rows = con.execute(
-            "SELECT request_id, status, policy, identifiers, detail, received_at, updated_at "
-            "FROM worker_requests WHERE request_id = ?", [rid]).fetchall()
-    if not rows:
-        return None
-    r = rows[0]
-    return {"id": r[0], "status": r[1], "policy": r[2], "identifiers": json.loads(r[3]),
-            "detail": r[4] or "", "received_at": _ts(r[5]), "updated_at": _ts(r[6])}
-
-
-def _ts(value) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
-
-
 @router.post("/requests", status_code=202)
 def submit(body: Submit, request: Request, session: Caller,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
@@ -72,26 +50,9 @@ def submit(body: Submit, request: Request, session: Caller,
     key (body or `Idempotency-Key` header) from the same caller names the same request: sent
     again with the same body it answers 200 with that request; with another body, 409."""
     key = body.idempotency_key or idempotency_key
-    hashed = _hashed(session, body.identifiers)
-    rid = ("api-" + session.catalog.hasher()(f"{session.principal.name}\x00{key}")[:24]
-           if key else f"api-{uuid.uuid4().hex[:24]}")
-    args = {"request_id": rid, "policy": body.policy, "kind": body.kind,
-            "identifiers": {k: v[:16] for k, v in hashed.items()}}
-    with session.operation(Operation.REQUEST_SUBMIT, args) as call:
-        known = _row(session, rid)
-        if known is not None:
-            if known["identifiers"] != hashed or known["policy"] != body.policy:
-                call.fail("idempotency key reused for another request")
-                raise Problem(409, "this idempotency key was used for another request")
-            return JSONResponse(_submitted(known), status_code=200)
-        from optout.engine.policy_store import stored_policy
-
-        stored_policy(session.catalog, body.policy)  # an unknown policy: 422 now, not later
-        start_clock(session.catalog, rid, body.jurisdiction, body.kind, utcnow())
-        request.app.state.intake.submit(
-            ErasureRequest(request_id=rid, identifiers=body.identifiers, policy=body.policy),
-            session.principal)
-        return JSONResponse(_submitted(_row(session, rid)), status_code=202)
+    row, created = submit_request(request, session, body.identifiers, body.policy, body.kind,
+                                  body.jurisdiction, key)
+    return JSONResponse(_submitted(row), status_code=202 if created else 200)
 
 
 @router.post("/requests/{rid}/extend")

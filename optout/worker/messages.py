@@ -33,7 +33,7 @@ def subject(namespace: str, kind: str) -> str:
     """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
     return f"{namespace}.{kind}"
 Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked",
-                 "needs_review", "denied"]
+                 "needs_review", "denied", "revoked"]
 
 
 _ID = r"^[A-Za-z0-9._-]{1,64}$"

@@ -54,7 +54,7 @@ from optout.worker.signing import producer_of, producers
 
 #: a request in one of these states is acknowledged; one awaiting approval comes back (after
 #: --ack-wait) until its plan is approved, then it is applied
-RESOLVED = ("applied", "failed", "needs_review", "denied")
+RESOLVED = ("applied", "failed", "needs_review", "denied", "revoked")
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     CREATE TABLE request_clocks (
         request_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         received_at TIMESTAMP NOT NULL, acknowledge_by TIMESTAMP, due_at TIMESTAMP NOT NULL,
-        extended_due TIMESTAMP, extension_reason VARCHAR, extended_by VARCHAR, mac VARCHAR);
+        extended_due TIMESTAMP, extension_reason VARCHAR, extended_by VARCHAR,
+        submitted_by VARCHAR NOT NULL, mac VARCHAR);
     """,
     ),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,6 +88,12 @@ _KEYED_TABLES = ("key_sketches", "ledger_values", "principals", "audit_log", "pl
 _NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
+#: in a threaded process, connections open and close one at a time: DuckDB tears its database
+#: instance down when the last connection closes, and a connection opened meanwhile in another
+#: thread meets the file still held ("Unique file handle conflict")
+_OPENING = threading.Lock()
+
+
 class Catalog:
     """The DuckDB catalog file at `path` (created, with mode 0600, on first write)."""
 
@@ -148,8 +155,9 @@ class Catalog:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=read_only and not self.threaded,
-                                     config=_NO_EXTENSIONS)
+                with _OPENING if self.threaded else contextlib.nullcontext():
+                    con = duckdb.connect(self.path, read_only=read_only and not self.threaded,
+                                         config=_NO_EXTENSIONS)
                 break
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower() and time.monotonic() < deadline:
@@ -174,7 +182,8 @@ class Catalog:
                 )
             yield con
         finally:
-            con.close()
+            with _OPENING if self.threaded else contextlib.nullcontext():
+                con.close()
 
     def _upgrade(self, con: duckdb.DuckDBPyConnection) -> None:
         """Check the schema against its sealed version, then migrate. An upgrade never seals
