@@ -70,6 +70,10 @@ def test_a_signed_deletion_request_round_trip(drp) -> None:
     server.wait_for(rid, ("applied",))
     final = server.get("agent", f"/v1/data-rights-request/{rid}").json()
     assert final["status"] == "fulfilled"
+    report = server.get("dora", f"/v1/requests/{rid}/report").json()
+    assert report["verification"] == {"method": f"attested by authorized agent {AGENT}",
+                                      "verified": True,
+                                      "verified_at": report["verification"]["verified_at"]}
     # her rows are gone, everyone else's stay
     after = _rows(server.data)
     assert not [r for r in after["customers"] if r[0] == 7]

@@ -18,6 +18,7 @@ from optout.engine import EngineError
 from optout.engine.cascade.run import steps as cascade_steps
 from optout.engine.journal import WORKER_PREFIX, Journal
 from optout.engine.physical import physical_steps
+from optout.engine.verification import strength
 from optout.model.plan import DatasetNote, detail_of
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
@@ -183,6 +184,9 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
         "next_action": next_action.replace("{rid}", job) if next_action else None,
     }
     body["cascade"] = cascade_steps(catalog, request_id.removeprefix(WORKER_PREFIX))
+    verified = strength(catalog, request_id.removeprefix(WORKER_PREFIX))
+    if verified is not None:  # a request submitted over HTTP: how its subject was verified
+        body["verification"] = verified
     if job.removeprefix(WORKER_PREFIX) != request_id.removeprefix(WORKER_PREFIX):
         body["batch"] = job  # applied with other requests that arrived together
     return {**body, "signature": sign(catalog, body)}

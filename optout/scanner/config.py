@@ -158,6 +158,21 @@ class DrpConfig(BaseModel):
     skew_seconds: int = Field(60, ge=0, le=600)
 
 
+class VerificationConfig(BaseModel):
+    """Subject verification of requests submitted over HTTP: a one-time code mailed to the
+    request's email, valid `ttl_seconds`, `tries` attempts; none is asked when not
+    `required` (the signed report then says the request was not verified by optout)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = False
+    ttl_seconds: int = Field(600, ge=60, le=86_400)
+    tries: int = Field(3, ge=1, le=10)
+    smtp_host: str = Field("127.0.0.1", min_length=1, max_length=255)
+    smtp_port: int = Field(25, ge=1, le=65_535)
+    sender: str = Field("privacy@localhost", min_length=3, max_length=320)
+
+
 class Config(BaseModel):
     """The whole file."""
 
@@ -184,6 +199,8 @@ class Config(BaseModel):
     backups: list[BackupConfig] = Field(default_factory=list, max_length=100)
     #: Data Rights Protocol agents and actions (`optout serve`)
     drp: DrpConfig = Field(default_factory=DrpConfig)
+    #: subject verification of requests submitted over HTTP (`optout serve`)
+    verification: VerificationConfig = Field(default_factory=VerificationConfig)
 
     def engine_of(self, name: str | None = None) -> Runtime:
         """The engine to run on: `name` (a command-line choice), else the file's."""

@@ -39,6 +39,7 @@ router = APIRouter(prefix="/v1")
 EXERCISES = {"deletion": "erasure", "sale:opt_out": "opt-out"}
 #: optout's request status → the DRP status and reason
 STATUS = {"received": ("open", None), "planned": ("in_progress", None),
+          "awaiting_verification": ("in_progress", None), "verified": ("in_progress", None),
           "awaiting_approval": ("in_progress", None), "blocked": ("in_progress", None),
           "needs_review": ("in_progress", None), "applied": ("fulfilled", None),
           "denied": ("denied", "other"), "failed": ("denied", "other"),
@@ -171,7 +172,7 @@ async def exercise(request: Request, session: Caller) -> dict:
     key = f"drp:{agent_request_id}" if isinstance(agent_request_id, str) and \
         agent_request_id else "drp:" + hashlib.sha256(body).hexdigest()
     row, _ = submit_request(request, session, identifiers, config.actions[action],
-                            EXERCISES[action], jurisdiction, key)
+                            EXERCISES[action], jurisdiction, key, attested_by=agent.id)
     return _status(session, row["id"], agent_request_id)
 
 

@@ -22,7 +22,8 @@ from optout.worker.service import RESOLVED, Worker
 log = logging.getLogger("optout.server")
 
 #: statuses of a request still in the server's hands
-PENDING = ("received", "planned", "awaiting_approval", "blocked")
+PENDING = ("received", "awaiting_verification", "verified", "planned", "awaiting_approval",
+           "blocked")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Intake:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy: str | None = None  # the request being worked on now
+        self._unverified: set[str] = set()  # waiting for their subject's one-time code
 
     def start(self) -> None:
         self._forget_unheld()
@@ -58,12 +60,22 @@ class Intake:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def submit(self, request: ErasureRequest, author: Principal) -> None:
-        """Record a new request as received and queue it."""
+    def submit(self, request: ErasureRequest, author: Principal,
+               unverified: bool = False) -> None:
+        """Record a new request as received and queue it (held back, when `unverified`,
+        until `verified`)."""
         with self._lock:
             self._held[request.request_id] = Held(request, author)
             self.worker.authors[request.request_id] = author
+            if unverified:
+                self._unverified.add(request.request_id)
         self.worker.receive([request], None)
+        self._wake.set()
+
+    def verified(self, rid: str) -> None:
+        """The subject of `rid` proved control of its email: work on it."""
+        with self._lock:
+            self._unverified.discard(rid)
         self._wake.set()
 
     def withdraw(self, rid: str, wait: float = 30.0) -> bool:
@@ -74,6 +86,7 @@ class Intake:
                 return False
             self._held.pop(rid, None)
             self.worker.authors.pop(rid, None)
+            self._unverified.discard(rid)
             return True
 
     def nudge(self) -> None:
@@ -96,7 +109,7 @@ class Intake:
             self._wake.wait(self.poll)
             self._wake.clear()
             with self._lock:
-                waiting = list(self._held.values())
+                waiting = [h for rid, h in self._held.items() if rid not in self._unverified]
             for held in waiting:
                 if self._stop.is_set():
                     return

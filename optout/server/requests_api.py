@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from optout.engine import verification
 from optout.engine.lifecycle import events, queue
 from optout.model.legal_clock import Clock
 from optout.server.auth import Caller, RequestId
@@ -37,6 +38,11 @@ class Submit(BaseModel):
     idempotency_key: str | None = Field(None, pattern=_KEY)
 
 
+class Code(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^\s*[0-9]{6}\s*$")
+
+
 class Extend(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=500)
@@ -53,6 +59,41 @@ def submit(body: Submit, request: Request, session: Caller,
     row, created = submit_request(request, session, body.identifiers, body.policy, body.kind,
                                   body.jurisdiction, key)
     return JSONResponse(_submitted(row), status_code=202 if created else 200)
+
+
+@router.post("/requests/{rid}/verify")
+def verify(rid: RequestId, body: Code, request: Request, session: Caller) -> dict:
+    """The one-time code the person received (relayed by the form or portal they used): the
+    request goes on once it is right; a wrong one uses a try; when none is left, or the code
+    expired, the request ends `denied`."""
+    with session.operation(Operation.REQUEST_SUBMIT, {"request_id": rid, "verify": True}) \
+            as call:
+        row = _row(session, rid)
+        if row is None:
+            raise Problem(404, "no such request")
+        if row["status"] != "awaiting_verification":
+            raise Problem(409, f"the request is not waiting for a code ({row['status']})")
+        worker, intake = request.app.state.worker, request.app.state.intake
+        try:
+            good = verification.check(session.catalog, rid, body.code)
+        except verification.VerificationError as exc:
+            intake.withdraw(rid)
+            worker.record_status(rid, "denied", f"subject verification failed: {exc}")
+            call.fail(str(exc))
+            raise Problem(422, f"subject verification failed: {exc}; the request is denied") \
+                from None
+        if not good:
+            left = verification.state(session.catalog, rid)["tries_left"]
+            call.fail("wrong code")
+            if left <= 0:
+                intake.withdraw(rid)
+                worker.record_status(rid, "denied", "subject verification failed: no tries "
+                                     "left")
+                raise Problem(422, "wrong code, and no tries are left: the request is denied")
+            raise Problem(422, f"wrong code ({left} tries left)")
+        worker.record_status(rid, "verified", verification.METHOD)
+        intake.verified(rid)
+        return {"id": rid, "status": "verified"}
 
 
 @router.post("/requests/{rid}/extend")

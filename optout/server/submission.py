@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import Request
 
+from optout.engine import verification
 from optout.engine.lifecycle import start_clock, utcnow
 from optout.engine.policy_store import stored_policy
 from optout.server.problems import Problem
@@ -47,10 +48,12 @@ def request_id(session: Session, key: str | None) -> str:
 
 
 def submit_request(request: Request, session: Session, identifiers: dict[str, str],
-                   policy: str, kind: str, jurisdiction: str, key: str | None
-                   ) -> tuple[dict, bool]:
+                   policy: str, kind: str, jurisdiction: str, key: str | None,
+                   attested_by: str | None = None) -> tuple[dict, bool]:
     """Submit (or find again, by idempotency key) a request: its row, and whether it is new.
-    The same key with other identifiers or another policy is a 409."""
+    The same key with other identifiers or another policy is a 409. When the deployment
+    requires subject verification, a one-time code is mailed to the request's email and the
+    request waits for it, unless an authorized agent attests the person (`attested_by`)."""
     keyed = hashed(session, identifiers)
     rid = request_id(session, key)
     args = {"request_id": rid, "policy": policy, "kind": kind, "jurisdiction": jurisdiction,
@@ -63,8 +66,25 @@ def submit_request(request: Request, session: Session, identifiers: dict[str, st
                 raise Problem(409, "this idempotency key was used for another request")
             return known, False
         stored_policy(session.catalog, policy)  # an unknown policy: 422 now, not later
+        verify = request.app.state.session.config().verification
+        asks = verify.required and attested_by is None
+        if asks and not identifiers.get("email", "").strip():
+            raise Problem(422, "this deployment verifies the subject by a code mailed to the "
+                               "request's email: give an `email` identifier")
         start_clock(session.catalog, rid, jurisdiction, kind, utcnow(), call.who.name)
-        request.app.state.intake.submit(
-            ErasureRequest(request_id=rid, identifiers=identifiers, policy=policy),
-            session.principal)
+        intake = request.app.state.intake
+        intake.submit(ErasureRequest(request_id=rid, identifiers=identifiers, policy=policy),
+                      session.principal, unverified=asks)
+        if attested_by is not None:
+            verification.attest(session.catalog, rid, attested_by)
+        elif asks:
+            try:
+                verification.start(session.catalog, rid, identifiers["email"].strip(), verify)
+            except verification.VerificationError as exc:
+                intake.withdraw(rid)
+                request.app.state.worker.record_status(rid, "failed", str(exc))
+                raise
+            request.app.state.worker.record_status(
+                rid, "awaiting_verification", "a one-time code was mailed to the request's "
+                f"email: valid {verify.ttl_seconds // 60} minutes, {verify.tries} tries")
         return request_row(session, rid), True

@@ -32,8 +32,9 @@ REQUESTS, CHANGES, STATUS, DEAD = "requests", "datasets.changed", "status", "req
 def subject(namespace: str, kind: str) -> str:
     """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
     return f"{namespace}.{kind}"
-Status = Literal["received", "planned", "awaiting_approval", "applied", "failed", "blocked",
-                 "needs_review", "denied", "revoked"]
+Status = Literal["received", "awaiting_verification", "verified", "planned",
+                 "awaiting_approval", "applied", "failed", "blocked", "needs_review", "denied",
+                 "revoked"]
 
 
 _ID = r"^[A-Za-z0-9._-]{1,64}$"

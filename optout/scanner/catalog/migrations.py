@@ -201,7 +201,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (
         13,
         "each request's timeline (every status it passed through, when; details redacted) "
-        "and its legal clock (jurisdiction, acknowledge by, due, extension with its reason)",
+        "its legal clock (jurisdiction, acknowledge by, due, extension with its reason) and "
+        "its subject verification (a one-time code's keyed hash, expiry, tries)",
         """
     CREATE TABLE request_events (
         request_id VARCHAR NOT NULL, status VARCHAR NOT NULL, detail VARCHAR,
@@ -211,6 +212,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         received_at TIMESTAMP NOT NULL, acknowledge_by TIMESTAMP, due_at TIMESTAMP NOT NULL,
         extended_due TIMESTAMP, extension_reason VARCHAR, extended_by VARCHAR,
         submitted_by VARCHAR NOT NULL, mac VARCHAR);
+    CREATE TABLE request_verifications (
+        request_id VARCHAR NOT NULL, method VARCHAR NOT NULL, code_hash VARCHAR NOT NULL,
+        sent_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL, tries_left INTEGER NOT NULL,
+        verified_at TIMESTAMP, mac VARCHAR);
     """,
     ),
 ]

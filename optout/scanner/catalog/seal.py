@@ -35,6 +35,7 @@ SEALED = {
     "catalog_state": ("schema_version",),
     "request_events": ("request_id", "status"),
     "request_clocks": ("request_id",),
+    "request_verifications": ("request_id",),
 }
 
 
