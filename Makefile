@@ -40,10 +40,12 @@ demo: fixtures/data/.generated
 services:
 	@bash .ci/services
 
-# The HTML report test renders in Debian's headless Chromium.
+# The HTML report test renders in Debian's headless Chromium; the console's browser test
+# drives it through chromium-driver (tests/test_console.py).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver >/dev/null; }
 
 # The spark engine reads PostgreSQL through the JDBC driver of Debian's libpostgresql-jdbc-java
 # (/usr/share/java/postgresql.jar); nothing is fetched at run time.

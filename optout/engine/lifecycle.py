@@ -23,14 +23,16 @@ def utcnow() -> dt.datetime:
 
 
 def start_clock(catalog: Catalog, rid: str, jurisdiction: str, kind: str,
-                received: dt.datetime, by: str) -> Clock:
-    """Record the clock of a request received at `received`, submitted by principal `by`."""
+                received: dt.datetime, by: str, status_token: str | None = None) -> Clock:
+    """Record the clock of a request received at `received`, submitted by principal `by`
+    (with the keyed hash of the token of its status page, when it has one)."""
     clock = clock_for(jurisdiction, kind, received)
+    token_hash = _token_hash(catalog, status_token) if status_token else None
     with catalog.connect() as con:
         con.execute("BEGIN TRANSACTION")
         con.execute("INSERT INTO request_clocks VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, "
-                    "?, NULL)", [rid, clock.jurisdiction, clock.kind, clock.received,
-                                 clock.acknowledge_by, clock.due, by])
+                    "?, ?, NULL)", [rid, clock.jurisdiction, clock.kind, clock.received,
+                                    clock.acknowledge_by, clock.due, by, token_hash])
         seal(con, catalog.secret(), "request_clocks", "request_id = ?", [rid])
         con.execute("COMMIT")
     return clock
@@ -39,6 +41,18 @@ def start_clock(catalog: Catalog, rid: str, jurisdiction: str, kind: str,
 def _clock(row: dict) -> Clock:
     return Clock(row["jurisdiction"], row["kind"], row["received_at"], row["acknowledge_by"],
                  row["due_at"], row["extended_due"], row["extension_reason"])
+
+
+def _token_hash(catalog: Catalog, token: str) -> str:
+    return catalog.hasher()(f"status page\x00{token}")
+
+
+def request_of_status_token(catalog: Catalog, token: str) -> str | None:
+    """The request whose status page `token` opens (seal checked), or None."""
+    with catalog.connect() as con:
+        rows = read(con, catalog.secret(), "request_clocks", "status_token_hash = ?",
+                    [_token_hash(catalog, token)])
+    return rows[0]["request_id"] if rows else None
 
 
 def submitter(catalog: Catalog, rid: str) -> str | None:

@@ -29,7 +29,7 @@ def _waiting(session: Session) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _plan(request: Request, session: Session, rid: str) -> tuple[ErasurePlan, str]:
+def waiting_plan(request: Request, session: Session, rid: str) -> tuple[ErasurePlan, str]:
     """The recorded plan a waiting request holds, and its file."""
     if rid not in _waiting(session):
         raise Problem(404, "no plan of that request is waiting for approval")
@@ -40,7 +40,7 @@ def _plan(request: Request, session: Session, rid: str) -> tuple[ErasurePlan, st
     return recorded_plan(session.catalog, load_plan(str(path))), str(path)
 
 
-def _summary(session: Session, rid: str, plan: ErasurePlan) -> dict:
+def plan_summary(session: Session, rid: str, plan: ErasurePlan) -> dict:
     return {"request_id": rid, "plan": plan.request_id, "created_by": plan.created_by,
             "policy": plan.policy.get("name"), "approvals_needed": plan.approvals,
             "approved_by": sorted(approvers(session.catalog, plan)),
@@ -56,10 +56,10 @@ def plans(request: Request, session: Caller) -> dict:
         out = []
         for rid in _waiting(session):
             try:
-                plan, _ = _plan(request, session, rid)
+                plan, _ = waiting_plan(request, session, rid)
             except Problem:
                 continue
-            out.append(_summary(session, rid, plan))
+            out.append(plan_summary(session, rid, plan))
     return {"plans": out}
 
 
@@ -67,14 +67,14 @@ def plans(request: Request, session: Caller) -> dict:
 def plan(rid: RequestId, request: Request, session: Caller) -> dict:
     """A waiting plan's dry run: what each dataset would lose, and who approved it."""
     with session.operation(Operation.REQUEST_STATUS, {"plan": rid}):
-        found, _ = _plan(request, session, rid)
-        return _summary(session, rid, found)
+        found, _ = waiting_plan(request, session, rid)
+        return plan_summary(session, rid, found)
 
 
 @router.post("/plans/{rid}/approve")
 def approve(rid: RequestId, request: Request, session: Caller) -> dict:
     """Approve a waiting plan's exact content (never its author's; once per approver)."""
-    _, path = _plan(request, session, rid)
+    _, path = waiting_plan(request, session, rid)
     _, count, needed = session.approve(path)
     request.app.state.intake.nudge()
     return {"request_id": rid, "approvals": count, "approvals_needed": needed}
@@ -86,7 +86,7 @@ def reject(rid: RequestId, body: Reject, request: Request, session: Caller
     """Reject a waiting plan with the reason: the request ends `denied`; nothing is erased."""
     with session.operation(Operation.APPROVE, {"request_id": rid, "rejected": True}) \
             as call:
-        found, path = _plan(request, session, rid)
+        found, path = waiting_plan(request, session, rid)
         if call.who.name == found.created_by:
             raise Problem(403, "the plan's author cannot decide on it (four eyes)")
         request.app.state.worker.record_status(

@@ -106,7 +106,12 @@ def extend(rid: RequestId, body: Extend, session: Caller) -> dict:
 
 
 def _submitted(row: dict) -> dict:
-    return {"id": row["id"], "status": row["status"], "status_url": f"/v1/requests/{row['id']}"}
+    """What a submission answers (the person's status page only when it was made: its
+    token is kept as a keyed hash, never shown again)."""
+    out = {"id": row["id"], "status": row["status"], "status_url": f"/v1/requests/{row['id']}"}
+    if "status_page" in row:
+        out["status_page"] = row["status_page"]
+    return out
 
 
 def _clock(clock: Clock | None, late: bool) -> dict | None:

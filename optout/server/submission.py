@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 
 from fastapi import Request
@@ -71,7 +72,8 @@ def submit_request(request: Request, session: Session, identifiers: dict[str, st
         if asks and not identifiers.get("email", "").strip():
             raise Problem(422, "this deployment verifies the subject by a code mailed to the "
                                "request's email: give an `email` identifier")
-        start_clock(session.catalog, rid, jurisdiction, kind, utcnow(), call.who.name)
+        token = secrets.token_urlsafe(24)  # the person's status page: shown once, here
+        start_clock(session.catalog, rid, jurisdiction, kind, utcnow(), call.who.name, token)
         intake = request.app.state.intake
         intake.submit(ErasureRequest(request_id=rid, identifiers=identifiers, policy=policy),
                       session.principal, unverified=asks)
@@ -87,4 +89,4 @@ def submit_request(request: Request, session: Session, identifiers: dict[str, st
             request.app.state.worker.record_status(
                 rid, "awaiting_verification", "a one-time code was mailed to the request's "
                 f"email: valid {verify.ttl_seconds // 60} minutes, {verify.tries} tries")
-        return request_row(session, rid), True
+        return {**request_row(session, rid), "status_page": f"/status/{token}"}, True

@@ -211,7 +211,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         request_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         received_at TIMESTAMP NOT NULL, acknowledge_by TIMESTAMP, due_at TIMESTAMP NOT NULL,
         extended_due TIMESTAMP, extension_reason VARCHAR, extended_by VARCHAR,
-        submitted_by VARCHAR NOT NULL, mac VARCHAR);
+        submitted_by VARCHAR NOT NULL, status_token_hash VARCHAR, mac VARCHAR);
     CREATE TABLE request_verifications (
         request_id VARCHAR NOT NULL, method VARCHAR NOT NULL, code_hash VARCHAR NOT NULL,
         sent_at TIMESTAMP NOT NULL, expires_at TIMESTAMP NOT NULL, tries_left INTEGER NOT NULL,
