@@ -285,3 +285,22 @@ def test_a_request_runs_on_its_jurisdictions_clock(server: Server) -> None:
     assert again.status_code == 422 and "one extension" in again.json()["detail"]
     listed = server.get("vic", "/v1/requests").json()["requests"]
     assert listed[0]["id"] == rid and listed[0]["clock"]["extension_reason"] == "many systems"
+
+
+def test_a_global_privacy_control_signal_is_an_opt_out(server: Server) -> None:
+    from optout.scanner.config import Config, GpcConfig
+    from optout.scanner.deployment import store_deployment_config
+
+    body = {"identifiers": {"email": EMAIL}}
+    gpc = {"Sec-GPC": "1"}
+    # control: a deployment that does not take the signal says so
+    assert server.post("alice", "/v1/gpc", json=body, headers=gpc).status_code == 404
+    store_deployment_config(server.catalog, Config(gpc=GpcConfig(policy="ccpa-opt-out")),
+                            "admin")
+    assert server.post("alice", "/v1/gpc", json=body).status_code == 400  # no header
+    assert server.post("vic", "/v1/gpc", json=body, headers=gpc).status_code == 403
+    sent = server.post("alice", "/v1/gpc", json=body, headers=gpc)
+    assert sent.status_code == 202, sent.text
+    status = server.get("vic", f"/v1/requests/{sent.json()['id']}").json()
+    assert status["policy"] == "ccpa-opt-out"
+    assert (status["clock"]["jurisdiction"], status["clock"]["kind"]) == ("ccpa", "opt-out")

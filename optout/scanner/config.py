@@ -158,6 +158,16 @@ class DrpConfig(BaseModel):
     skew_seconds: int = Field(60, ge=0, le=600)
 
 
+class GpcConfig(BaseModel):
+    """Global Privacy Control: a request forwarded with `Sec-GPC: 1` is an opt-out of sale
+    and sharing under `policy` (none: the signal is not taken)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    jurisdiction: Literal["ccpa", "gdpr"] = "ccpa"
+
+
 class VerificationConfig(BaseModel):
     """Subject verification of requests submitted over HTTP: a one-time code mailed to the
     request's email, valid `ttl_seconds`, `tries` attempts; none is asked when not
@@ -201,6 +211,8 @@ class Config(BaseModel):
     drp: DrpConfig = Field(default_factory=DrpConfig)
     #: subject verification of requests submitted over HTTP (`optout serve`)
     verification: VerificationConfig = Field(default_factory=VerificationConfig)
+    #: Global Privacy Control signals forwarded to `optout serve`
+    gpc: GpcConfig = Field(default_factory=GpcConfig)
 
     def engine_of(self, name: str | None = None) -> Runtime:
         """The engine to run on: `name` (a command-line choice), else the file's."""

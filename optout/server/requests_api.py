@@ -38,6 +38,16 @@ class Submit(BaseModel):
     idempotency_key: str | None = Field(None, pattern=_KEY)
 
 
+class Signal(BaseModel):
+    """Who sent a Global Privacy Control signal (the site's backend knows them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifiers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")],
+                      Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        min_length=1, max_length=10)
+    idempotency_key: str | None = Field(None, pattern=_KEY)
+
+
 class Code(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^\s*[0-9]{6}\s*$")
@@ -58,6 +68,25 @@ def submit(body: Submit, request: Request, session: Caller,
     key = body.idempotency_key or idempotency_key
     row, created = submit_request(request, session, body.identifiers, body.policy, body.kind,
                                   body.jurisdiction, key)
+    return JSONResponse(_submitted(row), status_code=202 if created else 200)
+
+
+@router.post("/gpc", status_code=202)
+def gpc(body: Signal, request: Request, session: Caller,
+        sec_gpc: Annotated[str | None, Header(alias="Sec-GPC")] = None) -> JSONResponse:
+    """A Global Privacy Control signal a site forwards with the browser's `Sec-GPC: 1`
+    header and the visitor's identifiers: an opt-out of sale and sharing under the
+    deployment's `gpc.policy` (404 when none is set; 400 without the header)."""
+    config = request.app.state.session.config().gpc
+    if config.policy is None:
+        raise Problem(404, "this deployment takes no Global Privacy Control signal "
+                           "(gpc.policy is not set)")
+    if (sec_gpc or "").strip() != "1":
+        raise Problem(400, "a Global Privacy Control signal carries `Sec-GPC: 1`")
+    row, created = submit_request(request, session, body.identifiers, config.policy,
+                                  "opt-out", config.jurisdiction,
+                                  f"gpc:{body.idempotency_key}" if body.idempotency_key
+                                  else None)
     return JSONResponse(_submitted(row), status_code=202 if created else 200)
 
 
