@@ -9,6 +9,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from nacl.signing import SigningKey
@@ -32,13 +36,31 @@ def envelope(**extra) -> dict:
             .isoformat(), **extra}
 
 
+class Agent(BaseHTTPRequestHandler):
+    """The agent's status callback endpoint: keeps what it is sent."""
+
+    calls: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        Agent.calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture()
 def drp(tmp_path, classifier):
+    Agent.calls = []
+    hooks = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
     server = Server(tmp_path, classifier, extra_principals={"agent": ["requester"]})
+    server.callback = f"http://127.0.0.1:{hooks.server_address[1]}/drp/status"
     key = SigningKey.generate()
     config = Config(drp=DrpConfig(business_id=BUSINESS, agents=[DrpAgentConfig(
         id=AGENT, verify_key=base64.b64encode(bytes(key.verify_key)).decode(),
-        principal="agent")]))
+        principal="agent", callback_hosts=[f"127.0.0.1:{hooks.server_address[1]}"])]))
     store_deployment_config(server.catalog, config, "admin")
     # pair-wise key setup: the agent's signed message gets it a bearer token
     setup = server.post(None, f"/v1/agent/{AGENT}", content=signed(key, envelope()))
@@ -47,13 +69,19 @@ def drp(tmp_path, classifier):
     server.tokens["agent"] = setup.json()["token"]
     yield server, key
     server.stop()
+    hooks.shutdown()
 
 
 def test_a_signed_deletion_request_round_trip(drp) -> None:
     server, key = drp
     assert server.get("agent", f"/v1/agent/{AGENT}").json() == {}
     claims = envelope(exercise="deletion", regime="ccpa", email=EMAIL, email_verified=True,
-                      **{"agent-request-id": "cr-1"})
+                      status_callback=server.callback, **{"agent-request-id": "cr-1"})
+    # a callback to a host the agent's configuration does not list is refused
+    elsewhere = envelope(exercise="deletion", email=EMAIL,
+                         status_callback="http://169.254.169.254/latest/meta-data")
+    assert server.post("agent", "/v1/data-rights-request",
+                       content=signed(key, elsewhere)).status_code == 400
     sent = server.post("agent", "/v1/data-rights-request", content=signed(key, claims))
     assert sent.status_code == 200, sent.text
     status = sent.json()
@@ -70,6 +98,13 @@ def test_a_signed_deletion_request_round_trip(drp) -> None:
     server.wait_for(rid, ("applied",))
     final = server.get("agent", f"/v1/data-rights-request/{rid}").json()
     assert final["status"] == "fulfilled"
+    # the agent was called back with each status change, the last one `fulfilled`
+    deadline = time.monotonic() + 30
+    while not any(c["status"] == "fulfilled" for c in Agent.calls):
+        assert time.monotonic() < deadline, Agent.calls
+        time.sleep(0.2)
+    assert {c["request_id"] for c in Agent.calls} == {rid}
+    assert "in_progress" in [c["status"] for c in Agent.calls]
     report = server.get("dora", f"/v1/requests/{rid}/report").json()
     assert report["verification"] == {"method": f"attested by authorized agent {AGENT}",
                                       "verified": True,

@@ -142,6 +142,9 @@ class DrpAgentConfig(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     verify_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$")
     principal: str = Field(min_length=1, max_length=64)
+    #: hosts (`host` or `host:port`) its requests' `status_callback` may name; a callback
+    #: elsewhere is refused (the server never calls an address an agent merely chose)
+    callback_hosts: list[str] = Field(default_factory=list, max_length=20)
 
 
 class DrpConfig(BaseModel):

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from optout.server import console, drp, plans_api, problems, reports_api, requests_api
+from optout.server.callbacks import Callbacks
 from optout.server.intake import Intake
 from optout.server.security import Guard
 from optout.session import Session
@@ -32,6 +33,8 @@ def create_app(session: Session, settings: ServerSettings) -> FastAPI:
     """The API over `session` (the server's own principal: it applies approved plans)."""
     session.catalog.threaded = True
     worker = Worker(session, settings.worker)
+    callbacks = Callbacks(lambda rid: drp.status_of(session, rid))
+    worker.publish = callbacks.publish  # status events go to the agents that asked for them
     intake = Intake(worker, settings.poll)
 
     @asynccontextmanager
@@ -41,12 +44,14 @@ def create_app(session: Session, settings: ServerSettings) -> FastAPI:
             yield
         finally:
             intake.stop()
+            callbacks.close()
 
     app = FastAPI(title="optout", version="1", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/openapi.json")
     app.state.session = session
     app.state.worker = worker
     app.state.intake = intake
+    app.state.callbacks = callbacks
     app.state.plans = Path(settings.worker.plans_dir)
     problems.install(app)
     app.include_router(requests_api.router)

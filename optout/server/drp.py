@@ -28,6 +28,7 @@ from optout.scanner.access import audit
 from optout.scanner.access.principals import create_token
 from optout.scanner.config import DrpAgentConfig, DrpConfig
 from optout.server.auth import Caller, RequestId
+from optout.server.callbacks import allowed
 from optout.server.problems import Problem
 from optout.server.submission import request_row, submit_request, timestamp
 from optout.session import Session
@@ -135,7 +136,7 @@ def agent_information(agent_id: RequestId, request: Request, session: Caller) ->
     return {}
 
 
-def _status(session: Session, rid: str, agent_request_id: str | None = None) -> dict:
+def status_of(session: Session, rid: str, agent_request_id: str | None = None) -> dict:
     row = request_row(session, rid)
     clock = clocks(session.catalog).get(rid)
     status, reason = STATUS.get(row["status"], ("in_progress", None))
@@ -171,9 +172,16 @@ async def exercise(request: Request, session: Caller) -> dict:
     agent_request_id = claims.get("agent-request-id")
     key = f"drp:{agent_request_id}" if isinstance(agent_request_id, str) and \
         agent_request_id else "drp:" + hashlib.sha256(body).hexdigest()
-    row, _ = submit_request(request, session, identifiers, config.actions[action],
-                            EXERCISES[action], jurisdiction, key, attested_by=agent.id)
-    return _status(session, row["id"], agent_request_id)
+    callback = claims.get("status_callback")
+    if callback is not None and not (isinstance(callback, str) and
+                                     allowed(callback, agent.callback_hosts)):
+        raise Problem(400, "status_callback names a host this agent may not be called at "
+                           "(drp.agents[].callback_hosts)")
+    row, created = submit_request(request, session, identifiers, config.actions[action],
+                                  EXERCISES[action], jurisdiction, key, attested_by=agent.id)
+    if callback and created:
+        request.app.state.callbacks.register(row["id"], callback)
+    return status_of(session, row["id"], agent_request_id)
 
 
 def _own(session: Session, rid: str) -> None:
@@ -189,7 +197,7 @@ def drp_status(rid: RequestId, request: Request, session: Caller) -> dict:
     _agent_of(_drp(request), session)
     with session.operation(Operation.REQUEST_STATUS, {"request_id": rid, "drp": True}):
         _own(session, rid)
-        return _status(session, rid)
+        return status_of(session, rid)
 
 
 @router.delete("/data-rights-request/{rid}")
@@ -210,4 +218,4 @@ async def revoke(rid: RequestId, request: Request, session: Caller) -> dict:
         held.unlink(missing_ok=True)
         reason = str(claims.get("reason", ""))[:200]
         worker.record_status(rid, "revoked", f"revoked by the agent: {reason}".rstrip(": "))
-        return _status(session, rid)
+        return status_of(session, rid)
