@@ -153,7 +153,8 @@ def test_a_request_goes_from_submission_to_a_verified_report(server: Server) -> 
     assert done["status"] == "applied", done
     assert [e["status"] for e in done["events"]][:3] == ["received", "planned",
                                                          "awaiting_approval"]
-    assert done["events"][-1]["status"] == "applied"
+    assert [e["status"] for e in done["events"]][-2:] == ["approved", "applied"]
+    assert done["events"][-2]["detail"] == "approved by bob (1 of 1)"
     # the data: her rows gone, every other row as it was
     after = _rows(server.data)
     gone = {t: {r for r in rows if (r[0] if t == "customers" else r[1]) == 7}
@@ -304,3 +305,18 @@ def test_a_global_privacy_control_signal_is_an_opt_out(server: Server) -> None:
     status = server.get("vic", f"/v1/requests/{sent.json()['id']}").json()
     assert status["policy"] == "ccpa-opt-out"
     assert (status["clock"]["jurisdiction"], status["clock"]["kind"]) == ("ccpa", "opt-out")
+
+
+def test_the_catalog_lineage_and_identity_graph_with_masked_values(server: Server) -> None:
+    found = server.get("vic", "/v1/catalog", params={"pii_only": "true"})
+    assert found.status_code == 200, found.text
+    names = {d["name"] for d in found.json()["datasets"]}
+    assert "customers" in names
+    email = [c for d in found.json()["datasets"] if d["name"] == "customers"
+             for c in d["columns"] if c["name"] == "email"]
+    assert email and email[0]["entity"] == "EMAIL_ADDRESS"
+    assert "@example.com" not in found.text  # examples are masked
+    graph = server.get("vic", "/v1/graph").json()
+    assert any("customers" in c["column"] for cols in graph["domains"].values() for c in cols)
+    assert server.get("vic", "/v1/lineage").json() == {"edges": []}
+    assert server.get(None, "/v1/catalog").status_code == 401

@@ -262,7 +262,9 @@ def graph_cmd(session: Session, show_all: bool, fmt: str) -> None:
 
     graph = session.graph()
     if fmt == "json":
-        click.echo(json.dumps(tables.graph_json(graph), indent=2, default=str))
+        from optout.engine.graph_json import graph_json
+
+        click.echo(json.dumps(graph_json(graph), indent=2, default=str))
         return
     tables.identity_graph(console(), graph, show_all)
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from optout.server import console, drp, plans_api, problems, reports_api, requests_api
+from optout.server import (
+    catalog_api,
+    console,
+    drp,
+    plans_api,
+    problems,
+    reports_api,
+    requests_api,
+)
 from optout.server.callbacks import Callbacks
 from optout.server.intake import Intake
 from optout.server.security import Guard
@@ -58,6 +66,7 @@ def create_app(session: Session, settings: ServerSettings) -> FastAPI:
     app.include_router(plans_api.router)
     app.include_router(reports_api.router)
     app.include_router(drp.router)
+    app.include_router(catalog_api.router)
     console.install(app)
     app.add_middleware(Guard, max_body=settings.max_body)
     return app

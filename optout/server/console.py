@@ -28,7 +28,7 @@ from optout.model.errors import EngineError
 from optout.scanner.access import AccessDenied, AuthError
 from optout.server.auth import RequestId
 from optout.server.lineage_svg import lineage_svg
-from optout.server.plans_api import plan_summary, waiting_plan
+from optout.server.plans_api import plan_summary, record_approval, waiting_plan
 from optout.server.problems import Problem
 from optout.server.submission import request_row, timestamp
 from optout.session import Session
@@ -221,11 +221,9 @@ def approve(rid: RequestId, request: Request, csrf: str = Form("")) -> Response:
     session, login = _session(request)
     _csrf(login, csrf)
     try:
-        _, path = waiting_plan(request, session, rid)
-        session.approve(path)
+        record_approval(request, session, rid)
     except (EngineError, AccessDenied, Problem) as exc:
         return request_page(rid, request, error=getattr(exc, "detail", str(exc)))
-    request.app.state.intake.nudge()
     return RedirectResponse(f"/console/requests/{rid}", status_code=303)
 
 
@@ -291,7 +289,8 @@ def lineage_page(request: Request) -> HTMLResponse:
 #: what the person who asked reads of each status
 PLAIN = {"received": "received", "awaiting_verification": "waiting for you to confirm your "
          "email", "verified": "confirmed, being prepared", "planned": "being prepared",
-         "awaiting_approval": "being reviewed", "blocked": "being worked on",
+         "awaiting_approval": "being reviewed", "approved": "approved, being carried out",
+         "blocked": "being worked on",
          "needs_review": "being reviewed", "applied": "complete", "denied": "declined",
          "failed": "could not be completed", "revoked": "withdrawn"}
 

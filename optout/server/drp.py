@@ -41,7 +41,8 @@ EXERCISES = {"deletion": "erasure", "sale:opt_out": "opt-out"}
 #: optout's request status → the DRP status and reason
 STATUS = {"received": ("open", None), "planned": ("in_progress", None),
           "awaiting_verification": ("in_progress", None), "verified": ("in_progress", None),
-          "awaiting_approval": ("in_progress", None), "blocked": ("in_progress", None),
+          "awaiting_approval": ("in_progress", None), "approved": ("in_progress", None),
+          "blocked": ("in_progress", None),
           "needs_review": ("in_progress", None), "applied": ("fulfilled", None),
           "denied": ("denied", "other"), "failed": ("denied", "other"),
           "revoked": ("revoked", None)}

@@ -23,7 +23,7 @@ log = logging.getLogger("optout.server")
 
 #: statuses of a request still in the server's hands
 PENDING = ("received", "awaiting_verification", "verified", "planned", "awaiting_approval",
-           "blocked")
+           "approved", "blocked")
 
 
 @dataclass

@@ -74,8 +74,17 @@ def plan(rid: RequestId, request: Request, session: Caller) -> dict:
 @router.post("/plans/{rid}/approve")
 def approve(rid: RequestId, request: Request, session: Caller) -> dict:
     """Approve a waiting plan's exact content (never its author's; once per approver)."""
+    return record_approval(request, session, rid)
+
+
+def record_approval(request: Request, session: Session, rid: str) -> dict:
+    """Approve a waiting plan as `session`'s caller; once it has every approval it needs,
+    the request's timeline says `approved` (and by whom) and the intake applies it."""
     _, path = waiting_plan(request, session, rid)
     _, count, needed = session.approve(path)
+    if count >= needed:
+        request.app.state.worker.record_status(
+            rid, "approved", f"approved by {session.principal.name} ({count} of {needed})")
     request.app.state.intake.nudge()
     return {"request_id": rid, "approvals": count, "approvals_needed": needed}
 

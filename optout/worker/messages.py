@@ -33,7 +33,7 @@ def subject(namespace: str, kind: str) -> str:
     """A subject name under a namespace (`optout` by default: `optout.requests`, ...)."""
     return f"{namespace}.{kind}"
 Status = Literal["received", "awaiting_verification", "verified", "planned",
-                 "awaiting_approval", "applied", "failed", "blocked", "needs_review", "denied",
+                 "awaiting_approval", "approved", "applied", "failed", "blocked", "needs_review", "denied",
                  "revoked"]
 
 
