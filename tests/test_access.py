@@ -4,6 +4,7 @@ tamper evidence, hostile names, and no raw identifier in the audit log."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from optout.cli.main import cli
 from optout.engine.apply import ApplyOptions, apply_plan
 from optout.engine.approvals import ApprovalError, approve
 from optout.engine.erasure_report import build_report
+from optout.engine.lifecycle import start_clock, utcnow
 from optout.engine.planner import PlanRequest, build_plan
 from optout.engine.policy import load_policy
 from optout.engine.policy_store import add_policy
@@ -62,6 +64,12 @@ def fresh_plan(world: dict, name: str) -> Path:
     return path
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def commands(world: dict, role: str) -> dict[str, list[str]]:
     """Valid arguments for every command, fresh per role where a call consumes something."""
     root, catalog = world["root"], world["catalog"]
@@ -77,6 +85,8 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         "eventType": "COMPLETE", "run": {"runId": "0193f1c4-5a4e-7b1a-9c1e-3f0d2b9a7c11"},
         "job": {"namespace": "airflow", "name": "nightly"}, "inputs": [], "outputs": []}))
     token_id = create_token(catalog, "viewer")[0]
+    # a request submitted over HTTP on this day, whose clock an approver may extend
+    start_clock(catalog, f"api-extend-{role}", "gdpr", "erasure", utcnow(), "boss")
     deployment = root / "deployment.yaml"
     deployment.write_text("scan: {sample_rows: 1000}\n")
     return {
@@ -119,6 +129,10 @@ def commands(world: dict, role: str) -> dict[str, list[str]]:
         # nobody was erased in this world: both find no one and change nothing
         "restore-check": ["restore-check", str(world["data"]), "--policy", "gdpr-erasure"],
         "ledger sweep": ["ledger", "sweep", "--policy", "gdpr-erasure"],
+        "request status": ["request", "status"],
+        "request extend": ["request", "extend", f"api-extend-{role}", "--reason", "volume"],
+        "requests metrics": ["requests", "metrics", "--year", "2026"],
+        "serve": ["serve", "--port", str(_free_port()), "--seconds", "1"],
     }
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 from test_server import EMAIL, Server, submit
 
 from optout.server.lineage_svg import lineage_svg
@@ -53,6 +54,13 @@ def _look(driver, name: str, shots: Path) -> str:
     return dom
 
 
+def _wait(driver, condition, seconds: float = 30) -> None:
+    """Until the page the last click asked for has loaded."""
+    WebDriverWait(driver, seconds).until(condition)
+    WebDriverWait(driver, seconds).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def _until(driver, url: str, text: str, seconds: float = 90) -> str:
     deadline = time.monotonic() + seconds
     while True:
@@ -76,16 +84,20 @@ def test_privacy_staff_work_a_request_in_the_browser(server: Server, browser,
     assert browser.current_url.endswith("/console/login")
     browser.find_element(By.ID, "token").send_keys(server.tokens["pat"])
     browser.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
+    _wait(browser, lambda d: d.current_url.endswith("/console/"))
     assert rid in _look(browser, "requests", shots)
     # the request, its plan's dry run, approved
     browser.find_element(By.LINK_TEXT, rid).click()
+    _wait(browser, lambda d: d.current_url.endswith(f"/console/requests/{rid}"))
     dom = _look(browser, "plan", shots)
     assert "Plan waiting for approval" in dom and "customers" in dom and "orders" in dom
     browser.find_element(By.ID, "approve").click()
+    _wait(browser, lambda d: "approved by pat" in d.page_source)
     dom = _until(browser, f"{base}/console/requests/{rid}", 'id="report-link"')
     assert "applied" in dom
     # the signed report, its signature checked by the server
     browser.find_element(By.ID, "report-link").click()
+    _wait(browser, lambda d: d.current_url.endswith("/report"))
     assert browser.find_element(By.ID, "verified").text == "verified"
     _look(browser, "report", shots)
     # the catalog's PII columns, and the lineage picture

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from optout.cli.base import cli, format_option, say, session_command
+from optout.cli.worker import request_group
 from optout.session.operations import Operation
 
 if TYPE_CHECKING:
@@ -30,12 +31,17 @@ if TYPE_CHECKING:
               show_default=True, help="Largest request body read, in bytes (413 beyond).")
 @click.option("--poll", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
               help="Seconds between tries of the requests waiting for approval.")
+@click.option("--seconds", type=click.FloatRange(0.1), default=None,
+              help="Stop after this long (scripts and tests).")
 @session_command(Operation.SERVE)
 def serve_cmd(session: Session, host: str, port: int, plans_dir: str | None,
-              targets_file: str | None, max_body: int, poll: float) -> None:
+              targets_file: str | None, max_body: int, poll: float,
+              seconds: float | None) -> None:
     """Serve the HTTP API: requests submitted, their status and timeline, plans approved or
     rejected, signed reports. Every call needs `Authorization: Bearer TOKEN` of a principal
     of this catalog and the role its operation needs (OpenAPI at /openapi.json)."""
+    import threading
+
     import uvicorn
 
     from optout.engine.cascade.spec import load_targets
@@ -50,8 +56,14 @@ def serve_cmd(session: Session, host: str, port: int, plans_dir: str | None,
                                 config=session.config())
         app = create_app(session, ServerSettings(worker, max_body, poll))
         say(f"serving the optout API on http://{host}:{port} (Ctrl-C stops)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
-                    date_header=False, access_log=False)
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=host, port=port, log_level="warning", server_header=False,
+            date_header=False, access_log=False))
+        if seconds is not None:
+            stop = threading.Timer(seconds, lambda: setattr(server, "should_exit", True))
+            stop.daemon = True
+            stop.start()
+        server.run()
 
 
 @cli.group("requests")
@@ -83,3 +95,43 @@ def requests_metrics(session: Session, year: int, fmt: str) -> None:
             f"{m['other_or_open']:>10} {days:>11}")
     if not found:
         say("(none)")
+
+
+@request_group.command("status")
+@click.argument("request_id", required=False)
+@format_option
+@session_command(Operation.REQUEST_STATUS)
+def request_status(session: Session, request_id: str | None, fmt: str) -> None:
+    """Requests submitted over HTTP or the stream, overdue ones first, with their legal
+    clocks; with REQUEST_ID, that request's status, clock and timeline (no identifier)."""
+    import json
+
+    found = session.request_status(request_id)
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2))
+        return
+    if request_id is None:
+        for r in found:
+            clock = r["clock"] or {}
+            late = " OVERDUE" if clock.get("overdue") else ""
+            say(f"{r['id']}  {r['status']:<22} due {clock.get('deadline') or '-'}{late}")
+        if not found:
+            say("(no requests)")
+        return
+    clock = found["clock"] or {}
+    say(f"{found['id']}: {found['status']} (policy {found['policy']}); due "
+        f"{clock.get('deadline') or '-'}{' OVERDUE' if clock.get('overdue') else ''}")
+    for e in found["events"]:
+        say(f"  {e['at']}  {e['status']}{': ' + e['detail'] if e['detail'] else ''}")
+
+
+@request_group.command("extend")
+@click.argument("request_id")
+@click.option("--reason", required=True, help="Why (the person is told it).")
+@session_command(Operation.REQUEST_EXTEND)
+def request_extend(session: Session, request_id: str, reason: str) -> None:
+    """Extend a request's legal clock once, as its law allows (GDPR: +2 months, told within
+    the first; CCPA: +45 days; a CCPA opt-out: never)."""
+    clock = session.extend_request(request_id, reason)
+    say(f"{request_id}: due {clock.deadline.isoformat(timespec='seconds')}Z (extended: "
+        f"{clock.extension_reason})")

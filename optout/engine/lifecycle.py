@@ -171,3 +171,52 @@ def metrics(catalog: Catalog, year: int) -> dict[str, dict]:
         if status in COMPLIED + DENIED and when is not None:
             m.days.append((when - clock.received).total_seconds() / 86400)
     return {kind: m.as_dict() for kind, m in sorted(out.items())}
+
+
+def _ts(value: dt.datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def clock_json(clock: Clock | None, late: bool) -> dict | None:
+    """A clock as the API and the command line show it."""
+    if clock is None:
+        return None
+    return {"jurisdiction": clock.jurisdiction, "kind": clock.kind,
+            "received": _ts(clock.received), "acknowledge_by": _ts(clock.acknowledge_by),
+            "due": _ts(clock.due), "extended_due": _ts(clock.extended_due),
+            "extension_reason": clock.extension_reason, "deadline": _ts(clock.deadline),
+            "overdue": late}
+
+
+def request_queue(catalog: Catalog, limit: int = 100) -> list[dict]:
+    """The newest `limit` requests, in the order of `queue`, with their clocks."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT request_id, status, policy, received_at, updated_at FROM "
+                           "worker_requests ORDER BY received_at DESC LIMIT ?",
+                           [max(1, min(limit, 1000))]).fetchall()
+    by_id = {r[0]: r for r in rows}
+    return [{"id": rid, "status": by_id[rid][1], "policy": by_id[rid][2],
+             "received_at": _ts(by_id[rid][3]), "updated_at": _ts(by_id[rid][4]),
+             "clock": clock_json(clock, late)}
+            for rid, clock, late in queue(catalog, [r[0] for r in rows])]
+
+
+class UnknownRequest(ClockError):
+    """No request of that id."""
+
+
+def request_status(catalog: Catalog, rid: str) -> dict:
+    """One request's status, detail, clock and timeline (no identifier)."""
+    with catalog.connect() as con:
+        rows = con.execute("SELECT request_id, status, policy, detail, received_at, "
+                           "updated_at FROM worker_requests WHERE request_id = ?",
+                           [rid]).fetchall()
+    if not rows:
+        raise UnknownRequest(f"no request {rid[:64]!r}")
+    r = rows[0]
+    [(_, clock, late)] = queue(catalog, [rid])
+    return {"id": r[0], "status": r[1], "policy": r[2], "detail": r[3] or "",
+            "received_at": _ts(r[4]), "updated_at": _ts(r[5]),
+            "clock": clock_json(clock, late),
+            "events": [{"status": e["status"], "detail": e["detail"] or "",
+                        "at": _ts(e["happened_at"])} for e in events(catalog, rid)]}

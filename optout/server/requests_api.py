@@ -9,13 +9,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from optout.engine import verification
-from optout.engine.lifecycle import events, queue
-from optout.model.legal_clock import Clock
+from optout.engine.lifecycle import UnknownRequest, clock_json
 from optout.server.auth import Caller, RequestId
 from optout.server.problems import Problem
 from optout.server.submission import request_row as _row
 from optout.server.submission import submit_request
-from optout.server.submission import timestamp as _ts
 from optout.session.operations import Operation
 
 router = APIRouter(prefix="/v1")
@@ -131,7 +129,7 @@ def extend(rid: RequestId, body: Extend, session: Caller) -> dict:
     if _row(session, rid) is None:
         raise Problem(404, "no such request")
     clock = session.extend_request(rid, body.reason)
-    return {"id": rid, "clock": _clock(clock, False)}
+    return {"id": rid, "clock": clock_json(clock, False)}
 
 
 def _submitted(row: dict) -> dict:
@@ -143,46 +141,20 @@ def _submitted(row: dict) -> dict:
     return out
 
 
-def _clock(clock: Clock | None, late: bool) -> dict | None:
-    if clock is None:
-        return None
-    return {"jurisdiction": clock.jurisdiction, "kind": clock.kind,
-            "received": _ts(clock.received), "acknowledge_by": _ts(clock.acknowledge_by),
-            "due": _ts(clock.due), "extended_due": _ts(clock.extended_due),
-            "extension_reason": clock.extension_reason, "deadline": _ts(clock.deadline),
-            "overdue": late}
-
-
 @router.get("/requests")
 def requests(session: Caller, limit: int = 100) -> dict:
     """Requests as privacy staff work them: overdue ones first, then open ones by deadline,
     then the answered ones (no identifier: keyed hashes are not shown either)."""
-    with session.operation(Operation.REQUEST_STATUS, {"list": True}):
-        with session.catalog.connect() as con:
-            rows = con.execute(
-                "SELECT request_id, status, policy, received_at, updated_at FROM "
-                "worker_requests ORDER BY received_at DESC LIMIT ?",
-                [max(1, min(limit, 1000))]).fetchall()
-        by_id = {r[0]: r for r in rows}
-        ordered = queue(session.catalog, [r[0] for r in rows])
-    return {"requests": [{"id": rid, "status": by_id[rid][1], "policy": by_id[rid][2],
-                          "received_at": _ts(by_id[rid][3]), "updated_at": _ts(by_id[rid][4]),
-                          "clock": _clock(clock, late)} for rid, clock, late in ordered]}
+    return {"requests": session.request_status(limit=limit)}
 
 
 @router.get("/requests/{rid}")
 def status(rid: RequestId, session: Caller) -> dict:
     """A request's status and its timeline (every status it passed through, when)."""
-    with session.operation(Operation.REQUEST_STATUS, {"request_id": rid}):
-        row = _row(session, rid)
-        if row is None:
-            raise Problem(404, "no such request")
-        timeline = events(session.catalog, rid)
-        [(_, clock, late)] = queue(session.catalog, [rid])
-    row.pop("identifiers")
-    row["clock"] = _clock(clock, late)
-    row["events"] = [{"status": e["status"], "detail": e["detail"] or "",
-                      "at": _ts(e["happened_at"])} for e in timeline]
+    try:
+        row = session.request_status(rid)
+    except UnknownRequest:
+        raise Problem(404, "no such request") from None
     if row["status"] == "applied":
         row["report_url"] = f"/v1/requests/{rid}/report"
     return row

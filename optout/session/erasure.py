@@ -307,6 +307,16 @@ class ErasureOperations(DataOperations):
                                                "subject": digest[:16]}) as call:
             return subject_report(self.catalog, request_id, subject, call.who)
 
+    def request_status(self, request_id: str | None = None, limit: int = 100) -> Any:
+        """Requests as privacy staff work them (overdue first) with their clocks; or, with
+        `request_id`, that request's status, clock and timeline (no identifier)."""
+        from optout.engine.lifecycle import request_queue, request_status
+
+        with self.operation(Operation.REQUEST_STATUS, {"request_id": request_id}):
+            if request_id is None:
+                return request_queue(self.catalog, limit)
+            return request_status(self.catalog, request_id)
+
     def extend_request(self, request_id: str, reason: str) -> Any:
         """Extend a request's legal clock as its law allows, once, with the reason (a privacy
         officer's decision: an approver's); returns the clock."""
