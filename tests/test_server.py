@@ -173,6 +173,12 @@ def test_a_request_goes_from_submission_to_a_verified_report(server: Server) -> 
         "valid"] is False
     html = server.get("dora", f"/v1/requests/{rid}/report", params={"format": "html"})
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    # every call was audited: each operation the round trip made, by whom, and how it ended
+    log = {(r[0], r[1], r[2]) for r in server.audit()}
+    assert {("alice", "request submit", "ok"), ("vic", "request status", "ok"),
+            ("bob", "request status", "ok"), ("alice", "approve", "denied"),
+            ("bob", "approve", "ok"), ("svc", "apply", "ok"), ("dora", "report", "ok"),
+            ("dora", "report verify", "ok"), ("dora", "report verify", "failed")} <= log
     # her email is nowhere in what the API said, nor in the audit log
     for text in (report.text, html.text, json.dumps(done), server.get("vic",
                  "/v1/requests").text, json.dumps(server.audit(), default=str)):

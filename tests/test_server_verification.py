@@ -5,6 +5,7 @@ method in the signed report; a request whose code is never given right erases no
 from __future__ import annotations
 
 import email
+import json
 import re
 
 import pytest
@@ -67,6 +68,12 @@ def test_a_request_goes_on_once_its_subject_gives_the_code(verifying) -> None:
     report = server.get("dora", f"/v1/requests/{rid}/report").json()
     assert report["verification"]["method"] == "email one-time code"
     assert report["verification"]["verified"] is True
+    checked = server.post("dora", "/v1/reports/verify", content=json.dumps(report)).json()
+    assert checked["valid"] is True
+    # control: the verification claim edited out of the signed report no longer verifies
+    forged = {**report, "verification": {**report["verification"], "method": "passport"}}
+    assert server.post("dora", "/v1/reports/verify",
+                       content=json.dumps(forged)).json()["valid"] is False
     # the code is in no row of the catalog, no answer, no log line
     assert code not in server.audit().__repr__() and code not in str(report)
 
