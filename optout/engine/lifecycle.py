@@ -62,20 +62,28 @@ def submitter(catalog: Catalog, rid: str) -> str | None:
     return rows[0]["submitted_by"] if rows else None
 
 
-def clocks(catalog: Catalog) -> dict[str, Clock]:
-    """Every request's clock (seals checked)."""
+def _only(rids: list[str] | None) -> tuple[str, list]:
+    """The WHERE clause reading the rows of `rids` only (all rows when None)."""
+    if rids is None:
+        return "true", []
+    return "request_id IN (SELECT unnest(?::VARCHAR[]))", [list(rids)]
+
+
+def clocks(catalog: Catalog, rids: list[str] | None = None) -> dict[str, Clock]:
+    """The clocks of `rids` (every request's when None), seals checked."""
+    where, params = _only(rids)
     with catalog.connect() as con:
         return {r["request_id"]: _clock(r) for r in read(con, catalog.secret(),
-                                                         "request_clocks")}
+                                                         "request_clocks", where, params)}
 
 
 def extend_clock(catalog: Catalog, rid: str, reason: str, by: str,
                  now: dt.datetime | None = None) -> Clock:
     """Extend a request's clock as its law allows, with the reason."""
-    found = clocks(catalog).get(rid)
+    found = clocks(catalog, [rid]).get(rid)
     if found is None:
         raise ClockError(f"request {rid}: no legal clock (it was not submitted over the API)")
-    if closed(catalog).get(rid):
+    if closed(catalog, [rid]).get(rid):
         raise ClockError(f"request {rid} is answered already: nothing to extend")
     clock = extended(found, reason, now or utcnow())
     with catalog.connect() as con:
@@ -105,7 +113,7 @@ def queue(catalog: Catalog, rids: list[str], now: dt.datetime | None = None
     by deadline, then the answered ones (newest last as given); each with its clock and
     whether it is overdue."""
     now = now or utcnow()
-    known, ended = clocks(catalog), closed(catalog)
+    known, ended = clocks(catalog, rids), closed(catalog, rids)
     rows = []
     for n, rid in enumerate(rids):
         clock = known.get(rid)
@@ -117,18 +125,22 @@ def queue(catalog: Catalog, rids: list[str], now: dt.datetime | None = None
     return [(rid, clock, late) for _, rid, clock, late in sorted(rows)]
 
 
-def events(catalog: Catalog, rid: str | None = None) -> list[dict]:
-    """Timeline events (seals checked), oldest first; one request's when `rid` is given."""
-    where, params = ("request_id = ?", [rid]) if rid else ("true", [])
+def events(catalog: Catalog, rid: str | None = None,
+           rids: list[str] | None = None) -> list[dict]:
+    """Timeline events (seals checked), oldest first; one request's when `rid` is given,
+    those of `rids` when they are."""
+    where, params = _only([rid] if rid else rids)
     with catalog.connect() as con:
         return read(con, catalog.secret(), "request_events", where, params,
                     "ORDER BY happened_at, rowid")
 
 
-def closed(catalog: Catalog) -> dict[str, tuple[str, dt.datetime]]:
-    """Request → (its final status, when), for the requests that ended."""
+def closed(catalog: Catalog, rids: list[str] | None = None
+           ) -> dict[str, tuple[str, dt.datetime]]:
+    """Request → (its final status, when), for the requests that ended (of `rids` only,
+    when given)."""
     out: dict[str, tuple[str, dt.datetime]] = {}
-    for e in events(catalog):
+    for e in events(catalog, rids=rids):
         if e["status"] in CLOSED:
             out[e["request_id"]] = (e["status"], e["happened_at"])
         else:
@@ -173,7 +185,8 @@ def metrics(catalog: Catalog, year: int) -> dict[str, dict]:
     return {kind: m.as_dict() for kind, m in sorted(out.items())}
 
 
-def _ts(value: dt.datetime | None) -> str | None:
+def timestamp(value: dt.datetime | None) -> str | None:
+    """A naive UTC time as the API and the command line show it."""
     return value.isoformat(timespec="seconds") + "Z" if value is not None else None
 
 
@@ -182,9 +195,9 @@ def clock_json(clock: Clock | None, late: bool) -> dict | None:
     if clock is None:
         return None
     return {"jurisdiction": clock.jurisdiction, "kind": clock.kind,
-            "received": _ts(clock.received), "acknowledge_by": _ts(clock.acknowledge_by),
-            "due": _ts(clock.due), "extended_due": _ts(clock.extended_due),
-            "extension_reason": clock.extension_reason, "deadline": _ts(clock.deadline),
+            "received": timestamp(clock.received), "acknowledge_by": timestamp(clock.acknowledge_by),
+            "due": timestamp(clock.due), "extended_due": timestamp(clock.extended_due),
+            "extension_reason": clock.extension_reason, "deadline": timestamp(clock.deadline),
             "overdue": late}
 
 
@@ -196,7 +209,7 @@ def request_queue(catalog: Catalog, limit: int = 100) -> list[dict]:
                            [max(1, min(limit, 1000))]).fetchall()
     by_id = {r[0]: r for r in rows}
     return [{"id": rid, "status": by_id[rid][1], "policy": by_id[rid][2],
-             "received_at": _ts(by_id[rid][3]), "updated_at": _ts(by_id[rid][4]),
+             "received_at": timestamp(by_id[rid][3]), "updated_at": timestamp(by_id[rid][4]),
              "clock": clock_json(clock, late)}
             for rid, clock, late in queue(catalog, [r[0] for r in rows])]
 
@@ -216,7 +229,7 @@ def request_status(catalog: Catalog, rid: str) -> dict:
     r = rows[0]
     [(_, clock, late)] = queue(catalog, [rid])
     return {"id": r[0], "status": r[1], "policy": r[2], "detail": r[3] or "",
-            "received_at": _ts(r[4]), "updated_at": _ts(r[5]),
+            "received_at": timestamp(r[4]), "updated_at": timestamp(r[5]),
             "clock": clock_json(clock, late),
             "events": [{"status": e["status"], "detail": e["detail"] or "",
-                        "at": _ts(e["happened_at"])} for e in events(catalog, rid)]}
+                        "at": timestamp(e["happened_at"])} for e in events(catalog, rid)]}

@@ -12,6 +12,7 @@ import secrets
 import smtplib
 from email.message import EmailMessage
 
+from optout.engine.lifecycle import utcnow
 from optout.model.errors import EngineError
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
@@ -22,10 +23,6 @@ METHOD = "email one-time code"
 
 class VerificationError(EngineError):
     """A wrong, expired or exhausted code, or a request with nothing to verify."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _hash(catalog: Catalog, rid: str, code: str) -> str:

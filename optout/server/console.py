@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -22,15 +20,20 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from optout.engine.erasure_report import ReportError
-from optout.engine.lifecycle import events, queue, request_of_status_token
+from optout.engine.lifecycle import (
+    UnknownRequest,
+    queue,
+    request_of_status_token,
+    timestamp,
+)
 from optout.model.errors import EngineError
 from optout.scanner.access import AccessDenied, AuthError
 from optout.server.auth import RequestId
 from optout.server.lineage_svg import lineage_svg
 from optout.server.plans_api import plan_summary, record_approval, waiting_plan
 from optout.server.problems import Problem
-from optout.server.submission import request_row, timestamp
+from optout.server.reports_api import signature_check
+from optout.server.submission import request_row
 from optout.session import Session
 
 router = APIRouter()
@@ -176,44 +179,31 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 
 @router.get("/console/", response_class=HTMLResponse)
 def requests_page(request: Request) -> HTMLResponse:
-    from optout.session.operations import Operation
 
     session, login = _session(request)
-    with session.operation(Operation.REQUEST_STATUS, {"console": "requests"}):
-        with session.catalog.connect() as con:
-            rows = con.execute("SELECT request_id, status, received_at FROM worker_requests "
-                               "ORDER BY received_at DESC LIMIT 500").fetchall()
-        by_id = {r[0]: r for r in rows}
-        ordered = queue(session.catalog, [r[0] for r in rows])
-    shown = [{"id": rid, "status": by_id[rid][1], "received": timestamp(by_id[rid][2]),
-              "jurisdiction": clock.jurisdiction if clock else None,
-              "due": timestamp(clock.deadline) if clock else None, "overdue": late}
-             for rid, clock, late in ordered]
+    shown = [{"id": r["id"], "status": r["status"], "received": r["received_at"],
+              "jurisdiction": (r["clock"] or {}).get("jurisdiction"),
+              "due": (r["clock"] or {}).get("deadline"),
+              "overdue": bool((r["clock"] or {}).get("overdue"))}
+             for r in session.request_status(limit=500)]
     return _page(request, "requests.html", "Requests", login, session, requests=shown)
 
 
 @router.get("/console/requests/{rid}", response_class=HTMLResponse)
 def request_page(rid: RequestId, request: Request, error: str | None = None) -> HTMLResponse:
-    from optout.session.operations import Operation
-
     session, login = _session(request)
-    with session.operation(Operation.REQUEST_STATUS, {"console": "request", "request_id": rid}):
-        row = request_row(session, rid)
-        if row is None:
-            raise Problem(404, "no such request")
-        [(_, clock, _)] = queue(session.catalog, [rid])
-        timeline = [{"status": e["status"], "detail": e["detail"],
-                     "at": timestamp(e["happened_at"])} for e in events(session.catalog, rid)]
-        plan = None
-        if row["status"] == "awaiting_approval":
-            try:
-                plan = plan_summary(session, rid, waiting_plan(request, session, rid)[0])
-            except Problem:
-                plan = None
+    try:
+        row = session.request_status(rid)
+    except UnknownRequest:
+        raise Problem(404, "no such request") from None
+    plan = None
+    if row["status"] == "awaiting_approval":
+        try:
+            plan = plan_summary(session, rid, waiting_plan(request, session, rid)[0])
+        except Problem:
+            plan = None
     return _page(request, "request.html", f"Request {rid}", login, session, row=row,
-                 clock={"deadline": timestamp(clock.deadline),
-                        "extension_reason": clock.extension_reason} if clock else None,
-                 events=timeline, plan=plan, error=error)
+                 clock=row["clock"], events=row["events"], plan=plan, error=error)
 
 
 @router.post("/console/requests/{rid}/approve")
@@ -248,17 +238,7 @@ def report_page(rid: RequestId, request: Request) -> HTMLResponse:
 
     session, login = _session(request)
     report = session.report(rid)
-    fd, path = tempfile.mkstemp(suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(report, fh)
-        try:
-            session.verify_report(path)
-            valid = True
-        except ReportError:
-            valid = False
-    finally:
-        os.unlink(path)
+    valid = not isinstance(signature_check(session, json.dumps(report).encode()), str)
     html = report_html(report)
     body = html.split("<body>", 1)[-1].split("</body>", 1)[0]
     return _page(request, "report.html", f"Report of {rid}", login, session, report=report,

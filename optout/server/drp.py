@@ -23,14 +23,14 @@ from fastapi import APIRouter, Request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from optout.engine.lifecycle import clocks, submitter, utcnow
+from optout.engine.lifecycle import clocks, submitter, timestamp, utcnow
 from optout.scanner.access import audit
 from optout.scanner.access.principals import create_token
 from optout.scanner.config import DrpAgentConfig, DrpConfig
 from optout.server.auth import Caller, RequestId
 from optout.server.callbacks import allowed
 from optout.server.problems import Problem
-from optout.server.submission import request_row, submit_request, timestamp
+from optout.server.submission import request_row, submit_request
 from optout.session import Session
 from optout.session.operations import Operation
 
@@ -139,7 +139,7 @@ def agent_information(agent_id: RequestId, request: Request, session: Caller) ->
 
 def status_of(session: Session, rid: str, agent_request_id: str | None = None) -> dict:
     row = request_row(session, rid)
-    clock = clocks(session.catalog).get(rid)
+    clock = clocks(session.catalog, [rid]).get(rid)
     status, reason = STATUS.get(row["status"], ("in_progress", None))
     out = {"request_id": rid, "status": status, "received_at": row["received_at"],
            "expected_by": timestamp(clock.deadline) if clock else None,

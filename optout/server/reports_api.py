@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from optout.engine.erasure_report import ReportError
 from optout.server.auth import Caller, RequestId
 from optout.server.problems import Problem
+from optout.session import Session
 
 router = APIRouter(prefix="/v1")
 
@@ -31,6 +32,21 @@ def report(rid: RequestId, session: Caller,
     return JSONResponse(body)
 
 
+def signature_check(session: Session, data: bytes) -> dict | str:
+    """The report in `data` when its signature holds, else why not (the session's
+    `verify_report`, which reads a file: the bytes go to a private temporary one)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            return session.verify_report(path)
+        except ReportError as exc:
+            return str(exc).replace(path, "the report")
+    finally:
+        os.unlink(path)
+
+
 @router.post("/reports/verify")
 async def verify(request: Request, session: Caller) -> dict:
     """Whether a report's signature holds (the report as the request body)."""
@@ -39,15 +55,8 @@ async def verify(request: Request, session: Caller) -> dict:
         json.loads(data)
     except (ValueError, RecursionError):
         raise Problem(422, "the body is not a JSON report") from None
-    fd, path = tempfile.mkstemp(suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        try:
-            checked = session.verify_report(path)
-        except ReportError as exc:
-            return {"valid": False, "reason": str(exc).replace(path, "the report")}
-    finally:
-        os.unlink(path)
+    checked = signature_check(session, data)
+    if isinstance(checked, str):
+        return {"valid": False, "reason": checked}
     return {"valid": True, "request_id": checked.get("request_id"),
             "status": checked.get("status")}

@@ -9,7 +9,7 @@ import uuid
 from fastapi import Request
 
 from optout.engine import verification
-from optout.engine.lifecycle import start_clock, utcnow
+from optout.engine.lifecycle import start_clock, timestamp, utcnow
 from optout.engine.policy_store import stored_policy
 from optout.server.problems import Problem
 from optout.session import Session
@@ -21,10 +21,6 @@ def hashed(session: Session, identifiers: dict[str, str]) -> dict[str, str]:
     """The identifiers as the catalog keeps them: keyed hashes."""
     hasher = session.catalog.hasher()
     return {k: hasher(v.strip().lower()) for k, v in identifiers.items()}
-
-
-def timestamp(value) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
 
 
 def request_row(session: Session, rid: str) -> dict | None:
