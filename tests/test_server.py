@@ -51,13 +51,16 @@ class Server:
     """A scanned catalog, one principal per role, and `optout serve` running on it."""
 
     def __init__(self, root: Path, classifier,
-                 extra_principals: dict[str, list[str]] | None = None) -> None:
+                 extra_principals: dict[str, list[str]] | None = None,
+                 location: str | None = None) -> None:
+        """`location`: data someone else wrote, scanned instead of the generated files."""
         self.root = root
         self.data = root / "data"
-        write_data(self.data, 60, 120)
-        self.before = _rows(self.data)
+        if location is None:
+            write_data(self.data, 60, 120)
+            self.before = _rows(self.data)
         self.catalog = Catalog(str(root / "catalog.duckdb"))
-        scan([str(self.data)], self.catalog, classifier=classifier)
+        scan([location or str(self.data)], self.catalog, classifier=classifier)
         init_catalog(self.catalog)
         self.tokens = {}
         for name, roles in {**ROLES, **(extra_principals or {})}.items():
