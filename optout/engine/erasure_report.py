@@ -16,7 +16,7 @@ from typing import Any
 
 from optout.engine import EngineError
 from optout.engine.cascade.run import steps as cascade_steps
-from optout.engine.journal import WORKER_PREFIX, Journal
+from optout.engine.journal import RECORDED, WORKER_PREFIX, Journal
 from optout.engine.physical import physical_steps
 from optout.engine.verification import strength
 from optout.model.plan import DatasetNote, detail_of
@@ -143,9 +143,11 @@ def _reerased_by(catalog: Catalog, request_id: str) -> list[str]:
     """The later requests that erased this one's subjects again (a restore brought them
     back)."""
     with catalog.connect() as con:
-        rows = con.execute("SELECT id FROM requests WHERE list_contains(CAST(json_extract("
-                           "plan, '$.reerases') AS VARCHAR[]), ?) ORDER BY created_at",
-                           [request_id]).fetchall()
+        rows = con.execute(
+            "SELECT r.id FROM requests r LEFT JOIN plans p ON p.content_hash = r.plan_hash "
+            "WHERE list_contains(CAST(json_extract(CASE WHEN r.plan::VARCHAR = ? THEN p.body "
+            "ELSE r.plan END, '$.reerases') AS VARCHAR[]), ?) ORDER BY r.created_at",
+            [RECORDED, request_id]).fetchall()
     return [r[0] for r in rows]
 
 

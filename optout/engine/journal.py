@@ -22,6 +22,11 @@ from optout.scanner.catalog.seal import read, seal
 from optout.scanner.catalog.store import NOW
 
 LEASE_POLL = 0.2
+#: what a request's row holds for its plan: the plan is the catalog's record of it (`plans`,
+#: by the row's `plan_hash`, sealed there), not a copy of a body that is tens of MB at
+#: 100,000 subjects and sealed again at each of the request's state changes. Rows journaled
+#: before hold the plan's JSON itself.
+RECORDED = '{"plan":"recorded in plans by plan_hash"}'
 #: the worker's journal requests (`worker:<request id>`, `worker:batch-<hex>`): an id space of
 #: its own, which no CLI request id can enter
 WORKER_PREFIX = "worker:"
@@ -55,7 +60,7 @@ class Journal:
             con.execute("DELETE FROM request_steps WHERE request_id = ?", [plan.request_id])
             con.execute(f"INSERT INTO requests VALUES (?, ?, ?, ?, 'preparing', ?, ?, {NOW}, "
                         f"{NOW}, NULL, NULL)", [plan.request_id, plan.content_hash,
-                                               plan.to_json(), plan.policy["name"], principal,
+                                               RECORDED, plan.policy["name"], principal,
                                                dry_run])
             if stages:  # a plan may hold no step: the subject is nowhere
                 con.executemany(
@@ -100,19 +105,28 @@ class Journal:
         return rows[0] if rows else None
 
     def find(self, request_id: str) -> dict[str, Any] | None:
-        """A request's row, or None."""
+        """A request's row (without its plan), or None."""
         try:
-            return self.request(request_id)
+            return self.request(request_id, plan=False)
         except EngineError:
             return None
 
-    def request(self, request_id: str) -> dict[str, Any]:
-        """A request's row (its seal checked); raises when unknown."""
+    def request(self, request_id: str, plan: bool = True) -> dict[str, Any]:
+        """A request's row (its seal checked), with its plan's JSON under `plan` (read from
+        the catalog's record of the plan; `plan=False`: not read); raises when unknown."""
         with self.catalog.connect() as con:
             rows = read(con, self.catalog.secret(), "requests", "id = ?", [request_id])
-        if not rows:
-            raise EngineError(f"no request '{request_id}' in {self.catalog.path}")
-        return rows[0]
+            if not rows:
+                raise EngineError(f"no request '{request_id}' in {self.catalog.path}")
+            row = rows[0]
+            if plan and row["plan"] == RECORDED:
+                record = read(con, self.catalog.secret(), "plans", "content_hash = ?",
+                              [row["plan_hash"]])
+                if not record:
+                    raise EngineError(f"request '{request_id}': the catalog holds no record of "
+                                      f"its plan {row['plan_hash'][:12]}…")
+                row["plan"] = record[0]["body"]
+        return row
 
     def steps(self, request_id: str) -> list[dict[str, Any]]:
         """A request's steps, in order (their seals checked)."""
