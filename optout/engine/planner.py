@@ -131,13 +131,15 @@ class _Walk:
         active = [s for s in self.subjects if s.active]
         roles = OWNING if owning_only else (*OWNING, "agent")
         keys = []
+        empty: frozenset[str] = frozenset()
         for column in self._roles(record, roles):
             col = (record.id, column)
-            values = set().union(*(s.known.get(self.graph.domains[col], set()) for s in active))
+            domain = self.graph.domains[col]
+            values = frozenset().union(*(s.known.get(domain, empty) for s in active))
             if values:
                 raw = self.raw
-                keys.append(KeyMatch(column, kind_of_column(self.graph, col), frozenset(values),
-                                     {h: raw[h] for h in values if h in raw}))
+                keys.append(KeyMatch(column, kind_of_column(self.graph, col), values,
+                                     {h: raw[h] for h in values & raw.keys()}))
         text_hashes = frozenset(set().union(*(s.text_hashes for s in active)))
         texts = tuple(c.name for c in record.columns if c.free_text) if text_hashes else ()
         collect = tuple((c, kind_of_column(self.graph, (record.id, c)))
@@ -179,8 +181,9 @@ def build_plan(catalog: Catalog, request: PlanRequest, config: Config | None = N
             exempt_notes.append(DatasetNote("", "(subject)", digest,
                                             f"legal hold: {held[digest]}"))
             continue
-        walk.subjects.append(_seed(graph, subject, digest, hasher, accept_ambiguous))
-        walk.raw.update((hasher(v), v) for v in subject.values)
+        behind = {hasher(v): v for v in subject.values}  # each normalized form hashed once
+        walk.subjects.append(_seed(graph, subject, set(behind), digest, accept_ambiguous))
+        walk.raw.update(behind)
     if request.known:  # keys of subjects resolved by an earlier plan: not bounded again
         carried = SubjectState("(carried from an earlier plan)", bounded=False)
         for domain, hashes in request.known.items():
@@ -301,10 +304,10 @@ def _final_rows_of(walk: _Walk, record: DatasetRecord, pool: SourcePool) -> None
             walk.locations[record.id] = pool.locate(record, query, walk.hasher)
 
 
-def _seed(graph: IdentityGraph, subject: Subject, digest: str, hasher: KeyedHash,
+def _seed(graph: IdentityGraph, subject: Subject, hashes: set[str], digest: str,
           accept: bool) -> SubjectState:
+    """A subject as the request names it (`hashes`: the keyed hashes of its normalized forms)."""
     state = SubjectState(digest)
-    hashes = set(subject.hashes(hasher))
     entity = SUBJECT_ENTITIES.get(subject.key)
     if entity:
         state.add(entity, hashes, "the request")

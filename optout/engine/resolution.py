@@ -57,7 +57,7 @@ OWNING = ("own", "attribute", "owner")
 _BOUNDED = {"EMAIL_ADDRESS": "max_emails", "PHONE_NUMBER": "max_phones"}
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectState:
     """One subject while planning: what it resolved to so far, and whether it stopped."""
 
@@ -65,7 +65,9 @@ class SubjectState:
     known: dict[str, set[str]] = field(default_factory=dict)  # domain → keyed hashes
     seeds: dict[str, set[str]] = field(default_factory=dict)
     text_hashes: set[str] = field(default_factory=set)
-    learned: list[str] = field(default_factory=list)
+    #: what it learned, as (how many, domain, up to 3 of them, from where): worded only when
+    #: the plan is written (`learned_text`), not once per key while planning
+    learned: list[tuple[int, str, tuple[str, ...], str]] = field(default_factory=list)
     stopped: str | None = None
     accepted: bool = False  # stopped, and the caller accepted the widening
     bounded: bool = True
@@ -87,12 +89,17 @@ class SubjectState:
 
     def add(self, domain: str, hashes: set[str], why: str) -> bool:
         """Learn keys into a domain; True when something was new."""
-        new = hashes - self.known.setdefault(domain, set()) - self.dropped
+        known = self.known.get(domain)
+        if known is None:
+            known = self.known[domain] = set()
+        new = hashes - known
+        if new and self.dropped:
+            new -= self.dropped
         if new:
             self.unchecked = True
             self.known[domain] |= new
-            shown = ", ".join(h[:10] for h in sorted(new)[:3]) + (", …" if len(new) > 3 else "")
-            self.learned.append(f"{len(new)} in {domain} [{shown}] from {why}")
+            self.learned.append((len(new), domain, tuple(sorted(new)[:3]) if len(new) > 1
+                                 else tuple(new), why))
         return bool(new)
 
     def drop(self, domain: str, value: str, why: str) -> bool:
@@ -109,7 +116,7 @@ class SubjectState:
         """The subject as the request seeded it, keeping what it dropped."""
         known = {d: set(h) for d, h in (self.seeds if self.bounded else self.known).items()}
         return SubjectState(self.label, known, {d: set(h) for d, h in self.seeds.items()},
-                            set(self.seed_text), [w for w in self.learned if "the request" in w],
+                            set(self.seed_text), [w for w in self.learned if w[3] == "the request"],
                             bounded=self.bounded, dropped=set(self.dropped),
                             drops=list(self.drops), seed_text=set(self.seed_text),
                             accepted=False)
@@ -127,7 +134,15 @@ class SubjectState:
         status = "resolved" if self.stopped is None else "accepted" if self.accepted \
             else "stopped"
         return SubjectResolution(self.label, status, tuple(sorted(self.key_counts().items())),
-                                 tuple(self.learned + self.drops), self.stopped)
+                                 tuple([*map(learned_text, self.learned), *self.drops]),
+                                 self.stopped)
+
+
+def learned_text(entry: tuple[int, str, tuple[str, ...], str]) -> str:
+    """How a plan words what a subject learned: `2 in customer [ab12…, cd34…] from …`."""
+    count, domain, some, why = entry
+    shown = ", ".join(h[:10] for h in some) + (", …" if count > 3 else "")
+    return f"{count} in {domain} [{shown}] from {why}"
 
 
 def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityConfig,
@@ -140,7 +155,7 @@ def check_bound(graph: IdentityGraph, subject: SubjectState, bounds: IdentityCon
         limit = getattr(bounds, _BOUNDED[domain]) if domain in _BOUNDED else \
             bounds.max_keys if graph.is_person_domain(domain) else None
         if limit is not None and count > limit:
-            sources = [w for w in subject.learned if f" in {domain} [" in w]
+            sources = [learned_text(w) for w in subject.learned if w[1] == domain]
             subject.stop(f"ambiguous subject: resolved to {count} keys in {domain} "
                          f"(bound {limit}); {'; '.join(sources)}", accept)
 
@@ -253,40 +268,48 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
     rules above. (any subject learned something, any dropped a shared value)."""
     index, groups = _by_value(query, result)
     role = {c: graph.roles.get((record.id, c)) for c in index}
-    cols = {c: (record.id, c) for c in index}
     own = graph.person_tables.get(record.id)
     record_key = graph.record_tables.get(record.id)
     grew = dropped = False
     owning = _role_columns(graph, record, index, OWNING)
+    found = result.groups
+    # what each subject may learn from its rows, worked out once per dataset: (position of the
+    # column in a group, its domain, why)
+    taught = [(index[c], graph.domains[(record.id, c)],
+               f"its {record.name} rows ({c}: records no other row points at)")
+              for c in index if (record.id, c) in graph.exclusive and role[c] == "owner"]
+    if record_key is not None:
+        taught.insert(0, (index[record_key[1]], graph.domains[record_key],
+                          f"its {record.name} rows ({record_key[1]}, a record key)"))
+    entity = [] if own is None else [(c, i, graph.domains[(record.id, c)])
+                                     for c, i in index.items()
+                                     if c == own[1] or role[c] == "attribute"]
+    holding: dict[tuple[str, str], int] = {}  # (column, hash) → rows holding it
     for s in subjects:
         if not s.active:
             continue
         owned = _owned_groups(owning, groups, s)
-        if record_key is not None:
-            keys = {result.groups[n].hashes[index[record_key[1]]] for n in owned} - {None}
-            grew |= s.add(graph.domains[record_key], keys,
-                          f"its {record.name} rows ({record_key[1]}, a record key)")
-        for c in index:
-            if (record.id, c) in graph.exclusive and role[c] == "owner":
-                keys = {result.groups[n].hashes[index[c]] for n in owned} - {None}
-                grew |= s.add(graph.domains[cols[c]], keys,
-                              f"its {record.name} rows ({c}: records no other row points at)")
+        for i, domain, why in taught:
+            grew |= s.add(domain, {found[n].hashes[i] for n in owned} - {None}, why)
         if own is None:
             grew |= _satellite(graph, record, index, groups, result, s, role)
             continue
         for n, by_columns in sorted(owned.items()):
-            g = result.groups[n]
+            g = found[n]
             by = []
             for c in by_columns:
                 if c != own[1] and role[c] != "attribute":
                     continue
                 # every row holding the value matched (it is among the subjects' keys)
                 h = g.hashes[index[c]]
-                rows = sum(result.groups[m].rows for m in groups[(c, h)])
-                domain = graph.domains[cols[c]]
+                rows = holding.get((c, h))
+                if rows is None:
+                    rows = holding[(c, h)] = sum(found[m].rows for m in groups[(c, h)])
                 if rows <= 1:
                     by.append(c)
-                elif h in s.seeds.get(domain, ()) or not s.bounded:
+                    continue
+                domain = graph.domains[(record.id, c)]
+                if h in s.seeds.get(domain, ()) or not s.bounded:
                     s.stop(f"ambiguous subject: {c} matches {rows} rows of {record.name}",
                            accept)
                 else:
@@ -295,9 +318,9 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
             if not by or not s.active:
                 continue
             why = f"the {record.name} row matched by {by[0]}"
-            for c, i in index.items():
-                if (c == own[1] or role[c] == "attribute") and g.hashes[i] is not None:
-                    grew |= s.add(graph.domains[cols[c]], {g.hashes[i]}, f"{why} ({c})")
+            for c, i, domain in entity:
+                if g.hashes[i] is not None:
+                    grew |= s.add(domain, {g.hashes[i]}, f"{why} ({c})")
             for name in g.names:
                 words = (name or "").split()
                 h = hasher(f"{words[0]} {words[-1]}") if len(words) >= 2 else None

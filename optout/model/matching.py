@@ -44,6 +44,8 @@ class KeyMatch:
     def known(self, hasher: KeyedHash) -> dict[str, str]:
         """Hash → normalized value, for the hashes whose values are known."""
         if isinstance(self.raw, Mapping):
+            if self.raw.keys() <= self.hashes:  # as the planner builds it
+                return dict(self.raw)
             return {h: v for h, v in self.raw.items() if h in self.hashes}
         return {h: v for v in self.raw if (h := hasher(v)) in self.hashes}
 
@@ -99,7 +101,7 @@ _DIGITS = re.compile(r"0|[1-9][0-9]*")
 MAX_KEPT = 200_000
 
 
-@dataclass
+@dataclass(slots=True)
 class MatchGroup:
     """Matching rows that share their collected values: one keyed hash per collected column
     (None for NULL), one normalized name per name group (in memory only), and how many."""
@@ -215,17 +217,18 @@ class DuckDBMatcher:
             # keyed hash only for the hashes it does not (computed for every row)
             known = k.known(self.hasher)
             raw, rest = set(known.values()), k.hashes - known.keys()
-            hashes += [(f"k{i}", h) for h in rest]
+            slot = f"k{i}"
+            hashes += [(slot, h) for h in rest]
             either = []
             if raw and k.kind == "code" and (types or {}).get(k.column) in _INTEGERS:
                 # an integer normalizes to its digits without the sign: compare numbers, not
                 # the text of every row
-                numbers += [(f"k{i}", n) for v in raw if _DIGITS.fullmatch(v)
+                numbers += [(slot, n) for v in raw if _DIGITS.fullmatch(v)
                             for n in {int(v), -int(v)} if -(1 << 63) <= n < (1 << 63)]
                 either.append(f"{column_sql(k.column, top)} IN (SELECT n FROM "
                               f"optout_subject_numbers WHERE slot = 'k{i}')")
             elif raw:
-                values += [(f"k{i}", v) for v in raw]
+                values += [(slot, v) for v in raw]
                 either.append(f"{norm} IN (SELECT v FROM optout_subject_values "
                               f"WHERE slot = 'k{i}')")
             if rest:

@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from optout.model.errors import CatalogError
 
@@ -77,13 +78,19 @@ class KeyedHash:
 
     def __call__(self, value: str) -> str:
         """The keyed hash of a (normalized) value, as hex."""
-        mac = self._keyed.copy()  # the key's pads hashed once, not per value (1.5x faster)
-        mac.update(value.encode())
-        return mac.hexdigest()
+        inner, outer = self._keyed  # the key's pads hashed once, not per value
+        inner = inner.copy()
+        inner.update(value.encode())
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     @functools.cached_property
-    def _keyed(self) -> hmac.HMAC:
-        return hmac.new(self.secret, digestmod=hashlib.sha256)
+    def _keyed(self) -> tuple[Any, Any]:
+        """SHA-256 states after the inner and the outer pad (RFC 2104): HMAC(m) is
+        sha256(outer || sha256(inner || m)); copying them is faster than `hmac.HMAC.copy`."""
+        inner, outer = self.pads
+        return hashlib.sha256(inner), hashlib.sha256(outer)
 
     def __getstate__(self) -> dict:
         """What a pickle (a Spark task, a worker process) carries: the key, not its HMAC
