@@ -170,3 +170,40 @@ def test_a_plan_applies_once(world: dict) -> None:
     after = world["people"].read_text()
     one_error(run(world, "operator", "apply", str(plan), "--yes"), "a plan applies once")
     assert world["people"].read_text() == after
+
+
+def test_the_journal_reads_its_plan_from_the_sealed_plan_record(world: dict) -> None:
+    """A request's journal row refers to the catalog's record of its plan (no copy of a plan
+    that is tens of MB at 100,000 subjects): the report reads the plan there, so editing that
+    record is refused; a row journaled before this layout, holding the plan itself, still
+    reads."""
+    from optout.engine.journal import RECORDED, Journal
+    from optout.scanner.catalog.seal import seal
+
+    plan = planned(world, "referred")
+    assert run(world, "approver", "approve", str(plan)).exit_code == 0
+    assert run(world, "operator", "apply", str(plan), "--yes").exit_code == 0
+    rid = __import__("json").loads(plan.read_text())["request_id"]
+    con = duckdb.connect(world["catalog"].path)
+    held, body = con.execute("SELECT r.plan::VARCHAR, p.body FROM requests r JOIN plans p ON "
+                             "p.content_hash = r.plan_hash WHERE r.id = ?", [rid]).fetchone()
+    con.close()
+    assert held == RECORDED
+    assert Journal(world["catalog"]).request(rid)["plan"] == body
+    assert Journal(world["catalog"]).find(rid)["plan"] == RECORDED  # find reads no plan
+    report = run(world, "auditor", "report", rid, "--format", "json")
+    assert report.exit_code == 0 and '"status": "complete"' in report.output
+    # an older row holds the plan's JSON itself (sealed as such): read as it is
+    with world["catalog"].connect() as con:
+        con.execute("UPDATE requests SET plan = ? WHERE id = ?", [body, rid])
+        seal(con, world["catalog"].secret(), "requests", "id = ?", [rid])
+    assert Journal(world["catalog"]).request(rid)["plan"] == body
+    again = run(world, "auditor", "report", rid, "--format", "json")
+    assert again.exit_code == 0 and again.output == report.output
+    # back to the reference, then the record edited outside optout: refused, naming it
+    with world["catalog"].connect() as con:
+        con.execute("UPDATE requests SET plan = ? WHERE id = ?", [RECORDED, rid])
+        seal(con, world["catalog"].secret(), "requests", "id = ?", [rid])
+    write(world["catalog"], "UPDATE plans SET body = body || ' ' WHERE body LIKE '%' || ? || "
+          "'%'", [rid])
+    one_error(run(world, "auditor", "report", rid), "plans row")
