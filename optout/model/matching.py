@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from optout.model.identifiers import KINDS, normalize, sql_normalize
 from optout.model.identifiers import lower as lowered
@@ -40,6 +41,14 @@ class KeyMatch:
     #: values alone (hashed again to tell which hashes they stand for)
     raw: Mapping[str, str] | frozenset[str] = field(default=frozenset(), repr=False,
                                                     compare=False)
+
+    def split(self, hasher: KeyedHash) -> tuple[list[str], frozenset[str]]:
+        """(the normalized values behind the hashes whose values are known, the hashes whose
+        values are not)."""
+        if isinstance(self.raw, Mapping) and self.raw.keys() <= self.hashes:
+            return list(self.raw.values()), self.hashes - self.raw.keys()
+        known = self.known(hasher)
+        return list(set(known.values())), self.hashes - known.keys()
 
     def known(self, hasher: KeyedHash) -> dict[str, str]:
         """Hash → normalized value, for the hashes whose values are known."""
@@ -206,45 +215,46 @@ class DuckDBMatcher:
     def _register(self, query: MatchQuery, top: set[str],
                   types: dict[str, str] | None = None) -> str:
         """Register the subject hashes; return the WHERE condition matching the query.
-        `types` (column → DuckDB type) lets integer key columns be compared as integers."""
-        hashes: list[tuple[str, str]] = []
-        values: list[tuple[str, str]] = []
-        numbers: list[tuple[str, int]] = []
+        `types` (column → DuckDB type) lets integer key columns be compared as integers.
+        The tables are built as Arrow columns, a slot's values at once (100,000 subjects
+        register in milliseconds, not a Python tuple per value)."""
+        hashes: dict[str, list[pa.Array]] = {"slot": [], "h": []}
+        values: dict[str, list[pa.Array]] = {"slot": [], "v": []}
+        numbers: dict[str, list[pa.Array]] = {"slot": [], "n": []}
         conditions = []
         for i, k in enumerate(query.keys):
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
             # plain equality on the values behind the hashes the planner knows them for; the
             # keyed hash only for the hashes it does not (computed for every row)
-            known = k.known(self.hasher)
-            raw, rest = set(known.values()), k.hashes - known.keys()
+            raw, rest = k.split(self.hasher)
             slot = f"k{i}"
-            hashes += [(slot, h) for h in rest]
             either = []
             if raw and k.kind == "code" and (types or {}).get(k.column) in _INTEGERS:
                 # an integer normalizes to its digits without the sign: compare numbers, not
                 # the text of every row
-                numbers += [(slot, n) for v in raw if _DIGITS.fullmatch(v)
-                            for n in {int(v), -int(v)} if -(1 << 63) <= n < (1 << 63)]
+                _add(numbers, "n", slot, _integers(raw))
                 either.append(f"{column_sql(k.column, top)} IN (SELECT n FROM "
-                              f"optout_subject_numbers WHERE slot = 'k{i}')")
+                              f"optout_subject_numbers WHERE slot = '{slot}')")
             elif raw:
-                values += [(slot, v) for v in raw]
+                _add(values, "v", slot, pa.array(raw, pa.string()))
                 either.append(f"{norm} IN (SELECT v FROM optout_subject_values "
-                              f"WHERE slot = 'k{i}')")
+                              f"WHERE slot = '{slot}')")
             if rest:
+                _add(hashes, "h", slot, pa.array(list(rest), pa.string()))
                 either.append(f"optout_hmac({norm}) IN "
-                              f"(SELECT h FROM optout_subject_hashes WHERE slot = 'k{i}')")
+                              f"(SELECT h FROM optout_subject_hashes WHERE slot = '{slot}')")
             conditions.append("(" + " OR ".join(either) + ")" if either else "false")
-        hashes += [("text", h) for h in query.text_hashes]
-        self.con.register("optout_subject_hashes", pa.table({
-            "slot": pa.array([s for s, _ in hashes], pa.string()),
-            "h": pa.array([h for _, h in hashes], pa.string())}))
-        self.con.register("optout_subject_values", pa.table({
-            "slot": pa.array([s for s, _ in values], pa.string()),
-            "v": pa.array([v for _, v in values], pa.string())}))
-        self.con.register("optout_subject_numbers", pa.table({
-            "slot": pa.array([s for s, _ in numbers], pa.string()),
-            "n": pa.array([n for _, n in numbers], pa.int64())}))
+        if query.text_hashes:
+            _add(hashes, "h", "text", pa.array(list(query.text_hashes), pa.string()))
+        for name, table, kind in (("optout_subject_hashes", hashes, pa.string()),
+                                  ("optout_subject_values", values, pa.string()),
+                                  ("optout_subject_numbers", numbers, pa.int64())):
+            column = next(c for c in table if c != "slot")
+            self.con.register(name, pa.table({
+                "slot": pa.concat_arrays(table["slot"]) if table["slot"]
+                else pa.array([], pa.string()),
+                column: pa.concat_arrays(table[column]) if table[column]
+                else pa.array([], kind)}))
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         return " OR ".join(conditions) or "false"
 
@@ -328,6 +338,25 @@ class DuckDBMatcher:
         finally:
             self._unregister()
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
+
+
+def _add(table: dict[str, list[pa.Array]], column: str, slot: str, array: pa.Array) -> None:
+    """Append one slot's values to a registered table's columns."""
+    table["slot"].append(pa.array([slot] * len(array), pa.string()))
+    table[column].append(array)
+
+
+def _integers(raw: list[str]) -> pa.Array:
+    """The integers a key column's stored value may be for normalized codes: `42` is 42 or
+    -42 (normalizing drops the sign); codes that are not digits, or out of BIGINT's range,
+    are none."""
+    values = pa.array(raw, pa.string())
+    digits = pc.match_substring_regex(values, f"^(?:{_DIGITS.pattern})$")
+    short = pc.less_equal(pc.utf8_length(values), 18)  # fits a BIGINT whatever its digits
+    numbers = pc.cast(values.filter(pc.and_(digits, short)), pa.int64())
+    longer = [n for v in values.filter(pc.and_(digits, pc.invert(short))).to_pylist()
+              for n in (int(v), -int(v)) if -(1 << 63) <= n < (1 << 63)]
+    return pa.concat_arrays([numbers, pc.negate(numbers), pa.array(longer, pa.int64())])
 
 
 def merged(a: MatchQuery, b: MatchQuery) -> MatchQuery:

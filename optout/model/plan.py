@@ -188,7 +188,11 @@ class ErasurePlan:
     def to_json(self) -> str:
         """The plan file's text: one top-level field a line, and one line per step and note
         (JSON's C encoder writes each line; `indent` would make the encoder Python's own);
-        the per-subject detail is one base64 line (`detail_data`), sealed by `detail`."""
+        the per-subject detail is one base64 line (`detail_data`), sealed by `detail`.
+        Written once per plan object (recorded, then saved: tens of MB at 100,000 subjects)."""
+        cached = self.__dict__.get("_json")
+        if cached is not None:
+            return cached
         sealed = {"content_hash": self.content_hash or self.digest(),
                   "detail_data": self.detail.text()}
         if self.mac:
@@ -203,7 +207,9 @@ class ErasurePlan:
                 lines.append(f"  {encode(key)}: [\n{items}\n  ]")
             else:
                 lines.append(f"  {encode(key)}: {encode(value)}")
-        return "{\n" + ",\n".join(lines) + "\n}\n"
+        text = "{\n" + ",\n".join(lines) + "\n}\n"
+        object.__setattr__(self, "_json", text)
+        return text
 
     @property
     def summary(self) -> dict[str, int]:
