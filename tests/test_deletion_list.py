@@ -153,3 +153,43 @@ def test_every_pass_of_a_plan_reports_its_progress(erased: dict) -> None:
     assert rounds[0]["items"] == ["planning: customers", "planning: orders"]
     assert rounds[0]["done"] == 1  # the first item done when the second starts
     assert any(t["description"] == "planning: the rows apply changes" for t in heard.tasks)
+
+
+def test_the_detail_words_each_resolution_as_written_by_hand() -> None:
+    """The planner builds the per-subject detail a column at a time from its subjects'
+    states; read back, each subject's resolution is what these truths, written by hand from
+    the wording rules, say: one key shown by its first ten digits, up to three, `…` past
+    three; the values a subject dropped after what it learned; seeds counted once."""
+    from optout.engine.resolution import SubjectState, resolution_columns
+    from optout.model.plan_detail import SubjectDetail, SubjectResolution
+
+    a, b, c, d = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+    one = SubjectState("s1")
+    one.add("EMAIL_ADDRESS", {a, b}, "the request")  # a phone's two forms: one seed
+    one.seeds["EMAIL_ADDRESS"] = {a, b}
+    one.add("customers.id", {c}, "the customers row matched by email (id)")
+    two = SubjectState("s2")
+    two.add("orders.order_id", {a, b, c, d}, "its orders rows (order_id, a record key)")
+    two.drop("EMAIL_ADDRESS", d, "2 rows of customers hold it in email (other people share it)")
+    two.stop("ambiguous subject: resolved to 4 keys in orders.order_id (bound 1)", True)
+    three = SubjectState("s3")
+    three.add("customers.id", {b, c}, "the request")
+    three.stop("referenced by other people's rows", False)
+    detail = SubjectDetail.from_columns([{"key": "email", "hash": "s1"}],
+                                        resolution_columns([one, two, three]))
+    read = SubjectDetail(detail.data)  # as a plan file carries it
+    assert read.resolutions == (
+        SubjectResolution("s1", "resolved", (("EMAIL_ADDRESS", 1), ("customers.id", 1)), (
+            "2 in EMAIL_ADDRESS [aaaaaaaaaa, bbbbbbbbbb] from the request",
+            "1 in customers.id [cccccccccc] from the customers row matched by email (id)")),
+        SubjectResolution("s2", "accepted", (("orders.order_id", 4),), (
+            "4 in orders.order_id [aaaaaaaaaa, bbbbbbbbbb, cccccccccc, …] from its orders rows "
+            "(order_id, a record key)",
+            f"dropped 1 value of EMAIL_ADDRESS [{d[:10]}]: 2 rows of customers hold it in "
+            "email (other people share it); not a key of the subject"),
+            "ambiguous subject: resolved to 4 keys in orders.order_id (bound 1)"),
+        SubjectResolution("s3", "stopped", (("customers.id", 2),),
+                          ("2 in customers.id [bbbbbbbbbb, cccccccccc] from the request",),
+                          "referenced by other people's rows"))
+    assert read.subjects == ({"key": "email", "hash": "s1"},)
+    assert read.summary["statuses"] == {"accepted": 1, "resolved": 1, "stopped": 1}

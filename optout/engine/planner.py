@@ -39,7 +39,14 @@ from optout.engine.policy import COLUMN_ACTIONS, Policy, PolicyError, Rule
 from optout.engine.policy_store import is_current
 from optout.engine.rebuild import dbt_command_params, dbt_rebuild, rebuild_of
 from optout.engine.references import dangling
-from optout.engine.resolution import OWNING, SubjectState, attribute, check_bound, check_shared
+from optout.engine.resolution import (
+    OWNING,
+    SubjectState,
+    attribute,
+    check_bound,
+    check_shared,
+    resolution_columns,
+)
 from optout.engine.source_pool import SourcePool
 from optout.engine.subjects import Subject, SubjectError
 from optout.model.errors import ScannerError
@@ -440,11 +447,11 @@ def _assemble(catalog: Catalog, request: PlanRequest, config: Config, walk: _Wal
         catalog_state=catalog_state(records),
         steps=tuple(steps), searched=tuple(searched), review=tuple(review),
         exempt=tuple(exempt), approvals=policy.approvals,
-        detail=SubjectDetail.build(
+        detail=SubjectDetail.from_columns(
             sorted([{"key": s.key, "hash": d} for s, d in zip(request.subjects, walk.digests,
                                                               strict=True)]
                    + list(request.digests), key=lambda s: (s["key"], s["hash"])),
-            [s.resolution() for s in walk.subjects]),
+            resolution_columns(walk.subjects)),
         unexecutable=tuple(settled.unexecutable), supersedes=request.supersedes,
         engine=config.engine, settings=plan_settings(config, accept_ambiguous)).sealed()
 

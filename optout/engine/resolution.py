@@ -44,9 +44,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from optout.engine.graph import IdentityGraph, record_parent
 from optout.model.matching import MatchQuery, MatchResult
-from optout.model.plan import SubjectResolution
+from optout.model.plan_detail import Resolutions, keys_json
 from optout.model.secret import KeyedHash
 from optout.scanner.catalog import DatasetRecord
 from optout.scanner.config import IdentityConfig
@@ -129,13 +131,23 @@ class SubjectState:
             out[domain] = len(hashes - seeds) + (1 if seeds else 0)
         return out
 
-    def resolution(self) -> SubjectResolution:
-        """The plan's record of this subject."""
-        status = "resolved" if self.stopped is None else "accepted" if self.accepted \
-            else "stopped"
-        return SubjectResolution(self.label, status, tuple(sorted(self.key_counts().items())),
-                                 tuple([*map(learned_text, self.learned), *self.drops]),
-                                 self.stopped)
+
+def resolution_columns(subjects: list[SubjectState]) -> Resolutions:
+    """What each subject resolved to, as the plan's detail holds it (`SubjectResolution`:
+    resolved, stopped, or stopped and accepted; keys per domain; what it learned, worded, then
+    the values it dropped), built a column at a time."""
+    statuses, keys, reasons, texts, offsets = [], [], [], [], [0]
+    for s in subjects:
+        statuses.append("resolved" if s.stopped is None else "accepted" if s.accepted
+                        else "stopped")
+        keys.append(keys_json(tuple(sorted(s.key_counts().items()))))
+        reasons.append(s.stopped)
+        texts += map(learned_text, s.learned)
+        texts += s.drops
+        offsets.append(len(texts))
+    learned = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                       pa.array(texts, pa.string()))
+    return Resolutions([s.label for s in subjects], statuses, keys, learned, reasons)
 
 
 def learned_text(entry: tuple[int, str, tuple[str, ...], str]) -> str:

@@ -44,6 +44,23 @@ class SubjectResolution:
     reason: str | None = None  # why it was stopped
 
 
+@dataclass(frozen=True)
+class Resolutions:
+    """What the subjects resolved to, a column each (see SubjectResolution), in order."""
+
+    subject: list[str]
+    status: list[str]
+    keys: list[str]  # JSON pairs (`keys_json`)
+    learned: pa.ListArray  # list<string>
+    reason: list[str | None]
+
+
+@functools.lru_cache(maxsize=4096)
+def keys_json(keys: tuple[tuple[str, int], ...]) -> str:
+    """A resolution's keys as the detail table holds them (most subjects share a few forms)."""
+    return json.dumps(keys, separators=(",", ":"))
+
+
 class DetailError(EngineError):
     """A plan's per-subject detail is unreadable or not the one its digest seals."""
 
@@ -58,16 +75,27 @@ class SubjectDetail:
     def build(cls, subjects: Sequence[dict[str, str]],
               resolutions: Sequence[SubjectResolution]) -> SubjectDetail:
         """From the request's subjects (`{"key", "hash"}`) and the resolutions, in order."""
-        n, m = len(subjects), len(resolutions)
+        return cls.from_columns(subjects, Resolutions(
+            [r.subject for r in resolutions], [r.status for r in resolutions],
+            [keys_json(r.keys) for r in resolutions],
+            pa.array([list(r.learned) for r in resolutions], pa.list_(pa.string())),
+            [r.reason for r in resolutions]))
+
+    @classmethod
+    def from_columns(cls, subjects: Sequence[dict[str, str]],
+                     resolutions: Resolutions) -> SubjectDetail:
+        """From the request's subjects and the resolutions as columns (a planner's 100,000
+        subjects never become 100,000 objects on the way)."""
+        n, m = len(subjects), len(resolutions.subject)
+        learned = resolutions.learned
         table = pa.table({
             "part": pa.array(["subject"] * n + ["resolution"] * m, pa.string()),
             "key": [s["key"] for s in subjects] + [None] * m,
-            "hash": [s["hash"] for s in subjects] + [r.subject for r in resolutions],
-            "status": [None] * n + [r.status for r in resolutions],
-            "keys": [None] * n + [json.dumps(r.keys, separators=(",", ":"))
-                                  for r in resolutions],
-            "learned": [None] * n + [list(r.learned) for r in resolutions],
-            "reason": [None] * n + [r.reason for r in resolutions]}, schema=SCHEMA)
+            "hash": [s["hash"] for s in subjects] + resolutions.subject,
+            "status": [None] * n + resolutions.status,
+            "keys": [None] * n + resolutions.keys,
+            "learned": pa.concat_arrays([pa.nulls(n, learned.type), learned]),
+            "reason": [None] * n + resolutions.reason}, schema=SCHEMA)
         out = io.BytesIO()
         pq.write_table(table, out, compression="zstd", use_dictionary=["part", "status", "keys",
                                                                       "reason"])
