@@ -67,6 +67,7 @@ def test_complete(shop: dict) -> None:
     applied = shop["cli"]("operator", "apply", str(plan), "--yes")
     assert applied.returncode == 0, applied.stderr
     report, md, page = _reports(shop, rid)
+    assert f"{report['status']}; {report['summary']}" in " ".join(applied.stdout.split())
     summary = ("erased from 5 datasets, 0 retained under legal basis; 0 residue in the "
                "5 datasets read back; physically: 3 stores rewritten (keys are not text: not "
                "searched), 2 stores read raw: clean")
@@ -100,6 +101,8 @@ def test_a_dataset_that_may_hold_the_subject_makes_it_incomplete(shop: dict) -> 
     assert applied.returncode == 4, applied.stderr
     report, md, page = _reports(shop, rid)
     assert report["status"] == "incomplete_needs_review"
+    # what apply printed (from the plan it held) is the report's own status and summary
+    assert f"{report['status']}; {report['summary']}" in " ".join(applied.stdout.split())
     [review] = report["needs_review"]
     assert review["dataset"] == "staff" and review["reason"].startswith("not reachable")
     assert report["summary"].startswith(

@@ -7,6 +7,7 @@ an HMAC-SHA256 signature under the catalog secret over its canonical JSON, so
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -19,7 +20,7 @@ from optout.engine.cascade.run import steps as cascade_steps
 from optout.engine.journal import RECORDED, WORKER_PREFIX, Journal
 from optout.engine.physical import physical_steps
 from optout.engine.verification import strength
-from optout.model.plan import DatasetNote, detail_of
+from optout.model.plan import DatasetNote, ErasurePlan, detail_of
 from optout.scanner.access import Principal, acting
 from optout.scanner.catalog import Catalog
 from optout.scanner.deployment import deployment_config
@@ -38,10 +39,26 @@ def build_report(catalog: Catalog, request_id: str,
     return _report(catalog, request_id)
 
 
-def outcome(catalog: Catalog, request_id: str) -> str:
-    """A request's status and summary line (what `apply` and `resume` print when done)."""
-    report = _report(catalog, request_id)
-    return f"{report['status']}; {report['summary']}"
+def outcome(catalog: Catalog, request_id: str, plan: ErasurePlan | None = None) -> str:
+    """A request's status and summary line (what `apply` and `resume` print when done), the
+    report's own, without signing a report of every subject. `plan`: the plan the request
+    applied, already in memory (used when its content hash is the request's)."""
+    journal = Journal(catalog)
+    job = job_of(catalog, request_id)
+    held = plan is not None
+    request = journal.request(job, plan=not held)
+    if held and plan.content_hash != request["plan_hash"]:
+        request, held = journal.request(job), False
+    planned = _planned(plan) if held else json.loads(request["plan"])
+    status, summary, _, _ = _summary_of(catalog, journal, job, request, planned)
+    return f"{status}; {summary}"
+
+
+def _planned(plan: ErasurePlan) -> dict[str, Any]:
+    """The parts of a plan in memory that a report reads, as its JSON would give them."""
+    return {"steps": [{f: getattr(s, f) for f in ("kind", "rule", "legal_basis", "columns",
+                                                  "rows")} for s in plan.steps],
+            "review": [dataclasses.asdict(n) for n in plan.review]}
 
 
 #: step statuses after which the dataset was read back for the subject
@@ -160,18 +177,8 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     job = job_of(catalog, request_id)
     request = journal.request(job)
     plan = json.loads(request["plan"])
-    steps = [_step(s, plan["steps"][s["step_no"]]) for s in journal.steps(job)]
-    review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"],
-               "rows": n.get("rows"), "may_hold": DatasetNote(**n).may_hold}
-              for n in plan["review"]]
-    physical = physical_steps(catalog, job)
-    summary, next_action = _summary(request["status"], steps, review, request["error"])
-    summary += _physical_summary(physical)
-    backups = _backups(catalog, request["updated_at"])
-    if backups:
-        summary += (f"; {_n(len(backups), 'backup set')} may hold the subject until "
-                    f"{max(b['may_hold_until'] for b in backups)} (a restore is checked with "
-                    "`optout restore-check`)")
+    _, summary, next_action, parts = _summary_of(catalog, journal, job, request, plan)
+    steps, review, physical, backups = parts
     body = {
         "version": SIGNED_FIELDS_VERSION, "request_id": request_id,
         "status": request["status"], "policy": plan["policy"], "plan_hash": request["plan_hash"],
@@ -192,6 +199,25 @@ def _report(catalog: Catalog, request_id: str) -> dict[str, Any]:
     if job.removeprefix(WORKER_PREFIX) != request_id.removeprefix(WORKER_PREFIX):
         body["batch"] = job  # applied with other requests that arrived together
     return {**body, "signature": sign(catalog, body)}
+
+
+def _summary_of(catalog: Catalog, journal: Journal, job: str, request: dict[str, Any],
+                plan: dict[str, Any]) -> tuple[str, str, str | None, tuple[list, ...]]:
+    """(status, summary line, next action, (steps, review, physical, backups)) of a request
+    as the journal and its plan say."""
+    steps = [_step(s, plan["steps"][s["step_no"]]) for s in journal.steps(job)]
+    review = [{"dataset": n["dataset"], "location": n["location"], "reason": n["reason"],
+               "rows": n.get("rows"), "may_hold": DatasetNote(**n).may_hold}
+              for n in plan["review"]]
+    physical = physical_steps(catalog, job)
+    summary, next_action = _summary(request["status"], steps, review, request["error"])
+    summary += _physical_summary(physical)
+    backups = _backups(catalog, request["updated_at"])
+    if backups:
+        summary += (f"; {_n(len(backups), 'backup set')} may hold the subject until "
+                    f"{max(b['may_hold_until'] for b in backups)} (a restore is checked with "
+                    "`optout restore-check`)")
+    return request["status"], summary, next_action, (steps, review, physical, backups)
 
 
 def job_of(catalog: Catalog, request_id: str) -> str:

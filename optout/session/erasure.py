@@ -224,7 +224,7 @@ class ErasureOperations(DataOperations):
                 return Applied(plan, aborted=True)
             rid = apply_plan(self.catalog, plan, ApplyOptions(
                 dry_run=dry_run, lease_wait=lease_wait, config=config, caller=call.who))
-            return Applied(plan, rid, outcome(self.catalog, rid))
+            return Applied(plan, rid, outcome(self.catalog, rid, plan))
 
     def apply_plan(self, plan: ErasurePlan, *, config: Config | None = None,
                    dry_run: bool = False, lease_wait: float = 30.0) -> str:
