@@ -207,3 +207,28 @@ def test_the_journal_reads_its_plan_from_the_sealed_plan_record(world: dict) -> 
     write(world["catalog"], "UPDATE plans SET body = body || ' ' WHERE body LIKE '%' || ? || "
           "'%'", [rid])
     one_error(run(world, "auditor", "report", rid), "plans row")
+
+
+def test_a_plan_file_as_recorded_is_not_read_twice(world: dict) -> None:
+    """A plan file byte for byte as the catalog recorded it is the record (apply does not
+    parse a large plan a second time); the same plan written otherwise (its JSON indented
+    anew: the same content hash and MAC) is read from the record instead, and an edited one
+    is still refused."""
+    import json
+
+    from optout.engine.plan_store import recorded_plan
+    from optout.model.plan import PlanError, load_plan
+
+    path = planned(world, "once")
+    plan = load_plan(path)
+    assert recorded_plan(world["catalog"], plan) is plan
+    again = world["root"] / "indented.json"
+    again.write_text(json.dumps(json.loads(path.read_text()), indent=1))
+    other = load_plan(again)
+    record = recorded_plan(world["catalog"], other)
+    assert record is not other and record == other  # the control: read from the record
+    edited = json.loads(path.read_text())
+    edited["approvals"] = 0
+    again.write_text(json.dumps(edited))
+    with pytest.raises(PlanError, match="content hash does not match"):
+        load_plan(again)

@@ -16,7 +16,7 @@ import hmac
 import weakref
 from dataclasses import replace
 
-from optout.model.plan import ErasurePlan, PlanError, plan_from_json
+from optout.model.plan import ErasurePlan, PlanError, plan_from_json, read_from
 from optout.scanner.catalog import Catalog
 from optout.scanner.catalog.seal import read, seal
 
@@ -64,7 +64,9 @@ def recorded_plan(catalog: Catalog, plan: ErasurePlan) -> ErasurePlan:
     if not rows:
         raise PlanError(f"plan {plan.request_id}: this catalog never made a plan with content "
                         f"hash {plan.content_hash[:12]}… (edited, or made elsewhere): plan again")
-    record = plan_from_json(rows[0]["body"], "the catalog's plan record")
+    body = rows[0]["body"]
+    # the file as the catalog recorded it, byte for byte (a large plan is not parsed twice)
+    record = plan if read_from(plan, body) else plan_from_json(body, "the catalog's plan record")
     for key in [k for k, ref in _RECORDED.items() if ref() is None]:
         del _RECORDED[key]  # plans no longer held (a worker reads many)
     _RECORDED[(catalog.path, id(record))] = weakref.ref(record)

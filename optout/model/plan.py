@@ -291,7 +291,14 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         raise PlanError(f"{origin}: plan version {plan.version}, this optout reads {PLAN_VERSION}")
     if plan.digest() != plan.content_hash:
         raise PlanError(f"{origin}: content hash does not match: the plan was altered")
+    object.__setattr__(plan, "_source", text)  # what it was read from (see `read_from`)
     return plan
+
+
+def read_from(plan: ErasurePlan, text: str) -> bool:
+    """True when `plan` was read (`plan_from_json`) from exactly this text: reading the text
+    again would give the same plan."""
+    return plan.__dict__.get("_source") == text
 
 
 def _step(s: dict[str, Any]) -> PlanStep:
