@@ -160,10 +160,14 @@ def _reerased_by(catalog: Catalog, request_id: str) -> list[str]:
     """The later requests that erased this one's subjects again (a restore brought them
     back)."""
     with catalog.connect() as con:
+        # Only a plan that re-erases names `reerases` (the field is left out when empty):
+        # a substring test first, so the JSON of every large plan is not parsed per report.
         rows = con.execute(
-            "SELECT r.id FROM requests r LEFT JOIN plans p ON p.content_hash = r.plan_hash "
-            "WHERE list_contains(CAST(json_extract(CASE WHEN r.plan::VARCHAR = ? THEN p.body "
-            "ELSE r.plan END, '$.reerases') AS VARCHAR[]), ?) ORDER BY r.created_at",
+            "WITH bodies AS (SELECT r.id, r.created_at, CASE WHEN r.plan::VARCHAR = ? THEN "
+            "p.body ELSE r.plan::VARCHAR END AS body FROM requests r LEFT JOIN plans p ON "
+            "p.content_hash = r.plan_hash), named AS MATERIALIZED (SELECT * FROM bodies WHERE "
+            "contains(body, '\"reerases\"')) SELECT id FROM named WHERE list_contains(CAST("
+            "json_extract(body, '$.reerases') AS VARCHAR[]), ?) ORDER BY created_at",
             [RECORDED, request_id]).fetchall()
     return [r[0] for r in rows]
 
