@@ -45,10 +45,8 @@ class KeyMatch:
     def split(self, hasher: KeyedHash) -> tuple[list[str], frozenset[str]]:
         """(the normalized values behind the hashes whose values are known, the hashes whose
         values are not)."""
-        if isinstance(self.raw, Mapping) and self.raw.keys() <= self.hashes:
-            return list(self.raw.values()), self.hashes - self.raw.keys()
-        known = self.known(hasher)
-        return list(set(known.values())), self.hashes - known.keys()
+        known = self.known(hasher)  # distinct hashes stand for distinct values
+        return list(known.values()), self.hashes - known.keys()
 
     def known(self, hasher: KeyedHash) -> dict[str, str]:
         """Hash → normalized value, for the hashes whose values are known."""
@@ -218,9 +216,8 @@ class DuckDBMatcher:
         `types` (column → DuckDB type) lets integer key columns be compared as integers.
         The tables are built as Arrow columns, a slot's values at once (100,000 subjects
         register in milliseconds, not a Python tuple per value)."""
-        hashes: dict[str, list[pa.Array]] = {"slot": [], "h": []}
-        values: dict[str, list[pa.Array]] = {"slot": [], "v": []}
-        numbers: dict[str, list[pa.Array]] = {"slot": [], "n": []}
+        hashes, values, numbers = _parts("h", pa.string()), _parts("v", pa.string()), \
+            _parts("n", pa.int64())
         conditions = []
         for i, k in enumerate(query.keys):
             norm = sql_normalize(k.kind, column_sql(k.column, top), "duckdb")
@@ -246,15 +243,10 @@ class DuckDBMatcher:
             conditions.append("(" + " OR ".join(either) + ")" if either else "false")
         if query.text_hashes:
             _add(hashes, "h", "text", pa.array(list(query.text_hashes), pa.string()))
-        for name, table, kind in (("optout_subject_hashes", hashes, pa.string()),
-                                  ("optout_subject_values", values, pa.string()),
-                                  ("optout_subject_numbers", numbers, pa.int64())):
-            column = next(c for c in table if c != "slot")
-            self.con.register(name, pa.table({
-                "slot": pa.concat_arrays(table["slot"]) if table["slot"]
-                else pa.array([], pa.string()),
-                column: pa.concat_arrays(table[column]) if table[column]
-                else pa.array([], kind)}))
+        for name, parts in (("optout_subject_hashes", hashes),
+                            ("optout_subject_values", values),
+                            ("optout_subject_numbers", numbers)):
+            self.con.register(name, pa.table({c: pa.concat_arrays(a) for c, a in parts.items()}))
         conditions += [_text_condition(column_sql(c, top)) for c in query.texts]
         return " OR ".join(conditions) or "false"
 
@@ -338,6 +330,11 @@ class DuckDBMatcher:
         finally:
             self._unregister()
         return MatchResult.from_groups([r for r in rows if r[-1]], query)
+
+
+def _parts(column: str, kind: pa.DataType) -> dict[str, list[pa.Array]]:
+    """A registered table's columns (`slot` and `column`), each an empty typed array so far."""
+    return {"slot": [pa.array([], pa.string())], column: [pa.array([], kind)]}
 
 
 def _add(table: dict[str, list[pa.Array]], column: str, slot: str, array: pa.Array) -> None:
