@@ -3,6 +3,7 @@ rows the keyed hashes give, and a Parquet source reads its files once per new ke
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,15 @@ from optout.connectors.parquet.source import ParquetSource
 from optout.model.dataset import DatasetRef
 from optout.model.duck import memory_duckdb
 from optout.model.identifiers import normalize
-from optout.model.matching import DuckDBMatcher, KeyMatch, MatchQuery, beyond, covers, merged
+from optout.model.matching import (
+    DuckDBMatcher,
+    KeyMatch,
+    MatchQuery,
+    MatchResult,
+    beyond,
+    covers,
+    merged,
+)
 from optout.model.secret import KeyedHash
 
 HASHER = KeyedHash(b"k" * 32)
@@ -165,3 +174,44 @@ def test_a_batch_query_brings_back_as_many_rows_as_its_limit() -> None:
     batch = MatchQuery(collect=(("email", "email"),), limit=MAX_GROUPS + 5)
     wide = MatchResult.from_groups(rows, batch)
     assert not wide.truncated and wide.rows == MAX_GROUPS + 5
+
+
+def test_a_walk_learns_the_values_behind_the_hashes_a_match_brought_back() -> None:
+    """What the planner keeps of a match's values (in memory, to match by plain equality
+    next round): each hash with its value; nothing for a NULL on either side. Truths written
+    by hand from the rows: a hash whose value came back NULL is no value to match by (it
+    would match nothing and hide the hash), and without values brought back nothing is kept.
+    Mutations that fail it: keeping (hash, None) pairs; learning nothing."""
+    from optout.engine.graph import IdentityGraph
+    from optout.engine.planner import _Walk
+
+    a, b, c = HASHER("a@x.io"), HASHER("b@x.io"), HASHER("c@x.io")
+    rows = [(a, "7", "a@x.io", "ana", 2), (b, None, "b@x.io", None, 1),
+            (c, None, None, None, 1), (None, None, None, None, 4)]
+    query = MatchQuery((key("email", "email", ["a@x.io"]),), collect=(
+        ("email", "email"), ("id", "code")), names=(("name",),), raw_collect=True)
+    walk = _Walk(IdentityGraph({}, {}, []), HASHER)
+    walk.learn_raw(MatchResult.from_groups(
+        [(h, i, v, None, n, r) for h, i, v, n, r in rows], query))
+    assert walk.raw == {a: "a@x.io", b: "b@x.io"}
+    walk.learn_raw(MatchResult.from_groups([(a, "7", "ana", 2)], dataclasses.replace(
+        query, raw_collect=False)))
+    assert walk.raw == {a: "a@x.io", b: "b@x.io"}
+
+
+def test_a_walk_hashes_each_name_once() -> None:
+    """A name matched again in a later round is not hashed again (a deletion list's rows
+    are matched in two rounds); distinct names each get their own keyed hash."""
+    from optout.engine.graph import IdentityGraph
+    from optout.engine.planner import _Walk
+
+    calls: list[str] = []
+
+    def counting(value: str) -> str:
+        calls.append(value)
+        return HASHER(value)
+
+    walk = _Walk(IdentityGraph({}, {}, []), counting)
+    assert walk.name_hash("ana lima") == HASHER("ana lima") == walk.name_hash("ana lima")
+    assert walk.name_hash("bo diaz") == HASHER("bo diaz")
+    assert calls == ["ana lima", "bo diaz"]

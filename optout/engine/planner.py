@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import getpass
 import hashlib
+import itertools
 import re
 import uuid
 from collections.abc import Callable
@@ -120,13 +121,30 @@ class _Walk:
     raw: dict[str, str] = field(default_factory=dict, repr=False)
     #: the request's subjects' keyed hashes, in the request's order (each computed once)
     digests: list[str] = field(default_factory=list)
+    #: keyed hashes of the names matched rows hold, each computed once however many rounds
+    #: match the row again (in memory only, like `raw`)
+    name_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def name_hash(self, name: str) -> str:
+        """The keyed hash of a normalized name (`first last`), computed once per walk."""
+        h = self.name_hashes.get(name)
+        if h is None:
+            h = self.name_hashes[name] = self.hasher(name)
+        return h
 
     def learn_raw(self, result: MatchResult) -> None:
-        """Remember the values behind the keyed hashes a match brought back."""
-        for group in result.groups:
-            for h, v in zip(group.hashes, group.raw, strict=False):
-                if h is not None and v is not None:
-                    self.raw[h] = v
+        """Remember the values behind the keyed hashes a match brought back (pairs with a
+        NULL on either side are not kept)."""
+        groups = result.groups
+        if not groups or len(groups[0].raw) != len(groups[0].hashes):
+            return  # the query did not bring the values back (`MatchResult.from_groups`)
+        chain = itertools.chain.from_iterable
+        pairs = dict(zip(chain(g.hashes for g in groups), chain(g.raw for g in groups),
+                         strict=True))
+        pairs.pop(None, None)  # type: ignore[call-overload]
+        if None in pairs.values():  # a hash without its value: never a value to match by
+            pairs = {h: v for h, v in pairs.items() if v is not None}
+        self.raw.update(pairs)
 
     def _roles(self, record: DatasetRecord, roles: tuple[str, ...]) -> list[str]:
         return [c.name for c in record.columns if self.graph.roles.get((record.id, c.name))
@@ -270,7 +288,7 @@ def _round(walk: _Walk, records: list[DatasetRecord], pool: SourcePool,
         walk.asked[record.id] = query
         walk.learn_raw(result)
         learned, shared = attribute(walk.graph, record, query, result, walk.subjects,
-                                    walk.hasher, accept_ambiguous)
+                                    walk.name_hash, accept_ambiguous)
         grew |= learned
         dropped |= shared
     return grew, dropped

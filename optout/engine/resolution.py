@@ -42,6 +42,7 @@ The rules (the roles they use are defined in `optout/engine/graph.py`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -49,7 +50,6 @@ import pyarrow as pa
 from optout.engine.graph import IdentityGraph, record_parent
 from optout.model.matching import MatchQuery, MatchResult
 from optout.model.plan_detail import Resolutions, keys_json
-from optout.model.secret import KeyedHash
 from optout.scanner.catalog import DatasetRecord
 from optout.scanner.config import IdentityConfig
 
@@ -274,10 +274,11 @@ def _satellite(graph: IdentityGraph, record: DatasetRecord, index: dict[str, int
 
 
 def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
-              result: MatchResult, subjects: list[SubjectState], hasher: KeyedHash,
-              accept: bool) -> tuple[bool, bool]:
+              result: MatchResult, subjects: list[SubjectState],
+              name_hash: Callable[[str], str], accept: bool) -> tuple[bool, bool]:
     """Give each matched row to the subjects it belongs to and learn from their rows by the
-    rules above. (any subject learned something, any dropped a shared value)."""
+    rules above (`name_hash`: the keyed hash of a normalized name). (any subject learned
+    something, any dropped a shared value)."""
     index, groups = _by_value(query, result)
     role = {c: graph.roles.get((record.id, c)) for c in index}
     own = graph.person_tables.get(record.id)
@@ -335,7 +336,7 @@ def attribute(graph: IdentityGraph, record: DatasetRecord, query: MatchQuery,
                     grew |= s.add(domain, {g.hashes[i]}, f"{why} ({c})")
             for name in g.names:
                 words = (name or "").split()
-                h = hasher(f"{words[0]} {words[-1]}") if len(words) >= 2 else None
+                h = name_hash(f"{words[0]} {words[-1]}") if len(words) >= 2 else None
                 if h is not None and h not in s.text_hashes:
                     s.text_hashes.add(h)
                     grew = True
