@@ -17,6 +17,7 @@ from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
 from optout.model.matching import DuckDBMatcher, MatchQuery, MatchResult
 from optout.model.redaction import one_line
+from optout.model.row_numbers import RowNumbers
 from optout.model.secret import KeyedHash
 
 
@@ -79,7 +80,7 @@ class Source(ABC):
 
 
 #: per file: (path, fingerprint when read, row numbers of the matching rows)
-Located = tuple[tuple[str, str, tuple[int, ...]], ...]
+Located = tuple[tuple[str, str, RowNumbers | tuple[int, ...]], ...]
 
 
 def file_fingerprint(*paths: str, salt: str = "") -> str:

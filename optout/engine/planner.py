@@ -62,6 +62,7 @@ from optout.model.plan import (
 )
 from optout.model.plan_detail import SubjectDetail
 from optout.model.progress import task
+from optout.model.row_numbers import RowNumbers
 from optout.model.secret import KeyedHash
 from optout.scanner.access import EMBEDDED, Principal, acting
 from optout.scanner.catalog import Catalog, DatasetRecord
@@ -616,7 +617,7 @@ def _matching(query: MatchQuery | None, r: DatasetRecord, located: Located) -> d
     """The step fields apply matches rows by (keyed hashes only, and where the rows are),
     and how to read the data."""
     out = {"options": tuple(sorted(r.options.items())), "fingerprint": r.fingerprint,
-           "locations": located}
+           "locations": tuple((p, f, RowNumbers.of(rows)) for p, f, rows in located)}
     if query is not None:
         out |= {"keys": tuple((k.column, k.kind, tuple(sorted(k.hashes))) for k in query.keys),
                 "texts": query.texts,

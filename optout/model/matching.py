@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -167,14 +168,22 @@ class DuckDBMatcher:
         seen are hashed with the keyed hash; one that has not learns from this query's matches
         (the cheap hash of every key column of every matching row).
         """
+        columns = column if isinstance(column, tuple) else (column,)
+        found = self.select_arrays(relation, query, columns, prefilter)
+        if isinstance(column, tuple):
+            return list(zip(*(found[c].tolist() for c in columns), strict=True))
+        return found[column].tolist()
+
+    def select_arrays(self, relation: str, query: MatchQuery, columns: tuple[str, ...],
+                      prefilter: Prefilter | None = None) -> dict[str, np.ndarray]:
+        """`select` as one NumPy array per column (no Python object per row: a deletion list
+        locates millions of rows)."""
         types = self.describe(relation)
         top = set(types)
         where = self._register(query, top, types=types)
-        columns = column if isinstance(column, tuple) else (column,)
-        width = len(columns)
         learn = prefilter is not None and not prefilter.ready and query.keys
-        extra = "".join(f", hash({column_sql(k.column, top)})"
-                        for k in query.keys) if learn else ""
+        extra = "".join(f", hash({column_sql(k.column, top)}) AS optout_seen_{i}"
+                        for i, k in enumerate(query.keys)) if learn else ""
         listed = f"{', '.join(quote_ident(c) for c in columns)}{extra}"
         sql = f"SELECT {listed} FROM {relation} WHERE {where}"
         if prefilter is not None and prefilter.ready and query.keys:
@@ -184,17 +193,16 @@ class DuckDBMatcher:
             sql = (f"WITH optout_gated AS MATERIALIZED (SELECT * FROM {relation} WHERE {gate}) "
                    f"SELECT {listed} FROM optout_gated WHERE {where}")
         try:
-            rows = self.con.execute(sql).fetchall()
+            found = self.con.execute(sql).fetchnumpy()
         finally:
             self._unregister()
         if learn:
             for i, k in enumerate(query.keys):
+                seen = found.pop(f"optout_seen_{i}")
                 prefilter.seen.setdefault(k.column, set()).update(
-                    r[width + i] for r in rows if r[width + i] is not None)
+                    np.ma.compressed(seen).tolist())
             prefilter.ready = True
-        if isinstance(column, tuple):
-            return [r[:width] for r in rows]
-        return [r[0] for r in rows]
+        return {c: found[c] for c in columns}  # masked where NULL (`tolist` gives None)
 
     def _gate(self, query: MatchQuery, top: set[str], prefilter: Prefilter) -> str:
         """The condition a row's cheap hash must meet to be a candidate (see Prefilter).

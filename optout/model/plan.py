@@ -17,6 +17,7 @@ from optout.model.dataset import DatasetRef
 from optout.model.errors import EngineError
 from optout.model.identifiers import KINDS
 from optout.model.plan_detail import DetailError, SubjectDetail, SubjectResolution
+from optout.model.row_numbers import RowNumbers, RowNumbersError
 from optout.model.runtime import RUNTIMES
 
 #: 4: steps name their special-category columns; 5: the per-subject detail is one sealed
@@ -56,8 +57,9 @@ class PlanStep:
     options: tuple[tuple[str, Any], ...] = ()  # how the source reads the dataset
     fingerprint: str | None = None  # the dataset's fingerprint when planned
     #: where the matching rows are, per file: (path, file fingerprint, row numbers); apply
-    #: uses them while the file's fingerprint holds (Parquet), else it matches by a full pass
-    locations: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+    #: uses them while the file's fingerprint holds (Parquet), else it matches by a full pass.
+    #: Row numbers are `RowNumbers` (written compactly); plans made before kept tuples.
+    locations: tuple[tuple[str, str, RowNumbers | tuple[int, ...]], ...] = ()
     #: GDPR Art. 9 special-category columns of the dataset: (column, category, what the step
     #: does to it: `deleted with the row`, a column action, or `kept`)
     special: tuple[tuple[str, str, str], ...] = ()
@@ -277,6 +279,8 @@ def plan_from_json(text: str, origin: str) -> ErasurePlan:
         raise PlanError(f"{origin}: not a readable plan file: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{origin}: not a plan file (missing or bad field {exc})") from exc
+    except RowNumbersError as exc:
+        raise PlanError(f"{origin}: not a plan file (locations: {exc})") from exc
     except DetailError as exc:
         raise PlanError(str(exc)) from exc
     if not REQUEST_ID.match(plan.request_id):
@@ -308,7 +312,8 @@ def _step(s: dict[str, Any]) -> PlanStep:
         "via": tuple(s["via"]), "params": tuple((k, _freeze(v)) for k, v in s["params"]),
         "keys": tuple((c, k, tuple(h)) for c, k, h in s["keys"]), "texts": tuple(s["texts"]),
         "text_hashes": tuple(s["text_hashes"]),
-        "locations": tuple((p, f, tuple(r)) for p, f, r in s.get("locations", ())),
+        "locations": tuple((p, f, RowNumbers.decode(r) if isinstance(r, str) else tuple(r))
+                           for p, f, r in s.get("locations", ())),
         "special": tuple(tuple(c) for c in s.get("special", ())),
         "options": tuple((k, _freeze(v)) for k, v in s["options"])})
 

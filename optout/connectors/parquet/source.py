@@ -15,6 +15,7 @@ from optout.model.duck import memory_duckdb
 from optout.model.errors import DatasetUnreadable
 from optout.model.matching import DuckDBMatcher, MatchQuery, MatchResult, beyond, covers, merged
 from optout.model.redaction import one_line
+from optout.model.row_numbers import RowNumbers
 from optout.model.sampling import windows
 from optout.model.secret import KeyedHash
 from optout.model.sql import quote_literal
@@ -150,25 +151,25 @@ class ParquetSource(DuckDBReadSource):
         fingerprints = self._covered(query)
         if fingerprints is not None:
             try:
-                found = matcher.select(KEPT, query, ("optout_file", "file_row_number"))
+                found = matcher.select_arrays(KEPT, query, ("optout_file", "file_row_number"))
             except duckdb.Error as exc:
                 raise DatasetUnreadable(one_line(exc)) from exc
-            if len(found) > MAX_LOCATED_ROWS:
+            files, numbers = found["optout_file"], found["file_row_number"]
+            if len(numbers) > MAX_LOCATED_ROWS:
                 return ()
-            rows: dict[str, list[int]] = {f: [] for f in fingerprints}
-            for path, row in found:
-                rows[path].append(row)
-            return tuple((f, fp, tuple(sorted(rows[f]))) for f, fp in fingerprints.items())
+            return tuple((f, fp, RowNumbers.of(numbers[files == f]))
+                         for f, fp in fingerprints.items())
         out = []
         try:
             total = 0
             for path in self.files():
                 before = file_fingerprint(path)
-                found = matcher.select(file_relation(path), query, "file_row_number")
-                total += len(found)
+                numbers = matcher.select_arrays(file_relation(path), query,
+                                                ("file_row_number",))["file_row_number"]
+                total += len(numbers)
                 if file_fingerprint(path) != before or total > MAX_LOCATED_ROWS:
                     return ()
-                out.append((path, before, tuple(sorted(found))))
+                out.append((path, before, RowNumbers.of(numbers)))
         except (duckdb.Error, OSError) as exc:
             raise DatasetUnreadable(one_line(exc)) from exc
         return tuple(out)
@@ -194,8 +195,9 @@ def within_columns(query: MatchQuery, columns: tuple[str, ...]) -> bool:
 KEPT = "optout_kept"
 #: what tells the kept rows apart
 BY = ("optout_file", "file_row_number")
-#: beyond this many matching rows a plan does not carry their positions
-MAX_LOCATED_ROWS = 200_000
+#: beyond this many matching rows a plan does not carry their positions (held as one int64
+#: array: 200 MB at the bound; a million people's orders are some ten million rows)
+MAX_LOCATED_ROWS = 25_000_000
 
 
 def file_relation(path: str, rows: str | None = None) -> str:

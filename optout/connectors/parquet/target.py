@@ -4,7 +4,6 @@ compression and row order."""
 
 from __future__ import annotations
 
-import bisect
 import os
 from collections.abc import Iterator
 
@@ -29,8 +28,12 @@ from optout.connectors.target import (
 from optout.model.duck import memory_duckdb
 from optout.model.matching import DuckDBMatcher, MatchQuery, Prefilter
 from optout.model.redaction import one_line
+from optout.model.row_numbers import RowNumbers, sorted_distinct
 from optout.model.values import change
 
+#: no row numbers
+NO_ROWS = np.empty(0, np.int64)
+NO_ROWS.setflags(write=False)
 #: a rewrite holds at most about this many bytes of decoded rows (and reads BATCH_ROWS at once)
 BATCH_BYTES = 64 << 20
 BATCH_ROWS = 8192
@@ -52,33 +55,34 @@ class ParquetTarget(FileTarget):
         return parquet_files(self.step.location)
 
     def _matched(self, path: str, query: MatchQuery, prefilter: Prefilter | None = None,
-                 rows: tuple[int, ...] | None = None) -> set[int]:
-        """Row numbers of one file that match, found by keyed hash inside DuckDB (among the
-        given row numbers only, when `rows` is set)."""
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        """Row numbers of one file that match (sorted, distinct), found by keyed hash inside
+        DuckDB (among the given row numbers only, when `rows` is set)."""
         if not query.keys and not query.texts:
-            return set()
+            return NO_ROWS
         con = memory_duckdb(threads=None)
         try:
             if rows is not None:  # a table, not a literal list DuckDB would parse for long
                 con.register("optout_rows", pa.table({"r": pa.array(rows, pa.int64())}))
             matcher = DuckDBMatcher(con, self.hasher)
-            found = matcher.select(file_relation(path, "optout_rows" if rows is not None
-                                                 else None), query, "file_row_number",
-                                   prefilter)
+            found = matcher.select_arrays(file_relation(path, "optout_rows" if rows is not None
+                                                        else None), query,
+                                          ("file_row_number",), prefilter)["file_row_number"]
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         finally:
             con.close()
-        return set(found)
+        return sorted_distinct(np.asarray(found, dtype=np.int64))
 
-    def _located(self, path: str) -> tuple[int, ...] | None:
-        """The row numbers the plan located in the file, while it is as it was then."""
+    def _located(self, path: str) -> np.ndarray | None:
+        """The row numbers the plan located in the file (sorted, distinct), while it is as it
+        was then."""
         located = {p: (fp, rows) for p, fp, rows in self.step.locations}.get(path)
         if located is None or file_fingerprint(path) != located[0]:
             return None
-        return tuple(sorted(located[1]))
+        return RowNumbers.of(located[1]).array
 
-    def _confirmed(self, path: str, query: MatchQuery, rows: tuple[int, ...],
+    def _confirmed(self, path: str, query: MatchQuery, rows: np.ndarray,
                    taken: pa.Table) -> bool:
         """True when every row the plan located still matches, read from the rows the rewrite
         took out of the file (`taken`, in row order), not from the file again; a delete also
@@ -99,8 +103,10 @@ class ParquetTarget(FileTarget):
             in_file = matcher.describe(file_relation(path))
             del in_file["file_row_number"]
             if types != in_file:
-                return self._matched(path, query, use, rows) == set(rows)
-            return set(matcher.select("optout_taken", query, "optout_row", use)) == set(rows)
+                return np.array_equal(self._matched(path, query, use, rows), rows)
+            found = matcher.select_arrays("optout_taken", query, ("optout_row",),
+                                          use)["optout_row"]
+            return np.array_equal(sorted_distinct(np.asarray(found, dtype=np.int64)), rows)
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         finally:
@@ -114,14 +120,14 @@ class ParquetTarget(FileTarget):
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
             staged.rows_before += meta.num_rows
-            rows = self._located(path) if query.keys or query.texts else ()
+            rows = self._located(path) if query.keys or query.texts else NO_ROWS
             new = None
-            if rows == ():  # the plan found nothing of the subject in this file
+            if rows is not None and not rows.size:  # the plan found nothing of the subject
                 self._prefilters[path] = Prefilter(ready=True)
-                matched: set[int] = set()
+                matched = NO_ROWS
             elif rows is not None:  # edit where the plan located the rows, then confirm
                 ensure_writable(path, self.step.dataset)
-                matched = set(rows)
+                matched = rows
                 new, taken = self._rewrite(path, matched, kinds, params, take=True)
                 if not self._confirmed(path, query, rows, taken):  # not as planned: read it
                     os.unlink(new)
@@ -130,10 +136,10 @@ class ParquetTarget(FileTarget):
             if rows is None:  # every row hashed: a pass over the whole file
                 self._prefilters[path] = prefilter = Prefilter()
                 matched = self._matched(path, query, prefilter if self.deletes else None)
-                if matched:
+                if matched.size:
                     ensure_writable(path, self.step.dataset)
                     new, _ = self._rewrite(path, matched, kinds, params)
-            if not matched:
+            if not matched.size:
                 staged.rows_after += meta.num_rows
                 continue
             fsync_file(new)
@@ -183,7 +189,7 @@ class ParquetTarget(FileTarget):
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-    def _rewrite(self, path: str, matched: set[int], kinds: dict[str, str],
+    def _rewrite(self, path: str, matched: np.ndarray, kinds: dict[str, str],
                  params: dict, take: bool = False) -> tuple[str, pa.Table | None]:
         """Write the new version in record batches, in memory bounded by BATCH_BYTES whatever
         the row groups hold once decoded (a row group that fits stays one row group; a larger
@@ -220,31 +226,29 @@ class ParquetTarget(FileTarget):
             return new, None
         return new, pa.Table.from_batches(taken, schema=source.schema_arrow)
 
-    def _edited(self, source: pq.ParquetFile, matched: set[int], kinds: dict[str, str],
+    def _edited(self, source: pq.ParquetFile, matched: np.ndarray, kinds: dict[str, str],
                 params: dict, taken: list[pa.RecordBatch] | None
                 ) -> Iterator[tuple[int, pa.RecordBatch]]:
-        """The file's record batches with the matched rows edited (or gone), each with the
-        number of the row group it came from; empty batches are left out. The matched rows,
-        as they were, go to `taken` (unless it is None)."""
-        ordered = sorted(matched)
+        """The file's record batches with the matched rows (sorted, distinct row numbers)
+        edited (or gone), each with the number of the row group it came from; empty batches
+        are left out. The matched rows, as they were, go to `taken` (unless it is None)."""
         offset = 0
         for i in range(source.metadata.num_row_groups):
             for batch in source.iter_batches(batch_size=BATCH_ROWS, row_groups=[i],
                                              use_threads=False):
-                hits = [r - offset for r in ordered[
-                    bisect.bisect_left(ordered, offset):
-                    bisect.bisect_left(ordered, offset + batch.num_rows)]]
+                lo, hi = np.searchsorted(matched, (offset, offset + batch.num_rows))
+                hits = matched[lo:hi] - offset
                 offset += batch.num_rows
-                if hits:
+                if hits.size:
                     if taken is not None:
-                        taken.append(batch.take(pa.array(hits, pa.int64())))
+                        taken.append(batch.take(pa.array(hits)))
                     edited = self._edit(pa.Table.from_batches([batch]), hits, kinds,
                                         params).combine_chunks().to_batches()
                     batch = edited[0] if edited else None
                 if batch is not None and batch.num_rows:
                     yield i, batch
 
-    def _edit(self, group: pa.Table, hits: list[int], kinds: dict[str, str],
+    def _edit(self, group: pa.Table, hits: np.ndarray, kinds: dict[str, str],
               params: dict) -> pa.Table:
         return edit_rows(self, group, hits, kinds, params)
 
@@ -255,7 +259,7 @@ class ParquetTarget(FileTarget):
                    for p in parquet_files(path))
 
 
-def edit_rows(target: Target, group: pa.Table, hits: list[int], kinds: dict[str, str],
+def edit_rows(target: Target, group: pa.Table, hits: list[int] | np.ndarray, kinds: dict[str, str],
               params: dict) -> pa.Table:
     """`group` with the rows at `hits` removed (a delete step) or their columns changed as
     the step says, in the column's own Arrow type."""

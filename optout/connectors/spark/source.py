@@ -23,7 +23,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from optout.connectors.json.source import JsonSource
-from optout.connectors.parquet.source import MAX_LOCATED_ROWS, ParquetSource, within_columns
+from optout.connectors.parquet.source import ParquetSource, within_columns
 from optout.connectors.postgres.source import PostgresSource
 from optout.connectors.source import Located, Source, file_fingerprint, flatten
 from optout.connectors.spark.matching import FILE, ROW, SparkMatcher, column_of, local_path
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 #: the table of kept rows (in the source's in-memory DuckDB)
 KEPT = "optout_spark_kept"
+#: beyond this many matching rows a Spark plan does not carry their positions (Spark collects
+#: them through the driver, a Python object a row)
+MAX_LOCATED_ROWS = 200_000
 #: how much more than the wanted share `sample(fraction)` draws, so `limit` rarely falls short
 OVERSAMPLE = 1.2
 
