@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from optout.connectors.source import DuckDBReadSource, Located, file_fingerprint, flatten
@@ -154,10 +155,15 @@ class ParquetSource(DuckDBReadSource):
                 found = matcher.select_arrays(KEPT, query, ("optout_file", "file_row_number"))
             except duckdb.Error as exc:
                 raise DatasetUnreadable(one_line(exc)) from exc
-            files, numbers = found["optout_file"], found["file_row_number"]
-            if len(numbers) > MAX_LOCATED_ROWS:
+            if len(found["file_row_number"]) > MAX_LOCATED_ROWS:
                 return ()
-            return tuple((f, fp, RowNumbers.of(numbers[files == f]))
+            # one pass over the rows whatever the number of part files
+            grouped = pa.table({"f": pa.array(found["optout_file"], pa.string()),
+                                "r": found["file_row_number"]}).group_by("f").aggregate(
+                                    [("r", "list")])
+            rows = {f: numbers.values.to_numpy() for f, numbers in
+                    zip(grouped["f"].to_pylist(), grouped["r_list"], strict=True)}
+            return tuple((f, fp, RowNumbers.of(rows.get(f, ())))
                          for f, fp in fingerprints.items())
         out = []
         try:

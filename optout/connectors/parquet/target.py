@@ -28,7 +28,7 @@ from optout.connectors.target import (
 from optout.model.duck import memory_duckdb
 from optout.model.matching import DuckDBMatcher, MatchQuery, Prefilter
 from optout.model.redaction import one_line
-from optout.model.row_numbers import RowNumbers, sorted_distinct
+from optout.model.row_numbers import RowNumbers
 from optout.model.values import change
 
 #: no row numbers
@@ -72,7 +72,7 @@ class ParquetTarget(FileTarget):
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         finally:
             con.close()
-        return sorted_distinct(np.asarray(found, dtype=np.int64))
+        return RowNumbers.of(found).array
 
     def _located(self, path: str) -> np.ndarray | None:
         """The row numbers the plan located in the file (sorted, distinct), while it is as it
@@ -106,7 +106,7 @@ class ParquetTarget(FileTarget):
                 return np.array_equal(self._matched(path, query, use, rows), rows)
             found = matcher.select_arrays("optout_taken", query, ("optout_row",),
                                           use)["optout_row"]
-            return np.array_equal(sorted_distinct(np.asarray(found, dtype=np.int64)), rows)
+            return np.array_equal(RowNumbers.of(found).array, rows)
         except duckdb.Error as exc:
             raise ApplyError(f"{self.step.dataset}: cannot read {path}: {one_line(exc)}") from exc
         finally:
