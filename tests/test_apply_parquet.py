@@ -184,3 +184,50 @@ def test_a_failure_while_reading_ahead_changes_nothing(dataset, monkeypatch) -> 
         apply_plan(catalog, plan_for(catalog), ApplyOptions())
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*optout-staged"))
+
+
+def test_the_rewrite_keeps_the_text_values_it_took_out_for_the_raw_read(dataset) -> None:
+    """The rows a rewrite takes out give the raw read its literal needles: both spellings of
+    the subject's email, no number (ids are binary in the file); a file whose rows were found
+    by a hash pass instead (stale positions) leaves them unknown, for the hash search."""
+    catalog, path, _table = dataset
+    plan = plan_for(catalog)
+    target = ParquetTarget(plan.steps[0], catalog.hasher())
+    target.rollback(target.prepare())
+    assert target.erased_values == {SUBJECT, "Ana.Ruiz@Example.org"}
+    stale = with_locations(catalog, plan, ((str(path), "0" * 32, (0,)),))
+    target = ParquetTarget(stale.steps[0], catalog.hasher())
+    target.rollback(target.prepare())
+    assert target.erased_values is None
+
+
+def test_the_raw_read_finds_the_values_the_rewrite_took_out(tmp_path: Path, classifier,
+                                                            monkeypatch) -> None:
+    """Uncompressed, the file keeps its text in the clear: after apply none of the subject's
+    spellings is in its bytes. The control: the raw read is also pointed at a copy of the file
+    as it was, where the same search finds her, and the request is blocked."""
+    from optout.connectors.physical import FileStore, Reach
+    from optout.engine import physical
+
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "people.parquet"
+    pq.write_table(people(), path, row_group_size=200, compression="none")
+    spellings = (SUBJECT.encode(), b"Ana.Ruiz@Example.org")
+    before = path.read_bytes()
+    assert all(before.count(s) for s in spellings)
+    evidence = tmp_path / "copy-of-the-file-as-it-was.parquet"
+    evidence.write_bytes(before)
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+    apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert not any(path.read_bytes().count(s) for s in spellings)
+
+    path.write_bytes(before)  # the same erasure again, the copy in the raw read's reach
+    scan([str(data)], catalog, classifier=classifier)
+    monkeypatch.setattr(FileStore, "reach", lambda self: Reach(files=[*self.paths(),
+                                                                     str(evidence)]))
+    monkeypatch.setattr(physical.time, "sleep", lambda s: None)
+    with pytest.raises(ApplyError, match=r"occurrences of the subject still in the raw bytes"):
+        apply_plan(catalog, plan_for(catalog), ApplyOptions())
+    assert not any(path.read_bytes().count(s) for s in spellings)

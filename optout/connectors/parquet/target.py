@@ -117,6 +117,10 @@ class ParquetTarget(FileTarget):
         staged = Staged()
         kinds = self.kinds
         params = dict(self.step.params)
+        # the text values of the subject's rows, from the rows a rewrite takes out (memory
+        # only: the raw read of the physical erasure searches them literally); unknown once a
+        # file's rows are found by a hash pass, which brings back row numbers only
+        self.erased_values = set()
         for path in self.files():
             meta = pq.ParquetFile(path).metadata
             staged.rows_before += meta.num_rows
@@ -129,7 +133,9 @@ class ParquetTarget(FileTarget):
                 ensure_writable(path, self.step.dataset)
                 matched = rows
                 new, taken = self._rewrite(path, matched, kinds, params, take=True)
-                if not self._confirmed(path, query, rows, taken):  # not as planned: read it
+                if self._confirmed(path, query, rows, taken):
+                    self._capture(taken)
+                else:  # not as planned: read it
                     os.unlink(new)
                     new = None
                     rows = None
@@ -139,6 +145,7 @@ class ParquetTarget(FileTarget):
                 if matched.size:
                     ensure_writable(path, self.step.dataset)
                     new, _ = self._rewrite(path, matched, kinds, params)
+                    self.erased_values = None
             if not matched.size:
                 staged.rows_after += meta.num_rows
                 continue
@@ -150,6 +157,20 @@ class ParquetTarget(FileTarget):
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
+
+    def _capture(self, taken: pa.Table) -> None:
+        """Keep the text values of the key columns of rows a rewrite took out (numbers are
+        stored as binary: no text search finds them)."""
+        if self.erased_values is None:
+            return
+        for column in self.kinds:
+            if column not in taken.column_names:
+                continue
+            kind = taken.schema.field(column).type
+            kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                self.erased_values.update(v for v in taken.column(column).to_pylist()
+                                          if v is not None)
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         """Every part file gets a new version holding the rebuilt rows that belong in it: in a
@@ -199,8 +220,7 @@ class ParquetTarget(FileTarget):
         plan locates)."""
         source = pq.ParquetFile(path)
         meta = source.metadata
-        compression = (meta.row_group(0).column(0).compression.lower()
-                       if meta.num_row_groups else "snappy")
+        compression = _compression(meta)
         new, fh = open_staged(path, self.request_id)
         taken: list[pa.RecordBatch] | None = [] if take else None
         try:
@@ -316,6 +336,15 @@ def _dictionary_columns(meta: pq.FileMetaData) -> bool | list[str]:
             if any("DICTIONARY" in e for e in group.column(j).encodings)]
 
 
+def _compression(meta: pq.FileMetaData) -> str:
+    """The file's compression as pyarrow's writer names it (its first column chunk's; the
+    metadata says UNCOMPRESSED where the writer says none)."""
+    if not meta.num_row_groups:
+        return "snappy"
+    name = meta.row_group(0).column(0).compression.lower()
+    return "none" if name == "uncompressed" else name
+
+
 def _write(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
     """One row group of the batches (none: nothing)."""
     if batches:
@@ -337,9 +366,7 @@ def _write_like(source: pq.ParquetFile, table: pa.Table, path: str, request_id: 
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise ApplyError(f"{dataset}: the rebuilt rows do not fit the file's schema: "
                          f"{one_line(exc)}") from exc
-    meta = source.metadata
-    compression = (meta.row_group(0).column(0).compression.lower()
-                   if meta.num_row_groups else "snappy")
+    compression = _compression(source.metadata)
     new, fh = open_staged(path, request_id)
     with fh:
         pq.write_table(table, fh, compression=compression)
