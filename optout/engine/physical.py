@@ -108,6 +108,9 @@ class Physical:
         self.settings = settings_of(policy)
         #: step number → the values its rows were matched by, when this process changed them
         self.known = known or {}
+        #: literal needles by the values they search: stores (and the catalog) that search the
+        #: same values share one automaton, built once (0.8 s for a 100,000-subject list)
+        self._literal: dict[frozenset[str], Needles] = {}
 
     def _needles(self, hasher: KeyedHash, steps: list[PlanStep]) -> Needles:
         """The store's needles: the raw values this process saw, searched literally (fast),
@@ -118,9 +121,11 @@ class Physical:
         removing = [s for s in steps if _removes_keys(s)]
         values = [self.known.get(number[id(s)]) for s in removing]
         if removing and all(v is not None for v in values):
-            literal = Needles(hasher)
-            for found in values:
-                for value in found:
+            wanted = frozenset().union(*values)
+            literal = self._literal.get(wanted)
+            if literal is None:
+                literal = self._literal[wanted] = Needles(hasher)
+                for value in wanted:
                     literal.add_literal(value)
             return literal  # (empty: the keys are not text, the store is only rewritten)
         return needles
