@@ -194,3 +194,41 @@ def test_find_errors(company_scan, tmp_path: Path) -> None:
     junk.write_bytes(b"not a database" * 100)
     with pytest.raises(CatalogError, match=r"junk\.duckdb"):
         Catalog(str(junk)).datasets()
+
+
+def test_a_held_catalog_opens_once_and_lets_go(tmp_path: Path, monkeypatch) -> None:
+    """Inside `held()` every connection is a cursor of one open database (DuckDB starts an
+    instance for each new connection: 15-20 ms); what one writes the next reads; what one
+    leaves uncommitted is rolled back as a closed connection's is; and when the block ends
+    another process can open the catalog. The control: outside a hold each connection
+    opens the database again."""
+    import subprocess
+    import sys
+
+    from optout.scanner.catalog import store
+
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    with catalog.connect() as con:
+        con.execute("CREATE TABLE t (n INTEGER)")
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(store.duckdb, "connect", lambda *a, **k: opened.append(a) or real(*a, **k))
+    with catalog.held():
+        for n in range(5):
+            with catalog.connect() as con:
+                con.execute("INSERT INTO t VALUES (?)", [n])
+        with catalog.connect(read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 5
+        with pytest.raises(RuntimeError), catalog.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("INSERT INTO t VALUES (99)")
+            raise RuntimeError("the caller failed mid-transaction")
+    assert len(opened) == 1
+    other = subprocess.run([sys.executable, "-c", "import duckdb, sys; print(duckdb.connect("
+                            "sys.argv[1]).execute('SELECT sum(n), count(*) FROM t').fetchone())",
+                            catalog.path], capture_output=True, text=True, timeout=60)
+    assert other.stdout.strip() == "(10, 5)", other.stderr
+    for _ in range(3):
+        with catalog.connect() as con:
+            con.execute("SELECT 1")
+    assert len(opened) == 4

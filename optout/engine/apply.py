@@ -161,29 +161,32 @@ def check_policy(catalog: Catalog, plan: ErasurePlan) -> None:
 
 def apply_plan(catalog: Catalog, plan: ErasurePlan, options: ApplyOptions | None = None) -> str:
     """Apply a plan; returns the request id. Raises on a failure before commit (everything
-    rolled back) and leaves the request `blocked` when commit keeps failing."""
+    rolled back) and leaves the request `blocked` when commit keeps failing. (The catalog is
+    held only around bookkeeping: not while the data is read or a lease waited for.)"""
     options = options or ApplyOptions()
-    who = acting(catalog, options.caller)
-    if plan.digest() != plan.content_hash:
-        raise PlanError("the plan's content hash does not match: it was altered")
-    plan = recorded_plan(catalog, plan)
-    journal = Journal(catalog)
-    done = None if options.dry_run else journal.applied(plan.content_hash)
-    if done is not None:  # a plan applies once: an approval is for one run
-        raise ApprovalError(
-            f"plan {plan.request_id} was applied already (request {done['id']}, "
-            f"{done['status']}): a plan applies once; `optout resume {done['id']}` finishes "
-            "one that did not complete, or plan again")
-    if plan.unexecutable:
-        _check_executable(plan, catalog)  # says which step cannot be carried out, and why
-    check_policy(catalog, plan)
-    if who is not EMBEDDED or options.config is not None:
-        check_settings(plan.settings, _config(catalog, options))
+    with catalog.held():
+        who = acting(catalog, options.caller)
+        if plan.digest() != plan.content_hash:
+            raise PlanError("the plan's content hash does not match: it was altered")
+        plan = recorded_plan(catalog, plan)
+        journal = Journal(catalog)
+        done = None if options.dry_run else journal.applied(plan.content_hash)
+        if done is not None:  # a plan applies once: an approval is for one run
+            raise ApprovalError(
+                f"plan {plan.request_id} was applied already (request {done['id']}, "
+                f"{done['status']}): a plan applies once; `optout resume {done['id']}` "
+                "finishes one that did not complete, or plan again")
+        if plan.unexecutable:
+            _check_executable(plan, catalog)  # says which step cannot be carried out, and why
+        check_policy(catalog, plan)
+        if who is not EMBEDDED or options.config is not None:
+            check_settings(plan.settings, _config(catalog, options))
     check_plan(catalog, plan)
-    if who is not EMBEDDED and not options.dry_run:
-        require_approved(catalog, plan)
-    journal.create(plan, options.principal if who is EMBEDDED else who.name, options.dry_run,
-                   [(i, 1) for i in range(len(plan.steps))])
+    with catalog.held():
+        if who is not EMBEDDED and not options.dry_run:
+            require_approved(catalog, plan)
+        journal.create(plan, options.principal if who is EMBEDDED else who.name,
+                       options.dry_run, [(i, 1) for i in range(len(plan.steps))])
     journal.acquire(plan.request_id, sorted({s.dataset_id for s in plan.steps}),
                     options.lease_wait)
     return _run(catalog, plan, journal, options, committed=set())
@@ -340,15 +343,16 @@ def _run(catalog: Catalog, plan: ErasurePlan, journal: Journal, options: ApplyOp
             raise ApplyError(f"{exc}; the request is blocked — run `optout resume {rid}`"
                              ) from exc
         raise
-    journal.record_erased(plan, erased)
-    journal.forget_fingerprints([s.dataset_id for s in plan.steps])
-    journal.set_request(rid, final_status(plan, any(
-        r["status"] in ("off", "retained")
-        for r in Physical(catalog, plan, policy).recorded().values()), physical))
-    journal.release(rid)
-    if plan.supersedes and journal.find(plan.supersedes) is not None:
-        journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
-        journal.release(plan.supersedes)
+    with catalog.held():
+        journal.record_erased(plan, erased)
+        journal.forget_fingerprints([s.dataset_id for s in plan.steps])
+        journal.set_request(rid, final_status(plan, any(
+            r["status"] in ("off", "retained")
+            for r in Physical(catalog, plan, policy).recorded().values()), physical))
+        journal.release(rid)
+        if plan.supersedes and journal.find(plan.supersedes) is not None:
+            journal.set_request(plan.supersedes, "superseded", f"finished by request {rid}")
+            journal.release(plan.supersedes)
     return rid
 
 
@@ -442,9 +446,10 @@ def _commit(journal: Journal, plan: ErasurePlan, i: int, target: Target, staged:
         target.rollback(staged)
         _roll_forward(journal, plan, i, target, options, first_attempt=False)
         return
-    journal.attempt(rid, i, None)
-    journal.set_step(rid, i, "committed", rows_after=staged.rows_after,
-                     rows_changed=staged.rows_changed, checksum_after=staged.checksum_after)
+    with journal.catalog.held():
+        journal.attempt(rid, i, None)
+        journal.set_step(rid, i, "committed", rows_after=staged.rows_after,
+                         rows_changed=staged.rows_changed, checksum_after=staged.checksum_after)
 
 
 def _roll_forward(journal: Journal, plan: ErasurePlan, i: int, target: Target,

@@ -202,7 +202,11 @@ def names_compatible(graph: IdentityGraph, a: Column, b: Column) -> bool:
 
 def build_graph(catalog: Catalog, config: Config | None = None) -> IdentityGraph:
     """The identity graph of everything the catalog knows."""
-    config = config or Config()
+    with catalog.held():  # a few short reads of the catalog, one connection
+        return _graph(catalog, config or Config())
+
+
+def _graph(catalog: Catalog, config: Config) -> IdentityGraph:
     records = {d.id: d for d in catalog.datasets() if d.status == "ok"}
     graph = IdentityGraph(records, {}, _spelled(records, catalog.lineage()))
     by_name = _names(records)

@@ -51,15 +51,16 @@ class SessionBase:
         """A session for the holder of `token`; a failure is logged (under `operation`, the
         call it was for) and raised as AuthError or AccessDenied."""
         catalog = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
-        if not os.path.exists(catalog.path) or not has_principals(catalog):
-            raise AccessDenied(f"{catalog.path}: not initialized; run `optout init` first "
-                               "(it prints the first admin token)")
-        try:
-            principal = authenticate(catalog, token)
-        except AuthError as exc:
-            audit.append(catalog, "(unauthenticated)", (), operation, args or {}, "denied",
-                         str(exc))
-            raise
+        with catalog.held():
+            if not os.path.exists(catalog.path) or not has_principals(catalog):
+                raise AccessDenied(f"{catalog.path}: not initialized; run `optout init` "
+                                   "first (it prints the first admin token)")
+            try:
+                principal = authenticate(catalog, token)
+            except AuthError as exc:
+                audit.append(catalog, "(unauthenticated)", (), operation, args or {}, "denied",
+                             str(exc))
+                raise
         return cls(catalog, principal, config_path)
 
     @staticmethod
@@ -111,7 +112,8 @@ class SessionBase:
     def operation(self, op: Operation, args: dict[str, Any] | None = None) -> Iterator[Call]:
         """Authorize `op`, run the block, and log how it ended."""
         args = args or {}
-        call = Call(self.authorize(op, args))
+        with self.catalog.held():
+            call = Call(self.authorize(op, args))
         who = call.who
         try:
             yield call

@@ -185,7 +185,8 @@ class ErasureOperations(DataOperations):
         and the approvals its record needs."""
         plan = load_plan(plan_file)
         with self.operation(Operation.APPROVE, {"request_id": plan.request_id,
-                                                "plan_hash": plan.content_hash}) as call:
+                                                "plan_hash": plan.content_hash}) as call, \
+                self.catalog.held():
             count = approve(self.catalog, plan, call.who)
             return plan, count, recorded_plan(self.catalog, plan).approvals
 
@@ -224,7 +225,8 @@ class ErasureOperations(DataOperations):
                 return Applied(plan, aborted=True)
             rid = apply_plan(self.catalog, plan, ApplyOptions(
                 dry_run=dry_run, lease_wait=lease_wait, config=config, caller=call.who))
-            return Applied(plan, rid, outcome(self.catalog, rid, plan))
+            with self.catalog.held():
+                return Applied(plan, rid, outcome(self.catalog, rid, plan))
 
     def apply_plan(self, plan: ErasurePlan, *, config: Config | None = None,
                    dry_run: bool = False, lease_wait: float = 30.0) -> str:

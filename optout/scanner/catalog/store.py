@@ -106,6 +106,8 @@ class Catalog:
         #: is opened read-write, since DuckDB refuses a read-only one beside a read-write one
         #: in one process (read-only callers still only read)
         self.threaded = False
+        #: the connection `held()` keeps open (connections meanwhile are cursors of it)
+        self._held: duckdb.DuckDBPyConnection | None = None
 
     def hasher(self) -> KeyedHash:
         """The keyed hash of identifiers: HMAC under a key derived from the catalog secret for
@@ -145,12 +147,38 @@ class Catalog:
             return _holds_keyed_rows(con)
 
     @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Within the block, connections are cursors of one connection kept open: DuckDB
+        starts a database instance for every new connection (15-20 ms each; a plan or an apply
+        makes dozens). Other processes wait for the catalog meanwhile, as they wait for any
+        connection: hold it around short runs of bookkeeping only, never around a pass over
+        the data or a wait for another process (a lease). A no-op in a threaded process, for
+        a catalog not made yet, and inside another hold."""
+        if self._held is not None or self.threaded or not os.path.exists(self.path):
+            yield
+            return
+        with self.connect() as con:
+            self._held = con
+            try:
+                yield
+            finally:
+                self._held = None
+
+    @contextlib.contextmanager
     def connect(self, read_only: bool = False, checked: bool = True
                 ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits for another process's write lock to go away.
         `checked=False`: no schema check (reading whether the catalog holds keyed rows)."""
         if read_only and not os.path.exists(self.path):
             raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
+        if self._held is not None:  # checked when the hold began; closing a cursor
+            # rolls back what it left open, as closing a connection does
+            cursor = self._held.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
         created = not os.path.exists(self.path)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
