@@ -199,6 +199,14 @@ def test_the_rewrite_keeps_the_text_values_it_took_out_for_the_raw_read(dataset)
     target = ParquetTarget(stale.steps[0], catalog.hasher())
     target.rollback(target.prepare())
     assert target.erased_values is None
+    # a step that hashes her email and keeps another key column (a text one): only what it
+    # takes out is searched for; the kept key is no residue
+    [step] = plan.steps
+    hashing = dataclasses.replace(step, action="hash", columns=(("email", "hash"),),
+                                  keys=(*step.keys, ("full_name", "code", ())))
+    target = ParquetTarget(hashing, catalog.hasher())
+    target.rollback(target.prepare())
+    assert target.erased_values == {SUBJECT, "Ana.Ruiz@Example.org"}
 
 
 def test_the_raw_read_finds_the_values_the_rewrite_took_out(tmp_path: Path, classifier,

@@ -108,7 +108,7 @@ class DatabaseTarget(Target):
             rows = self.matched(con, self.match_query(), columns + keys)
             # the values the subject's rows are matched by, kept in memory for the raw read
             # of the physical erasure (optout/connectors/forensic.py); never stored
-            at = [1 + (columns + keys).index(c) for c, _, _ in self.step.keys]
+            at = [1 + (columns + keys).index(c) for c in self.erased_keys]
             self.erased_values = {r[i] for r in rows for i in at if isinstance(r[i], str)}
             staged.rows_changed = len(rows)
             params = dict(self.step.params)

@@ -186,10 +186,10 @@ class LakehouseTarget(FileTarget):
             con.unregister("optout_batch")
 
     def _capture(self, rows: pa.Table) -> None:
-        """The text values of the matched rows' key columns (memory only: the physical step
-        searches the table's raw files for them)."""
+        """The text values of the matched rows' key columns the step takes out (memory
+        only: the physical step searches the table's raw files for them)."""
         assert self.erased_values is not None
-        for column in self.kinds:
+        for column in self.erased_keys:
             if column in rows.column_names:
                 self.erased_values.update(str(v) for v in rows.column(column).to_pylist()
                                           if v is not None)

@@ -143,6 +143,14 @@ class Target(ABC):
         """Column → action for matched rows."""
         return dict(self.step.columns) if self.step.action != "delete_rows" else {}
 
+    @property
+    def erased_keys(self) -> list[str]:
+        """The key columns whose values the step takes out of the data: all of them when it
+        deletes the rows, else those it changes (a key it keeps is no residue: the raw read of
+        the physical erasure must not search for it)."""
+        changed = self.column_actions
+        return [c for c, _, _ in self.step.keys if self.deletes or c in changed]
+
     def match_query(self) -> MatchQuery:
         """Which rows the step is about."""
         return MatchQuery(

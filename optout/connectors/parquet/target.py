@@ -159,11 +159,11 @@ class ParquetTarget(FileTarget):
 
 
     def _capture(self, taken: pa.Table) -> None:
-        """Keep the text values of the key columns of rows a rewrite took out (numbers are
-        stored as binary: no text search finds them)."""
+        """Keep the text values of the rows a rewrite took out, in the key columns the step
+        takes out (numbers are stored as binary: no text search finds them)."""
         if self.erased_values is None:
             return
-        for column in self.kinds:
+        for column in self.erased_keys:
             if column not in taken.column_names:
                 continue
             kind = taken.schema.field(column).type
