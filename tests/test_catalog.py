@@ -232,3 +232,25 @@ def test_a_held_catalog_opens_once_and_lets_go(tmp_path: Path, monkeypatch) -> N
         with catalog.connect() as con:
             con.execute("SELECT 1")
     assert len(opened) == 4
+
+
+def test_a_catalog_that_cannot_be_held_opens_as_it_would(tmp_path: Path, monkeypatch) -> None:
+    """Where the catalog cannot be opened for writing (a caller who may only read it), a hold
+    holds nothing and each connection opens as it would without one."""
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    with catalog.connect() as con:
+        con.execute("CREATE TABLE t AS SELECT 42 AS n")
+    real = Catalog._open
+
+    def read_only_here(self, read_only: bool):
+        if not read_only:
+            raise CatalogError(f"{self.path}: cannot open the catalog: read-only file system")
+        return real(self, read_only)
+
+    monkeypatch.setattr(Catalog, "_open", read_only_here)
+    with catalog.held():
+        assert catalog._held is None
+        with catalog.connect(read_only=True) as con:
+            assert con.execute("SELECT n FROM t").fetchone() == (42,)
+        with pytest.raises(CatalogError, match="read-only file system"), catalog.connect():
+            pass

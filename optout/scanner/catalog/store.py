@@ -150,43 +150,35 @@ class Catalog:
     def held(self) -> Iterator[None]:
         """Within the block, connections are cursors of one connection kept open: DuckDB
         starts a database instance for every new connection (15-20 ms each; a plan or an apply
-        makes dozens). Other processes wait for the catalog meanwhile, as they wait for any
-        connection: hold it around short runs of bookkeeping only, never around a pass over
-        the data or a wait for another process (a lease). A no-op in a threaded process, for
-        a catalog not made yet, and inside another hold."""
+        makes dozens). Each is checked as a new connection is. Other processes wait for the
+        catalog meanwhile, as they wait for any connection: hold it around short runs of
+        bookkeeping only, never around a pass over the data or a wait for another process (a
+        lease). A no-op in a threaded process, for a catalog not made yet, inside another
+        hold, and where the catalog cannot be opened for writing (its connections then open
+        as they would)."""
         if self._held is not None or self.threaded or not os.path.exists(self.path):
             yield
             return
-        with self.connect() as con:
-            self._held = con
-            try:
-                yield
-            finally:
-                self._held = None
-
-    @contextlib.contextmanager
-    def connect(self, read_only: bool = False, checked: bool = True
-                ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits for another process's write lock to go away.
-        `checked=False`: no schema check (reading whether the catalog holds keyed rows)."""
-        if read_only and not os.path.exists(self.path):
-            raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
-        if self._held is not None:  # checked when the hold began; closing a cursor
-            # rolls back what it left open, as closing a connection does
-            cursor = self._held.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
+        try:
+            con = self._open(read_only=False)
+        except CatalogError:
+            yield
             return
-        created = not os.path.exists(self.path)
+        self._held = con
+        try:
+            yield
+        finally:
+            self._held = None
+            con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """A new connection; waits for another process's write lock to go away."""
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
                 with _OPENING if self.threaded else contextlib.nullcontext():
-                    con = duckdb.connect(self.path, read_only=read_only and not self.threaded,
-                                         config=_NO_EXTENSIONS)
-                break
+                    return duckdb.connect(self.path, read_only=read_only and not self.threaded,
+                                          config=_NO_EXTENSIONS)
             except duckdb.IOException as exc:
                 if "lock" in str(exc).lower() and time.monotonic() < deadline:
                     time.sleep(0.1)
@@ -198,6 +190,19 @@ class Catalog:
                 raise CatalogError(
                     f"{self.path}: not a catalog: {str(exc).splitlines()[0]}"
                 ) from exc
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False, checked: bool = True
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection (inside `held()`, a cursor of the held one: closing it
+        rolls back what it left open, as closing a connection does); waits for another
+        process's write lock to go away. `checked=False`: no schema check (reading whether the
+        catalog holds keyed rows)."""
+        if read_only and not os.path.exists(self.path):
+            raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
+        created = not os.path.exists(self.path)
+        held = self._held
+        con = held.cursor() if held is not None else self._open(read_only)
         try:
             if created:
                 os.chmod(self.path, 0o600)
@@ -210,7 +215,7 @@ class Catalog:
                 )
             yield con
         finally:
-            with _OPENING if self.threaded else contextlib.nullcontext():
+            with _OPENING if self.threaded and held is None else contextlib.nullcontext():
                 con.close()
 
     def _upgrade(self, con: duckdb.DuckDBPyConnection) -> None:
