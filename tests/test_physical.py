@@ -400,3 +400,34 @@ def test_stores_searching_the_same_values_share_one_automaton(tmp_path: Path) ->
     assert physical._needles(hasher, list(steps[:2])) is customers
     leads = physical._needles(hasher, [steps[2]])
     assert leads is not customers and leads.count(b"..person1@example.com..") == 0
+
+
+def test_a_long_list_of_erased_values_is_searched_by_keyed_hash(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """Past MAX_LITERALS values (an automaton over a million values takes 6.7 s and 2 GB to
+    build) the store is read by keyed hash, token by token, as a resumed request reads it:
+    the same occurrence is found either way."""
+    from optout.engine import physical as module
+    from optout.engine.physical import Physical
+    from optout.engine.policy import load_policy
+    from optout.model.identifiers import normalize
+    from optout.model.plan import ErasurePlan, PlanStep
+    from optout.model.secret import KeyedHash
+
+    hasher = KeyedHash(b"k" * 32)
+    emails = [f"person{n}@example.com" for n in range(3)]
+    step = PlanStep("d0", "customers", "/x/customers.parquet", "parquet", "file",
+                    "delete_rows", "r", 3, keys=(("email", "email", tuple(
+                        hasher(normalize("email", e)) for e in emails)),))
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    with catalog.connect():  # a new, empty catalog
+        pass
+    physical = Physical(catalog, ErasurePlan("r1", "", "", {}, "", (step,)),
+                        load_policy(POLICIES / "gdpr-erasure.yaml"), {0: set(emails)})
+    data = b"..\x00person1@example.com\x00.."
+    literal = physical._needles(hasher, [step])
+    assert literal.literals and not literal.hashes and literal.count(data) == 1
+    monkeypatch.setattr(module, "MAX_LITERALS", 2)
+    hashed = Physical(catalog, physical.plan, load_policy(POLICIES / "gdpr-erasure.yaml"),
+                      {0: set(emails)})._needles(hasher, [step])
+    assert not hashed.literals and hashed.hashes["email"] and hashed.count(data) == 1
