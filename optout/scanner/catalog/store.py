@@ -106,8 +106,9 @@ class Catalog:
         #: is opened read-write, since DuckDB refuses a read-only one beside a read-write one
         #: in one process (read-only callers still only read)
         self.threaded = False
-        #: the connection `held()` keeps open (connections meanwhile are cursors of it)
-        self._held: duckdb.DuckDBPyConnection | None = None
+        #: the thread holding the catalog (`held()`) and the connection it keeps open: that
+        #: thread's connections meanwhile are cursors of it
+        self._held: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
     def hasher(self) -> KeyedHash:
         """The keyed hash of identifiers: HMAC under a key derived from the catalog secret for
@@ -164,7 +165,7 @@ class Catalog:
         except CatalogError:
             yield
             return
-        self._held = con
+        self._held = (threading.get_ident(), con)
         try:
             yield
         finally:
@@ -201,7 +202,7 @@ class Catalog:
         if read_only and not os.path.exists(self.path):
             raise CatalogError(f"{self.path}: no catalog here yet (run `optout scan` first)")
         created = not os.path.exists(self.path)
-        held = self._held
+        held = self._held[1] if self._held and self._held[0] == threading.get_ident() else None
         con = held.cursor() if held is not None else self._open(read_only)
         try:
             if created:
