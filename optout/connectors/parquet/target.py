@@ -157,7 +157,6 @@ class ParquetTarget(FileTarget):
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
 
-
     def _capture(self, taken: pa.Table) -> None:
         """Keep the text values of the rows a rewrite took out, in the key columns the step
         takes out (numbers are stored as binary: no text search finds them)."""
