@@ -431,3 +431,33 @@ def test_a_long_list_of_erased_values_is_searched_by_keyed_hash(tmp_path: Path,
     hashed = Physical(catalog, physical.plan, load_policy(POLICIES / "gdpr-erasure.yaml"),
                       {0: set(emails)})._needles(hasher, [step])
     assert not hashed.literals and hashed.hashes["email"] and hashed.count(data) == 1
+
+
+def test_a_database_step_that_keeps_a_text_key_does_not_search_for_it(tmp_path: Path) -> None:
+    """A step that hashes a member's email and keeps her member code (a text key the plan
+    matched her by) leaves the code in the database on purpose: the raw read must not look
+    for it, or it finds it and blocks the request (a false residue). Truths by hand: her
+    email is what the step takes out; her code and the other members' values are not."""
+    from optout.connectors.duckdb.target import DuckDBTableTarget
+    from optout.model.identifiers import normalize
+    from optout.model.plan import PlanStep
+    from optout.model.secret import KeyedHash
+
+    path = str(tmp_path / "members.duckdb")
+    con = duckdb.connect(path)
+    con.execute("CREATE TABLE members (code TEXT, email TEXT)")
+    con.execute("INSERT INTO members VALUES ('M-0007-XY', 'ana.member@example.org'), "
+                "('M-0008-ZZ', 'other.member@example.org')")
+    con.close()
+    hasher = KeyedHash(b"k" * 32)
+    step = PlanStep("d1", "members", path, "duckdb", "table", "hash", "r", 1,
+                    keys=(("email", "email", (hasher(normalize("email",
+                                                               "ana.member@example.org")),)),
+                          ("code", "code", (hasher(normalize("code", "M-0007-XY")),))),
+                    columns=(("email", "hash"),),
+                    options=(("schema", "main"), ("table", "members")))
+    target = DuckDBTableTarget(step, hasher)
+    staged = target.prepare()
+    assert staged.rows_changed == 1
+    target.rollback(staged)
+    assert target.erased_values == {"ana.member@example.org"}
