@@ -151,7 +151,7 @@ class LakehouseTarget(FileTarget):
                     staged.rows_before += table.num_rows
                     hits = self._hits(con, matcher, table, query)
                     if hits:
-                        self._capture(table.take(pa.array(hits, pa.int64())))
+                        self.capture(table.take(pa.array(hits, pa.int64())))
                         table = edit_rows(self, table, hits, self.kinds,
                                           dict(self.step.params))
                     staged.rows_changed += len(hits)
@@ -184,15 +184,6 @@ class LakehouseTarget(FileTarget):
             raise ApplyError(f"{self.step.dataset}: {one_line(exc)}") from exc
         finally:
             con.unregister("optout_batch")
-
-    def _capture(self, rows: pa.Table) -> None:
-        """The text values of the matched rows' key columns the step takes out (memory
-        only: the physical step searches the table's raw files for them)."""
-        assert self.erased_values is not None
-        for column in self.erased_keys:
-            if column in rows.column_names:
-                self.erased_values.update(str(v) for v in rows.column(column).to_pylist()
-                                          if v is not None)
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         handle = self.table()

@@ -151,6 +151,22 @@ class Target(ABC):
         changed = self.column_actions
         return [c for c, _, _ in self.step.keys if self.deletes or c in changed]
 
+    def capture(self, rows: pa.Table) -> None:
+        """Keep the text values of matched rows (`rows`, as they were) in the key columns the
+        step takes out, for the raw read of the physical erasure (memory only). Numbers are
+        stored as binary, which no text search finds: not kept. Nothing once the values are
+        unknown (`erased_values` is None)."""
+        if self.erased_values is None:
+            return
+        for column in self.erased_keys:
+            if column not in rows.column_names:
+                continue
+            kind = rows.schema.field(column).type
+            kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+                self.erased_values.update(v for v in rows.column(column).to_pylist()
+                                          if v is not None)
+
     def match_query(self) -> MatchQuery:
         """Which rows the step is about."""
         return MatchQuery(

@@ -122,21 +122,19 @@ class Physical:
         when it saw every step's and they are at most MAX_LITERALS; else the keyed hashes,
         matched token by token (a resumed request, whose process never saw the values; a
         deletion list of more)."""
-        needles = needles_for(hasher, steps, self._numeric(steps))
         number = {id(s): i for i, s in enumerate(self.plan.steps)}
         removing = [s for s in steps if _removes_keys(s)]
         values = [self.known.get(number[id(s)]) for s in removing]
         if removing and all(v is not None for v in values):
             wanted = frozenset().union(*values)
-            if len(wanted) > MAX_LITERALS:
-                return needles
             literal = self._literal.get(wanted)
-            if literal is None:
+            if literal is None and len(wanted) <= MAX_LITERALS:
                 literal = self._literal[wanted] = Needles(hasher)
                 for value in wanted:
                     literal.add_literal(value)
-            return literal  # (empty: the keys are not text, the store is only rewritten)
-        return needles
+            if literal is not None:
+                return literal  # (empty: the keys are not text, the store is only rewritten)
+        return needles_for(hasher, steps, self._numeric(steps))
 
     def _numeric(self, steps: list[PlanStep]) -> frozenset[tuple[str, str]]:
         """The steps' key columns the catalog knows as numeric (see `needles_for`)."""

@@ -134,7 +134,7 @@ class ParquetTarget(FileTarget):
                 matched = rows
                 new, taken = self._rewrite(path, matched, kinds, params, take=True)
                 if self._confirmed(path, query, rows, taken):
-                    self._capture(taken)
+                    self.capture(taken)
                 else:  # not as planned: read it
                     os.unlink(new)
                     new = None
@@ -156,20 +156,6 @@ class ParquetTarget(FileTarget):
         staged.checksum_before = files_checksum([p for p, _ in staged.files])
         staged.checksum_after = files_checksum([n for _, n in staged.files])
         return staged
-
-    def _capture(self, taken: pa.Table) -> None:
-        """Keep the text values of the rows a rewrite took out, in the key columns the step
-        takes out (numbers are stored as binary: no text search finds them)."""
-        if self.erased_values is None:
-            return
-        for column in self.erased_keys:
-            if column not in taken.column_names:
-                continue
-            kind = taken.schema.field(column).type
-            kind = kind.value_type if pa.types.is_dictionary(kind) else kind
-            if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-                self.erased_values.update(v for v in taken.column(column).to_pylist()
-                                          if v is not None)
 
     def prepare_rebuild(self, table: pa.Table) -> Staged:
         """Every part file gets a new version holding the rebuilt rows that belong in it: in a
