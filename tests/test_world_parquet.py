@@ -126,3 +126,32 @@ def test_lines_of_erased_invoices_are_named_then_erased_once_the_reference_is_de
     apply_plan(catalog, plan, ApplyOptions(config=config))
     assert pq.read_table(data / "InvoiceLine.parquet").to_pylist() == [
         r for i, r in enumerate(before) if i not in truth]
+
+
+def test_an_uncompressed_chinook_holds_no_byte_of_the_erased_customers(chinook, tmp_path: Path,
+                                                                       classifier) -> None:
+    """Customer exported without compression keeps its text in the clear, as an examiner reads
+    it. Truths from the schema: the erased customers' emails are the `Email` of `Customer`
+    rows 5 and 54; every other customer's email stays. Before apply the file's raw bytes hold
+    both; after, neither, and the others' still; the raw read of the store searched her values
+    and read clean (`verified`: with nothing to search it would say `rewritten`)."""
+    from optout.engine.physical import physical_steps
+
+    data, con = chinook
+    path = data / "Customer.parquet"
+    pq.write_table(pq.read_table(path), path, row_group_size=100, compression="none")
+    emails = dict(con.execute("SELECT CustomerId, Email FROM Customer").fetchall())
+    gone = [emails[i].encode() for i in SUBJECTS.values()]
+    kept = [e.encode() for i, e in emails.items() if i not in SUBJECTS.values()]
+    assert all(path.read_bytes().count(e) for e in gone + kept)
+    catalog = Catalog(str(tmp_path / "catalog.duckdb"))
+    scan([str(data)], catalog, classifier=classifier)
+    plan = build_plan(catalog, PlanRequest([parse_subject(f"email={e}") for e in SUBJECTS],
+                                           load_policy(POLICY), str(POLICY)))
+    rid = apply_plan(catalog, plan, ApplyOptions())
+    raw = path.read_bytes()
+    assert not any(raw.count(e) for e in gone)
+    assert all(raw.count(e) for e in kept)
+    store = {s["store"]: s for s in physical_steps(catalog, rid)}[str(path)]
+    assert store["status"] == "verified"
+    assert store["read"] == [{"file": str(path), "hits": 0}]
